@@ -1,0 +1,18 @@
+//! The seams of the Spate runtime: what flows between operators, and the traits an operator,
+//! a source and a sink implement. Everything else (graph, network, task, SQL) builds on these.
+
+mod context;
+mod element;
+mod error;
+mod key;
+mod operator;
+mod source;
+mod time;
+
+pub use context::{CancelFlag, OperatorContext};
+pub use element::StreamElement;
+pub use error::{OperatorError, Result};
+pub use key::{KeyEncoder, default_max_parallelism, hash_key, key_group, subtask_for_key_group};
+pub use operator::{Operator, OperatorFactory, OperatorMetrics, Output};
+pub use source::{SourceFactory, SourcePoll, SourceReader, Split, WatermarkStrategy};
+pub use time::{MAX_WATERMARK, MIN_WATERMARK, Timestamp, event_time_column, now_millis};

@@ -1,0 +1,175 @@
+//! The consumer side of remote channels: one TCP connection per producer worker, carrying every
+//! channel this worker reads from it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use spate_api::StreamElement;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::codec::ElementDecoder;
+use crate::error::{NetworkError, Result};
+use crate::frame::{Frame, Kind, read_frame};
+use crate::gauge::BufferGauge;
+use crate::registry::SubpartitionId;
+use crate::server::write_frames;
+
+type ChannelMap = Arc<Mutex<HashMap<u64, mpsc::Sender<Result<Frame>>>>>;
+
+struct Connection {
+    out: mpsc::UnboundedSender<Bytes>,
+    channels: ChannelMap,
+    next_channel: AtomicU64,
+}
+
+pub struct ConnectionManager {
+    gauge: Arc<BufferGauge>,
+    connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
+}
+
+impl ConnectionManager {
+    pub fn new(gauge: Arc<BufferGauge>) -> Self {
+        ConnectionManager {
+            gauge,
+            connections: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Opens a logical channel on subpartition `id` at the worker whose data server is `peer`.
+    pub async fn open_channel(&self, peer: &str, id: &SubpartitionId, credits: u32) -> Result<RemoteChannel> {
+        let connection = self.connection(peer).await?;
+        let channel = connection.next_channel.fetch_add(1, Ordering::Relaxed);
+        // One slot beyond the credits, so a connection failure can always be delivered.
+        let (tx, rx) = mpsc::channel(credits as usize + 1);
+        connection.channels.lock().expect("channel map").insert(channel, tx);
+        connection
+            .out
+            .send(Frame::request(channel, credits, &id.to_string()).encode())
+            .map_err(|_| NetworkError::ConnectionLost {
+                peer: peer.to_string(),
+                channel: id.to_string(),
+            })?;
+        Ok(RemoteChannel {
+            rx,
+            out: connection.out.clone(),
+            channel,
+            decoder: ElementDecoder::default(),
+            peer: peer.to_string(),
+            gauge: self.gauge.clone(),
+        })
+    }
+
+    async fn connection(&self, peer: &str) -> Result<Arc<Connection>> {
+        let mut connections = self.connections.lock().await;
+        if let Some(existing) = connections.get(peer)
+            && !existing.out.is_closed()
+        {
+            return Ok(existing.clone());
+        }
+        let io = |source| NetworkError::Io {
+            peer: peer.to_string(),
+            source,
+        };
+        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(peer))
+            .await
+            .map_err(|_| io(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
+        let (reader, writer) = stream.into_split();
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let channels: ChannelMap = Arc::default();
+        tokio::spawn(write_frames(writer, out_rx));
+        tokio::spawn(read_frames(reader, peer.to_string(), channels.clone(), self.gauge.clone()));
+        let connection = Arc::new(Connection {
+            out,
+            channels,
+            next_channel: AtomicU64::new(0),
+        });
+        connections.insert(peer.to_string(), connection.clone());
+        Ok(connection)
+    }
+}
+
+async fn read_frames(mut reader: OwnedReadHalf, peer: String, channels: ChannelMap, gauge: Arc<BufferGauge>) {
+    let failure = loop {
+        let frame = match read_frame(&mut reader).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break "closed by the remote worker".to_string(),
+            Err(e) => break e,
+        };
+        let last = matches!(frame.kind, Kind::End | Kind::Error);
+        let counted = frame.kind == Kind::Batch;
+        let channel = frame.channel;
+        let mut map = channels.lock().expect("channel map");
+        let Some(tx) = map.get(&channel) else { continue };
+        if counted {
+            gauge.add();
+        }
+        if tx.try_send(Ok(frame)).is_err() {
+            if counted {
+                gauge.remove();
+            }
+            // A sender that overruns its credits breaks the protocol; the reader that dropped
+            // its channel simply no longer listens.
+            map.remove(&channel);
+            continue;
+        }
+        if last {
+            map.remove(&channel);
+        }
+    };
+    debug!(%peer, %failure, "data connection ended");
+    let open: Vec<_> = channels.lock().expect("channel map").drain().collect();
+    for (_, tx) in open {
+        let _ = tx.try_send(Err(NetworkError::ConnectionLost {
+            peer: peer.clone(),
+            channel: failure.clone(),
+        }));
+    }
+}
+
+pub struct RemoteChannel {
+    rx: mpsc::Receiver<Result<Frame>>,
+    out: mpsc::UnboundedSender<Bytes>,
+    channel: u64,
+    decoder: ElementDecoder,
+    peer: String,
+    gauge: Arc<BufferGauge>,
+}
+
+impl RemoteChannel {
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<StreamElement>>> {
+        let frame = match self.rx.poll_recv(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Ok(frame))) => frame,
+        };
+        if frame.kind == Kind::Batch {
+            self.gauge.remove();
+        }
+        if frame.kind.takes_credit() {
+            // The element leaves the channel's buffer: its slot is free again.
+            let _ = self.out.send(Frame::credit(self.channel, 1).encode());
+        }
+        Poll::Ready(Some(self.decoder.decode(frame, &self.peer)))
+    }
+}
+
+impl Drop for RemoteChannel {
+    fn drop(&mut self) {
+        self.rx.close();
+        while let Ok(item) = self.rx.try_recv() {
+            if matches!(&item, Ok(frame) if frame.kind == Kind::Batch) {
+                self.gauge.remove();
+            }
+        }
+    }
+}
