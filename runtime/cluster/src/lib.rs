@@ -1,1 +1,9 @@
+//! The embedded cluster: one JobMaster and N workers as real child processes of the `spate`
+//! binary on this machine, talking over loopback sockets exactly as they would across machines.
+//! Children die with their parent (PR_SET_PDEATHSIG) and are killed on drop, so none is orphaned.
 
+mod process;
+mod spec;
+
+pub use process::{ClusterError, ClusterOutcome, LocalCluster, log_tail};
+pub use spec::ClusterSpec;

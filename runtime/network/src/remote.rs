@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use spate_api::StreamElement;
 use tokio::net::TcpStream;
+use tokio::runtime::Handle;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -29,15 +30,20 @@ struct Connection {
     next_channel: AtomicU64,
 }
 
+/// Connections outlive the tasks that open them (several tasks share one), so their sockets and
+/// I/O tasks live on the worker's runtime, not on the runtime of the task thread that asked.
 pub struct ConnectionManager {
     gauge: Arc<BufferGauge>,
+    runtime: Handle,
     connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
 }
 
 impl ConnectionManager {
+    /// Must be called on the worker's runtime.
     pub fn new(gauge: Arc<BufferGauge>) -> Self {
         ConnectionManager {
             gauge,
+            runtime: Handle::current(),
             connections: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -73,28 +79,39 @@ impl ConnectionManager {
         {
             return Ok(existing.clone());
         }
-        let io = |source| NetworkError::Io {
-            peer: peer.to_string(),
-            source,
-        };
-        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(peer))
+        let connection = self
+            .runtime
+            .spawn(connect(peer.to_string(), self.gauge.clone()))
             .await
-            .map_err(|_| io(std::io::ErrorKind::TimedOut.into()))?
-            .map_err(io)?;
-        stream.set_nodelay(true).map_err(io)?;
-        let (reader, writer) = stream.into_split();
-        let (out, out_rx) = mpsc::unbounded_channel();
-        let channels: ChannelMap = Arc::default();
-        tokio::spawn(write_frames(writer, out_rx));
-        tokio::spawn(read_frames(reader, peer.to_string(), channels.clone(), self.gauge.clone()));
-        let connection = Arc::new(Connection {
-            out,
-            channels,
-            next_channel: AtomicU64::new(0),
-        });
+            .map_err(|e| NetworkError::Io {
+                peer: peer.to_string(),
+                source: std::io::Error::other(e),
+            })??;
         connections.insert(peer.to_string(), connection.clone());
         Ok(connection)
     }
+}
+
+async fn connect(peer: String, gauge: Arc<BufferGauge>) -> Result<Arc<Connection>> {
+    let io = |source| NetworkError::Io {
+        peer: peer.clone(),
+        source,
+    };
+    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&peer))
+        .await
+        .map_err(|_| io(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(io)?;
+    stream.set_nodelay(true).map_err(io)?;
+    let (reader, writer) = stream.into_split();
+    let (out, out_rx) = mpsc::unbounded_channel();
+    let channels: ChannelMap = Arc::default();
+    tokio::spawn(write_frames(writer, out_rx));
+    tokio::spawn(read_frames(reader, peer, channels.clone(), gauge));
+    Ok(Arc::new(Connection {
+        out,
+        channels,
+        next_channel: AtomicU64::new(0),
+    }))
 }
 
 async fn read_frames(mut reader: OwnedReadHalf, peer: String, channels: ChannelMap, gauge: Arc<BufferGauge>) {

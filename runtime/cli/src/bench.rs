@@ -1,0 +1,98 @@
+//! `spate bench`: throughput of built-in pipelines on the embedded cluster (real processes).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use spate_cluster::{ClusterSpec, LocalCluster};
+use spate_proto::v1::JobState;
+
+use crate::cli::BenchArgs;
+use crate::progress::human;
+
+struct Scenario {
+    name: &'static str,
+    job: &'static str,
+    args: &'static [(&'static str, &'static str)],
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "stateless: generator (100 B events) -> filter -> project -> discard",
+        job: "passthrough",
+        args: &[],
+    },
+    Scenario {
+        name: "keyed tumbling 10 s window count/sum/min/max/avg, 10,000 keys",
+        job: "window-count",
+        args: &[("keys", "10000"), ("window", "tumble:10000")],
+    },
+];
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let machine = format!("{} cores, {}", cores, cpu_model());
+    println!("machine: {machine}; {} events per run", args.events);
+    let mut rows = Vec::new();
+    for scenario in SCENARIOS {
+        for parallelism in [1u32, 2] {
+            let work_dir = std::env::temp_dir().join(format!("spate-bench-{}-{parallelism}", scenario.job));
+            let mut spec = ClusterSpec::new(std::env::current_exe()?, scenario.job, &work_dir)
+                .arg("events", args.events)
+                .arg("parallelism", parallelism);
+            for (k, v) in scenario.args {
+                spec = spec.arg(k, v);
+            }
+            spec.workers = parallelism;
+            spec.slots_per_worker = 1;
+            spec.log_filter = "warn".into();
+            let outcome = LocalCluster::start(spec).await?.wait().await?;
+            if outcome.status.state != JobState::Finished as i32 {
+                bail!("{} at parallelism {parallelism} failed: {}", scenario.job, outcome.status.failure);
+            }
+            let seconds = outcome.status.running_ms as f64 / 1000.0;
+            let rate = args.events as f64 / seconds;
+            let per_core = rate / parallelism.min(cores) as f64;
+            println!(
+                "{:70} p={parallelism}: {:>8}/s total, {:>8}/s per core ({seconds:.2}s)",
+                scenario.name,
+                human(rate),
+                human(per_core)
+            );
+            rows.push(format!(
+                "| {} | {parallelism} | {} | {:.2} | {} | {} |",
+                scenario.name,
+                args.events,
+                seconds,
+                human(rate),
+                human(per_core)
+            ));
+        }
+    }
+    if let Some(path) = args.markdown {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        writeln!(file, "\nMachine: {machine}. Command: `spate bench --events {}`.\n", args.events)?;
+        writeln!(file, "| pipeline | parallelism | events | seconds | events/s | events/s per core |")?;
+        writeln!(file, "|---|---|---|---|---|---|")?;
+        for row in rows {
+            writeln!(file, "{row}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,110 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "spate", version, about = "Spate: a stream processing runtime")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a job on an embedded local cluster (one JobMaster and workers as child processes).
+    Run(RunArgs),
+    /// Run a job's JobMaster.
+    Jobmaster(JobMasterArgs),
+    /// Run a worker that offers slots to a JobMaster.
+    Worker(WorkerArgs),
+    /// List the jobs built into this binary.
+    Jobs,
+    /// Print a job's graph: vertices (operator chains) with parallelism, and edges.
+    Explain(JobArgs),
+    /// Measure throughput of built-in pipelines on the embedded cluster.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct JobArgs {
+    /// A job from `spate jobs`.
+    #[arg(long, default_value = "window-count")]
+    pub job: String,
+    /// A job argument, KEY=VALUE; repeat for more.
+    #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub args: Vec<(String, String)>,
+    /// Parallelism of the job's operators (sets the job argument `parallelism`).
+    #[arg(short, long)]
+    pub parallelism: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Worker processes; by default enough for the parallelism.
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Slots per worker.
+    #[arg(long, default_value_t = 2)]
+    pub slots: u32,
+    /// Logs and state of the run; a fresh temporary directory by default.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct JobMasterArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: String,
+    /// Write the bound address here once listening.
+    #[arg(long)]
+    pub address_file: Option<PathBuf>,
+    /// Write the final job status (protobuf) here.
+    #[arg(long)]
+    pub status_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 5000)]
+    pub heartbeat_timeout_ms: u64,
+    #[arg(long, default_value_t = 60)]
+    pub slot_timeout_s: u64,
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// The JobMaster's address, host:port.
+    #[arg(long)]
+    pub jobmaster: String,
+    #[arg(long, default_value_t = 2)]
+    pub slots: u32,
+    #[arg(long)]
+    pub id: Option<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_host: String,
+    /// Elements a subpartition queue holds before its producer waits.
+    #[arg(long, default_value_t = 4)]
+    pub queue_capacity: usize,
+    /// Credits each remote input channel grants.
+    #[arg(long, default_value_t = 2)]
+    pub credits: u32,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Events per run.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub events: u64,
+    /// Append the results as a Markdown table to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("'{text}' is not KEY=VALUE"))
+}

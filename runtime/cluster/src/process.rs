@@ -1,0 +1,218 @@
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use spate_proto::v1::job_master_client::JobMasterClient;
+use spate_proto::v1::{GetJobStatusRequest, JobStatus};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+use tracing::warn;
+
+use crate::spec::ClusterSpec;
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long workers get to exit on their own after their JobMaster did.
+const WORKER_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("starting {role}: {source}")]
+    Spawn {
+        role: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the JobMaster exited with {status} before listening; its log ends:\n{log}")]
+    JobMasterDied { status: ExitStatus, log: String },
+    #[error("the JobMaster did not listen within {0:?}")]
+    StartupTimeout(Duration),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the JobMaster's status: {0}")]
+    Rpc(String),
+    #[error("the JobMaster exited with {status} without a final status; its log ends:\n{log}")]
+    NoFinalStatus { status: ExitStatus, log: String },
+}
+
+pub struct LocalCluster {
+    spec: ClusterSpec,
+    jobmaster: Child,
+    workers: Vec<Child>,
+    address: String,
+    client: Option<JobMasterClient<Channel>>,
+}
+
+/// How the cluster ended.
+#[derive(Debug)]
+pub struct ClusterOutcome {
+    pub status: JobStatus,
+    pub jobmaster_exit: ExitStatus,
+    /// Exit of each worker; `None` for one that had to be killed because it did not exit.
+    pub worker_exits: Vec<Option<ExitStatus>>,
+}
+
+fn child_command(spec: &ClusterSpec, log: &Path) -> Result<Command, ClusterError> {
+    let mut command = Command::new(&spec.binary);
+    let file = File::create(log)?;
+    command
+        .env("RUST_LOG", &spec.log_filter)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; it makes the kernel kill the child when the thread that
+    // spawned it (a runtime thread of this process) exits, so children never outlive the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    Ok(command)
+}
+
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl LocalCluster {
+    pub async fn start(spec: ClusterSpec) -> Result<Self, ClusterError> {
+        std::fs::create_dir_all(spec.work_dir.join("logs"))?;
+        let address_file = spec.work_dir.join("jobmaster.addr");
+        let _ = std::fs::remove_file(&address_file);
+        let _ = std::fs::remove_file(spec.work_dir.join("status.pb"));
+        let mut command = child_command(&spec, &spec.work_dir.join("logs/jobmaster.log"))?;
+        command
+            .arg("jobmaster")
+            .arg("--job")
+            .arg(&spec.job_name)
+            .arg("--address-file")
+            .arg(&address_file)
+            .arg("--status-file")
+            .arg(spec.work_dir.join("status.pb"))
+            .arg("--heartbeat-timeout-ms")
+            .arg(spec.heartbeat_timeout_ms.to_string());
+        for (key, value) in &spec.job_args {
+            command.arg("--arg").arg(format!("{key}={value}"));
+        }
+        let mut jobmaster = command.spawn().map_err(|source| ClusterError::Spawn {
+            role: "the JobMaster".into(),
+            source,
+        })?;
+
+        let started = Instant::now();
+        let address = loop {
+            if let Ok(address) = std::fs::read_to_string(&address_file) {
+                break address;
+            }
+            if let Some(status) = jobmaster.try_wait()? {
+                return Err(ClusterError::JobMasterDied {
+                    status,
+                    log: log_tail(&spec.work_dir.join("logs/jobmaster.log"), 20),
+                });
+            }
+            if started.elapsed() > STARTUP_TIMEOUT {
+                return Err(ClusterError::StartupTimeout(STARTUP_TIMEOUT));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+
+        let mut workers = Vec::new();
+        for index in 0..spec.workers {
+            let mut command = child_command(&spec, &spec.work_dir.join(format!("logs/worker-{index}.log")))?;
+            command
+                .arg("worker")
+                .arg("--jobmaster")
+                .arg(&address)
+                .arg("--slots")
+                .arg(spec.slots_per_worker.to_string())
+                .arg("--id")
+                .arg(format!("worker-{index}"))
+                .arg("--queue-capacity")
+                .arg(spec.queue_capacity.to_string())
+                .arg("--credits")
+                .arg(spec.credits_per_channel.to_string());
+            workers.push(command.spawn().map_err(|source| ClusterError::Spawn {
+                role: format!("worker {index}"),
+                source,
+            })?);
+        }
+        Ok(LocalCluster {
+            spec,
+            jobmaster,
+            workers,
+            address,
+            client: None,
+        })
+    }
+
+    pub fn jobmaster_address(&self) -> &str {
+        &self.address
+    }
+
+    pub fn work_dir(&self) -> &Path {
+        &self.spec.work_dir
+    }
+
+    pub fn log_path(&self, role: &str) -> PathBuf {
+        self.spec.work_dir.join(format!("logs/{role}.log"))
+    }
+
+    pub fn worker_pids(&self) -> Vec<Option<u32>> {
+        self.workers.iter().map(Child::id).collect()
+    }
+
+    /// The job's live status from the JobMaster.
+    pub async fn status(&mut self) -> Result<JobStatus, ClusterError> {
+        if self.client.is_none() {
+            let client = JobMasterClient::connect(format!("http://{}", self.address))
+                .await
+                .map_err(|e| ClusterError::Rpc(e.to_string()))?;
+            self.client = Some(client);
+        }
+        let client = self.client.as_mut().expect("connected above");
+        match client.get_job_status(GetJobStatusRequest {}).await {
+            Ok(status) => Ok(status.into_inner()),
+            Err(e) => {
+                self.client = None;
+                Err(ClusterError::Rpc(e.message().to_string()))
+            }
+        }
+    }
+
+    /// Kills a worker process outright (SIGKILL), as a machine failure would.
+    pub fn kill_worker(&mut self, index: usize) -> Result<(), ClusterError> {
+        Ok(self.workers[index].start_kill()?)
+    }
+
+    /// Waits for the JobMaster to end the job, then for the workers to exit.
+    pub async fn wait(mut self) -> Result<ClusterOutcome, ClusterError> {
+        let jobmaster_exit = self.jobmaster.wait().await?;
+        let mut worker_exits = Vec::new();
+        for (index, worker) in self.workers.iter_mut().enumerate() {
+            match tokio::time::timeout(WORKER_EXIT_TIMEOUT, worker.wait()).await {
+                Ok(exit) => worker_exits.push(Some(exit?)),
+                Err(_) => {
+                    warn!(worker = index, "worker did not exit after its JobMaster; killing it");
+                    worker.start_kill()?;
+                    worker.wait().await?;
+                    worker_exits.push(None);
+                }
+            }
+        }
+        let bytes = std::fs::read(self.spec.work_dir.join("status.pb")).map_err(|_| ClusterError::NoFinalStatus {
+            status: jobmaster_exit,
+            log: log_tail(&self.log_path("jobmaster"), 20),
+        })?;
+        let status = JobStatus::decode(bytes.as_slice()).map_err(|e| ClusterError::Rpc(e.to_string()))?;
+        Ok(ClusterOutcome {
+            status,
+            jobmaster_exit,
+            worker_exits,
+        })
+    }
+}

@@ -1,0 +1,159 @@
+use crate::job::{JobEdge, JobVertex};
+use crate::stream::{NodeId, Partitioning, StreamGraph};
+
+/// Whether `edge` can be collapsed into a function call inside one task: a one-to-one forward
+/// edge between operators of equal parallelism, with no fan-in or fan-out.
+fn chainable(graph: &StreamGraph, from: NodeId, to: NodeId, partitioning: &Partitioning) -> bool {
+    *partitioning == Partitioning::Forward
+        && graph.nodes[from].parallelism == graph.nodes[to].parallelism
+        && graph.outputs(from).count() == 1
+        && graph.inputs(to).count() == 1
+}
+
+/// Groups stream-graph nodes into chains (job vertices) and turns the edges between chains into
+/// job edges. Nodes are in topological order (validated), so a single pass suffices.
+pub fn chain_vertices(graph: &StreamGraph) -> (Vec<JobVertex>, Vec<JobEdge>) {
+    let mut vertex_of: Vec<Option<u32>> = vec![None; graph.nodes.len()];
+    let mut vertices: Vec<JobVertex> = Vec::new();
+    for node in &graph.nodes {
+        let upstream = graph
+            .inputs(node.id)
+            .find(|e| chainable(graph, e.from, e.to, &e.partitioning))
+            .and_then(|e| vertex_of[e.from]);
+        let vertex = match upstream {
+            Some(v) => {
+                let vertex = &mut vertices[v as usize];
+                vertex.nodes.push(node.id);
+                vertex.name = format!("{} -> {}", vertex.name, node.name);
+                v
+            }
+            None => {
+                let id = vertices.len() as u32;
+                vertices.push(JobVertex {
+                    id,
+                    name: node.name.clone(),
+                    parallelism: node.parallelism,
+                    nodes: vec![node.id],
+                });
+                id
+            }
+        };
+        vertex_of[node.id] = Some(vertex);
+    }
+    let edges = graph
+        .edges
+        .iter()
+        .filter(|e| !chainable(graph, e.from, e.to, &e.partitioning))
+        .enumerate()
+        .map(|(i, e)| JobEdge {
+            id: i as u32,
+            from: vertex_of[e.from].expect("every node has a vertex"),
+            to: vertex_of[e.to].expect("every node has a vertex"),
+            partitioning: e.partitioning.clone(),
+            schema: graph.nodes[e.from].output_schema.clone(),
+        })
+        .collect();
+    (vertices, edges)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_schema::{DataType, Field, Schema, SchemaRef};
+    use spate_api::{
+        Operator, OperatorContext, OperatorFactory, Output, Result, SourceFactory, SourceReader, Split,
+    };
+
+    use crate::{GraphError, JobGraph, Partitioning, StreamGraph};
+
+    struct NoSource;
+    impl SourceFactory for NoSource {
+        fn splits(&self, _: u32) -> Vec<Split> {
+            Vec::new()
+        }
+        fn create_reader(&self, _: Vec<Split>, _: &OperatorContext) -> Result<Box<dyn SourceReader>> {
+            unreachable!("graph tests never run the source")
+        }
+    }
+
+    struct Identity;
+    impl Operator for Identity {
+        fn process_batch(&mut self, batch: arrow_array::RecordBatch, out: &mut Output) -> Result<()> {
+            out.batch(batch);
+            Ok(())
+        }
+    }
+
+    fn identity() -> Arc<dyn OperatorFactory> {
+        Arc::new(|_: &OperatorContext| -> Result<Box<dyn Operator>> { Ok(Box::new(Identity)) })
+    }
+
+    fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            cols.iter().map(|(n, t)| Field::new(*n, t.clone(), false)).collect::<Vec<_>>(),
+        ))
+    }
+
+    fn pipeline() -> (StreamGraph, SchemaRef) {
+        let s = schema(&[("key", DataType::Int64), ("v", DataType::Int64)]);
+        let mut g = StreamGraph::new("t");
+        let src = g.add_source("src", 2, Arc::new(NoSource), s.clone(), None);
+        let map = g.add_operator("map", 2, identity(), s.clone(), s.clone());
+        let agg = g.add_operator("agg", 3, identity(), s.clone(), s.clone());
+        let sink = g.add_operator("sink", 3, identity(), s.clone(), s.clone());
+        g.connect(src, map, Partitioning::Forward);
+        g.connect(map, agg, Partitioning::Hash(vec!["key".into()]));
+        g.connect(agg, sink, Partitioning::Forward);
+        (g, s)
+    }
+
+    #[test]
+    fn forward_edges_of_equal_parallelism_are_chained() {
+        let (g, _) = pipeline();
+        let job = JobGraph::build(g).unwrap();
+        let chains: Vec<(String, u32)> = job.vertices.iter().map(|v| (v.name.clone(), v.parallelism)).collect();
+        assert_eq!(chains, vec![("src -> map".into(), 2), ("agg -> sink".into(), 3)]);
+        assert_eq!(job.edges.len(), 1);
+        assert_eq!((job.edges[0].from, job.edges[0].to), (0, 1));
+        assert_eq!(job.slots_needed(), 3);
+        assert_eq!(job.max_parallelism, 128);
+    }
+
+    #[test]
+    fn a_schema_mismatch_names_the_edge() {
+        let (mut g, _) = pipeline();
+        let other = schema(&[("key", DataType::Utf8), ("v", DataType::Int64)]);
+        let bad = g.add_operator("bad", 3, identity(), other.clone(), other);
+        g.connect(2, bad, Partitioning::Rebalance);
+        let err = JobGraph::build(g).err().expect("mismatch refused");
+        assert!(matches!(err, GraphError::SchemaMismatch { .. }));
+        let text = err.to_string();
+        assert!(text.contains("'agg' -> 'bad' (rebalance)"), "{text}");
+        assert!(text.contains("key Int64 where key Utf8"), "{text}");
+    }
+
+    #[test]
+    fn other_mistakes_are_named() {
+        let (mut g, _) = pipeline();
+        g.edges[1].partitioning = Partitioning::Hash(vec!["nope".into()]);
+        assert!(JobGraph::build(g).err().unwrap().to_string().contains("key column 'nope'"));
+        let (mut g, _) = pipeline();
+        g.nodes[2].parallelism = 0;
+        assert!(JobGraph::build(g).err().unwrap().to_string().contains("'agg': parallelism 0"));
+        let (mut g, _) = pipeline();
+        g.edges[2].partitioning = Partitioning::Forward;
+        g.nodes[3].parallelism = 2;
+        assert!(JobGraph::build(g).err().unwrap().to_string().contains("forward edge needs equal parallelism"));
+    }
+
+    #[test]
+    fn fingerprints_differ_when_shapes_differ() {
+        let a = JobGraph::build(pipeline().0).unwrap().fingerprint();
+        assert_eq!(a, JobGraph::build(pipeline().0).unwrap().fingerprint());
+        let (mut g, _) = pipeline();
+        g.nodes[2].parallelism = 4;
+        g.nodes[3].parallelism = 4;
+        assert_ne!(a, JobGraph::build(g).unwrap().fingerprint());
+    }
+}

@@ -1,0 +1,250 @@
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_schema::{Schema, SchemaRef};
+use spate_api::{OperatorFactory, SourceFactory, WatermarkStrategy, default_max_parallelism};
+
+use crate::error::GraphError;
+
+pub type NodeId = usize;
+
+pub enum NodeKind {
+    Source {
+        factory: Arc<dyn SourceFactory>,
+        watermarks: Option<WatermarkStrategy>,
+    },
+    Operator {
+        factory: Arc<dyn OperatorFactory>,
+        /// The schema the operator was built for; the edge into it must deliver exactly this.
+        input_schema: SchemaRef,
+    },
+}
+
+pub struct StreamNode {
+    pub id: NodeId,
+    pub name: String,
+    pub parallelism: u32,
+    pub kind: NodeKind,
+    pub output_schema: SchemaRef,
+}
+
+impl StreamNode {
+    pub fn is_source(&self) -> bool {
+        matches!(self.kind, NodeKind::Source { .. })
+    }
+}
+
+/// How records of an edge are distributed among the consumer's parallel subtasks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Partitioning {
+    /// Subtask i feeds subtask i; both sides have the same parallelism. Such edges are chained.
+    Forward,
+    /// By key group of the named columns.
+    Hash(Vec<String>),
+    Rebalance,
+    Broadcast,
+}
+
+impl fmt::Display for Partitioning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Partitioning::Forward => write!(f, "forward"),
+            Partitioning::Hash(keys) => write!(f, "hash[{}]", keys.join(", ")),
+            Partitioning::Rebalance => write!(f, "rebalance"),
+            Partitioning::Broadcast => write!(f, "broadcast"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamEdge {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub partitioning: Partitioning,
+}
+
+#[derive(Default)]
+pub struct StreamGraph {
+    pub name: String,
+    /// Number of key groups; `None` takes Flink's default for the largest parallelism.
+    pub max_parallelism: Option<u32>,
+    pub nodes: Vec<StreamNode>,
+    pub edges: Vec<StreamEdge>,
+}
+
+impl StreamGraph {
+    pub fn new(name: impl Into<String>) -> Self {
+        StreamGraph {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn add_source(
+        &mut self,
+        name: impl Into<String>,
+        parallelism: u32,
+        factory: Arc<dyn SourceFactory>,
+        output_schema: SchemaRef,
+        watermarks: Option<WatermarkStrategy>,
+    ) -> NodeId {
+        self.push(name.into(), parallelism, NodeKind::Source { factory, watermarks }, output_schema)
+    }
+
+    pub fn add_operator(
+        &mut self,
+        name: impl Into<String>,
+        parallelism: u32,
+        factory: Arc<dyn OperatorFactory>,
+        input_schema: SchemaRef,
+        output_schema: SchemaRef,
+    ) -> NodeId {
+        self.push(
+            name.into(),
+            parallelism,
+            NodeKind::Operator {
+                factory,
+                input_schema,
+            },
+            output_schema,
+        )
+    }
+
+    fn push(&mut self, name: String, parallelism: u32, kind: NodeKind, output_schema: SchemaRef) -> NodeId {
+        let id = self.nodes.len();
+        self.nodes.push(StreamNode {
+            id,
+            name,
+            parallelism,
+            kind,
+            output_schema,
+        });
+        id
+    }
+
+    pub fn connect(&mut self, from: NodeId, to: NodeId, partitioning: Partitioning) {
+        self.edges.push(StreamEdge { from, to, partitioning });
+    }
+
+    pub fn inputs(&self, node: NodeId) -> impl Iterator<Item = &StreamEdge> {
+        self.edges.iter().filter(move |e| e.to == node)
+    }
+
+    pub fn outputs(&self, node: NodeId) -> impl Iterator<Item = &StreamEdge> {
+        self.edges.iter().filter(move |e| e.from == node)
+    }
+
+    pub fn max_parallelism(&self) -> u32 {
+        self.max_parallelism.unwrap_or_else(|| {
+            default_max_parallelism(self.nodes.iter().map(|n| n.parallelism).max().unwrap_or(1))
+        })
+    }
+
+    pub fn describe_edge(&self, edge: &StreamEdge) -> String {
+        format!(
+            "'{}' -> '{}' ({})",
+            self.nodes[edge.from].name, self.nodes[edge.to].name, edge.partitioning
+        )
+    }
+
+    /// Checks everything that can be checked before deployment, so that a bad job is refused
+    /// with the operator or edge at fault instead of failing later inside a task.
+    pub fn validate(&self) -> Result<(), GraphError> {
+        if !self.nodes.iter().any(StreamNode::is_source) {
+            return Err(GraphError::NoSource);
+        }
+        let max_parallelism = self.max_parallelism();
+        for node in &self.nodes {
+            let invalid = |detail: String| GraphError::InvalidNode {
+                node: node.name.clone(),
+                detail,
+            };
+            if node.parallelism == 0 || node.parallelism > max_parallelism {
+                return Err(invalid(format!(
+                    "parallelism {} is outside 1..={max_parallelism} (the max parallelism)",
+                    node.parallelism
+                )));
+            }
+            let has_inputs = self.inputs(node.id).next().is_some();
+            match (node.is_source(), has_inputs) {
+                (true, true) => return Err(invalid("a source cannot have inputs".into())),
+                (false, false) => return Err(invalid("the operator has no input".into())),
+                _ => {}
+            }
+        }
+        for edge in &self.edges {
+            self.validate_edge(edge)?;
+        }
+        Ok(())
+    }
+
+    fn validate_edge(&self, edge: &StreamEdge) -> Result<(), GraphError> {
+        let name = || self.describe_edge(edge);
+        let invalid = |detail: String| GraphError::InvalidEdge { edge: name(), detail };
+        let (Some(from), Some(to)) = (self.nodes.get(edge.from), self.nodes.get(edge.to)) else {
+            return Err(invalid("it names an operator that does not exist".into()));
+        };
+        if edge.from >= edge.to {
+            return Err(invalid("edges must go from an earlier operator to a later one".into()));
+        }
+        if edge.partitioning == Partitioning::Forward && from.parallelism != to.parallelism {
+            return Err(invalid(format!(
+                "a forward edge needs equal parallelism, got {} and {}",
+                from.parallelism, to.parallelism
+            )));
+        }
+        if let Partitioning::Hash(keys) = &edge.partitioning {
+            if keys.is_empty() {
+                return Err(invalid("hash partitioning needs at least one key column".into()));
+            }
+            if let Some(missing) = keys.iter().find(|k| from.output_schema.index_of(k).is_err()) {
+                return Err(invalid(format!("key column '{missing}' is not in the producer's output")));
+            }
+        }
+        let NodeKind::Operator { input_schema, .. } = &to.kind else {
+            return Err(invalid("a source cannot have inputs".into()));
+        };
+        if let Some(detail) = schema_mismatch(&from.output_schema, input_schema) {
+            return Err(GraphError::SchemaMismatch { edge: name(), detail });
+        }
+        Ok(())
+    }
+}
+
+/// Why records of `produced` cannot be read as `expected`, if they cannot.
+fn schema_mismatch(produced: &Schema, expected: &Schema) -> Option<String> {
+    if produced.fields().len() != expected.fields().len() {
+        return Some(format!(
+            "{} columns ({}) where {} ({}) are expected",
+            produced.fields().len(),
+            describe(produced),
+            expected.fields().len(),
+            describe(expected)
+        ));
+    }
+    for (i, (p, e)) in produced.fields().iter().zip(expected.fields()).enumerate() {
+        if p.name() != e.name() || p.data_type() != e.data_type() {
+            return Some(format!(
+                "column {} is {} {} where {} {} is expected",
+                i + 1,
+                p.name(),
+                p.data_type(),
+                e.name(),
+                e.data_type()
+            ));
+        }
+        if p.is_nullable() && !e.is_nullable() {
+            return Some(format!("column {} may be null but the consumer requires NOT NULL", p.name()));
+        }
+    }
+    None
+}
+
+fn describe(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,38 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct JobMasterConfig {
+    /// `host:port` for the gRPC service; port 0 picks a free one.
+    pub bind: String,
+    pub job_name: String,
+    pub job_args: BTreeMap<String, String>,
+    pub job_id: String,
+    pub heartbeat_interval: Duration,
+    /// A worker silent for this long is lost.
+    pub heartbeat_timeout: Duration,
+    /// How long to wait for workers to offer the slots the job needs.
+    pub slot_timeout: Duration,
+    /// Written with the bound address once the service listens.
+    pub address_file: Option<PathBuf>,
+    /// Written with the final job status (protobuf `JobStatus`) before the JobMaster exits.
+    pub status_file: Option<PathBuf>,
+}
+
+impl JobMasterConfig {
+    pub fn new(job_name: impl Into<String>, job_args: BTreeMap<String, String>) -> Self {
+        let job_name = job_name.into();
+        JobMasterConfig {
+            bind: "127.0.0.1:0".into(),
+            job_id: format!("{job_name}-{}", std::process::id()),
+            job_name,
+            job_args,
+            heartbeat_interval: Duration::from_millis(500),
+            heartbeat_timeout: Duration::from_secs(5),
+            slot_timeout: Duration::from_secs(60),
+            address_file: None,
+            status_file: None,
+        }
+    }
+}

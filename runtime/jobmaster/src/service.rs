@@ -1,0 +1,106 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spate_proto::v1::job_master_server::JobMaster;
+use spate_proto::v1::{
+    CancelJobRequest, CancelJobResponse, GetJobStatusRequest, HeartbeatRequest, HeartbeatResponse, JobStatus,
+    RegisterWorkerRequest, RegisterWorkerResponse, TaskState, TaskStateAck, TaskStateReport, WorkerMetrics,
+};
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::state::{Shared, WorkerEntry};
+
+pub struct JobMasterService {
+    pub shared: Arc<Shared>,
+    pub heartbeat_interval: Duration,
+}
+
+#[tonic::async_trait]
+impl JobMaster for JobMasterService {
+    async fn register_worker(
+        &self,
+        request: Request<RegisterWorkerRequest>,
+    ) -> Result<Response<RegisterWorkerResponse>, Status> {
+        let r = request.into_inner();
+        if r.slots.is_empty() {
+            return Err(Status::invalid_argument("a worker must offer at least one slot"));
+        }
+        let mut state = self.shared.state.lock().await;
+        info!(worker = %r.worker_id, pid = r.pid, slots = r.slots.len(), data = %r.data_address, "worker registered");
+        state.workers.retain(|w| w.id != r.worker_id);
+        state.workers.push(WorkerEntry {
+            id: r.worker_id,
+            pid: r.pid,
+            control_address: r.control_address,
+            data_address: r.data_address,
+            slots: r.slots.len() as u32,
+            last_heartbeat: Instant::now(),
+            metrics: WorkerMetrics::default(),
+            client: None,
+        });
+        let job_id = state.job_id.clone();
+        drop(state);
+        self.shared.changed.notify_one();
+        Ok(Response::new(RegisterWorkerResponse {
+            job_id,
+            heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
+        }))
+    }
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let mut state = self.shared.state.lock().await;
+        let shutdown = state.shutdown;
+        let Some(worker) = state.workers.iter_mut().find(|w| w.id == r.worker_id) else {
+            return Ok(Response::new(HeartbeatResponse { known: false, shutdown }));
+        };
+        worker.last_heartbeat = Instant::now();
+        worker.metrics = r.worker.unwrap_or_default();
+        for metrics in r.tasks {
+            let Some(id) = metrics.task.clone() else { continue };
+            if let Some(task) = state.task_mut(&id) {
+                task.metrics = metrics;
+            }
+        }
+        Ok(Response::new(HeartbeatResponse { known: true, shutdown }))
+    }
+
+    async fn report_task_state(&self, request: Request<TaskStateReport>) -> Result<Response<TaskStateAck>, Status> {
+        let r = request.into_inner();
+        let id = r.task.ok_or_else(|| Status::invalid_argument("report without a task id"))?;
+        let new_state = TaskState::try_from(r.state).map_err(|_| Status::invalid_argument("unknown task state"))?;
+        let mut state = self.shared.state.lock().await;
+        match state.task_mut(&id) {
+            Some(task) => {
+                if new_state == TaskState::Failed {
+                    warn!(task = %task.describe(), worker = %r.worker_id, failure = %r.failure, "task failed");
+                }
+                task.state = new_state;
+                task.failure = r.failure;
+                if let Some(metrics) = r.metrics {
+                    task.metrics = metrics;
+                }
+            }
+            None => warn!(?id, "state report for an unknown task"),
+        }
+        drop(state);
+        self.shared.changed.notify_one();
+        Ok(Response::new(TaskStateAck {}))
+    }
+
+    async fn get_job_status(&self, _: Request<GetJobStatusRequest>) -> Result<Response<JobStatus>, Status> {
+        Ok(Response::new(self.shared.state.lock().await.status()))
+    }
+
+    async fn cancel_job(&self, request: Request<CancelJobRequest>) -> Result<Response<CancelJobResponse>, Status> {
+        let reason = request.into_inner().reason;
+        self.shared.state.lock().await.cancel_requested = Some(if reason.is_empty() {
+            "canceled by request".into()
+        } else {
+            reason
+        });
+        self.shared.changed.notify_one();
+        Ok(Response::new(CancelJobResponse {}))
+    }
+}

@@ -1,0 +1,116 @@
+use std::time::Instant;
+
+use spate_proto::v1::worker_client::WorkerClient;
+use spate_proto::v1::{JobState, JobStatus, TaskId, TaskMetrics, TaskState, TaskStatus, WorkerMetrics, WorkerStatus};
+use tokio::sync::{Mutex, Notify};
+use tonic::transport::Channel;
+
+pub struct WorkerEntry {
+    pub id: String,
+    pub pid: u32,
+    pub control_address: String,
+    pub data_address: String,
+    pub slots: u32,
+    pub last_heartbeat: Instant,
+    pub metrics: WorkerMetrics,
+    pub client: Option<WorkerClient<Channel>>,
+}
+
+impl WorkerEntry {
+    pub fn describe(&self) -> String {
+        format!("{} (pid {}, {})", self.id, self.pid, self.control_address)
+    }
+}
+
+pub struct TaskEntry {
+    pub id: TaskId,
+    pub name: String,
+    pub parallelism: u32,
+    pub state: TaskState,
+    pub worker_id: String,
+    pub slot: u32,
+    pub metrics: TaskMetrics,
+    pub failure: String,
+}
+
+impl TaskEntry {
+    pub fn describe(&self) -> String {
+        format!("'{}' subtask {}/{}", self.name, self.id.subtask + 1, self.parallelism)
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state, TaskState::Finished | TaskState::Failed | TaskState::Canceled)
+    }
+}
+
+pub struct State {
+    pub job_id: String,
+    pub name: String,
+    pub job_state: JobState,
+    pub failure: String,
+    pub workers: Vec<WorkerEntry>,
+    pub tasks: Vec<TaskEntry>,
+    pub started: Option<Instant>,
+    pub cancel_requested: Option<String>,
+    /// Set when the job is over: heartbeats tell workers to stop.
+    pub shutdown: bool,
+}
+
+impl State {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.job_state, JobState::Finished | JobState::Failed | JobState::Canceled)
+    }
+
+    pub fn fail(&mut self, reason: String) {
+        if !self.is_terminal() {
+            self.job_state = JobState::Failed;
+            self.failure = reason;
+        }
+    }
+
+    pub fn task_mut(&mut self, id: &TaskId) -> Option<&mut TaskEntry> {
+        self.tasks
+            .iter_mut()
+            .find(|t| t.id.vertex == id.vertex && t.id.subtask == id.subtask && t.id.attempt == id.attempt)
+    }
+
+    pub fn status(&self) -> JobStatus {
+        JobStatus {
+            job_id: self.job_id.clone(),
+            name: self.name.clone(),
+            state: self.job_state as i32,
+            failure: self.failure.clone(),
+            tasks: self
+                .tasks
+                .iter()
+                .map(|t| TaskStatus {
+                    task: Some(t.id.clone()),
+                    name: t.name.clone(),
+                    state: t.state as i32,
+                    worker_id: t.worker_id.clone(),
+                    slot: t.slot,
+                    metrics: Some(t.metrics.clone()),
+                    failure: t.failure.clone(),
+                })
+                .collect(),
+            workers: self
+                .workers
+                .iter()
+                .map(|w| WorkerStatus {
+                    worker_id: w.id.clone(),
+                    pid: w.pid,
+                    data_address: w.data_address.clone(),
+                    slots: w.slots,
+                    metrics: Some(w.metrics),
+                })
+                .collect(),
+            running_ms: self.started.map_or(0, |s| s.elapsed().as_millis() as u64),
+        }
+    }
+}
+
+/// The JobMaster's state, shared by the gRPC service and the driver; `changed` wakes the driver.
+pub struct Shared {
+    pub state: Mutex<State>,
+    pub changed: Notify,
+}

@@ -1,0 +1,199 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow_array::{Int64Array, RecordBatch};
+use arrow_ord::cmp::lt;
+use spate_api::{OperatorError, WatermarkStrategy};
+use spate_datastream::{DataStream, StreamEnv};
+use spate_graph::StreamGraph;
+use spate_operators::generator::{GeneratorConfig, GeneratorSource};
+use spate_operators::sink::{CsvFileSink, DiscardSink, ThrottledSink};
+use spate_operators::window::{AggregateFunction, AggregateSpec, WindowAssigner};
+
+use crate::args::{JobArgs, JobError};
+
+type Builder = fn(&mut JobArgs) -> Result<StreamEnv, JobError>;
+
+/// Name, what it does, and how to build it.
+pub const CATALOG: &[(&str, &str, Builder)] = &[
+    (
+        "window-count",
+        "generated keyed events -> event-time window (count, sum, min, max, avg of value) per key -> CSV or discard",
+        window_count,
+    ),
+    (
+        "passthrough",
+        "generated 100-byte events -> filter value < 900 -> project key, ts, value -> CSV or discard",
+        passthrough,
+    ),
+    (
+        "backpressure",
+        "unbounded generated events -> rebalance -> a sink that sleeps per batch and can stall",
+        backpressure,
+    ),
+];
+
+pub fn build(name: &str, args: &BTreeMap<String, String>) -> Result<StreamGraph, JobError> {
+    let Some((_, _, builder)) = CATALOG.iter().find(|(n, _, _)| *n == name) else {
+        let known: Vec<&str> = CATALOG.iter().map(|(n, _, _)| *n).collect();
+        return Err(JobError::UnknownJob(name.to_string(), known.join(", ")));
+    };
+    let mut job_args = JobArgs::new(name, args);
+    let env = builder(&mut job_args)?;
+    job_args.finish()?;
+    env.build().map_err(|source| JobError::Graph {
+        job: name.to_string(),
+        source,
+    })
+}
+
+fn generator(args: &mut JobArgs, defaults: GeneratorConfig) -> Result<GeneratorConfig, JobError> {
+    let events: i64 = args.get("events", defaults.events.map_or(-1, |e| e as i64))?;
+    Ok(GeneratorConfig {
+        events: (events >= 0).then_some(events as u64),
+        keys: args.get("keys", defaults.keys)?,
+        seed: args.get("seed", defaults.seed)?,
+        batch_size: args.get("batch-size", defaults.batch_size)?,
+        start_ms: args.get("start-ms", defaults.start_ms)?,
+        interval_us: args.get("interval-us", defaults.interval_us)?,
+        disorder: args.get("disorder", defaults.disorder)?,
+        late_every: args.get("late-every", defaults.late_every)?,
+        late_by_ms: args.get("late-by-ms", defaults.late_by_ms)?,
+        late_after: args.get("late-after", defaults.late_after)?,
+        payload_bytes: args.get("payload-bytes", defaults.payload_bytes)?,
+        splits: args.optional("splits")?,
+        rate_per_subtask: args.optional("rate")?,
+    })
+}
+
+fn source(env: &StreamEnv, config: GeneratorConfig) -> Result<DataStream, JobError> {
+    let source = GeneratorSource::new(config).map_err(|e| JobError::BadArgument {
+        job: "generator".into(),
+        arg: "generator".into(),
+        detail: e.to_string(),
+    })?;
+    Ok(env.source("generator", source, GeneratorConfig::schema()))
+}
+
+/// Writes CSV part files when `output` names a directory, else discards.
+fn sink(args: &mut JobArgs, stream: DataStream) -> Result<(), JobError> {
+    match args.optional::<String>("output")? {
+        Some(directory) => stream.sink("csv", move |_| Ok(CsvFileSink::new(directory.clone()))),
+        None => stream.sink("discard", |_| Ok(DiscardSink)),
+    };
+    Ok(())
+}
+
+fn window_assigner(args: &mut JobArgs) -> Result<WindowAssigner, JobError> {
+    let spec: String = args.get("window", "tumble:10000".to_string())?;
+    let parts: Vec<&str> = spec.split(':').collect();
+    let number = |s: &str| s.parse::<i64>().map_err(|e| args.bad("window", format!("'{spec}': {e}")));
+    match parts.as_slice() {
+        ["tumble", size] => Ok(WindowAssigner::Tumbling { size_ms: number(size)? }),
+        ["hop", size, slide] => Ok(WindowAssigner::Hopping {
+            size_ms: number(size)?,
+            slide_ms: number(slide)?,
+        }),
+        ["session", gap] => Ok(WindowAssigner::Session { gap_ms: number(gap)? }),
+        _ => Err(args.bad(
+            "window",
+            format!("'{spec}': expected tumble:SIZE_MS, hop:SIZE_MS:SLIDE_MS or session:GAP_MS"),
+        )),
+    }
+}
+
+fn aggregate(function: AggregateFunction, column: Option<&str>, output: &str) -> AggregateSpec {
+    AggregateSpec {
+        function,
+        column: column.map(str::to_string),
+        output: output.to_string(),
+    }
+}
+
+fn window_count(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
+    let env = StreamEnv::new("window-count", args.get("parallelism", 1)?);
+    let config = generator(args, GeneratorConfig::default())?;
+    let bound: i64 = args.get("bound-ms", 2_000)?;
+    let assigner = window_assigner(args)?;
+    let windows = source(&env, config)?
+        .with_watermarks(WatermarkStrategy::bounded_out_of_orderness("ts", bound))
+        .project(&["key", "ts", "value"])
+        .key_by(&["key"])
+        .window(assigner)
+        .aggregate(vec![
+            aggregate(AggregateFunction::Count, None, "events"),
+            aggregate(AggregateFunction::Sum, Some("value"), "value_sum"),
+            aggregate(AggregateFunction::Min, Some("value"), "value_min"),
+            aggregate(AggregateFunction::Max, Some("value"), "value_max"),
+            aggregate(AggregateFunction::Avg, Some("value"), "value_avg"),
+        ]);
+    sink(args, windows)?;
+    Ok(env)
+}
+
+fn passthrough(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
+    let env = StreamEnv::new("passthrough", args.get("parallelism", 1)?);
+    let defaults = GeneratorConfig {
+        payload_bytes: 76,
+        ..GeneratorConfig::default()
+    };
+    let config = generator(args, defaults)?;
+    let below: i64 = args.get("below", 900)?;
+    let kept = source(&env, config)?
+        .filter("value < below", move |batch: &RecordBatch| {
+            let value = batch
+                .column_by_name("value")
+                .ok_or_else(|| OperatorError::invalid("no column 'value'"))?;
+            Ok(lt(value, &Int64Array::new_scalar(below))?)
+        })
+        .project(&["key", "ts", "value"]);
+    sink(args, kept)?;
+    Ok(env)
+}
+
+fn backpressure(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
+    let env = StreamEnv::new("backpressure", args.get("parallelism", 1)?);
+    let defaults = GeneratorConfig {
+        events: None,
+        batch_size: 256,
+        ..GeneratorConfig::default()
+    };
+    let config = generator(args, defaults)?;
+    let delay = Duration::from_millis(args.get("delay-ms", 5)?);
+    let stall_after: Option<u64> = args.optional("stall-after")?;
+    let sink_parallelism: u32 = args.get("sink-parallelism", 1)?;
+    source(&env, config)?
+        .rebalance()
+        .sink("slow-sink", move |_| Ok(ThrottledSink::new(delay, stall_after)))
+        .parallelism(sink_parallelism);
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn every_job_builds_with_defaults() {
+        for (name, _, _) in CATALOG {
+            let graph = build(name, &BTreeMap::new()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!graph.nodes.is_empty());
+        }
+    }
+
+    #[test]
+    fn mistakes_in_arguments_are_named() {
+        let err = build("window-count", &args(&[("evnets", "10")])).err().unwrap().to_string();
+        assert!(err.contains("unknown argument(s) evnets"), "{err}");
+        let err = build("window-count", &args(&[("keys", "many")])).err().unwrap().to_string();
+        assert!(err.contains("argument 'keys': 'many'"), "{err}");
+        let err = build("window-count", &args(&[("window", "weekly")])).err().unwrap().to_string();
+        assert!(err.contains("expected tumble:SIZE_MS"), "{err}");
+        let err = build("nope", &BTreeMap::new()).err().unwrap().to_string();
+        assert!(err.contains("known jobs: window-count"), "{err}");
+    }
+}

@@ -1,0 +1,437 @@
+use arrow_array::{RecordBatch, UInt32Array};
+use arrow_row::Rows;
+use arrow_schema::SchemaRef;
+use arrow_select::take::take_record_batch;
+use spate_api::{KeyEncoder, MIN_WATERMARK, Operator, Output, Result, Timestamp, now_millis};
+
+use super::context::{Emitter, KeyedContext};
+use super::hash::FastMap;
+use super::timers::Timers;
+use super::{KeyedProcessFunction, TimeDomain};
+
+/// Runs a `KeyedProcessFunction`: groups each batch by key and drives the function's timers.
+pub struct KeyedProcessOperator<F: KeyedProcessFunction> {
+    function: F,
+    keys: KeyEncoder,
+    timers: Timers,
+    emitter: Emitter,
+    watermark: Timestamp,
+    /// The firing timer's key, copied out of the timer table so the function can register timers
+    /// while it holds the key.
+    firing_key: Vec<u8>,
+}
+
+impl<F: KeyedProcessFunction> KeyedProcessOperator<F> {
+    pub fn new(function: F, key_columns: Vec<String>, input: SchemaRef) -> Result<Self> {
+        let keys = KeyEncoder::new(&input, &key_columns)?;
+        let emitter = Emitter::new(function.output_schema());
+        Ok(KeyedProcessOperator {
+            function,
+            keys,
+            timers: Timers::default(),
+            emitter,
+            watermark: MIN_WATERMARK,
+            firing_key: Vec::new(),
+        })
+    }
+
+    pub fn function(&self) -> &F {
+        &self.function
+    }
+
+    fn fire(
+        &mut self,
+        domain: TimeDomain,
+        time: Timestamp,
+        processing_time: Timestamp,
+        out: &mut Output,
+    ) -> Result<()> {
+        // The queue is re-read after each callback: timers the function registers at or before
+        // `time` fire in this same round, in timestamp order.
+        while let Some((timestamp, id)) = self.timers.pop_due(domain, time) {
+            self.firing_key.clear();
+            self.firing_key.extend_from_slice(self.timers.key(id));
+            let mut ctx = KeyedContext::new(
+                &self.firing_key,
+                &mut self.timers,
+                &mut self.emitter,
+                out,
+                self.watermark,
+                processing_time,
+            );
+            self.function
+                .on_timer(&self.firing_key, timestamp, domain, &mut ctx)?;
+            self.timers.fired(id);
+        }
+        self.emitter.flush(out)
+    }
+}
+
+impl<F: KeyedProcessFunction> Operator for KeyedProcessOperator<F> {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Output) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let rows = self.keys.encode(&batch)?;
+        let groups = KeyGroups::of(&rows);
+        let grouped = if groups.firsts.len() == 1 {
+            batch
+        } else {
+            take_record_batch(&batch, &UInt32Array::from(groups.order))?
+        };
+        let processing_time = now_millis();
+        for (group, &first) in groups.firsts.iter().enumerate() {
+            let offset = groups.offsets[group] as usize;
+            let len = groups.offsets[group + 1] as usize - offset;
+            let key = rows.row(first as usize).data();
+            let mut ctx = KeyedContext::new(
+                key,
+                &mut self.timers,
+                &mut self.emitter,
+                out,
+                self.watermark,
+                processing_time,
+            );
+            self.function
+                .process(key, &grouped.slice(offset, len), &mut ctx)?;
+        }
+        self.emitter.flush(out)
+    }
+
+    fn process_watermark(&mut self, watermark: Timestamp, out: &mut Output) -> Result<()> {
+        self.watermark = self.watermark.max(watermark);
+        self.fire(TimeDomain::EventTime, self.watermark, now_millis(), out)?;
+        out.watermark(watermark);
+        Ok(())
+    }
+
+    fn next_processing_timer(&self) -> Option<Timestamp> {
+        self.timers.next(TimeDomain::ProcessingTime)
+    }
+
+    fn on_processing_time(&mut self, now: Timestamp, out: &mut Output) -> Result<()> {
+        self.fire(TimeDomain::ProcessingTime, now, now, out)
+    }
+}
+
+/// A stable grouping of a batch's rows by key: groups in order of first appearance, rows of a
+/// group in arrival order, laid out contiguously so each group is a zero-copy slice.
+struct KeyGroups {
+    /// Row indices, group after group.
+    order: Vec<u32>,
+    /// Where each group starts in `order`, plus the total at the end.
+    offsets: Vec<u32>,
+    /// The first row of each group, to read its key from.
+    firsts: Vec<u32>,
+}
+
+impl KeyGroups {
+    fn of(rows: &Rows) -> Self {
+        let n = rows.num_rows();
+        let mut ids: FastMap<&[u8], u32> = FastMap::default();
+        let mut firsts = Vec::new();
+        let mut counts: Vec<u32> = Vec::new();
+        let mut group_of = Vec::with_capacity(n);
+        for row in 0..n {
+            let group = *ids.entry(rows.row(row).data()).or_insert_with(|| {
+                firsts.push(row as u32);
+                counts.push(0);
+                (firsts.len() - 1) as u32
+            });
+            counts[group as usize] += 1;
+            group_of.push(group);
+        }
+        let mut offsets = Vec::with_capacity(counts.len() + 1);
+        let mut total = 0;
+        offsets.push(0);
+        for count in counts {
+            total += count;
+            offsets.push(total);
+        }
+        let mut next = offsets.clone();
+        let mut order = vec![0; n];
+        for (row, group) in group_of.into_iter().enumerate() {
+            let slot = &mut next[group as usize];
+            order[*slot as usize] = row as u32;
+            *slot += 1;
+        }
+        KeyGroups {
+            order,
+            offsets,
+            firsts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use spate_api::{OperatorError, StreamElement};
+
+    use super::*;
+
+    /// Counts rows per key; every row asks for an event-time timer at ts + 10 and all ask for
+    /// one processing-time timer at 1000. A negative ts deletes the event-time timer at
+    /// -ts + 10 instead. The timer at 15 chains a timer at 16.
+    struct CountPerKey {
+        counts: HashMap<Vec<u8>, (String, i64)>,
+        calls: Vec<(String, Vec<i64>)>,
+        schema: SchemaRef,
+    }
+
+    impl CountPerKey {
+        fn new() -> Self {
+            CountPerKey {
+                counts: HashMap::new(),
+                calls: Vec::new(),
+                schema: Arc::new(Schema::new(vec![
+                    Field::new("k", DataType::Utf8, false),
+                    Field::new("count", DataType::Int64, false),
+                    Field::new("timer", DataType::Int64, false),
+                    Field::new("domain", DataType::Utf8, false),
+                ])),
+            }
+        }
+    }
+
+    impl KeyedProcessFunction for CountPerKey {
+        fn output_schema(&self) -> SchemaRef {
+            self.schema.clone()
+        }
+
+        fn process(
+            &mut self,
+            key: &[u8],
+            rows: &RecordBatch,
+            ctx: &mut KeyedContext<'_>,
+        ) -> Result<()> {
+            let names = rows.column(0).as_string::<i32>();
+            let times = rows.column(1).as_primitive::<Int64Type>();
+            self.calls
+                .push((names.value(0).to_string(), times.values().to_vec()));
+            let entry = self
+                .counts
+                .entry(key.to_vec())
+                .or_insert_with(|| (names.value(0).to_string(), 0));
+            entry.1 += rows.num_rows() as i64;
+            for &ts in times.values() {
+                if ts < 0 {
+                    ctx.delete_event_time_timer(-ts + 10);
+                } else {
+                    ctx.register_event_time_timer(ts + 10);
+                }
+            }
+            ctx.register_processing_time_timer(1000);
+            Ok(())
+        }
+
+        fn on_timer(
+            &mut self,
+            key: &[u8],
+            timestamp: Timestamp,
+            domain: TimeDomain,
+            ctx: &mut KeyedContext<'_>,
+        ) -> Result<()> {
+            if domain == TimeDomain::EventTime {
+                assert!(timestamp <= ctx.current_watermark());
+                if timestamp == 15 {
+                    ctx.register_event_time_timer(16);
+                }
+            }
+            let (name, count) = self.counts[key].clone();
+            let domain = match domain {
+                TimeDomain::EventTime => "event",
+                TimeDomain::ProcessingTime => "processing",
+            };
+            ctx.emit(RecordBatch::try_new(
+                self.schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(vec![name])),
+                    Arc::new(Int64Array::from(vec![count])),
+                    Arc::new(Int64Array::from(vec![timestamp])),
+                    Arc::new(StringArray::from(vec![domain])),
+                ],
+            )?)
+        }
+    }
+
+    fn input(rows: &[(&str, i64)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("ts", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Row(String, i64, i64, String),
+        Watermark(Timestamp),
+    }
+
+    fn drain(out: &mut Output) -> Vec<Seen> {
+        let mut seen = Vec::new();
+        for element in out.drain() {
+            match element {
+                StreamElement::Batch(batch) => {
+                    for i in 0..batch.num_rows() {
+                        seen.push(Seen::Row(
+                            batch.column(0).as_string::<i32>().value(i).to_string(),
+                            batch.column(1).as_primitive::<Int64Type>().value(i),
+                            batch.column(2).as_primitive::<Int64Type>().value(i),
+                            batch.column(3).as_string::<i32>().value(i).to_string(),
+                        ));
+                    }
+                }
+                StreamElement::Watermark(wm) => seen.push(Seen::Watermark(wm)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        seen
+    }
+
+    fn row(k: &str, count: i64, timer: i64, domain: &str) -> Seen {
+        Seen::Row(k.into(), count, timer, domain.into())
+    }
+
+    #[test]
+    fn counts_per_key_and_fires_timers_in_order() {
+        let batch = input(&[("a", 1), ("b", 2), ("a", 1), ("a", 5), ("c", 3)]);
+        let mut op =
+            KeyedProcessOperator::new(CountPerKey::new(), vec!["k".into()], batch.schema())
+                .unwrap();
+        let mut out = Output::default();
+        op.process_batch(batch, &mut out).unwrap();
+        op.process_batch(input(&[("c", -3)]), &mut out).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(
+            op.function().calls,
+            vec![
+                ("a".to_string(), vec![1, 1, 5]),
+                ("b".to_string(), vec![2]),
+                ("c".to_string(), vec![3]),
+                ("c".to_string(), vec![-3]),
+            ]
+        );
+
+        // a@11 was registered twice but fires once; c@13 was deleted.
+        op.process_watermark(13, &mut out).unwrap();
+        assert_eq!(
+            drain(&mut out),
+            vec![
+                row("a", 3, 11, "event"),
+                row("b", 1, 12, "event"),
+                Seen::Watermark(13)
+            ]
+        );
+
+        // The timer at 16 that a@15 registers is due too, so it fires before the watermark.
+        op.process_batch(input(&[("b", 30)]), &mut out).unwrap();
+        op.process_watermark(20, &mut out).unwrap();
+        assert_eq!(
+            drain(&mut out),
+            vec![
+                row("a", 3, 15, "event"),
+                row("a", 3, 16, "event"),
+                Seen::Watermark(20)
+            ]
+        );
+
+        assert_eq!(op.next_processing_timer(), Some(1000));
+        op.on_processing_time(999, &mut out).unwrap();
+        assert!(out.is_empty());
+        op.on_processing_time(1000, &mut out).unwrap();
+        assert_eq!(
+            drain(&mut out),
+            vec![
+                row("a", 3, 1000, "processing"),
+                row("b", 2, 1000, "processing"),
+                row("c", 2, 1000, "processing"),
+            ]
+        );
+        assert_eq!(op.next_processing_timer(), None);
+
+        op.process_watermark(spate_api::MAX_WATERMARK, &mut out)
+            .unwrap();
+        assert_eq!(
+            drain(&mut out),
+            vec![
+                row("b", 2, 40, "event"),
+                Seen::Watermark(spate_api::MAX_WATERMARK)
+            ]
+        );
+    }
+
+    #[test]
+    fn groups_keep_first_appearance_and_arrival_order() {
+        let batch = input(&[("x", 0), ("y", 1), ("x", 2), ("z", 3), ("y", 4), ("x", 5)]);
+        let encoder = KeyEncoder::new(&batch.schema(), &["k".into()]).unwrap();
+        let groups = KeyGroups::of(&encoder.encode(&batch).unwrap());
+        assert_eq!(groups.order, vec![0, 2, 5, 1, 4, 3]);
+        assert_eq!(groups.offsets, vec![0, 3, 5, 6]);
+        assert_eq!(groups.firsts, vec![0, 1, 3]);
+    }
+
+    struct WrongSchema;
+
+    impl KeyedProcessFunction for WrongSchema {
+        fn output_schema(&self) -> SchemaRef {
+            Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]))
+        }
+
+        fn process(
+            &mut self,
+            _: &[u8],
+            rows: &RecordBatch,
+            ctx: &mut KeyedContext<'_>,
+        ) -> Result<()> {
+            ctx.emit(rows.clone())
+        }
+
+        fn on_timer(
+            &mut self,
+            _: &[u8],
+            _: Timestamp,
+            _: TimeDomain,
+            _: &mut KeyedContext<'_>,
+        ) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn emitting_other_columns_than_declared_is_an_error() {
+        let batch = input(&[("a", 1)]);
+        let mut op =
+            KeyedProcessOperator::new(WrongSchema, vec!["k".into()], batch.schema()).unwrap();
+        let err = op.process_batch(batch, &mut Output::default()).unwrap_err();
+        assert!(matches!(err, OperatorError::Invalid(_)));
+        assert!(
+            err.to_string()
+                .contains("(k Utf8 NOT NULL, ts Int64 NOT NULL)"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("(n Int64 NOT NULL)"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_column_is_named() {
+        let err = KeyedProcessOperator::new(WrongSchema, vec!["nope".into()], input(&[]).schema())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("'nope'"), "{err}");
+    }
+}

@@ -1,0 +1,752 @@
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
+    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+};
+use arrow_buffer::{NullBuffer, NullBufferBuilder, ScalarBuffer};
+use arrow_cast::{CastOptions, cast_with_options};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use spate_api::{OperatorError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateFunction {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+}
+
+impl AggregateFunction {
+    fn name(self) -> &'static str {
+        match self {
+            AggregateFunction::Count => "COUNT",
+            AggregateFunction::Sum => "SUM",
+            AggregateFunction::Min => "MIN",
+            AggregateFunction::Max => "MAX",
+            AggregateFunction::Avg => "AVG",
+        }
+    }
+}
+
+/// One aggregate of a window: `function(column) AS output`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateSpec {
+    pub function: AggregateFunction,
+    /// `None` is `COUNT(*)`.
+    pub column: Option<String>,
+    pub output: String,
+}
+
+/// What an aggregate folds its values into, with the input type already decided: integers
+/// (and timestamps) are folded as i64, floats as f64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Count,
+    SumInt,
+    SumFloat,
+    MinInt,
+    MaxInt,
+    MinFloat,
+    MaxFloat,
+    Avg,
+}
+
+/// An aggregate checked against the input schema.
+#[derive(Debug, Clone)]
+pub(crate) struct Aggregate {
+    kind: Kind,
+    column: Option<usize>,
+    output: Field,
+}
+
+impl AggregateSpec {
+    pub(crate) fn resolve(&self, input: &Schema) -> Result<Aggregate> {
+        let function = self.function.name();
+        let Some(name) = &self.column else {
+            return match self.function {
+                AggregateFunction::Count => Ok(Aggregate {
+                    kind: Kind::Count,
+                    column: None,
+                    output: Field::new(&self.output, DataType::Int64, false),
+                }),
+                _ => Err(OperatorError::invalid(format!(
+                    "aggregate '{}': {function} needs a column",
+                    self.output
+                ))),
+            };
+        };
+        let column = input.index_of(name).map_err(|_| {
+            OperatorError::invalid(format!(
+                "aggregate '{}': column '{name}' of {function}({name}) is not in the input \
+                 (columns: {})",
+                self.output,
+                column_names(input)
+            ))
+        })?;
+        let input_type = input.field(column).data_type();
+        let integer = input_type.is_integer();
+        let float = input_type.is_floating();
+        let (kind, output_type) = match self.function {
+            AggregateFunction::Count => (Kind::Count, DataType::Int64),
+            AggregateFunction::Sum if integer => (Kind::SumInt, DataType::Int64),
+            AggregateFunction::Sum if float => (Kind::SumFloat, DataType::Float64),
+            AggregateFunction::Min | AggregateFunction::Max if integer => {
+                (self.pick(Kind::MinInt, Kind::MaxInt), DataType::Int64)
+            }
+            AggregateFunction::Min | AggregateFunction::Max if float => {
+                (self.pick(Kind::MinFloat, Kind::MaxFloat), DataType::Float64)
+            }
+            AggregateFunction::Min | AggregateFunction::Max
+                if matches!(input_type, DataType::Timestamp(_, _)) =>
+            {
+                (self.pick(Kind::MinInt, Kind::MaxInt), input_type.clone())
+            }
+            AggregateFunction::Avg if integer || float => (Kind::Avg, DataType::Float64),
+            _ => {
+                let expected = match self.function {
+                    AggregateFunction::Min | AggregateFunction::Max => {
+                        "integer, floating-point or timestamp"
+                    }
+                    _ => "integer or floating-point",
+                };
+                return Err(OperatorError::invalid(format!(
+                    "aggregate '{}': column '{name}' has type {input_type}, but {function} \
+                     takes {expected} columns",
+                    self.output
+                )));
+            }
+        };
+        Ok(Aggregate {
+            kind,
+            column: Some(column),
+            output: Field::new(&self.output, output_type, kind != Kind::Count),
+        })
+    }
+
+    fn pick(&self, min: Kind, max: Kind) -> Kind {
+        if self.function == AggregateFunction::Min {
+            min
+        } else {
+            max
+        }
+    }
+}
+
+fn column_names(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Aggregate {
+    pub(crate) fn output(&self) -> &Field {
+        &self.output
+    }
+
+    /// Reads this aggregate's input from a batch, in the representation its state folds.
+    fn input(&self, batch: &RecordBatch) -> Result<Input> {
+        let Some(column) = self.column else {
+            return Ok(Input::All);
+        };
+        let column = batch.column(column);
+        // Unsafe casts fail instead of turning values that do not fit (u64 above i64::MAX)
+        // into nulls that would silently vanish from the result.
+        let options = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        Ok(match self.kind {
+            Kind::Count => match column.logical_nulls() {
+                Some(nulls) => Input::Valid(nulls),
+                None => Input::All,
+            },
+            Kind::SumInt | Kind::MinInt | Kind::MaxInt => Input::Int(
+                cast_with_options(column, &DataType::Int64, &options)?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            ),
+            Kind::SumFloat | Kind::MinFloat | Kind::MaxFloat | Kind::Avg => Input::Float(
+                cast_with_options(column, &DataType::Float64, &options)?
+                    .as_primitive::<Float64Type>()
+                    .clone(),
+            ),
+        })
+    }
+}
+
+/// An aggregate's input for one batch.
+#[derive(Debug)]
+enum Input {
+    /// Every row counts.
+    All,
+    /// Rows whose value is not null count.
+    Valid(NullBuffer),
+    Int(Int64Array),
+    Float(Float64Array),
+}
+
+/// Accumulated updates of one batch, applied aggregate by aggregate so each aggregate runs one
+/// tight, monomorphic loop instead of a dispatch per record.
+#[derive(Debug, Default)]
+pub(crate) struct Updates {
+    inputs: Vec<Input>,
+    /// (row, accumulator slot) per record and window.
+    pairs: Vec<(u32, u32)>,
+}
+
+impl Updates {
+    /// Starts a batch: reads the inputs before any state changes, so a bad batch leaves the
+    /// state as it was.
+    pub(crate) fn start(&mut self, aggregates: &[Aggregate], batch: &RecordBatch) -> Result<()> {
+        self.inputs = aggregates
+            .iter()
+            .map(|a| a.input(batch))
+            .collect::<Result<_>>()?;
+        self.pairs.clear();
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, row: usize, slot: u32) {
+        self.pairs.push((row as u32, slot));
+    }
+
+    pub(crate) fn apply(&mut self, accumulators: &mut Accumulators) {
+        for (state, input) in accumulators.states.iter_mut().zip(&self.inputs) {
+            state.update(input, &self.pairs);
+        }
+        self.pairs.clear();
+    }
+
+    /// Ends a batch, releasing its input arrays.
+    pub(crate) fn finish(&mut self, accumulators: &mut Accumulators) {
+        self.apply(accumulators);
+        self.inputs.clear();
+    }
+}
+
+/// Accumulator state of all open windows, one column per aggregate and one slot per (key,
+/// window). Slots of fired windows are reused.
+#[derive(Debug)]
+pub(crate) struct Accumulators {
+    states: Vec<State>,
+    free: Vec<u32>,
+    slots: u32,
+}
+
+impl Accumulators {
+    pub(crate) fn new(aggregates: &[Aggregate]) -> Self {
+        Accumulators {
+            states: aggregates.iter().map(|a| State::new(a.kind)).collect(),
+            free: Vec::new(),
+            slots: 0,
+        }
+    }
+
+    pub(crate) fn alloc(&mut self) -> u32 {
+        if let Some(slot) = self.free.pop() {
+            for state in &mut self.states {
+                state.reset(slot as usize);
+            }
+            return slot;
+        }
+        for state in &mut self.states {
+            state.grow();
+        }
+        self.slots += 1;
+        self.slots - 1
+    }
+
+    pub(crate) fn free(&mut self, slot: u32) {
+        self.free.push(slot);
+    }
+
+    /// Folds `src` into `dst`, as when session windows merge.
+    pub(crate) fn merge(&mut self, dst: u32, src: u32) {
+        for state in &mut self.states {
+            state.merge(dst as usize, src as usize);
+        }
+    }
+
+    /// Appends the results of `slot`, one per aggregate, to the output columns.
+    pub(crate) fn append(&self, slot: u32, columns: &mut [Column]) {
+        for (state, column) in self.states.iter().zip(columns) {
+            state.append(slot as usize, column);
+        }
+    }
+
+    /// Slots in use.
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
+        self.slots as usize - self.free.len()
+    }
+}
+
+/// How a fold combines values; `IDENTITY` is the state before any value.
+trait Fold {
+    type T: Copy + std::fmt::Debug;
+    const IDENTITY: Self::T;
+    fn combine(acc: Self::T, value: Self::T) -> Self::T;
+}
+
+#[derive(Debug)]
+struct SumInt;
+#[derive(Debug)]
+struct SumFloat;
+#[derive(Debug)]
+struct MinInt;
+#[derive(Debug)]
+struct MaxInt;
+#[derive(Debug)]
+struct MinFloat;
+#[derive(Debug)]
+struct MaxFloat;
+
+impl Fold for SumInt {
+    type T = i64;
+    const IDENTITY: i64 = 0;
+    #[inline]
+    fn combine(acc: i64, value: i64) -> i64 {
+        // Overflow wraps, as BIGINT sums do in Flink (Java long arithmetic).
+        acc.wrapping_add(value)
+    }
+}
+
+impl Fold for SumFloat {
+    type T = f64;
+    const IDENTITY: f64 = 0.0;
+    #[inline]
+    fn combine(acc: f64, value: f64) -> f64 {
+        acc + value
+    }
+}
+
+impl Fold for MinInt {
+    type T = i64;
+    const IDENTITY: i64 = i64::MAX;
+    #[inline]
+    fn combine(acc: i64, value: i64) -> i64 {
+        acc.min(value)
+    }
+}
+
+impl Fold for MaxInt {
+    type T = i64;
+    const IDENTITY: i64 = i64::MIN;
+    #[inline]
+    fn combine(acc: i64, value: i64) -> i64 {
+        acc.max(value)
+    }
+}
+
+// NaN as identity: `f64::min`/`max` return the other operand for NaN, so NaN inputs are skipped
+// unless a window has nothing else.
+impl Fold for MinFloat {
+    type T = f64;
+    const IDENTITY: f64 = f64::NAN;
+    #[inline]
+    fn combine(acc: f64, value: f64) -> f64 {
+        acc.min(value)
+    }
+}
+
+impl Fold for MaxFloat {
+    type T = f64;
+    const IDENTITY: f64 = f64::NAN;
+    #[inline]
+    fn combine(acc: f64, value: f64) -> f64 {
+        acc.max(value)
+    }
+}
+
+/// A fold per slot, plus whether any non-null value reached it (no value gives null).
+#[derive(Debug)]
+struct Folded<F: Fold> {
+    values: Vec<F::T>,
+    seen: Vec<bool>,
+}
+
+impl<F: Fold> Default for Folded<F> {
+    fn default() -> Self {
+        Folded {
+            values: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+}
+
+impl<F: Fold> Folded<F> {
+    fn grow(&mut self) {
+        self.values.push(F::IDENTITY);
+        self.seen.push(false);
+    }
+
+    fn reset(&mut self, slot: usize) {
+        self.values[slot] = F::IDENTITY;
+        self.seen[slot] = false;
+    }
+
+    #[inline]
+    fn fold(&mut self, slot: usize, value: F::T) {
+        self.values[slot] = F::combine(self.values[slot], value);
+        self.seen[slot] = true;
+    }
+
+    fn update(&mut self, values: &[F::T], nulls: Option<&NullBuffer>, pairs: &[(u32, u32)]) {
+        match nulls {
+            None => {
+                for &(row, slot) in pairs {
+                    self.fold(slot as usize, values[row as usize]);
+                }
+            }
+            Some(nulls) => {
+                for &(row, slot) in pairs {
+                    if nulls.is_valid(row as usize) {
+                        self.fold(slot as usize, values[row as usize]);
+                    }
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, dst: usize, src: usize) {
+        self.values[dst] = F::combine(self.values[dst], self.values[src]);
+        self.seen[dst] |= self.seen[src];
+    }
+
+    fn get(&self, slot: usize) -> Option<F::T> {
+        self.seen[slot].then(|| self.values[slot])
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    Count(Vec<i64>),
+    SumInt(Folded<SumInt>),
+    SumFloat(Folded<SumFloat>),
+    MinInt(Folded<MinInt>),
+    MaxInt(Folded<MaxInt>),
+    MinFloat(Folded<MinFloat>),
+    MaxFloat(Folded<MaxFloat>),
+    Avg { sums: Vec<f64>, counts: Vec<i64> },
+}
+
+impl State {
+    fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::Count => State::Count(Vec::new()),
+            Kind::SumInt => State::SumInt(Folded::default()),
+            Kind::SumFloat => State::SumFloat(Folded::default()),
+            Kind::MinInt => State::MinInt(Folded::default()),
+            Kind::MaxInt => State::MaxInt(Folded::default()),
+            Kind::MinFloat => State::MinFloat(Folded::default()),
+            Kind::MaxFloat => State::MaxFloat(Folded::default()),
+            Kind::Avg => State::Avg {
+                sums: Vec::new(),
+                counts: Vec::new(),
+            },
+        }
+    }
+
+    fn grow(&mut self) {
+        match self {
+            State::Count(counts) => counts.push(0),
+            State::SumInt(f) => f.grow(),
+            State::SumFloat(f) => f.grow(),
+            State::MinInt(f) => f.grow(),
+            State::MaxInt(f) => f.grow(),
+            State::MinFloat(f) => f.grow(),
+            State::MaxFloat(f) => f.grow(),
+            State::Avg { sums, counts } => {
+                sums.push(0.0);
+                counts.push(0);
+            }
+        }
+    }
+
+    fn reset(&mut self, slot: usize) {
+        match self {
+            State::Count(counts) => counts[slot] = 0,
+            State::SumInt(f) => f.reset(slot),
+            State::SumFloat(f) => f.reset(slot),
+            State::MinInt(f) => f.reset(slot),
+            State::MaxInt(f) => f.reset(slot),
+            State::MinFloat(f) => f.reset(slot),
+            State::MaxFloat(f) => f.reset(slot),
+            State::Avg { sums, counts } => {
+                sums[slot] = 0.0;
+                counts[slot] = 0;
+            }
+        }
+    }
+
+    fn update(&mut self, input: &Input, pairs: &[(u32, u32)]) {
+        match (self, input) {
+            (State::Count(counts), Input::All) => {
+                for &(_, slot) in pairs {
+                    counts[slot as usize] += 1;
+                }
+            }
+            (State::Count(counts), Input::Valid(nulls)) => {
+                for &(row, slot) in pairs {
+                    counts[slot as usize] += nulls.is_valid(row as usize) as i64;
+                }
+            }
+            (State::SumInt(f), Input::Int(a)) => f.update(a.values(), a.nulls(), pairs),
+            (State::MinInt(f), Input::Int(a)) => f.update(a.values(), a.nulls(), pairs),
+            (State::MaxInt(f), Input::Int(a)) => f.update(a.values(), a.nulls(), pairs),
+            (State::SumFloat(f), Input::Float(a)) => f.update(a.values(), a.nulls(), pairs),
+            (State::MinFloat(f), Input::Float(a)) => f.update(a.values(), a.nulls(), pairs),
+            (State::MaxFloat(f), Input::Float(a)) => f.update(a.values(), a.nulls(), pairs),
+            (State::Avg { sums, counts }, Input::Float(a)) => {
+                let values = a.values();
+                for &(row, slot) in pairs {
+                    let (row, slot) = (row as usize, slot as usize);
+                    if a.is_valid(row) {
+                        sums[slot] += values[row];
+                        counts[slot] += 1;
+                    }
+                }
+            }
+            (state, input) => unreachable!("{state:?} is never fed {input:?}"),
+        }
+    }
+
+    fn merge(&mut self, dst: usize, src: usize) {
+        match self {
+            State::Count(counts) => counts[dst] += counts[src],
+            State::SumInt(f) => f.merge(dst, src),
+            State::SumFloat(f) => f.merge(dst, src),
+            State::MinInt(f) => f.merge(dst, src),
+            State::MaxInt(f) => f.merge(dst, src),
+            State::MinFloat(f) => f.merge(dst, src),
+            State::MaxFloat(f) => f.merge(dst, src),
+            State::Avg { sums, counts } => {
+                sums[dst] += sums[src];
+                counts[dst] += counts[src];
+            }
+        }
+    }
+
+    fn append(&self, slot: usize, column: &mut Column) {
+        match (self, column) {
+            (State::Count(counts), Column::Int(c)) => c.push(Some(counts[slot])),
+            (State::SumInt(f), Column::Int(c)) => c.push(f.get(slot)),
+            (State::MinInt(f), Column::Int(c)) => c.push(f.get(slot)),
+            (State::MaxInt(f), Column::Int(c)) => c.push(f.get(slot)),
+            (State::SumFloat(f), Column::Float(c)) => c.push(f.get(slot)),
+            (State::MinFloat(f), Column::Float(c)) => c.push(f.get(slot)),
+            (State::MaxFloat(f), Column::Float(c)) => c.push(f.get(slot)),
+            (State::Avg { sums, counts }, Column::Float(c)) => {
+                c.push((counts[slot] > 0).then(|| sums[slot] / counts[slot] as f64))
+            }
+            (state, _) => unreachable!("{state:?} has a column of another type"),
+        }
+    }
+}
+
+/// Results of one aggregate on their way into an output batch.
+#[derive(Debug)]
+pub(crate) enum Column {
+    Int(Values<i64>),
+    Float(Values<f64>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Values<T> {
+    values: Vec<T>,
+    nulls: NullBufferBuilder,
+}
+
+impl<T: Default> Values<T> {
+    fn new() -> Self {
+        Values {
+            values: Vec::new(),
+            nulls: NullBufferBuilder::new(0),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, value: Option<T>) {
+        self.nulls.append(value.is_some());
+        self.values.push(value.unwrap_or_default());
+    }
+
+    fn take(&mut self) -> (ScalarBuffer<T>, Option<NullBuffer>)
+    where
+        T: arrow_buffer::ArrowNativeType,
+    {
+        (std::mem::take(&mut self.values).into(), self.nulls.finish())
+    }
+}
+
+impl Column {
+    pub(crate) fn for_output(field: &Field) -> Self {
+        match field.data_type() {
+            DataType::Float64 => Column::Float(Values::new()),
+            _ => Column::Int(Values::new()),
+        }
+    }
+
+    /// Builds the array of the rows pushed so far, as `data_type`, and starts over.
+    pub(crate) fn finish(&mut self, data_type: &DataType) -> ArrayRef {
+        match self {
+            Column::Float(v) => {
+                let (values, nulls) = v.take();
+                Arc::new(Float64Array::new(values, nulls))
+            }
+            Column::Int(v) => {
+                let (values, nulls) = v.take();
+                match data_type {
+                    DataType::Timestamp(unit, tz) => match unit {
+                        TimeUnit::Second => Arc::new(
+                            TimestampSecondArray::new(values, nulls).with_timezone_opt(tz.clone()),
+                        ),
+                        TimeUnit::Millisecond => Arc::new(
+                            TimestampMillisecondArray::new(values, nulls)
+                                .with_timezone_opt(tz.clone()),
+                        ),
+                        TimeUnit::Microsecond => Arc::new(
+                            TimestampMicrosecondArray::new(values, nulls)
+                                .with_timezone_opt(tz.clone()),
+                        ),
+                        TimeUnit::Nanosecond => Arc::new(
+                            TimestampNanosecondArray::new(values, nulls)
+                                .with_timezone_opt(tz.clone()),
+                        ),
+                    },
+                    _ => Arc::new(Int64Array::new(values, nulls)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{Float32Array, UInt64Array};
+
+    use super::*;
+
+    fn run(spec: AggregateSpec, column: ArrayRef, slots: &[u32]) -> Result<ArrayRef> {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "x",
+            column.data_type().clone(),
+            true,
+        )]));
+        let aggregate = spec.resolve(&schema)?;
+        let batch = RecordBatch::try_new(schema, vec![column])?;
+        let mut accumulators = Accumulators::new(std::slice::from_ref(&aggregate));
+        let count = slots.iter().max().map_or(0, |m| m + 1);
+        for _ in 0..count {
+            accumulators.alloc();
+        }
+        let mut updates = Updates::default();
+        updates.start(std::slice::from_ref(&aggregate), &batch)?;
+        for (row, &slot) in slots.iter().enumerate() {
+            updates.push(row, slot);
+        }
+        updates.finish(&mut accumulators);
+        let mut columns = vec![Column::for_output(aggregate.output())];
+        for slot in 0..count {
+            accumulators.append(slot, &mut columns);
+        }
+        Ok(columns[0].finish(aggregate.output().data_type()))
+    }
+
+    fn spec(function: AggregateFunction) -> AggregateSpec {
+        AggregateSpec {
+            function,
+            column: Some("x".into()),
+            output: "out".into(),
+        }
+    }
+
+    #[test]
+    fn nulls_are_skipped_and_empty_windows_give_null() {
+        use AggregateFunction::*;
+        let values: ArrayRef = Arc::new(Float32Array::from(vec![
+            Some(1.5),
+            None,
+            Some(-2.0),
+            Some(f32::NAN),
+            None,
+        ]));
+        // Slot 0: 1.5, null, -2, NaN; slot 1: null.
+        let slots = [0, 0, 0, 0, 1];
+        let floats = |function| {
+            let array = run(spec(function), values.clone(), &slots).unwrap();
+            let array = array.as_primitive::<Float64Type>().clone();
+            (array.value(0), array.is_null(1))
+        };
+        assert!(floats(Sum).0.is_nan() && floats(Sum).1);
+        assert_eq!(floats(Min), (-2.0, true), "NaN is skipped by MIN");
+        assert_eq!(floats(Max), (1.5, true));
+        let counts = run(spec(Count), values.clone(), &slots).unwrap();
+        assert_eq!(
+            counts.as_primitive::<Int64Type>().values().to_vec(),
+            vec![3, 0]
+        );
+        assert_eq!(counts.null_count(), 0);
+    }
+
+    #[test]
+    fn merged_slots_combine_their_state() {
+        let schema = Schema::new(vec![Field::new("x", DataType::Int64, true)]);
+        let aggregates: Vec<Aggregate> = [AggregateFunction::Min, AggregateFunction::Avg]
+            .into_iter()
+            .map(|f| spec(f).resolve(&schema).unwrap())
+            .collect();
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(Int64Array::from(vec![Some(4), Some(1), None]))],
+        )
+        .unwrap();
+        let mut accumulators = Accumulators::new(&aggregates);
+        let (a, b, empty) = (
+            accumulators.alloc(),
+            accumulators.alloc(),
+            accumulators.alloc(),
+        );
+        let mut updates = Updates::default();
+        updates.start(&aggregates, &batch).unwrap();
+        updates.push(0, a);
+        updates.push(1, b);
+        updates.push(2, empty);
+        updates.finish(&mut accumulators);
+        accumulators.merge(a, b);
+        accumulators.merge(a, empty);
+        accumulators.free(b);
+        accumulators.free(empty);
+        assert_eq!(accumulators.alloc(), empty, "freed slots are reused");
+
+        let mut columns: Vec<Column> = aggregates
+            .iter()
+            .map(|a| Column::for_output(a.output()))
+            .collect();
+        accumulators.append(a, &mut columns);
+        accumulators.append(empty, &mut columns);
+        let min = columns[0].finish(&DataType::Int64);
+        let avg = columns[1].finish(&DataType::Float64);
+        assert_eq!(min.as_primitive::<Int64Type>().value(0), 1);
+        assert_eq!(avg.as_primitive::<Float64Type>().value(0), 2.5);
+        assert!(
+            min.is_null(1) && avg.is_null(1),
+            "a reused slot starts empty"
+        );
+    }
+
+    #[test]
+    fn integers_beyond_bigint_are_an_error_not_a_null() {
+        let values: ArrayRef = Arc::new(UInt64Array::from(vec![u64::MAX]));
+        let err = run(spec(AggregateFunction::Sum), values, &[0]).unwrap_err();
+        assert!(err.to_string().contains("18446744073709551615"), "{err}");
+    }
+}

@@ -1,0 +1,177 @@
+use std::collections::BTreeSet;
+
+use spate_api::Timestamp;
+
+use super::aggregate::{Accumulators, Updates};
+use super::assigner::is_late;
+use crate::keyed::table::KeyTable;
+
+/// Session windows per key, merged as Flink's `MergingWindowSet` merges them: a record opens
+/// `[ts, ts + gap)`, and every session that window intersects (bounds inclusive, so sessions
+/// exactly `gap` apart join) merges with it into one.
+#[derive(Debug)]
+pub(crate) struct Sessions {
+    gap: i64,
+    /// Open sessions of each key, indexed by key id.
+    per_key: Vec<KeySessions>,
+    /// (end, key) of every open session, so a watermark visits only what it fires.
+    index: BTreeSet<(Timestamp, u32)>,
+    /// Keys whose sessions changed in the current batch; their index entries are brought up to
+    /// date once per batch rather than once per record.
+    dirty: Vec<u32>,
+}
+
+#[derive(Debug, Default)]
+struct KeySessions {
+    sessions: Vec<Session>,
+    dirty: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    start: Timestamp,
+    end: Timestamp,
+    slot: u32,
+    /// The end under which the session is in the index.
+    indexed_end: Option<Timestamp>,
+}
+
+/// A session the watermark has passed.
+#[derive(Debug)]
+pub(crate) struct Fired {
+    pub(crate) key: u32,
+    pub(crate) start: Timestamp,
+    pub(crate) end: Timestamp,
+    pub(crate) slot: u32,
+}
+
+impl Sessions {
+    pub(crate) fn new(gap: i64) -> Self {
+        Sessions {
+            gap,
+            per_key: Vec::new(),
+            index: BTreeSet::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    /// Places a record: returns the slot of the session it belongs to, or `None` if it is late
+    /// (its window merges with no open session and is already past the watermark).
+    /// Call `index_changes` after the batch.
+    pub(crate) fn add(
+        &mut self,
+        key_bytes: &[u8],
+        ts: Timestamp,
+        watermark: Timestamp,
+        keys: &mut KeyTable,
+        accumulators: &mut Accumulators,
+        updates: &mut Updates,
+    ) -> Option<u32> {
+        let end = ts.saturating_add(self.gap);
+        let key = match keys.get(key_bytes) {
+            Some(key) => key,
+            None if is_late(end, watermark) => return None,
+            None => keys.intern(key_bytes),
+        };
+        if self.per_key.len() <= key as usize {
+            self.per_key
+                .resize_with(key as usize + 1, KeySessions::default);
+        }
+        let sessions = &mut self.per_key[key as usize].sessions;
+        let intersects = |s: &Session| s.start <= end && s.end >= ts;
+        let Some(first) = sessions.iter().position(intersects) else {
+            if is_late(end, watermark) {
+                return None;
+            }
+            let slot = accumulators.alloc();
+            keys.retain(key);
+            sessions.push(Session {
+                start: ts,
+                end,
+                slot,
+                indexed_end: None,
+            });
+            self.touch(key);
+            return Some(slot);
+        };
+        let mut merged = Session {
+            start: sessions[first].start.min(ts),
+            end: sessions[first].end.max(end),
+            ..sessions[first]
+        };
+        if sessions[first + 1..].iter().any(intersects) {
+            // Slots are about to be merged and freed; records already routed to them this batch
+            // must be folded in first.
+            updates.apply(accumulators);
+            for i in (first + 1..sessions.len()).rev() {
+                if !intersects(&sessions[i]) {
+                    continue;
+                }
+                let other = sessions.swap_remove(i);
+                merged.start = merged.start.min(other.start);
+                merged.end = merged.end.max(other.end);
+                accumulators.merge(merged.slot, other.slot);
+                accumulators.free(other.slot);
+                if let Some(indexed) = other.indexed_end {
+                    self.index.remove(&(indexed, key));
+                }
+                keys.release(key);
+            }
+        }
+        self.per_key[key as usize].sessions[first] = merged;
+        self.touch(key);
+        Some(merged.slot)
+    }
+
+    fn touch(&mut self, key: u32) {
+        let entry = &mut self.per_key[key as usize];
+        if !entry.dirty {
+            entry.dirty = true;
+            self.dirty.push(key);
+        }
+    }
+
+    /// Brings the index up to date with the sessions changed since the last call.
+    pub(crate) fn index_changes(&mut self) {
+        for key in self.dirty.drain(..) {
+            let entry = &mut self.per_key[key as usize];
+            entry.dirty = false;
+            for session in &mut entry.sessions {
+                if session.indexed_end != Some(session.end) {
+                    if let Some(old) = session.indexed_end {
+                        self.index.remove(&(old, key));
+                    }
+                    self.index.insert((session.end, key));
+                    session.indexed_end = Some(session.end);
+                }
+            }
+        }
+    }
+
+    /// Removes and returns the session with the earliest end if the watermark has passed it.
+    pub(crate) fn pop_due(&mut self, watermark: Timestamp) -> Option<Fired> {
+        debug_assert!(self.dirty.is_empty(), "index_changes after every batch");
+        let &(end, key) = self.index.first()?;
+        if !is_late(end, watermark) {
+            return None;
+        }
+        self.index.pop_first();
+        let sessions = &mut self.per_key[key as usize].sessions;
+        let at = sessions
+            .iter()
+            .position(|s| s.end == end)
+            .expect("indexed sessions exist");
+        let session = sessions.swap_remove(at);
+        Some(Fired {
+            key,
+            start: session.start,
+            end: session.end,
+            slot: session.slot,
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn open(&self) -> usize {
+        self.index.len()
+    }
+}

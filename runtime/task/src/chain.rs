@@ -1,0 +1,84 @@
+use spate_api::{Operator, OperatorError, Output, StreamElement, Timestamp};
+
+pub struct ChainedOperator {
+    pub name: String,
+    pub operator: Box<dyn Operator>,
+}
+
+/// Operators joined by forward edges, called one after another without any queue in between.
+pub struct Chain {
+    operators: Vec<ChainedOperator>,
+}
+
+impl Chain {
+    pub fn new(operators: Vec<ChainedOperator>) -> Self {
+        Chain { operators }
+    }
+
+    /// Pushes an element into operator `index`; what falls out of the last one lands in `emitted`.
+    pub fn push(&mut self, index: usize, element: StreamElement, emitted: &mut Vec<StreamElement>) -> Result<(), OperatorError> {
+        let Some(op) = self.operators.get_mut(index) else {
+            emitted.push(element);
+            return Ok(());
+        };
+        let mut out = Output::default();
+        let result = match element {
+            StreamElement::Batch(batch) => op.operator.process_batch(batch, &mut out),
+            StreamElement::Watermark(wm) => op.operator.process_watermark(wm, &mut out),
+            // Idleness and the end of input are the task's business, not the operators'.
+            other => {
+                emitted.push(other);
+                return Ok(());
+            }
+        };
+        result.map_err(|e| e.in_operator(&op.name))?;
+        self.forward(index, out, emitted)
+    }
+
+    fn forward(&mut self, index: usize, mut out: Output, emitted: &mut Vec<StreamElement>) -> Result<(), OperatorError> {
+        let produced: Vec<StreamElement> = out.drain().collect();
+        for element in produced {
+            self.push(index + 1, element, emitted)?;
+        }
+        Ok(())
+    }
+
+    pub fn next_processing_timer(&self) -> Option<Timestamp> {
+        self.operators
+            .iter()
+            .filter_map(|op| op.operator.next_processing_timer())
+            .min()
+    }
+
+    pub fn on_processing_time(&mut self, now: Timestamp, emitted: &mut Vec<StreamElement>) -> Result<(), OperatorError> {
+        for index in 0..self.operators.len() {
+            let mut out = Output::default();
+            let op = &mut self.operators[index];
+            if op.operator.next_processing_timer().is_some_and(|t| t <= now) {
+                op.operator
+                    .on_processing_time(now, &mut out)
+                    .map_err(|e| e.in_operator(&op.name))?;
+                self.forward(index, out, emitted)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the input: each operator finishes in order, and what it flushes reaches the rest.
+    pub fn finish(&mut self, emitted: &mut Vec<StreamElement>) -> Result<(), OperatorError> {
+        for index in 0..self.operators.len() {
+            let mut out = Output::default();
+            let op = &mut self.operators[index];
+            op.operator.finish(&mut out).map_err(|e| e.in_operator(&op.name))?;
+            self.forward(index, out, emitted)?;
+        }
+        Ok(())
+    }
+
+    pub fn late_records_dropped(&self) -> u64 {
+        self.operators
+            .iter()
+            .map(|op| op.operator.metrics().late_records_dropped)
+            .sum()
+    }
+}

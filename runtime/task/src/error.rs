@@ -1,0 +1,18 @@
+use spate_api::OperatorError;
+use spate_network::NetworkError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    #[error("input channel {channel}: {source}")]
+    Input {
+        channel: usize,
+        #[source]
+        source: NetworkError,
+    },
+    #[error("output: {0}")]
+    Output(#[from] NetworkError),
+    #[error("output: the consumer of subpartition {0} is gone")]
+    ConsumerGone(usize),
+}

@@ -1,0 +1,30 @@
+use std::time::Duration;
+
+use spate_network::ExchangeConfig;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub worker_id: String,
+    /// The JobMaster's gRPC address, `host:port`.
+    pub jobmaster: String,
+    pub slots: u32,
+    /// Host the worker's control and data ports bind to; other workers reach it there.
+    pub bind_host: String,
+    pub exchange: ExchangeConfig,
+    /// How long the worker keeps running without an answer from its JobMaster before it gives up
+    /// (so that no worker outlives its job).
+    pub jobmaster_timeout: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(jobmaster: impl Into<String>, slots: u32) -> Self {
+        WorkerConfig {
+            worker_id: format!("worker-{}", std::process::id()),
+            jobmaster: jobmaster.into(),
+            slots,
+            bind_host: "127.0.0.1".into(),
+            exchange: ExchangeConfig::default(),
+            jobmaster_timeout: Duration::from_secs(15),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Turns a deployment request into a runnable task: operators, outputs, then inputs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use spate_api::OperatorContext;
+use spate_graph::{JobGraph, NodeKind, Partitioning};
+use spate_network::{Exchange, InputChannel, InputGate, Partitioner, SubpartitionId, queue};
+use spate_proto::v1::{DeployTaskRequest, InputGateDescriptor};
+use spate_task::{Canceler, Chain, ChainedOperator, OutputWriter, Task, TaskInput, TaskMetrics, WatermarkGenerator};
+
+/// How long a task waits for a producer on this worker to register the subpartition it reads.
+const LOCAL_PRODUCER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A task whose operators and outputs exist, waiting for its input channels.
+pub struct PendingTask {
+    task: Task,
+    job_id: String,
+    inputs: Vec<InputGateDescriptor>,
+    own_data_address: String,
+}
+
+pub fn prepare(
+    request: &DeployTaskRequest,
+    graph: &JobGraph,
+    exchange: &Exchange,
+    own_data_address: &str,
+    canceler: &Canceler,
+    metrics: &Arc<TaskMetrics>,
+) -> anyhow::Result<PendingTask> {
+    let id = request.task.as_ref().ok_or_else(|| anyhow!("no task id"))?;
+    let vertex = graph
+        .vertex(id.vertex)
+        .ok_or_else(|| anyhow!("the job graph has no vertex {}", id.vertex))?;
+    if id.subtask >= vertex.parallelism {
+        bail!("subtask {} is beyond the parallelism {} of '{}'", id.subtask, vertex.parallelism, vertex.name);
+    }
+    let mut source = None;
+    let mut operators = Vec::new();
+    for (position, &node_id) in vertex.nodes.iter().enumerate() {
+        let node = graph.node(node_id);
+        let ctx = OperatorContext {
+            operator_name: node.name.clone(),
+            subtask: id.subtask,
+            parallelism: vertex.parallelism,
+            max_parallelism: graph.max_parallelism,
+            cancel: canceler.flag.clone(),
+        };
+        match &node.kind {
+            NodeKind::Source { factory, watermarks } if position == 0 => {
+                let splits = factory
+                    .splits(vertex.parallelism)
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i as u32 % vertex.parallelism == id.subtask)
+                    .map(|(_, split)| split)
+                    .collect();
+                let reader = factory
+                    .create_reader(splits, &ctx)
+                    .map_err(|e| e.in_operator(&node.name))?;
+                source = Some(TaskInput::Source {
+                    reader,
+                    watermarks: watermarks.clone().map(WatermarkGenerator::new),
+                });
+            }
+            NodeKind::Source { .. } => bail!("source '{}' is not at the head of its chain", node.name),
+            NodeKind::Operator { factory, .. } => {
+                let mut operator = factory.create(&ctx).map_err(|e| e.in_operator(&node.name))?;
+                operator.open(&ctx).map_err(|e| e.in_operator(&node.name))?;
+                operators.push(ChainedOperator {
+                    name: node.name.clone(),
+                    operator,
+                });
+            }
+        }
+    }
+
+    let mut outputs = Vec::new();
+    for output in &request.outputs {
+        let edge = graph
+            .edges
+            .get(output.edge as usize)
+            .ok_or_else(|| anyhow!("the job graph has no edge {}", output.edge))?;
+        let partitioner = match &edge.partitioning {
+            Partitioning::Forward => Partitioner::Forward,
+            Partitioning::Broadcast => Partitioner::Broadcast,
+            Partitioning::Rebalance => Partitioner::Rebalance {
+                next: id.subtask as usize,
+            },
+            Partitioning::Hash(keys) => Partitioner::hash(&edge.schema, keys, graph.max_parallelism)?,
+        };
+        let mut senders = Vec::new();
+        for subpartition in 0..output.subpartitions {
+            let (tx, rx) = queue(exchange.config.queue_capacity, exchange.gauge.clone());
+            exchange.registry.register(
+                SubpartitionId {
+                    job_id: id.job_id.clone(),
+                    vertex: id.vertex,
+                    subtask: id.subtask,
+                    attempt: id.attempt,
+                    edge: output.edge,
+                    subpartition,
+                },
+                rx,
+            );
+            senders.push(tx);
+        }
+        outputs.push(OutputWriter::new(partitioner, senders));
+    }
+
+    let input = source.unwrap_or_else(|| TaskInput::Gate(InputGate::new(Vec::new())));
+    Ok(PendingTask {
+        task: Task {
+            input,
+            chain: Chain::new(operators),
+            outputs,
+            metrics: metrics.clone(),
+            canceler: canceler.clone(),
+        },
+        job_id: id.job_id.clone(),
+        inputs: request.inputs.clone(),
+        own_data_address: own_data_address.to_string(),
+    })
+}
+
+impl PendingTask {
+    /// Opens every input channel: local subpartitions straight from the registry, remote ones
+    /// through the connection to the producer's worker.
+    pub async fn connect(mut self, exchange: &Exchange) -> anyhow::Result<Task> {
+        if self.inputs.is_empty() {
+            return Ok(self.task);
+        }
+        let mut channels = Vec::new();
+        for gate in &self.inputs {
+            for channel in &gate.channels {
+                let id = SubpartitionId {
+                    job_id: self.job_id.clone(),
+                    vertex: gate.producer_vertex,
+                    subtask: channel.producer_subtask,
+                    attempt: channel.producer_attempt,
+                    edge: gate.edge,
+                    subpartition: channel.subpartition,
+                };
+                let opened = if channel.data_address == self.own_data_address {
+                    let queue = exchange.registry.take(&id, LOCAL_PRODUCER_TIMEOUT).await?;
+                    InputChannel::Local {
+                        queue,
+                        name: id.to_string(),
+                    }
+                } else {
+                    InputChannel::Remote(
+                        exchange
+                            .connections
+                            .open_channel(&channel.data_address, &id, exchange.config.credits_per_channel)
+                            .await
+                            .with_context(|| format!("opening input channel {id}"))?,
+                    )
+                };
+                channels.push(opened);
+            }
+        }
+        self.task.input = TaskInput::Gate(InputGate::new(channels));
+        Ok(self.task)
+    }
+}

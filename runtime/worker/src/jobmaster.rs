@@ -1,0 +1,135 @@
+//! The worker's side of the control plane: registration, heartbeats and task state reports.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use spate_proto::v1::job_master_client::JobMasterClient;
+use spate_proto::v1::{HeartbeatRequest, RegisterWorkerRequest, SlotOffer, TaskStateReport};
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+use tracing::{info, warn};
+
+use crate::config::WorkerConfig;
+use crate::tasks::TaskManager;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub struct JobMasterLink {
+    client: JobMasterClient<Channel>,
+    worker_id: String,
+    address: String,
+    heartbeat_interval: Duration,
+    timeout: Duration,
+    reports: mpsc::UnboundedSender<TaskStateReport>,
+}
+
+impl JobMasterLink {
+    /// Registers with the JobMaster, retrying with exponential backoff until it answers or the
+    /// timeout passes; each attempt says where it is trying.
+    pub async fn connect(config: &WorkerConfig, control_address: &str, data_address: &str) -> anyhow::Result<Self> {
+        let endpoint = format!("http://{}", config.jobmaster);
+        let request = RegisterWorkerRequest {
+            worker_id: config.worker_id.clone(),
+            control_address: control_address.to_string(),
+            data_address: data_address.to_string(),
+            slots: (0..config.slots).map(|index| SlotOffer { index }).collect(),
+            pid: std::process::id(),
+        };
+        let started = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        let (mut client, response) = loop {
+            let tried = async {
+                let mut client = JobMasterClient::connect(endpoint.clone()).await?;
+                let response = client.register_worker(request.clone()).await?.into_inner();
+                anyhow::Ok((client, response))
+            };
+            match tried.await {
+                Ok(ok) => break ok,
+                Err(e) if started.elapsed() < config.jobmaster_timeout => {
+                    warn!(jobmaster = %config.jobmaster, attempt, retry_in = ?backoff, error = %e, "cannot reach the JobMaster yet");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("registering with the JobMaster at {} ({attempt} attempts)", config.jobmaster)
+                    });
+                }
+            }
+        };
+        info!(jobmaster = %config.jobmaster, job = %response.job_id, "registered");
+        let (reports, pending) = mpsc::unbounded_channel();
+        tokio::spawn(send_reports(client.clone(), pending));
+        client = client.max_decoding_message_size(64 << 20);
+        Ok(JobMasterLink {
+            client,
+            worker_id: config.worker_id.clone(),
+            address: config.jobmaster.clone(),
+            heartbeat_interval: Duration::from_millis(response.heartbeat_interval_ms.max(10)),
+            timeout: config.jobmaster_timeout,
+            reports,
+        })
+    }
+
+    pub fn reporter(&self) -> mpsc::UnboundedSender<TaskStateReport> {
+        self.reports.clone()
+    }
+
+    /// Sends heartbeats with metrics until the JobMaster ends the job (`Ok`) or stays silent
+    /// for longer than the timeout (`Err`).
+    pub async fn heartbeats(&self, tasks: Arc<TaskManager>) -> anyhow::Result<String> {
+        let mut client = self.client.clone();
+        let mut last_answer = Instant::now();
+        let mut ticker = tokio::time::interval(self.heartbeat_interval);
+        loop {
+            ticker.tick().await;
+            let request = HeartbeatRequest {
+                worker_id: self.worker_id.clone(),
+                tasks: tasks.metrics(),
+                worker: Some(tasks.worker_metrics()),
+            };
+            match client.heartbeat(request).await {
+                Ok(response) => {
+                    let response = response.into_inner();
+                    last_answer = Instant::now();
+                    if response.shutdown {
+                        return Ok("the job is over".into());
+                    }
+                    if !response.known {
+                        return Err(anyhow!("the JobMaster at {} no longer knows this worker", self.address));
+                    }
+                }
+                Err(status) if last_answer.elapsed() > self.timeout => {
+                    return Err(anyhow!(
+                        "lost the JobMaster at {}: no answer for {:.1}s (last error: {})",
+                        self.address,
+                        last_answer.elapsed().as_secs_f64(),
+                        status.message()
+                    ));
+                }
+                Err(status) => warn!(jobmaster = %self.address, error = %status.message(), "heartbeat failed"),
+            }
+        }
+    }
+}
+
+/// Delivers task state reports in order, retrying each until the JobMaster takes it.
+async fn send_reports(mut client: JobMasterClient<Channel>, mut pending: mpsc::UnboundedReceiver<TaskStateReport>) {
+    while let Some(report) = pending.recv().await {
+        let mut backoff = FIRST_BACKOFF;
+        for _ in 0..10 {
+            match client.report_task_state(report.clone()).await {
+                Ok(_) => break,
+                Err(status) => {
+                    warn!(error = %status.message(), "reporting task state failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
