@@ -91,6 +91,9 @@ pub struct WorkerArgs {
     /// Credits each remote input channel grants.
     #[arg(long, default_value_t = 2)]
     pub credits: u32,
+    /// Give up when the JobMaster has not answered for this long.
+    #[arg(long, default_value_t = 15)]
+    pub jobmaster_timeout_s: u64,
 }
 
 #[derive(Args)]

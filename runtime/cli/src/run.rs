@@ -101,6 +101,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         config.worker_id = id;
     }
     config.bind_host = args.bind_host;
+    config.jobmaster_timeout = Duration::from_secs(args.jobmaster_timeout_s);
     config.exchange = ExchangeConfig {
         queue_capacity: args.queue_capacity,
         credits_per_channel: args.credits,

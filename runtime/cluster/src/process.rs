@@ -184,6 +184,19 @@ impl LocalCluster {
         }
     }
 
+    /// Asks the JobMaster to cancel the job; the processes then exit on their own.
+    pub async fn cancel(&mut self, reason: &str) -> Result<(), ClusterError> {
+        self.status().await?;
+        let client = self.client.as_mut().expect("connected by status()");
+        client
+            .cancel_job(spate_proto::v1::CancelJobRequest {
+                reason: reason.to_string(),
+            })
+            .await
+            .map_err(|e| ClusterError::Rpc(e.message().to_string()))?;
+        Ok(())
+    }
+
     /// Kills a worker process outright (SIGKILL), as a machine failure would.
     pub fn kill_worker(&mut self, index: usize) -> Result<(), ClusterError> {
         Ok(self.workers[index].start_kill()?)

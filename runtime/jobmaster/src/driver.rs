@@ -173,7 +173,7 @@ async fn wait_for_slots(config: &JobMasterConfig, shared: &Shared, needed: u32) 
 
 async fn monitor(config: &JobMasterConfig, shared: &Shared) {
     loop {
-        {
+        let failed_task = {
             let mut state = shared.state.lock().await;
             if state.is_terminal() {
                 return;
@@ -181,12 +181,6 @@ async fn monitor(config: &JobMasterConfig, shared: &Shared) {
             if let Some(reason) = state.cancel_requested.clone() {
                 state.job_state = JobState::Canceled;
                 state.failure = reason;
-                return;
-            }
-            if let Some(failed) = state.tasks.iter().find(|t| t.state == TaskState::Failed) {
-                let reason = format!("task {} on {} failed: {}", failed.describe(), failed.worker_id, failed.failure);
-                error!(%reason, "job failed");
-                state.fail(reason);
                 return;
             }
             if state.tasks.iter().all(|t| t.state == TaskState::Finished) {
@@ -208,9 +202,41 @@ async fn monitor(config: &JobMasterConfig, shared: &Shared) {
                 state.fail(reason);
                 return;
             }
+            state
+                .tasks
+                .iter()
+                .find(|t| t.state == TaskState::Failed)
+                .map(|t| format!("task {} on {} failed: {}", t.describe(), t.worker_id, t.failure))
+        };
+        if let Some(task_failure) = failed_task {
+            // A task failure is often the echo of a dead worker (its exchanges broke); if a worker
+            // is gone, that is the cause to report.
+            let reason = match unreachable_worker(shared).await {
+                Some(worker) => format!("worker {worker} is gone (its control port refuses connections); first task failure: {task_failure}"),
+                None => task_failure,
+            };
+            error!(%reason, "job failed");
+            shared.state.lock().await.fail(reason);
+            return;
         }
         let _ = tokio::time::timeout(POLL, shared.changed.notified()).await;
     }
+}
+
+/// The first worker whose control port cannot be reached, if any.
+async fn unreachable_worker(shared: &Shared) -> Option<String> {
+    let workers: Vec<(String, String)> = {
+        let state = shared.state.lock().await;
+        state.workers.iter().map(|w| (w.describe(), w.control_address.clone())).collect()
+    };
+    let probes = workers.into_iter().map(|(name, address)| async move {
+        let reachable = matches!(
+            tokio::time::timeout(RPC_TIMEOUT, tokio::net::TcpStream::connect(&address)).await,
+            Ok(Ok(_))
+        );
+        (!reachable).then_some(name)
+    });
+    join_all(probes).await.into_iter().flatten().next()
 }
 
 async fn worker_client(shared: &Shared, worker_id: &str) -> anyhow::Result<WorkerClient<Channel>> {

@@ -115,7 +115,11 @@ fn window_count(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
     let config = generator(args, GeneratorConfig::default())?;
     let bound: i64 = args.get("bound-ms", 2_000)?;
     let assigner = window_assigner(args)?;
-    let windows = source(&env, config)?
+    let mut events = source(&env, config)?;
+    if let Some(parallelism) = args.optional::<u32>("source-parallelism")? {
+        events = events.parallelism(parallelism);
+    }
+    let windows = events
         .with_watermarks(WatermarkStrategy::bounded_out_of_orderness("ts", bound))
         .project(&["key", "ts", "value"])
         .key_by(&["key"])

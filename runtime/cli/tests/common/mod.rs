@@ -1,0 +1,204 @@
+//! Shared by the integration tests: start real clusters of the `spate` binary and compute
+//! reference results by brute force from the generator's events.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use spate_cluster::{ClusterOutcome, ClusterSpec, LocalCluster, log_tail};
+use spate_operators::generator::{GeneratedEvent, GeneratorConfig};
+use spate_proto::v1::{JobState, JobStatus};
+
+pub fn spate() -> &'static str {
+    env!("CARGO_BIN_EXE_spate")
+}
+
+pub fn spec(job: &str, work_dir: &Path, workers: u32, slots: u32) -> ClusterSpec {
+    let mut spec = ClusterSpec::new(spate(), job, work_dir);
+    spec.workers = workers;
+    spec.slots_per_worker = slots;
+    spec
+}
+
+/// The logs of every process of a cluster, for a failing assertion's message.
+pub fn logs(work_dir: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(entries) = std::fs::read_dir(work_dir.join("logs")) {
+        for entry in entries.flatten() {
+            text.push_str(&format!("--- {}\n{}\n", entry.path().display(), log_tail(&entry.path(), 30)));
+        }
+    }
+    text
+}
+
+pub async fn run_to_end(spec: ClusterSpec) -> ClusterOutcome {
+    let work_dir = spec.work_dir.clone();
+    let cluster = LocalCluster::start(spec).await.expect("cluster starts");
+    let outcome = cluster.wait().await.unwrap_or_else(|e| panic!("{e}\n{}", logs(&work_dir)));
+    assert!(
+        outcome.status.state == JobState::Finished as i32,
+        "job did not finish: {}\n{}",
+        outcome.status.failure,
+        logs(&work_dir)
+    );
+    assert!(outcome.jobmaster_exit.success(), "JobMaster exit {}", outcome.jobmaster_exit);
+    for (i, exit) in outcome.worker_exits.iter().enumerate() {
+        assert!(exit.is_some_and(|e| e.success()), "worker {i} exit {exit:?}\n{}", logs(&work_dir));
+    }
+    outcome
+}
+
+/// Polls the job's status until `done` says so (the test's own timeout bounds it).
+pub async fn wait_for(cluster: &mut LocalCluster, mut done: impl FnMut(&JobStatus) -> bool) -> JobStatus {
+    loop {
+        if let Ok(status) = cluster.status().await
+            && done(&status)
+        {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every CSV row written under `dir`, as fields.
+pub fn read_rows(dir: &Path) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("output directory").flatten() {
+        let text = std::fs::read_to_string(entry.path()).expect("part file");
+        rows.extend(text.lines().map(|l| l.split(',').map(str::to_string).collect()));
+    }
+    rows
+}
+
+pub fn generator(events: u64, keys: u64, seed: u64) -> GeneratorConfig {
+    GeneratorConfig {
+        events: Some(events),
+        keys,
+        seed,
+        ..GeneratorConfig::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowRow {
+    pub count: i64,
+    pub sum: i64,
+    pub min: i64,
+    pub max: i64,
+    pub avg: f64,
+}
+
+/// (key, window_start, window_end) -> aggregates.
+pub type Windows = BTreeMap<(i64, i64, i64), WindowRow>;
+
+fn add(windows: &mut Windows, key: i64, start: i64, end: i64, value: i64) {
+    let row = windows.entry((key, start, end)).or_insert(WindowRow {
+        count: 0,
+        sum: 0,
+        min: i64::MAX,
+        max: i64::MIN,
+        avg: 0.0,
+    });
+    row.count += 1;
+    row.sum += value;
+    row.min = row.min.min(value);
+    row.max = row.max.max(value);
+    row.avg = row.sum as f64 / row.count as f64;
+}
+
+pub enum Assigner {
+    Tumble(i64),
+    Hop(i64, i64),
+    Session(i64),
+}
+
+/// The windows of `events`, computed by brute force: every event into every window it belongs
+/// to; sessions by sorting each key's events and splitting at gaps.
+pub fn reference(events: &[GeneratedEvent], assigner: &Assigner) -> Windows {
+    let mut windows = Windows::new();
+    match assigner {
+        Assigner::Tumble(size) => {
+            for e in events {
+                let start = e.ts - e.ts.rem_euclid(*size);
+                add(&mut windows, e.key, start, start + size, e.value);
+            }
+        }
+        Assigner::Hop(size, slide) => {
+            for e in events {
+                let mut start = e.ts - e.ts.rem_euclid(*slide);
+                while start > e.ts - size {
+                    add(&mut windows, e.key, start, start + size, e.value);
+                    start -= slide;
+                }
+            }
+        }
+        Assigner::Session(gap) => {
+            let mut by_key: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+            for e in events {
+                by_key.entry(e.key).or_default().push((e.ts, e.value));
+            }
+            for (key, mut list) in by_key {
+                list.sort_unstable();
+                let mut session: Vec<(i64, i64)> = Vec::new();
+                let flush = |session: &mut Vec<(i64, i64)>, windows: &mut Windows| {
+                    if let (Some(first), Some(last)) = (session.first(), session.last()) {
+                        let (start, end) = (first.0, last.0 + gap);
+                        for (_, value) in session.iter() {
+                            add(windows, key, start, end, *value);
+                        }
+                    }
+                    session.clear();
+                };
+                // As Flink's TimeWindow.intersects: sessions that touch ([a, b) and [b, c)) merge.
+                for (ts, value) in list {
+                    if session.last().is_some_and(|(last, _)| ts > last + gap) {
+                        flush(&mut session, &mut windows);
+                    }
+                    session.push((ts, value));
+                }
+                flush(&mut session, &mut windows);
+            }
+        }
+    }
+    windows
+}
+
+/// Parses the window-count job's CSV output (key, start, end, count, sum, min, max, avg).
+pub fn parse_windows(rows: &[Vec<String>]) -> Windows {
+    let mut windows = Windows::new();
+    for row in rows {
+        assert_eq!(row.len(), 8, "unexpected row {row:?}");
+        let n = |i: usize| row[i].parse::<i64>().unwrap_or_else(|_| panic!("field {i} of {row:?}"));
+        let previous = windows.insert(
+            (n(0), n(1), n(2)),
+            WindowRow {
+                count: n(3),
+                sum: n(4),
+                min: n(5),
+                max: n(6),
+                avg: row[7].parse().expect("avg"),
+            },
+        );
+        assert!(previous.is_none(), "window emitted twice: {row:?}");
+    }
+    windows
+}
+
+/// Equal windows, aggregates exact (the average within floating-point rounding).
+pub fn assert_same_windows(got: &Windows, want: &Windows) {
+    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(k)).take(5).collect();
+    let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(k)).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} windows expected, {} produced; missing e.g. {missing:?}; unexpected e.g. {extra:?}",
+        want.len(),
+        got.len()
+    );
+    for (key, w) in want {
+        let g = &got[key];
+        assert_eq!((g.count, g.sum, g.min, g.max), (w.count, w.sum, w.min, w.max), "window {key:?}");
+        assert!((g.avg - w.avg).abs() <= 1e-9 * w.avg.abs().max(1.0), "avg of {key:?}: {} vs {}", g.avg, w.avg);
+    }
+}
