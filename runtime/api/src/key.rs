@@ -109,7 +109,9 @@ mod tests {
 
     #[test]
     fn key_groups_map_to_contiguous_subtask_ranges() {
-        let owners: Vec<u32> = (0..128).map(|kg| subtask_for_key_group(kg, 3, 128)).collect();
+        let owners: Vec<u32> = (0..128)
+            .map(|kg| subtask_for_key_group(kg, 3, 128))
+            .collect();
         assert!(owners.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(owners.first(), Some(&0));
         assert_eq!(owners.last(), Some(&2));
@@ -133,8 +135,14 @@ mod tests {
         let rows = encoder.encode(&batch).unwrap();
         let bytes: Vec<Vec<u8>> = rows.iter().map(|r| r.as_ref().to_vec()).collect();
         let columns = encoder.decode(bytes.iter().map(|b| b.as_slice())).unwrap();
-        assert_eq!(columns[0].as_ref(), &StringArray::from(vec!["a", "b"]) as &dyn arrow_array::Array);
-        assert_eq!(columns[1].as_ref(), &Int64Array::from(vec![7, 8]) as &dyn arrow_array::Array);
+        assert_eq!(
+            columns[0].as_ref(),
+            &StringArray::from(vec!["a", "b"]) as &dyn arrow_array::Array
+        );
+        assert_eq!(
+            columns[1].as_ref(),
+            &Int64Array::from(vec![7, 8]) as &dyn arrow_array::Array
+        );
     }
 
     #[test]

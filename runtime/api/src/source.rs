@@ -34,7 +34,11 @@ pub trait SourceReader: Send {
 pub trait SourceFactory: Send + Sync {
     fn splits(&self, parallelism: u32) -> Vec<Split>;
 
-    fn create_reader(&self, splits: Vec<Split>, ctx: &OperatorContext) -> Result<Box<dyn SourceReader>>;
+    fn create_reader(
+        &self,
+        splits: Vec<Split>,
+        ctx: &OperatorContext,
+    ) -> Result<Box<dyn SourceReader>>;
 }
 
 /// How a source derives watermarks from the event times it reads (Flink's bounded

@@ -48,7 +48,8 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     for scenario in SCENARIOS {
         for parallelism in [1u32, 2] {
-            let work_dir = std::env::temp_dir().join(format!("spate-bench-{}-{parallelism}", scenario.job));
+            let work_dir =
+                std::env::temp_dir().join(format!("spate-bench-{}-{parallelism}", scenario.job));
             let mut spec = ClusterSpec::new(std::env::current_exe()?, scenario.job, &work_dir)
                 .arg("events", args.events)
                 .arg("parallelism", parallelism);
@@ -60,7 +61,11 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             spec.log_filter = "warn".into();
             let outcome = LocalCluster::start(spec).await?.wait().await?;
             if outcome.status.state != JobState::Finished as i32 {
-                bail!("{} at parallelism {parallelism} failed: {}", scenario.job, outcome.status.failure);
+                bail!(
+                    "{} at parallelism {parallelism} failed: {}",
+                    scenario.job,
+                    outcome.status.failure
+                );
             }
             let seconds = outcome.status.running_ms as f64 / 1000.0;
             let rate = args.events as f64 / seconds;
@@ -87,8 +92,15 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        writeln!(file, "\nMachine: {machine}. Command: `spate bench --events {}`.\n", args.events)?;
-        writeln!(file, "| pipeline | parallelism | events | seconds | events/s | events/s per core |")?;
+        writeln!(
+            file,
+            "\nMachine: {machine}. Command: `spate bench --events {}`.\n",
+            args.events
+        )?;
+        writeln!(
+            file,
+            "| pipeline | parallelism | events | seconds | events/s | events/s per core |"
+        )?;
         writeln!(file, "|---|---|---|---|---|---|")?;
         for row in rows {
             writeln!(file, "{row}")?;

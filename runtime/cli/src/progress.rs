@@ -41,14 +41,17 @@ pub struct Totals {
 pub fn totals(status: &JobStatus, roles: &Roles) -> Totals {
     let mut totals = Totals::default();
     for task in &status.tasks {
-        let (Some(id), Some(m)) = (&task.task, &task.metrics) else { continue };
+        let (Some(id), Some(m)) = (&task.task, &task.metrics) else {
+            continue;
+        };
         if roles.sources.contains(&id.vertex) {
             totals.source_records += m.records_in;
         }
         if roles.sinks.contains(&id.vertex) {
             totals.sink_records += m.records_in;
             if m.watermark > MIN_WATERMARK {
-                totals.watermark = Some(totals.watermark.map_or(m.watermark, |w| w.min(m.watermark)));
+                totals.watermark =
+                    Some(totals.watermark.map_or(m.watermark, |w| w.min(m.watermark)));
             }
         }
         totals.late_dropped += m.late_records_dropped;
@@ -70,10 +73,12 @@ impl Progress {
         let t = totals(status, &self.roles);
         let now = Instant::now();
         let rate = self.last.map_or(0.0, |(at, n)| {
-            (t.source_records.saturating_sub(n)) as f64 / now.duration_since(at).as_secs_f64().max(1e-3)
+            (t.source_records.saturating_sub(n)) as f64
+                / now.duration_since(at).as_secs_f64().max(1e-3)
         });
         self.last = Some((now, t.source_records));
-        let state = JobState::try_from(status.state).map_or("?".into(), |s| format!("{s:?}").to_uppercase());
+        let state = JobState::try_from(status.state)
+            .map_or("?".into(), |s| format!("{s:?}").to_uppercase());
         let running = status.tasks.iter().filter(|t| t.state == 3).count();
         format!(
             "[{:>6.1}s] {state:9} in {} rec ({}/s)  out {} rec  watermark {}  late {}  tasks {running}/{} running   ",
@@ -90,7 +95,8 @@ impl Progress {
     pub fn summary(&self, status: &JobStatus) -> String {
         let t = totals(status, &self.roles);
         let seconds = status.running_ms as f64 / 1000.0;
-        let state = JobState::try_from(status.state).map_or("?".into(), |s| format!("{s:?}").to_uppercase());
+        let state = JobState::try_from(status.state)
+            .map_or("?".into(), |s| format!("{s:?}").to_uppercase());
         let mut text = format!(
             "job {} {state} after {seconds:.2}s: {} records read ({}/s), {} records into sinks, {} late records dropped",
             status.job_id,
@@ -147,7 +153,10 @@ mod tests {
     #[test]
     fn watermarks_print_as_utc_dates() {
         assert_eq!(format_watermark(0), "1970-01-01 00:00:00.000");
-        assert_eq!(format_watermark(1_700_000_000_123), "2023-11-14 22:13:20.123");
+        assert_eq!(
+            format_watermark(1_700_000_000_123),
+            "2023-11-14 22:13:20.123"
+        );
         assert_eq!(format_watermark(951_782_400_000), "2000-02-29 00:00:00.000");
         assert_eq!(format_watermark(i64::MAX), "END");
     }

@@ -38,7 +38,9 @@ fn exit_code(state: JobState) -> ExitCode {
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let graph = job_graph(&args.job)?;
     let slots_needed = graph.slots_needed();
-    let workers = args.workers.unwrap_or_else(|| slots_needed.div_ceil(args.slots).max(1));
+    let workers = args
+        .workers
+        .unwrap_or_else(|| slots_needed.div_ceil(args.slots).max(1));
     let work_dir = match args.work_dir {
         Some(dir) => dir,
         None => std::env::temp_dir().join(format!("spate-{}-{}", args.job.job, std::process::id())),
@@ -62,16 +64,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ticker.tick().await;
         loop {
             ticker.tick().await;
-            let Ok(status) = cluster.status().await else { break };
+            let Ok(status) = cluster.status().await else {
+                break;
+            };
             eprint!("\r{}", progress.line(&status));
-            if JobState::try_from(status.state).is_ok_and(|s| matches!(s, JobState::Finished | JobState::Failed | JobState::Canceled)) {
+            if JobState::try_from(status.state).is_ok_and(|s| {
+                matches!(
+                    s,
+                    JobState::Finished | JobState::Failed | JobState::Canceled
+                )
+            }) {
                 break;
             }
         }
         eprintln!();
     }
     let log = cluster.log_path("jobmaster");
-    let outcome = cluster.wait().await.with_context(|| format!("see {}", log.display()))?;
+    let outcome = cluster
+        .wait()
+        .await
+        .with_context(|| format!("see {}", log.display()))?;
     let state = JobState::try_from(outcome.status.state).unwrap_or(JobState::Failed);
     println!("{}", progress.summary(&outcome.status));
     if state != JobState::Finished {
@@ -90,7 +102,10 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
     let status = spate_jobmaster::run(config).await?;
     let state = JobState::try_from(status.state).unwrap_or(JobState::Failed);
     if state != JobState::Finished {
-        eprintln!("job {} ended {:?}: {}", status.job_id, state, status.failure);
+        eprintln!(
+            "job {} ended {:?}: {}",
+            status.job_id, state, status.failure
+        );
     }
     Ok(exit_code(state))
 }

@@ -55,20 +55,37 @@ async fn source_stops_when_sinks_stall(stall_after: u64) {
     // sender holds while waiting for credit.
     let bound = QUEUE as u64 + (QUEUE as u64 + CREDITS as u64 + 1);
     let in_flight = emitted - consumed;
-    assert!(in_flight <= bound, "{in_flight} batches in flight, bound {bound} (emitted {emitted})");
-    assert!(in_flight >= QUEUE as u64, "the exchange filled up before the source stopped ({in_flight})");
+    assert!(
+        in_flight <= bound,
+        "{in_flight} batches in flight, bound {bound} (emitted {emitted})"
+    );
+    assert!(
+        in_flight >= QUEUE as u64,
+        "the exchange filled up before the source stopped ({in_flight})"
+    );
     let buffered: u64 = status
         .workers
         .iter()
         .filter_map(|w| w.metrics.as_ref())
         .map(|m| m.max_buffered_batches)
         .sum();
-    assert!(buffered <= bound, "workers buffered up to {buffered} batches, bound {bound}");
+    assert!(
+        buffered <= bound,
+        "workers buffered up to {buffered} batches, bound {bound}"
+    );
 
     cluster.cancel("test over").await.unwrap();
     let outcome = cluster.wait().await.unwrap();
-    assert_eq!(outcome.status.state, JobState::Canceled as i32, "{}", logs(&dir.path().join("cluster")));
-    assert!(outcome.worker_exits.iter().all(Option::is_some), "workers exit after cancel");
+    assert_eq!(
+        outcome.status.state,
+        JobState::Canceled as i32,
+        "{}",
+        logs(&dir.path().join("cluster"))
+    );
+    assert!(
+        outcome.worker_exits.iter().all(Option::is_some),
+        "workers exit after cancel"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

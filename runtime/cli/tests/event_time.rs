@@ -38,7 +38,8 @@ async fn out_of_order_input_within_the_bound_gives_the_sorted_result() {
     // 4 source subtasks, blocks of 50 reversed: events move by at most 50 × 4 ms = 200 ms,
     // well inside the 2 s bound.
     let (sorted, sorted_late) = windows_of(sorted_dir.path(), &[]).await;
-    let (shuffled, shuffled_late) = windows_of(shuffled_dir.path(), &[("disorder", "50".into())]).await;
+    let (shuffled, shuffled_late) =
+        windows_of(shuffled_dir.path(), &[("disorder", "50".into())]).await;
     assert_eq!((sorted_late, shuffled_late), (0, 0));
     assert_same_windows(&shuffled, &sorted);
     let events: Vec<_> = generator(EVENTS, KEYS, SEED).all_events().collect();
@@ -73,6 +74,9 @@ async fn events_beyond_the_bound_are_dropped_and_counted() {
     let injected = (0..EVENTS).filter(|&i| config.is_late(i)).count() as u64;
     assert!(injected > 100);
     assert_eq!(late, injected, "late records counted");
-    let on_time: Vec<_> = config.all_events().filter(|e| !config.is_late(e.index)).collect();
+    let on_time: Vec<_> = config
+        .all_events()
+        .filter(|e| !config.is_late(e.index))
+        .collect();
     assert_same_windows(&got, &reference(&on_time, &Assigner::Tumble(10_000)));
 }

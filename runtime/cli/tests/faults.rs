@@ -11,7 +11,11 @@ use spate_proto::v1::JobState;
 fn alive(pid: u32) -> bool {
     // A zombie is gone for our purposes: it runs nothing and holds no socket.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| !stat.split_whitespace().nth(2).is_some_and(|state| state == "Z"))
+        .map(|stat| {
+            stat.split_whitespace()
+                .nth(2)
+                .is_none_or(|state| state != "Z")
+        })
         .unwrap_or(false)
 }
 
@@ -26,7 +30,9 @@ async fn a_killed_worker_fails_the_job_with_its_name_and_every_process_exits() {
     let mut cluster = LocalCluster::start(spec).await.unwrap();
     wait_for(&mut cluster, |s| {
         s.state == JobState::Running as i32
-            && s.tasks.iter().all(|t| t.metrics.as_ref().is_some_and(|m| m.records_in > 0))
+            && s.tasks
+                .iter()
+                .all(|t| t.metrics.as_ref().is_some_and(|m| m.records_in > 0))
     })
     .await;
     let pids: Vec<u32> = cluster.worker_pids().into_iter().flatten().collect();
@@ -35,9 +41,16 @@ async fn a_killed_worker_fails_the_job_with_its_name_and_every_process_exits() {
 
     assert_eq!(outcome.status.state, JobState::Failed as i32);
     let failure = &outcome.status.failure;
-    assert!(failure.contains("worker-1"), "the cause names the lost worker: {failure}\n{}", logs(&work_dir));
+    assert!(
+        failure.contains("worker-1"),
+        "the cause names the lost worker: {failure}\n{}",
+        logs(&work_dir)
+    );
     assert!(!outcome.jobmaster_exit.success());
-    assert!(outcome.worker_exits[0].is_some(), "the surviving worker exits by itself");
+    assert!(
+        outcome.worker_exits[0].is_some(),
+        "the surviving worker exits by itself"
+    );
     for pid in pids {
         assert!(!alive(pid), "process {pid} outlived its job");
     }
@@ -47,14 +60,26 @@ async fn a_killed_worker_fails_the_job_with_its_name_and_every_process_exits() {
 fn a_worker_without_a_jobmaster_retries_then_gives_up_naming_the_address() {
     // Port 1 on loopback: nothing listens there.
     let out = Command::new(spate())
-        .args(["worker", "--jobmaster", "127.0.0.1:1", "--jobmaster-timeout-s", "2"])
+        .args([
+            "worker",
+            "--jobmaster",
+            "127.0.0.1:1",
+            "--jobmaster-timeout-s",
+            "2",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.matches("cannot reach the JobMaster yet").count() >= 2, "{stderr}");
+    assert!(
+        stderr.matches("cannot reach the JobMaster yet").count() >= 2,
+        "{stderr}"
+    );
     assert!(stderr.contains("retry_in"), "{stderr}");
-    assert!(stderr.contains("registering with the JobMaster at 127.0.0.1:1"), "{stderr}");
+    assert!(
+        stderr.contains("registering with the JobMaster at 127.0.0.1:1"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -78,8 +103,14 @@ fn bad_job_input_is_refused_before_any_process_starts() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: expected '{expected}' in: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected '{expected}' in: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(!work_dir.path().join("logs").exists(), "{args:?} started processes");
+        assert!(
+            !work_dir.path().join("logs").exists(),
+            "{args:?} started processes"
+        );
     }
 }

@@ -123,7 +123,10 @@ impl LocalCluster {
 
         let mut workers = Vec::new();
         for index in 0..spec.workers {
-            let mut command = child_command(&spec, &spec.work_dir.join(format!("logs/worker-{index}.log")))?;
+            let mut command = child_command(
+                &spec,
+                &spec.work_dir.join(format!("logs/worker-{index}.log")),
+            )?;
             command
                 .arg("worker")
                 .arg("--jobmaster")
@@ -210,18 +213,24 @@ impl LocalCluster {
             match tokio::time::timeout(WORKER_EXIT_TIMEOUT, worker.wait()).await {
                 Ok(exit) => worker_exits.push(Some(exit?)),
                 Err(_) => {
-                    warn!(worker = index, "worker did not exit after its JobMaster; killing it");
+                    warn!(
+                        worker = index,
+                        "worker did not exit after its JobMaster; killing it"
+                    );
                     worker.start_kill()?;
                     worker.wait().await?;
                     worker_exits.push(None);
                 }
             }
         }
-        let bytes = std::fs::read(self.spec.work_dir.join("status.pb")).map_err(|_| ClusterError::NoFinalStatus {
-            status: jobmaster_exit,
-            log: log_tail(&self.log_path("jobmaster"), 20),
+        let bytes = std::fs::read(self.spec.work_dir.join("status.pb")).map_err(|_| {
+            ClusterError::NoFinalStatus {
+                status: jobmaster_exit,
+                log: log_tail(&self.log_path("jobmaster"), 20),
+            }
         })?;
-        let status = JobStatus::decode(bytes.as_slice()).map_err(|e| ClusterError::Rpc(e.to_string()))?;
+        let status =
+            JobStatus::decode(bytes.as_slice()).map_err(|e| ClusterError::Rpc(e.to_string()))?;
         Ok(ClusterOutcome {
             status,
             jobmaster_exit,

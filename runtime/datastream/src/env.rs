@@ -37,13 +37,20 @@ impl StreamEnv {
         self
     }
 
-    pub fn source(&self, name: &str, source: impl SourceFactory + 'static, schema: SchemaRef) -> DataStream {
+    pub fn source(
+        &self,
+        name: &str,
+        source: impl SourceFactory + 'static,
+        schema: SchemaRef,
+    ) -> DataStream {
         let parallelism = self.state.borrow().parallelism;
-        let node = self
-            .state
-            .borrow_mut()
-            .graph
-            .add_source(name, parallelism, Arc::new(source), schema.clone(), None);
+        let node = self.state.borrow_mut().graph.add_source(
+            name,
+            parallelism,
+            Arc::new(source),
+            schema.clone(),
+            None,
+        );
         DataStream::new(self.clone(), node, schema)
     }
 

@@ -56,7 +56,8 @@ impl DataStream {
             NodeKind::Source { watermarks, .. } => *watermarks = Some(strategy),
             NodeKind::Operator { .. } => {
                 drop(state);
-                self.env.error("with_watermarks: watermarks are assigned at a source".into());
+                self.env
+                    .error("with_watermarks: watermarks are assigned at a source".into());
                 return self;
             }
         }
@@ -66,17 +67,28 @@ impl DataStream {
     }
 
     /// Adds an operator reading this stream; the general form of every method below.
-    pub fn transform(self, name: &str, output: SchemaRef, factory: Arc<dyn OperatorFactory>) -> DataStream {
+    pub fn transform(
+        self,
+        name: &str,
+        output: SchemaRef,
+        factory: Arc<dyn OperatorFactory>,
+    ) -> DataStream {
         let parallelism = match self.partitioning {
             Partitioning::Forward => self.env.state.borrow().graph.nodes[self.node].parallelism,
             _ => self.env.state.borrow().parallelism,
         };
         let node = {
             let mut state = self.env.state.borrow_mut();
-            let node = state
+            let node = state.graph.add_operator(
+                name,
+                parallelism,
+                factory,
+                self.schema.clone(),
+                output.clone(),
+            );
+            state
                 .graph
-                .add_operator(name, parallelism, factory, self.schema.clone(), output.clone());
-            state.graph.connect(self.node, node, self.partitioning.clone());
+                .connect(self.node, node, self.partitioning.clone());
             node
         };
         let event_time = self
@@ -99,7 +111,11 @@ impl DataStream {
     ) -> DataStream {
         let function: spate_operators::basic::MapFn = Arc::new(function);
         let declared = output.clone();
-        self.transform(name, output, factory(move || MapOperator::new(function.clone(), declared.clone())))
+        self.transform(
+            name,
+            output,
+            factory(move || MapOperator::new(function.clone(), declared.clone())),
+        )
     }
 
     pub fn flat_map(
@@ -110,7 +126,11 @@ impl DataStream {
     ) -> DataStream {
         let function: spate_operators::basic::FlatMapFn = Arc::new(function);
         let declared = output.clone();
-        self.transform(name, output, factory(move || FlatMapOperator::new(function.clone(), declared.clone())))
+        self.transform(
+            name,
+            output,
+            factory(move || FlatMapOperator::new(function.clone(), declared.clone())),
+        )
     }
 
     pub fn filter(
@@ -120,7 +140,11 @@ impl DataStream {
     ) -> DataStream {
         let predicate: spate_operators::basic::PredicateFn = Arc::new(predicate);
         let output = self.schema.clone();
-        self.transform(name, output, factory(move || FilterOperator::new(predicate.clone())))
+        self.transform(
+            name,
+            output,
+            factory(move || FilterOperator::new(predicate.clone())),
+        )
     }
 
     pub fn project(self, columns: &[&str]) -> DataStream {
@@ -132,7 +156,11 @@ impl DataStream {
                 self.transform(
                     &name,
                     output,
-                    factory(move || ProjectOperator::new(&input, &columns).expect("checked when built").0),
+                    factory(move || {
+                        ProjectOperator::new(&input, &columns)
+                            .expect("checked when built")
+                            .0
+                    }),
                 )
             }
             Err(e) => {
@@ -157,7 +185,8 @@ impl DataStream {
     pub fn key_by(mut self, columns: &[&str]) -> KeyedStream {
         let keys: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
         if let Some(missing) = keys.iter().find(|k| self.schema.index_of(k).is_err()) {
-            self.env.error(format!("key_by: column '{missing}' is not in the stream"));
+            self.env
+                .error(format!("key_by: column '{missing}' is not in the stream"));
         }
         self.partitioning = Partitioning::Hash(keys.clone());
         KeyedStream { stream: self, keys }
@@ -173,7 +202,9 @@ impl DataStream {
         let end = self.transform(
             name,
             output,
-            Arc::new(move |ctx: &OperatorContext| -> Result<Box<dyn Operator>> { Ok(Box::new(make(ctx)?)) }),
+            Arc::new(move |ctx: &OperatorContext| -> Result<Box<dyn Operator>> {
+                Ok(Box::new(make(ctx)?))
+            }),
         );
         StreamSink { stream: end }
     }
@@ -192,7 +223,9 @@ impl StreamSink {
     }
 }
 
-fn factory<O: Operator + 'static>(make: impl Fn() -> O + Send + Sync + 'static) -> Arc<dyn OperatorFactory> {
+fn factory<O: Operator + 'static>(
+    make: impl Fn() -> O + Send + Sync + 'static,
+) -> Arc<dyn OperatorFactory> {
     Arc::new(move |_: &OperatorContext| -> Result<Box<dyn Operator>> { Ok(Box::new(make())) })
 }
 
@@ -204,7 +237,10 @@ pub struct KeyedStream {
 
 impl KeyedStream {
     pub fn window(self, assigner: WindowAssigner) -> WindowedStream {
-        WindowedStream { keyed: self, assigner }
+        WindowedStream {
+            keyed: self,
+            assigner,
+        }
     }
 
     pub fn process<F>(self, name: &str, function: F) -> DataStream
@@ -214,7 +250,11 @@ impl KeyedStream {
         let output = function.output_schema();
         let (keys, input) = (self.keys.clone(), self.stream.schema.clone());
         let make = move |_: &OperatorContext| -> Result<Box<dyn Operator>> {
-            Ok(Box::new(KeyedProcessOperator::new(function.clone(), keys.clone(), input.clone())?))
+            Ok(Box::new(KeyedProcessOperator::new(
+                function.clone(),
+                keys.clone(),
+                input.clone(),
+            )?))
         };
         self.stream.transform(name, output, Arc::new(make))
     }
@@ -230,9 +270,9 @@ impl WindowedStream {
     pub fn aggregate(self, aggregates: Vec<AggregateSpec>) -> DataStream {
         let stream = self.keyed.stream;
         let Some(event_time) = stream.event_time.clone() else {
-            stream
-                .env
-                .error("window: the stream has no event time; assign watermarks at its source".into());
+            stream.env.error(
+                "window: the stream has no event time; assign watermarks at its source".into(),
+            );
             return stream;
         };
         let spec = WindowSpec {

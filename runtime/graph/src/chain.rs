@@ -62,7 +62,8 @@ mod tests {
 
     use arrow_schema::{DataType, Field, Schema, SchemaRef};
     use spate_api::{
-        Operator, OperatorContext, OperatorFactory, Output, Result, SourceFactory, SourceReader, Split,
+        Operator, OperatorContext, OperatorFactory, Output, Result, SourceFactory, SourceReader,
+        Split,
     };
 
     use crate::{GraphError, JobGraph, Partitioning, StreamGraph};
@@ -72,14 +73,22 @@ mod tests {
         fn splits(&self, _: u32) -> Vec<Split> {
             Vec::new()
         }
-        fn create_reader(&self, _: Vec<Split>, _: &OperatorContext) -> Result<Box<dyn SourceReader>> {
+        fn create_reader(
+            &self,
+            _: Vec<Split>,
+            _: &OperatorContext,
+        ) -> Result<Box<dyn SourceReader>> {
             unreachable!("graph tests never run the source")
         }
     }
 
     struct Identity;
     impl Operator for Identity {
-        fn process_batch(&mut self, batch: arrow_array::RecordBatch, out: &mut Output) -> Result<()> {
+        fn process_batch(
+            &mut self,
+            batch: arrow_array::RecordBatch,
+            out: &mut Output,
+        ) -> Result<()> {
             out.batch(batch);
             Ok(())
         }
@@ -91,7 +100,9 @@ mod tests {
 
     fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
         Arc::new(Schema::new(
-            cols.iter().map(|(n, t)| Field::new(*n, t.clone(), false)).collect::<Vec<_>>(),
+            cols.iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), false))
+                .collect::<Vec<_>>(),
         ))
     }
 
@@ -112,8 +123,15 @@ mod tests {
     fn forward_edges_of_equal_parallelism_are_chained() {
         let (g, _) = pipeline();
         let job = JobGraph::build(g).unwrap();
-        let chains: Vec<(String, u32)> = job.vertices.iter().map(|v| (v.name.clone(), v.parallelism)).collect();
-        assert_eq!(chains, vec![("src -> map".into(), 2), ("agg -> sink".into(), 3)]);
+        let chains: Vec<(String, u32)> = job
+            .vertices
+            .iter()
+            .map(|v| (v.name.clone(), v.parallelism))
+            .collect();
+        assert_eq!(
+            chains,
+            vec![("src -> map".into(), 2), ("agg -> sink".into(), 3)]
+        );
         assert_eq!(job.edges.len(), 1);
         assert_eq!((job.edges[0].from, job.edges[0].to), (0, 1));
         assert_eq!(job.slots_needed(), 3);
@@ -137,14 +155,32 @@ mod tests {
     fn other_mistakes_are_named() {
         let (mut g, _) = pipeline();
         g.edges[1].partitioning = Partitioning::Hash(vec!["nope".into()]);
-        assert!(JobGraph::build(g).err().unwrap().to_string().contains("key column 'nope'"));
+        assert!(
+            JobGraph::build(g)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("key column 'nope'")
+        );
         let (mut g, _) = pipeline();
         g.nodes[2].parallelism = 0;
-        assert!(JobGraph::build(g).err().unwrap().to_string().contains("'agg': parallelism 0"));
+        assert!(
+            JobGraph::build(g)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("'agg': parallelism 0")
+        );
         let (mut g, _) = pipeline();
         g.edges[2].partitioning = Partitioning::Forward;
         g.nodes[3].parallelism = 2;
-        assert!(JobGraph::build(g).err().unwrap().to_string().contains("forward edge needs equal parallelism"));
+        assert!(
+            JobGraph::build(g)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("forward edge needs equal parallelism")
+        );
     }
 
     #[test]

@@ -63,7 +63,11 @@ impl JobGraph {
 
     /// The slots a job needs when subtask i of every vertex shares slot i (slot sharing).
     pub fn slots_needed(&self) -> u32 {
-        self.vertices.iter().map(|v| v.parallelism).max().unwrap_or(0)
+        self.vertices
+            .iter()
+            .map(|v| v.parallelism)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Identifies the graph's shape: vertices, chains, edges and schemas. The JobMaster and the
@@ -74,20 +78,42 @@ impl JobGraph {
             text.push_str(&format!("|v{}:{}:{}", v.id, v.name, v.parallelism));
         }
         for e in &self.edges {
-            text.push_str(&format!("|e{}:{}>{}:{}:{:?}", e.id, e.from, e.to, e.partitioning, e.schema.fields()));
+            text.push_str(&format!(
+                "|e{}:{}>{}:{}:{:?}",
+                e.id,
+                e.from,
+                e.to,
+                e.partitioning,
+                e.schema.fields()
+            ));
         }
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
     }
 
     /// A human-readable plan: one line per vertex with its chain, one per edge.
     pub fn explain(&self) -> String {
-        let mut out = format!("job '{}' (max parallelism {})\n", self.stream.name, self.max_parallelism);
+        let mut out = format!(
+            "job '{}' (max parallelism {})\n",
+            self.stream.name, self.max_parallelism
+        );
         for v in &self.vertices {
-            let chain: Vec<&str> = v.nodes.iter().map(|&n| self.node(n).name.as_str()).collect();
-            out.push_str(&format!("  vertex {} [parallelism {}]: {}\n", v.id, v.parallelism, chain.join(" -> ")));
+            let chain: Vec<&str> = v
+                .nodes
+                .iter()
+                .map(|&n| self.node(n).name.as_str())
+                .collect();
+            out.push_str(&format!(
+                "  vertex {} [parallelism {}]: {}\n",
+                v.id,
+                v.parallelism,
+                chain.join(" -> ")
+            ));
         }
         for e in &self.edges {
-            out.push_str(&format!("  edge {}: vertex {} -> vertex {} ({})\n", e.id, e.from, e.to, e.partitioning));
+            out.push_str(&format!(
+                "  edge {}: vertex {} -> vertex {} ({})\n",
+                e.id, e.from, e.to, e.partitioning
+            ));
         }
         out
     }

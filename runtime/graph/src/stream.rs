@@ -88,7 +88,15 @@ impl StreamGraph {
         output_schema: SchemaRef,
         watermarks: Option<WatermarkStrategy>,
     ) -> NodeId {
-        self.push(name.into(), parallelism, NodeKind::Source { factory, watermarks }, output_schema)
+        self.push(
+            name.into(),
+            parallelism,
+            NodeKind::Source {
+                factory,
+                watermarks,
+            },
+            output_schema,
+        )
     }
 
     pub fn add_operator(
@@ -110,7 +118,13 @@ impl StreamGraph {
         )
     }
 
-    fn push(&mut self, name: String, parallelism: u32, kind: NodeKind, output_schema: SchemaRef) -> NodeId {
+    fn push(
+        &mut self,
+        name: String,
+        parallelism: u32,
+        kind: NodeKind,
+        output_schema: SchemaRef,
+    ) -> NodeId {
         let id = self.nodes.len();
         self.nodes.push(StreamNode {
             id,
@@ -123,7 +137,11 @@ impl StreamGraph {
     }
 
     pub fn connect(&mut self, from: NodeId, to: NodeId, partitioning: Partitioning) {
-        self.edges.push(StreamEdge { from, to, partitioning });
+        self.edges.push(StreamEdge {
+            from,
+            to,
+            partitioning,
+        });
     }
 
     pub fn inputs(&self, node: NodeId) -> impl Iterator<Item = &StreamEdge> {
@@ -180,12 +198,17 @@ impl StreamGraph {
 
     fn validate_edge(&self, edge: &StreamEdge) -> Result<(), GraphError> {
         let name = || self.describe_edge(edge);
-        let invalid = |detail: String| GraphError::InvalidEdge { edge: name(), detail };
+        let invalid = |detail: String| GraphError::InvalidEdge {
+            edge: name(),
+            detail,
+        };
         let (Some(from), Some(to)) = (self.nodes.get(edge.from), self.nodes.get(edge.to)) else {
             return Err(invalid("it names an operator that does not exist".into()));
         };
         if edge.from >= edge.to {
-            return Err(invalid("edges must go from an earlier operator to a later one".into()));
+            return Err(invalid(
+                "edges must go from an earlier operator to a later one".into(),
+            ));
         }
         if edge.partitioning == Partitioning::Forward && from.parallelism != to.parallelism {
             return Err(invalid(format!(
@@ -195,17 +218,27 @@ impl StreamGraph {
         }
         if let Partitioning::Hash(keys) = &edge.partitioning {
             if keys.is_empty() {
-                return Err(invalid("hash partitioning needs at least one key column".into()));
+                return Err(invalid(
+                    "hash partitioning needs at least one key column".into(),
+                ));
             }
-            if let Some(missing) = keys.iter().find(|k| from.output_schema.index_of(k).is_err()) {
-                return Err(invalid(format!("key column '{missing}' is not in the producer's output")));
+            if let Some(missing) = keys
+                .iter()
+                .find(|k| from.output_schema.index_of(k).is_err())
+            {
+                return Err(invalid(format!(
+                    "key column '{missing}' is not in the producer's output"
+                )));
             }
         }
         let NodeKind::Operator { input_schema, .. } = &to.kind else {
             return Err(invalid("a source cannot have inputs".into()));
         };
         if let Some(detail) = schema_mismatch(&from.output_schema, input_schema) {
-            return Err(GraphError::SchemaMismatch { edge: name(), detail });
+            return Err(GraphError::SchemaMismatch {
+                edge: name(),
+                detail,
+            });
         }
         Ok(())
     }
@@ -234,7 +267,10 @@ fn schema_mismatch(produced: &Schema, expected: &Schema) -> Option<String> {
             ));
         }
         if p.is_nullable() && !e.is_nullable() {
-            return Some(format!("column {} may be null but the consumer requires NOT NULL", p.name()));
+            return Some(format!(
+                "column {} may be null but the consumer requires NOT NULL",
+                p.name()
+            ));
         }
     }
     None

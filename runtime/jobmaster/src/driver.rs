@@ -8,7 +8,8 @@ use spate_graph::JobGraph;
 use spate_proto::v1::job_master_server::JobMasterServer;
 use spate_proto::v1::worker_client::WorkerClient;
 use spate_proto::v1::{
-    CancelTaskRequest, JobSpec, JobState, JobStatus, ShutdownRequest, TaskId, TaskMetrics, TaskState,
+    CancelTaskRequest, JobSpec, JobState, JobStatus, ShutdownRequest, TaskId, TaskMetrics,
+    TaskState,
 };
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -70,7 +71,8 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
     shut_down_workers(&shared).await;
     let status = shared.state.lock().await.status();
     if let Some(path) = &config.status_file {
-        std::fs::write(path, status.encode_to_vec()).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, status.encode_to_vec())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     server.abort();
     Ok(status)
@@ -78,7 +80,9 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
 
 async fn drive(config: &JobMasterConfig, graph: &JobGraph, shared: &Shared) {
     let needed = graph.slots_needed();
-    let Some(slots) = wait_for_slots(config, shared, needed).await else { return };
+    let Some(slots) = wait_for_slots(config, shared, needed).await else {
+        return;
+    };
     let placement = place(graph, &slots);
     let job = JobSpec {
         name: config.job_name.clone(),
@@ -111,7 +115,10 @@ async fn drive(config: &JobMasterConfig, graph: &JobGraph, shared: &Shared) {
                     },
                     failure: String::new(),
                 });
-                requests.push((slot.worker_id.clone(), deployment(graph, &placement, &job, id, &fingerprint)));
+                requests.push((
+                    slot.worker_id.clone(),
+                    deployment(graph, &placement, &job, id, &fingerprint),
+                ));
             }
         }
         state.job_state = JobState::Running;
@@ -120,10 +127,19 @@ async fn drive(config: &JobMasterConfig, graph: &JobGraph, shared: &Shared) {
     let deployments = requests.into_iter().map(|(worker, request)| async move {
         let task = request.task.clone().unwrap_or_default();
         let result = match worker_client(shared, &worker).await {
-            Ok(mut client) => client.deploy_task(request).await.map(|_| ()).map_err(|s| s.message().to_string()),
+            Ok(mut client) => client
+                .deploy_task(request)
+                .await
+                .map(|_| ())
+                .map_err(|s| s.message().to_string()),
             Err(e) => Err(format!("{e:#}")),
         };
-        result.map_err(|e| format!("deploying vertex {} subtask {} to {worker}: {e}", task.vertex, task.subtask))
+        result.map_err(|e| {
+            format!(
+                "deploying vertex {} subtask {} to {worker}: {e}",
+                task.vertex, task.subtask
+            )
+        })
     });
     if let Some(Err(e)) = join_all(deployments).await.into_iter().find(Result::is_err) {
         shared.state.lock().await.fail(e);
@@ -132,14 +148,23 @@ async fn drive(config: &JobMasterConfig, graph: &JobGraph, shared: &Shared) {
     cancel_unfinished(shared).await;
 }
 
-async fn wait_for_slots(config: &JobMasterConfig, shared: &Shared, needed: u32) -> Option<Vec<SlotRef>> {
+async fn wait_for_slots(
+    config: &JobMasterConfig,
+    shared: &Shared,
+    needed: u32,
+) -> Option<Vec<SlotRef>> {
     let deadline = Instant::now() + config.slot_timeout;
     loop {
         {
             let mut state = shared.state.lock().await;
             let offered: u32 = state.workers.iter().map(|w| w.slots).sum();
             if offered >= needed {
-                info!(needed, offered, workers = state.workers.len(), "enough slots; deploying");
+                info!(
+                    needed,
+                    offered,
+                    workers = state.workers.len(),
+                    "enough slots; deploying"
+                );
                 return Some(
                     state
                         .workers
@@ -206,13 +231,22 @@ async fn monitor(config: &JobMasterConfig, shared: &Shared) {
                 .tasks
                 .iter()
                 .find(|t| t.state == TaskState::Failed)
-                .map(|t| format!("task {} on {} failed: {}", t.describe(), t.worker_id, t.failure))
+                .map(|t| {
+                    format!(
+                        "task {} on {} failed: {}",
+                        t.describe(),
+                        t.worker_id,
+                        t.failure
+                    )
+                })
         };
         if let Some(task_failure) = failed_task {
             // A task failure is often the echo of a dead worker (its exchanges broke); if a worker
             // is gone, that is the cause to report.
             let reason = match unreachable_worker(shared).await {
-                Some(worker) => format!("worker {worker} is gone (its control port refuses connections); first task failure: {task_failure}"),
+                Some(worker) => format!(
+                    "worker {worker} is gone (its control port refuses connections); first task failure: {task_failure}"
+                ),
                 None => task_failure,
             };
             error!(%reason, "job failed");
@@ -227,7 +261,11 @@ async fn monitor(config: &JobMasterConfig, shared: &Shared) {
 async fn unreachable_worker(shared: &Shared) -> Option<String> {
     let workers: Vec<(String, String)> = {
         let state = shared.state.lock().await;
-        state.workers.iter().map(|w| (w.describe(), w.control_address.clone())).collect()
+        state
+            .workers
+            .iter()
+            .map(|w| (w.describe(), w.control_address.clone()))
+            .collect()
     };
     let probes = workers.into_iter().map(|(name, address)| async move {
         let reachable = matches!(
@@ -259,7 +297,14 @@ async fn worker_client(shared: &Shared, worker_id: &str) -> anyhow::Result<Worke
         .await
         .with_context(|| format!("connecting to worker {worker_id} at {address}"))?;
     let client = WorkerClient::new(channel);
-    if let Some(worker) = shared.state.lock().await.workers.iter_mut().find(|w| w.id == worker_id) {
+    if let Some(worker) = shared
+        .state
+        .lock()
+        .await
+        .workers
+        .iter_mut()
+        .find(|w| w.id == worker_id)
+    {
         worker.client = Some(client.clone());
     }
     Ok(client)
@@ -281,18 +326,34 @@ async fn cancel_unfinished(shared: &Shared) {
     };
     join_all(running.into_iter().map(|(worker, task)| async move {
         if let Ok(mut client) = worker_client(shared, &worker).await {
-            let _ = client.cancel_task(CancelTaskRequest { task: Some(task) }).await;
+            let _ = client
+                .cancel_task(CancelTaskRequest { task: Some(task) })
+                .await;
         }
     }))
     .await;
     let deadline = Instant::now() + RPC_TIMEOUT;
     while Instant::now() < deadline {
-        if shared.state.lock().await.tasks.iter().all(TaskEntry::is_terminal) {
+        if shared
+            .state
+            .lock()
+            .await
+            .tasks
+            .iter()
+            .all(TaskEntry::is_terminal)
+        {
             return;
         }
         let _ = tokio::time::timeout(POLL, shared.changed.notified()).await;
     }
-    for task in shared.state.lock().await.tasks.iter_mut().filter(|t| !t.is_terminal()) {
+    for task in shared
+        .state
+        .lock()
+        .await
+        .tasks
+        .iter_mut()
+        .filter(|t| !t.is_terminal())
+    {
         task.state = TaskState::Canceled;
     }
 }
@@ -316,7 +377,9 @@ async fn shut_down_workers(shared: &Shared) {
                         warn!(%worker, error = %e.message(), "worker did not take the shutdown");
                     }
                 }
-                Err(e) => warn!(%worker, error = %format!("{e:#}"), "worker unreachable for shutdown"),
+                Err(e) => {
+                    warn!(%worker, error = %format!("{e:#}"), "worker unreachable for shutdown")
+                }
             }
         }
     }))

@@ -2,7 +2,8 @@
 
 use spate_graph::{JobGraph, Partitioning};
 use spate_proto::v1::{
-    self, DeployTaskRequest, InputChannelDescriptor, InputGateDescriptor, JobSpec, OutputDescriptor, TaskId,
+    self, DeployTaskRequest, InputChannelDescriptor, InputGateDescriptor, JobSpec,
+    OutputDescriptor, TaskId,
 };
 
 /// A slot offered by a worker.
@@ -19,7 +20,11 @@ pub fn place(graph: &JobGraph, slots: &[SlotRef]) -> Vec<Vec<SlotRef>> {
     graph
         .vertices
         .iter()
-        .map(|v| (0..v.parallelism as usize).map(|s| slots[s].clone()).collect())
+        .map(|v| {
+            (0..v.parallelism as usize)
+                .map(|s| slots[s].clone())
+                .collect()
+        })
         .collect()
 }
 

@@ -3,8 +3,9 @@ use std::time::{Duration, Instant};
 
 use spate_proto::v1::job_master_server::JobMaster;
 use spate_proto::v1::{
-    CancelJobRequest, CancelJobResponse, GetJobStatusRequest, HeartbeatRequest, HeartbeatResponse, JobStatus,
-    RegisterWorkerRequest, RegisterWorkerResponse, TaskState, TaskStateAck, TaskStateReport, WorkerMetrics,
+    CancelJobRequest, CancelJobResponse, GetJobStatusRequest, HeartbeatRequest, HeartbeatResponse,
+    JobStatus, RegisterWorkerRequest, RegisterWorkerResponse, TaskState, TaskStateAck,
+    TaskStateReport, WorkerMetrics,
 };
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
@@ -24,7 +25,9 @@ impl JobMaster for JobMasterService {
     ) -> Result<Response<RegisterWorkerResponse>, Status> {
         let r = request.into_inner();
         if r.slots.is_empty() {
-            return Err(Status::invalid_argument("a worker must offer at least one slot"));
+            return Err(Status::invalid_argument(
+                "a worker must offer at least one slot",
+            ));
         }
         let mut state = self.shared.state.lock().await;
         info!(worker = %r.worker_id, pid = r.pid, slots = r.slots.len(), data = %r.data_address, "worker registered");
@@ -48,28 +51,45 @@ impl JobMaster for JobMasterService {
         }))
     }
 
-    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
         let r = request.into_inner();
         let mut state = self.shared.state.lock().await;
         let shutdown = state.shutdown;
         let Some(worker) = state.workers.iter_mut().find(|w| w.id == r.worker_id) else {
-            return Ok(Response::new(HeartbeatResponse { known: false, shutdown }));
+            return Ok(Response::new(HeartbeatResponse {
+                known: false,
+                shutdown,
+            }));
         };
         worker.last_heartbeat = Instant::now();
         worker.metrics = r.worker.unwrap_or_default();
         for metrics in r.tasks {
-            let Some(id) = metrics.task.clone() else { continue };
+            let Some(id) = metrics.task.clone() else {
+                continue;
+            };
             if let Some(task) = state.task_mut(&id) {
                 task.metrics = metrics;
             }
         }
-        Ok(Response::new(HeartbeatResponse { known: true, shutdown }))
+        Ok(Response::new(HeartbeatResponse {
+            known: true,
+            shutdown,
+        }))
     }
 
-    async fn report_task_state(&self, request: Request<TaskStateReport>) -> Result<Response<TaskStateAck>, Status> {
+    async fn report_task_state(
+        &self,
+        request: Request<TaskStateReport>,
+    ) -> Result<Response<TaskStateAck>, Status> {
         let r = request.into_inner();
-        let id = r.task.ok_or_else(|| Status::invalid_argument("report without a task id"))?;
-        let new_state = TaskState::try_from(r.state).map_err(|_| Status::invalid_argument("unknown task state"))?;
+        let id = r
+            .task
+            .ok_or_else(|| Status::invalid_argument("report without a task id"))?;
+        let new_state = TaskState::try_from(r.state)
+            .map_err(|_| Status::invalid_argument("unknown task state"))?;
         let mut state = self.shared.state.lock().await;
         match state.task_mut(&id) {
             Some(task) => {
@@ -89,11 +109,17 @@ impl JobMaster for JobMasterService {
         Ok(Response::new(TaskStateAck {}))
     }
 
-    async fn get_job_status(&self, _: Request<GetJobStatusRequest>) -> Result<Response<JobStatus>, Status> {
+    async fn get_job_status(
+        &self,
+        _: Request<GetJobStatusRequest>,
+    ) -> Result<Response<JobStatus>, Status> {
         Ok(Response::new(self.shared.state.lock().await.status()))
     }
 
-    async fn cancel_job(&self, request: Request<CancelJobRequest>) -> Result<Response<CancelJobResponse>, Status> {
+    async fn cancel_job(
+        &self,
+        request: Request<CancelJobRequest>,
+    ) -> Result<Response<CancelJobResponse>, Status> {
         let reason = request.into_inner().reason;
         self.shared.state.lock().await.cancel_requested = Some(if reason.is_empty() {
             "canceled by request".into()

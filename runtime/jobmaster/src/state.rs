@@ -1,7 +1,9 @@
 use std::time::Instant;
 
 use spate_proto::v1::worker_client::WorkerClient;
-use spate_proto::v1::{JobState, JobStatus, TaskId, TaskMetrics, TaskState, TaskStatus, WorkerMetrics, WorkerStatus};
+use spate_proto::v1::{
+    JobState, JobStatus, TaskId, TaskMetrics, TaskState, TaskStatus, WorkerMetrics, WorkerStatus,
+};
 use tokio::sync::{Mutex, Notify};
 use tonic::transport::Channel;
 
@@ -35,11 +37,19 @@ pub struct TaskEntry {
 
 impl TaskEntry {
     pub fn describe(&self) -> String {
-        format!("'{}' subtask {}/{}", self.name, self.id.subtask + 1, self.parallelism)
+        format!(
+            "'{}' subtask {}/{}",
+            self.name,
+            self.id.subtask + 1,
+            self.parallelism
+        )
     }
 
     pub fn is_terminal(&self) -> bool {
-        matches!(self.state, TaskState::Finished | TaskState::Failed | TaskState::Canceled)
+        matches!(
+            self.state,
+            TaskState::Finished | TaskState::Failed | TaskState::Canceled
+        )
     }
 }
 
@@ -58,7 +68,10 @@ pub struct State {
 
 impl State {
     pub fn is_terminal(&self) -> bool {
-        matches!(self.job_state, JobState::Finished | JobState::Failed | JobState::Canceled)
+        matches!(
+            self.job_state,
+            JobState::Finished | JobState::Failed | JobState::Canceled
+        )
     }
 
     pub fn fail(&mut self, reason: String) {
@@ -69,9 +82,9 @@ impl State {
     }
 
     pub fn task_mut(&mut self, id: &TaskId) -> Option<&mut TaskEntry> {
-        self.tasks
-            .iter_mut()
-            .find(|t| t.id.vertex == id.vertex && t.id.subtask == id.subtask && t.id.attempt == id.attempt)
+        self.tasks.iter_mut().find(|t| {
+            t.id.vertex == id.vertex && t.id.subtask == id.subtask && t.id.attempt == id.attempt
+        })
     }
 
     pub fn status(&self) -> JobStatus {

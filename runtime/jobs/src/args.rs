@@ -8,9 +8,17 @@ pub enum JobError {
     #[error("unknown job '{0}'; known jobs: {1}")]
     UnknownJob(String, String),
     #[error("job '{job}': argument '{arg}': {detail}")]
-    BadArgument { job: String, arg: String, detail: String },
+    BadArgument {
+        job: String,
+        arg: String,
+        detail: String,
+    },
     #[error("job '{job}': unknown argument(s) {args}; accepted: {accepted}")]
-    UnknownArguments { job: String, args: String, accepted: String },
+    UnknownArguments {
+        job: String,
+        args: String,
+        accepted: String,
+    },
     #[error("job '{job}': {source}")]
     Graph {
         job: String,

@@ -87,14 +87,21 @@ fn sink(args: &mut JobArgs, stream: DataStream) -> Result<(), JobError> {
 fn window_assigner(args: &mut JobArgs) -> Result<WindowAssigner, JobError> {
     let spec: String = args.get("window", "tumble:10000".to_string())?;
     let parts: Vec<&str> = spec.split(':').collect();
-    let number = |s: &str| s.parse::<i64>().map_err(|e| args.bad("window", format!("'{spec}': {e}")));
+    let number = |s: &str| {
+        s.parse::<i64>()
+            .map_err(|e| args.bad("window", format!("'{spec}': {e}")))
+    };
     match parts.as_slice() {
-        ["tumble", size] => Ok(WindowAssigner::Tumbling { size_ms: number(size)? }),
+        ["tumble", size] => Ok(WindowAssigner::Tumbling {
+            size_ms: number(size)?,
+        }),
         ["hop", size, slide] => Ok(WindowAssigner::Hopping {
             size_ms: number(size)?,
             slide_ms: number(slide)?,
         }),
-        ["session", gap] => Ok(WindowAssigner::Session { gap_ms: number(gap)? }),
+        ["session", gap] => Ok(WindowAssigner::Session {
+            gap_ms: number(gap)?,
+        }),
         _ => Err(args.bad(
             "window",
             format!("'{spec}': expected tumble:SIZE_MS, hop:SIZE_MS:SLIDE_MS or session:GAP_MS"),
@@ -168,7 +175,9 @@ fn backpressure(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
     let sink_parallelism: u32 = args.get("sink-parallelism", 1)?;
     source(&env, config)?
         .rebalance()
-        .sink("slow-sink", move |_| Ok(ThrottledSink::new(delay, stall_after)))
+        .sink("slow-sink", move |_| {
+            Ok(ThrottledSink::new(delay, stall_after))
+        })
         .parallelism(sink_parallelism);
     Ok(env)
 }
@@ -178,7 +187,10 @@ mod tests {
     use super::*;
 
     fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -191,11 +203,20 @@ mod tests {
 
     #[test]
     fn mistakes_in_arguments_are_named() {
-        let err = build("window-count", &args(&[("evnets", "10")])).err().unwrap().to_string();
+        let err = build("window-count", &args(&[("evnets", "10")]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("unknown argument(s) evnets"), "{err}");
-        let err = build("window-count", &args(&[("keys", "many")])).err().unwrap().to_string();
+        let err = build("window-count", &args(&[("keys", "many")]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("argument 'keys': 'many'"), "{err}");
-        let err = build("window-count", &args(&[("window", "weekly")])).err().unwrap().to_string();
+        let err = build("window-count", &args(&[("window", "weekly")]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("expected tumble:SIZE_MS"), "{err}");
         let err = build("nope", &BTreeMap::new()).err().unwrap().to_string();
         assert!(err.contains("known jobs: window-count"), "{err}");

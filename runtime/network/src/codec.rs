@@ -18,8 +18,12 @@ pub struct ElementEncoder {
 impl ElementEncoder {
     pub fn encode(&mut self, channel: u64, element: &StreamElement) -> Result<Frame> {
         Ok(match element {
-            StreamElement::Batch(batch) => Frame::new(Kind::Batch, channel, self.encode_batch(batch)?),
-            StreamElement::Watermark(wm) => Frame::new(Kind::Watermark, channel, wm.to_le_bytes().to_vec()),
+            StreamElement::Batch(batch) => {
+                Frame::new(Kind::Batch, channel, self.encode_batch(batch)?)
+            }
+            StreamElement::Watermark(wm) => {
+                Frame::new(Kind::Watermark, channel, wm.to_le_bytes().to_vec())
+            }
             StreamElement::Idle(idle) => Frame::new(Kind::Idle, channel, vec![*idle as u8]),
             StreamElement::End => Frame::new(Kind::End, channel, Vec::new()),
         })
@@ -57,13 +61,17 @@ impl ElementDecoder {
                     .ok_or_else(|| malformed("batch frame without a complete record batch"))?;
                 StreamElement::Batch(batch)
             }
-            Kind::Watermark => {
-                StreamElement::Watermark(frame.i64_payload().ok_or_else(|| malformed("short watermark"))?)
-            }
+            Kind::Watermark => StreamElement::Watermark(
+                frame
+                    .i64_payload()
+                    .ok_or_else(|| malformed("short watermark"))?,
+            ),
             Kind::Idle => StreamElement::Idle(frame.payload.first().copied().unwrap_or(0) != 0),
             Kind::End => StreamElement::End,
             Kind::Error => return Err(NetworkError::Remote(frame.text_payload(0))),
-            Kind::Request | Kind::Credit => return Err(malformed("control frame on a data channel")),
+            Kind::Request | Kind::Credit => {
+                return Err(malformed("control frame on a data channel"));
+            }
         })
     }
 }

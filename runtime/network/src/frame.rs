@@ -106,7 +106,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<F
         return Err(format!("frame length {len} out of range"));
     }
     let mut body = BytesMut::zeroed(len);
-    reader.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+    reader
+        .read_exact(&mut body)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut body = body.freeze();
     let kind = body.get_u8();
     let kind = Kind::from_u8(kind).ok_or_else(|| format!("unknown frame kind {kind}"))?;
@@ -135,12 +138,18 @@ mod tests {
         }
         let mut reader = wire.as_slice();
         let a = read_frame(&mut reader).await.unwrap().unwrap();
-        assert_eq!((a.kind, a.channel, a.u32_payload()), (Kind::Request, 7, Some(3)));
+        assert_eq!(
+            (a.kind, a.channel, a.u32_payload()),
+            (Kind::Request, 7, Some(3))
+        );
         assert_eq!(a.text_payload(4), "job/1/0/0/2");
         let b = read_frame(&mut reader).await.unwrap().unwrap();
         assert_eq!((b.kind, b.u32_payload()), (Kind::Credit, Some(5)));
         let c = read_frame(&mut reader).await.unwrap().unwrap();
-        assert_eq!((c.kind, c.channel, c.i64_payload()), (Kind::Watermark, 9, Some(-42)));
+        assert_eq!(
+            (c.kind, c.channel, c.i64_payload()),
+            (Kind::Watermark, 9, Some(-42))
+        );
         assert!(read_frame(&mut reader).await.unwrap().is_none());
     }
 

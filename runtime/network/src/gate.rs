@@ -9,7 +9,10 @@ use crate::remote::RemoteChannel;
 /// Where one input channel of a task reads from.
 pub enum InputChannel {
     /// A subpartition of a producer on this worker: batches arrive as they were produced.
-    Local { queue: QueueReceiver, name: String },
+    Local {
+        queue: QueueReceiver,
+        name: String,
+    },
     Remote(RemoteChannel),
 }
 
@@ -43,7 +46,9 @@ impl InputGate {
             let n = self.channels.len();
             for offset in 0..n {
                 let index = (self.next + offset) % n;
-                let Some(channel) = self.channels[index].as_mut() else { continue };
+                let Some(channel) = self.channels[index].as_mut() else {
+                    continue;
+                };
                 let polled = match channel {
                     InputChannel::Local { queue, name } => queue.poll_recv(cx).map(|element| {
                         Some(element.ok_or_else(|| NetworkError::ProducerGone(name.clone())))

@@ -31,7 +31,11 @@ impl Partitioner {
     }
 
     /// Splits `batch` among `targets` consumers; returns (consumer, rows) pairs, each non-empty.
-    pub fn route(&mut self, batch: RecordBatch, targets: usize) -> Result<Vec<(usize, RecordBatch)>> {
+    pub fn route(
+        &mut self,
+        batch: RecordBatch,
+        targets: usize,
+    ) -> Result<Vec<(usize, RecordBatch)>> {
         match self {
             Partitioner::Forward => Ok(vec![(0, batch)]),
             Partitioner::Broadcast => Ok((0..targets).map(|t| (t, batch.clone())).collect()),
@@ -90,20 +94,32 @@ mod tests {
         for _ in 0..2 {
             for (target, part) in p.route(input.clone(), 4).unwrap() {
                 rows += part.num_rows();
-                let keys = part.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                let keys = part
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap();
                 for k in keys.values() {
                     assert_eq!(*owner.entry(*k).or_insert(target), target, "key {k} split");
                 }
             }
         }
         assert_eq!(rows, 2000);
-        assert!(owner.values().collect::<std::collections::HashSet<_>>().len() > 1);
+        assert!(
+            owner
+                .values()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                > 1
+        );
     }
 
     #[test]
     fn rebalance_cycles_and_broadcast_copies() {
         let mut r = Partitioner::Rebalance { next: 0 };
-        let targets: Vec<usize> = (0..5).map(|_| r.route(batch(vec![1]), 3).unwrap()[0].0).collect();
+        let targets: Vec<usize> = (0..5)
+            .map(|_| r.route(batch(vec![1]), 3).unwrap()[0].0)
+            .collect();
         assert_eq!(targets, vec![0, 1, 2, 0, 1]);
         let copies = Partitioner::Broadcast.route(batch(vec![1, 2]), 3).unwrap();
         assert_eq!(copies.len(), 3);

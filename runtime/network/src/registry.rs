@@ -60,7 +60,10 @@ pub struct PartitionRegistry {
 
 impl PartitionRegistry {
     pub fn register(&self, id: SubpartitionId, receiver: QueueReceiver) {
-        self.ready.lock().expect("registry lock").insert(id, receiver);
+        self.ready
+            .lock()
+            .expect("registry lock")
+            .insert(id, receiver);
         self.registered.notify_waiters();
     }
 
@@ -125,7 +128,10 @@ mod tests {
         let (_tx, rx) = crate::queue::queue(1, Arc::new(BufferGauge::default()));
         registry.register(id(0), rx);
         assert!(waiting.await.unwrap().is_ok());
-        let err = registry.take(&id(1), Duration::from_millis(10)).await.unwrap_err();
+        let err = registry
+            .take(&id(1), Duration::from_millis(10))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("job-a/b/1/2/0/3/1"), "{err}");
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use spate_api::StreamElement;
 use tokio::net::TcpStream;
-use tokio::runtime::Handle;
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -22,7 +22,9 @@ use crate::gauge::BufferGauge;
 use crate::registry::SubpartitionId;
 use crate::server::write_frames;
 
-type ChannelMap = Arc<Mutex<HashMap<u64, mpsc::Sender<Result<Frame>>>>>;
+/// The open channels of a connection; `None` once the connection is gone, so that a channel
+/// opened after the failure learns of it instead of waiting for frames that never come.
+type ChannelMap = Arc<Mutex<Option<HashMap<u64, mpsc::Sender<Result<Frame>>>>>>;
 
 struct Connection {
     out: mpsc::UnboundedSender<Bytes>,
@@ -49,19 +51,31 @@ impl ConnectionManager {
     }
 
     /// Opens a logical channel on subpartition `id` at the worker whose data server is `peer`.
-    pub async fn open_channel(&self, peer: &str, id: &SubpartitionId, credits: u32) -> Result<RemoteChannel> {
+    pub async fn open_channel(
+        &self,
+        peer: &str,
+        id: &SubpartitionId,
+        credits: u32,
+    ) -> Result<RemoteChannel> {
         let connection = self.connection(peer).await?;
         let channel = connection.next_channel.fetch_add(1, Ordering::Relaxed);
         // One slot beyond the credits, so a connection failure can always be delivered.
         let (tx, rx) = mpsc::channel(credits as usize + 1);
-        connection.channels.lock().expect("channel map").insert(channel, tx);
+        let lost = || NetworkError::ConnectionLost {
+            peer: peer.to_string(),
+            channel: id.to_string(),
+        };
+        connection
+            .channels
+            .lock()
+            .expect("channel map")
+            .as_mut()
+            .ok_or_else(lost)?
+            .insert(channel, tx);
         connection
             .out
             .send(Frame::request(channel, credits, &id.to_string()).encode())
-            .map_err(|_| NetworkError::ConnectionLost {
-                peer: peer.to_string(),
-                channel: id.to_string(),
-            })?;
+            .map_err(|_| lost())?;
         Ok(RemoteChannel {
             rx,
             out: connection.out.clone(),
@@ -75,7 +89,7 @@ impl ConnectionManager {
     async fn connection(&self, peer: &str) -> Result<Arc<Connection>> {
         let mut connections = self.connections.lock().await;
         if let Some(existing) = connections.get(peer)
-            && !existing.out.is_closed()
+            && existing.channels.lock().expect("channel map").is_some()
         {
             return Ok(existing.clone());
         }
@@ -104,7 +118,7 @@ async fn connect(peer: String, gauge: Arc<BufferGauge>) -> Result<Arc<Connection
     stream.set_nodelay(true).map_err(io)?;
     let (reader, writer) = stream.into_split();
     let (out, out_rx) = mpsc::unbounded_channel();
-    let channels: ChannelMap = Arc::default();
+    let channels: ChannelMap = Arc::new(Mutex::new(Some(HashMap::new())));
     tokio::spawn(write_frames(writer, out_rx));
     tokio::spawn(read_frames(reader, peer, channels.clone(), gauge));
     Ok(Arc::new(Connection {
@@ -114,7 +128,12 @@ async fn connect(peer: String, gauge: Arc<BufferGauge>) -> Result<Arc<Connection
     }))
 }
 
-async fn read_frames(mut reader: OwnedReadHalf, peer: String, channels: ChannelMap, gauge: Arc<BufferGauge>) {
+async fn read_frames(
+    mut reader: OwnedReadHalf,
+    peer: String,
+    channels: ChannelMap,
+    gauge: Arc<BufferGauge>,
+) {
     let failure = loop {
         let frame = match read_frame(&mut reader).await {
             Ok(Some(frame)) => frame,
@@ -124,8 +143,13 @@ async fn read_frames(mut reader: OwnedReadHalf, peer: String, channels: ChannelM
         let last = matches!(frame.kind, Kind::End | Kind::Error);
         let counted = frame.kind == Kind::Batch;
         let channel = frame.channel;
-        let mut map = channels.lock().expect("channel map");
-        let Some(tx) = map.get(&channel) else { continue };
+        let mut guard = channels.lock().expect("channel map");
+        let Some(map) = guard.as_mut() else {
+            break "closed".to_string();
+        };
+        let Some(tx) = map.get(&channel) else {
+            continue;
+        };
         if counted {
             gauge.add();
         }
@@ -143,7 +167,11 @@ async fn read_frames(mut reader: OwnedReadHalf, peer: String, channels: ChannelM
         }
     };
     debug!(%peer, %failure, "data connection ended");
-    let open: Vec<_> = channels.lock().expect("channel map").drain().collect();
+    let open = channels
+        .lock()
+        .expect("channel map")
+        .take()
+        .unwrap_or_default();
     for (_, tx) in open {
         let _ = tx.try_send(Err(NetworkError::ConnectionLost {
             peer: peer.clone(),

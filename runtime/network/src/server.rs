@@ -72,7 +72,13 @@ async fn serve_connection(stream: TcpStream, peer: String, registry: Arc<Partiti
                 let credit = Arc::new(Semaphore::new(initial));
                 credits.insert(frame.channel, credit.clone());
                 let id = frame.text_payload(4);
-                senders.spawn(send_channel(frame.channel, id, credit, out.clone(), registry.clone()));
+                senders.spawn(send_channel(
+                    frame.channel,
+                    id,
+                    credit,
+                    out.clone(),
+                    registry.clone(),
+                ));
             }
             Kind::Credit => {
                 if let Some(credit) = credits.get(&frame.channel) {
@@ -129,7 +135,10 @@ async fn send_channel(
 }
 
 /// Writes queued frames, flushing only when the queue is empty so that small frames coalesce.
-pub(crate) async fn write_frames(writer: OwnedWriteHalf, mut frames: mpsc::UnboundedReceiver<Bytes>) {
+pub(crate) async fn write_frames(
+    writer: OwnedWriteHalf,
+    mut frames: mpsc::UnboundedReceiver<Bytes>,
+) {
     let mut writer = BufWriter::with_capacity(256 << 10, writer);
     while let Some(frame) = frames.recv().await {
         if writer.write_all(&frame).await.is_err() {

@@ -16,7 +16,12 @@ impl Chain {
     }
 
     /// Pushes an element into operator `index`; what falls out of the last one lands in `emitted`.
-    pub fn push(&mut self, index: usize, element: StreamElement, emitted: &mut Vec<StreamElement>) -> Result<(), OperatorError> {
+    pub fn push(
+        &mut self,
+        index: usize,
+        element: StreamElement,
+        emitted: &mut Vec<StreamElement>,
+    ) -> Result<(), OperatorError> {
         let Some(op) = self.operators.get_mut(index) else {
             emitted.push(element);
             return Ok(());
@@ -35,7 +40,12 @@ impl Chain {
         self.forward(index, out, emitted)
     }
 
-    fn forward(&mut self, index: usize, mut out: Output, emitted: &mut Vec<StreamElement>) -> Result<(), OperatorError> {
+    fn forward(
+        &mut self,
+        index: usize,
+        mut out: Output,
+        emitted: &mut Vec<StreamElement>,
+    ) -> Result<(), OperatorError> {
         let produced: Vec<StreamElement> = out.drain().collect();
         for element in produced {
             self.push(index + 1, element, emitted)?;
@@ -50,11 +60,19 @@ impl Chain {
             .min()
     }
 
-    pub fn on_processing_time(&mut self, now: Timestamp, emitted: &mut Vec<StreamElement>) -> Result<(), OperatorError> {
+    pub fn on_processing_time(
+        &mut self,
+        now: Timestamp,
+        emitted: &mut Vec<StreamElement>,
+    ) -> Result<(), OperatorError> {
         for index in 0..self.operators.len() {
             let mut out = Output::default();
             let op = &mut self.operators[index];
-            if op.operator.next_processing_timer().is_some_and(|t| t <= now) {
+            if op
+                .operator
+                .next_processing_timer()
+                .is_some_and(|t| t <= now)
+            {
                 op.operator
                     .on_processing_time(now, &mut out)
                     .map_err(|e| e.in_operator(&op.name))?;
@@ -69,7 +87,9 @@ impl Chain {
         for index in 0..self.operators.len() {
             let mut out = Output::default();
             let op = &mut self.operators[index];
-            op.operator.finish(&mut out).map_err(|e| e.in_operator(&op.name))?;
+            op.operator
+                .finish(&mut out)
+                .map_err(|e| e.in_operator(&op.name))?;
             self.forward(index, out, emitted)?;
         }
         Ok(())

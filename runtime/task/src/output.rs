@@ -19,7 +19,11 @@ impl OutputWriter {
         }
     }
 
-    pub async fn write_batch(&mut self, batch: RecordBatch, metrics: &TaskMetrics) -> Result<(), TaskError> {
+    pub async fn write_batch(
+        &mut self,
+        batch: RecordBatch,
+        metrics: &TaskMetrics,
+    ) -> Result<(), TaskError> {
         for (target, part) in self.partitioner.route(batch, self.subpartitions.len())? {
             let rows = part.num_rows();
             self.subpartitions[target]

@@ -2,7 +2,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use spate_api::{CancelFlag, MAX_WATERMARK, SourcePoll, SourceReader, StreamElement, Timestamp, now_millis};
+use spate_api::{
+    CancelFlag, MAX_WATERMARK, SourcePoll, SourceReader, StreamElement, Timestamp, now_millis,
+};
 use spate_network::InputGate;
 use tokio::sync::Notify;
 
@@ -65,7 +67,9 @@ impl Task {
         let input = std::mem::replace(&mut self.input, TaskInput::Gate(InputGate::new(Vec::new())));
         let work = async move {
             match input {
-                TaskInput::Source { reader, watermarks } => self.run_source(reader, watermarks).await,
+                TaskInput::Source { reader, watermarks } => {
+                    self.run_source(reader, watermarks).await
+                }
                 TaskInput::Gate(gate) => self.run_gate(gate).await,
             }
         };
@@ -105,7 +109,9 @@ impl Task {
                     }
                 }
                 SourcePoll::Idle => {
-                    let timeout = watermarks.as_ref().and_then(WatermarkGenerator::idle_timeout_ms);
+                    let timeout = watermarks
+                        .as_ref()
+                        .and_then(WatermarkGenerator::idle_timeout_ms);
                     if !idle && timeout.is_some_and(|t| now_millis() - last_data >= t) {
                         idle = true;
                         self.emit_event(StreamElement::Idle(true)).await?;
@@ -130,7 +136,9 @@ impl Task {
                     continue;
                 }
             };
-            let Some((channel, element)) = next else { break };
+            let Some((channel, element)) = next else {
+                break;
+            };
             let element = element.map_err(|source| TaskError::Input { channel, source })?;
             match element {
                 StreamElement::Batch(batch) => {
@@ -158,8 +166,11 @@ impl Task {
     /// event-time window and timer, then operators finish and consumers learn the end.
     async fn finish(&mut self, final_watermark: bool) -> Result<(), TaskError> {
         if final_watermark {
-            self.metrics.watermark.store(MAX_WATERMARK, Ordering::Relaxed);
-            self.process(StreamElement::Watermark(MAX_WATERMARK)).await?;
+            self.metrics
+                .watermark
+                .store(MAX_WATERMARK, Ordering::Relaxed);
+            self.process(StreamElement::Watermark(MAX_WATERMARK))
+                .await?;
         }
         let mut emitted = Vec::new();
         self.chain.finish(&mut emitted)?;

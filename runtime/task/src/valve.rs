@@ -116,15 +116,24 @@ mod tests {
         let mut v = WatermarkValve::new(3);
         v.input(0, &wm(100));
         v.input(1, &wm(50));
-        assert_eq!(emitted(v.input(2, &StreamElement::Idle(true))), vec!["Watermark(50)"]);
-        assert_eq!(emitted(v.input(1, &StreamElement::Idle(true))), vec!["Watermark(100)"]);
+        assert_eq!(
+            emitted(v.input(2, &StreamElement::Idle(true))),
+            vec!["Watermark(50)"]
+        );
+        assert_eq!(
+            emitted(v.input(1, &StreamElement::Idle(true))),
+            vec!["Watermark(100)"]
+        );
         assert_eq!(
             emitted(v.input(0, &StreamElement::Idle(true))),
             vec!["Idle(true)"],
             "all idle: the task goes idle"
         );
         // Channel 2 comes back behind the emitted watermark: it is ignored until it catches up.
-        assert_eq!(emitted(v.input(2, &StreamElement::Idle(false))), vec!["Idle(false)"]);
+        assert_eq!(
+            emitted(v.input(2, &StreamElement::Idle(false))),
+            vec!["Idle(false)"]
+        );
         assert!(v.input(2, &wm(60)).is_empty());
         assert_eq!(emitted(v.input(2, &wm(120))), vec!["Watermark(120)"]);
     }
@@ -133,7 +142,13 @@ mod tests {
     fn ended_channels_count_as_done() {
         let mut v = WatermarkValve::new(2);
         v.input(0, &wm(7));
-        assert_eq!(emitted(v.input(1, &StreamElement::End)), vec!["Watermark(7)"]);
-        assert_eq!(emitted(v.input(0, &StreamElement::End)), vec![format!("Watermark({MAX_WATERMARK})")]);
+        assert_eq!(
+            emitted(v.input(1, &StreamElement::End)),
+            vec!["Watermark(7)"]
+        );
+        assert_eq!(
+            emitted(v.input(0, &StreamElement::End)),
+            vec![format!("Watermark({MAX_WATERMARK})")]
+        );
     }
 }

@@ -23,10 +23,14 @@ impl WatermarkGenerator {
     pub fn on_batch(&mut self, batch: &RecordBatch) -> Result<Option<Timestamp>, OperatorError> {
         let name = &self.strategy.event_time_column;
         let column = batch.column_by_name(name).ok_or_else(|| {
-            OperatorError::invalid(format!("watermark: event-time column '{name}' is not in the source output"))
+            OperatorError::invalid(format!(
+                "watermark: event-time column '{name}' is not in the source output"
+            ))
         })?;
         if column.null_count() > 0 {
-            return Err(OperatorError::invalid(format!("watermark: event-time column '{name}' has nulls")));
+            return Err(OperatorError::invalid(format!(
+                "watermark: event-time column '{name}' has nulls"
+            )));
         }
         let max = if let Some(ts) = column.as_any().downcast_ref::<TimestampMillisecondArray>() {
             ts.values().iter().copied().max()
@@ -41,8 +45,9 @@ impl WatermarkGenerator {
         if let Some(max) = max {
             self.max_seen = Some(self.max_seen.map_or(max, |m| m.max(max)));
         }
-        Ok(self
-            .max_seen
-            .map(|m| m.saturating_sub(self.strategy.max_out_of_orderness_ms).saturating_sub(1)))
+        Ok(self.max_seen.map(|m| {
+            m.saturating_sub(self.strategy.max_out_of_orderness_ms)
+                .saturating_sub(1)
+        }))
     }
 }

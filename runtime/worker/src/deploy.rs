@@ -8,7 +8,10 @@ use spate_api::OperatorContext;
 use spate_graph::{JobGraph, NodeKind, Partitioning};
 use spate_network::{Exchange, InputChannel, InputGate, Partitioner, SubpartitionId, queue};
 use spate_proto::v1::{DeployTaskRequest, InputGateDescriptor};
-use spate_task::{Canceler, Chain, ChainedOperator, OutputWriter, Task, TaskInput, TaskMetrics, WatermarkGenerator};
+use spate_task::{
+    Canceler, Chain, ChainedOperator, OutputWriter, Task, TaskInput, TaskMetrics,
+    WatermarkGenerator,
+};
 
 /// How long a task waits for a producer on this worker to register the subpartition it reads.
 const LOCAL_PRODUCER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,7 +37,12 @@ pub fn prepare(
         .vertex(id.vertex)
         .ok_or_else(|| anyhow!("the job graph has no vertex {}", id.vertex))?;
     if id.subtask >= vertex.parallelism {
-        bail!("subtask {} is beyond the parallelism {} of '{}'", id.subtask, vertex.parallelism, vertex.name);
+        bail!(
+            "subtask {} is beyond the parallelism {} of '{}'",
+            id.subtask,
+            vertex.parallelism,
+            vertex.name
+        );
     }
     let mut source = None;
     let mut operators = Vec::new();
@@ -48,7 +56,10 @@ pub fn prepare(
             cancel: canceler.flag.clone(),
         };
         match &node.kind {
-            NodeKind::Source { factory, watermarks } if position == 0 => {
+            NodeKind::Source {
+                factory,
+                watermarks,
+            } if position == 0 => {
                 let splits = factory
                     .splits(vertex.parallelism)
                     .into_iter()
@@ -64,9 +75,13 @@ pub fn prepare(
                     watermarks: watermarks.clone().map(WatermarkGenerator::new),
                 });
             }
-            NodeKind::Source { .. } => bail!("source '{}' is not at the head of its chain", node.name),
+            NodeKind::Source { .. } => {
+                bail!("source '{}' is not at the head of its chain", node.name)
+            }
             NodeKind::Operator { factory, .. } => {
-                let mut operator = factory.create(&ctx).map_err(|e| e.in_operator(&node.name))?;
+                let mut operator = factory
+                    .create(&ctx)
+                    .map_err(|e| e.in_operator(&node.name))?;
                 operator.open(&ctx).map_err(|e| e.in_operator(&node.name))?;
                 operators.push(ChainedOperator {
                     name: node.name.clone(),
@@ -88,7 +103,9 @@ pub fn prepare(
             Partitioning::Rebalance => Partitioner::Rebalance {
                 next: id.subtask as usize,
             },
-            Partitioning::Hash(keys) => Partitioner::hash(&edge.schema, keys, graph.max_parallelism)?,
+            Partitioning::Hash(keys) => {
+                Partitioner::hash(&edge.schema, keys, graph.max_parallelism)?
+            }
         };
         let mut senders = Vec::new();
         for subpartition in 0..output.subpartitions {
@@ -152,7 +169,11 @@ impl PendingTask {
                     InputChannel::Remote(
                         exchange
                             .connections
-                            .open_channel(&channel.data_address, &id, exchange.config.credits_per_channel)
+                            .open_channel(
+                                &channel.data_address,
+                                &id,
+                                exchange.config.credits_per_channel,
+                            )
                             .await
                             .with_context(|| format!("opening input channel {id}"))?,
                     )

@@ -28,7 +28,11 @@ pub struct JobMasterLink {
 impl JobMasterLink {
     /// Registers with the JobMaster, retrying with exponential backoff until it answers or the
     /// timeout passes; each attempt says where it is trying.
-    pub async fn connect(config: &WorkerConfig, control_address: &str, data_address: &str) -> anyhow::Result<Self> {
+    pub async fn connect(
+        config: &WorkerConfig,
+        control_address: &str,
+        data_address: &str,
+    ) -> anyhow::Result<Self> {
         let endpoint = format!("http://{}", config.jobmaster);
         let request = RegisterWorkerRequest {
             worker_id: config.worker_id.clone(),
@@ -56,7 +60,10 @@ impl JobMasterLink {
                 }
                 Err(e) => {
                     return Err(e).with_context(|| {
-                        format!("registering with the JobMaster at {} ({attempt} attempts)", config.jobmaster)
+                        format!(
+                            "registering with the JobMaster at {} ({attempt} attempts)",
+                            config.jobmaster
+                        )
                     });
                 }
             }
@@ -100,7 +107,10 @@ impl JobMasterLink {
                         return Ok("the job is over".into());
                     }
                     if !response.known {
-                        return Err(anyhow!("the JobMaster at {} no longer knows this worker", self.address));
+                        return Err(anyhow!(
+                            "the JobMaster at {} no longer knows this worker",
+                            self.address
+                        ));
                     }
                 }
                 Err(status) if last_answer.elapsed() > self.timeout => {
@@ -111,14 +121,19 @@ impl JobMasterLink {
                         status.message()
                     ));
                 }
-                Err(status) => warn!(jobmaster = %self.address, error = %status.message(), "heartbeat failed"),
+                Err(status) => {
+                    warn!(jobmaster = %self.address, error = %status.message(), "heartbeat failed")
+                }
             }
         }
     }
 }
 
 /// Delivers task state reports in order, retrying each until the JobMaster takes it.
-async fn send_reports(mut client: JobMasterClient<Channel>, mut pending: mpsc::UnboundedReceiver<TaskStateReport>) {
+async fn send_reports(
+    mut client: JobMasterClient<Channel>,
+    mut pending: mpsc::UnboundedReceiver<TaskStateReport>,
+) {
     while let Some(report) = pending.recv().await {
         let mut backoff = FIRST_BACKOFF;
         for _ in 0..10 {

@@ -26,9 +26,12 @@ use crate::tasks::TaskManager;
 /// process is asked to stop.
 pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let exchange = Exchange::new(config.exchange);
-    let data = DataServer::start(&format!("{}:0", config.bind_host), exchange.registry.clone())
-        .await
-        .context("starting the data exchange server")?;
+    let data = DataServer::start(
+        &format!("{}:0", config.bind_host),
+        exchange.registry.clone(),
+    )
+    .await
+    .context("starting the data exchange server")?;
     let listener = TcpListener::bind(format!("{}:0", config.bind_host))
         .await
         .context("binding the worker's control port")?;
@@ -37,7 +40,12 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     info!(worker = %config.worker_id, %control_address, %data_address, slots = config.slots, "worker starting");
 
     let link = JobMasterLink::connect(&config, &control_address, &data_address).await?;
-    let tasks = Arc::new(TaskManager::new(config.worker_id.clone(), exchange, data_address, link.reporter()));
+    let tasks = Arc::new(TaskManager::new(
+        config.worker_id.clone(),
+        exchange,
+        data_address,
+        link.reporter(),
+    ));
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let service = WorkerService::new(tasks.clone(), shutdown.clone());
     let server = tokio::spawn(

@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use spate_proto::v1::worker_server::Worker;
 use spate_proto::v1::{
-    CancelTaskRequest, CancelTaskResponse, DeployTaskRequest, DeployTaskResponse, ShutdownRequest, ShutdownResponse,
+    CancelTaskRequest, CancelTaskResponse, DeployTaskRequest, DeployTaskResponse, ShutdownRequest,
+    ShutdownResponse,
 };
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
@@ -23,14 +24,20 @@ impl WorkerService {
 
 #[tonic::async_trait]
 impl Worker for WorkerService {
-    async fn deploy_task(&self, request: Request<DeployTaskRequest>) -> Result<Response<DeployTaskResponse>, Status> {
+    async fn deploy_task(
+        &self,
+        request: Request<DeployTaskRequest>,
+    ) -> Result<Response<DeployTaskResponse>, Status> {
         self.tasks
             .deploy(request.into_inner())
             .map_err(|e| Status::invalid_argument(format!("{e:#}")))?;
         Ok(Response::new(DeployTaskResponse {}))
     }
 
-    async fn cancel_task(&self, request: Request<CancelTaskRequest>) -> Result<Response<CancelTaskResponse>, Status> {
+    async fn cancel_task(
+        &self,
+        request: Request<CancelTaskRequest>,
+    ) -> Result<Response<CancelTaskResponse>, Status> {
         let task = request
             .into_inner()
             .task
@@ -39,7 +46,10 @@ impl Worker for WorkerService {
         Ok(Response::new(CancelTaskResponse {}))
     }
 
-    async fn shutdown(&self, request: Request<ShutdownRequest>) -> Result<Response<ShutdownResponse>, Status> {
+    async fn shutdown(
+        &self,
+        request: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownResponse>, Status> {
         info!(reason = %request.into_inner().reason, "shutdown requested");
         self.shutdown.notify_one();
         Ok(Response::new(ShutdownResponse {}))

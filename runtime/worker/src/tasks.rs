@@ -9,7 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use spate_graph::JobGraph;
 use spate_network::Exchange;
-use spate_proto::v1::{DeployTaskRequest, TaskId, TaskMetrics as TaskMetricsProto, TaskState, TaskStateReport, WorkerMetrics};
+use spate_proto::v1::{
+    DeployTaskRequest, TaskId, TaskMetrics as TaskMetricsProto, TaskState, TaskStateReport,
+    WorkerMetrics,
+};
 use spate_task::{Canceler, TaskMetrics, TaskOutcome};
 use tokio::sync::mpsc;
 use tracing::{error, info};
@@ -70,7 +73,10 @@ impl TaskManager {
         if let Some(graph) = self.graphs.lock().expect("graphs lock").get(job_id) {
             return Ok(graph.clone());
         }
-        let spec = request.job.as_ref().ok_or_else(|| anyhow!("deployment without a job spec"))?;
+        let spec = request
+            .job
+            .as_ref()
+            .ok_or_else(|| anyhow!("deployment without a job spec"))?;
         let args: BTreeMap<String, String> = spec.args.clone().into_iter().collect();
         let stream = spate_jobs::build(&spec.name, &args)?;
         let graph = Arc::new(JobGraph::build(stream).context("building the job graph")?);
@@ -84,7 +90,10 @@ impl TaskManager {
     /// Builds the task's operators and outputs now (so mistakes are returned to the JobMaster at
     /// once) and starts its thread, which connects the inputs and runs it.
     pub fn deploy(&self, request: DeployTaskRequest) -> anyhow::Result<()> {
-        let id = request.task.clone().ok_or_else(|| anyhow!("deployment without a task id"))?;
+        let id = request
+            .task
+            .clone()
+            .ok_or_else(|| anyhow!("deployment without a task id"))?;
         let graph = self.graph(&request, &id.job_id)?;
         if graph.fingerprint() != request.graph_fingerprint {
             return Err(anyhow!(
@@ -95,8 +104,15 @@ impl TaskManager {
         }
         let canceler = Canceler::default();
         let metrics = Arc::new(TaskMetrics::default());
-        let pending = prepare(&request, &graph, &self.exchange, &self.data_address, &canceler, &metrics)
-            .with_context(|| format!("deploying vertex {} subtask {}", id.vertex, id.subtask))?;
+        let pending = prepare(
+            &request,
+            &graph,
+            &self.exchange,
+            &self.data_address,
+            &canceler,
+            &metrics,
+        )
+        .with_context(|| format!("deploying vertex {} subtask {}", id.vertex, id.subtask))?;
         let reports = self.reports.clone();
         let worker_id = self.worker_id.clone();
         let exchange = self.exchange.clone();
@@ -114,9 +130,17 @@ impl TaskManager {
                         metrics: Some(snapshot(&task_id, &task_metrics)),
                     });
                 };
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(runtime) => runtime,
-                    Err(e) => return report(TaskState::Failed, format!("starting the task runtime: {e}")),
+                    Err(e) => {
+                        return report(
+                            TaskState::Failed,
+                            format!("starting the task runtime: {e}"),
+                        );
+                    }
                 };
                 let outcome = runtime.block_on(async {
                     let task = pending.connect(&exchange).await?;
@@ -164,7 +188,8 @@ impl TaskManager {
                 })
                 .collect()
         };
-        let joined = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())));
+        let joined =
+            tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())));
         let _ = tokio::time::timeout(Duration::from_secs(5), joined).await;
     }
 

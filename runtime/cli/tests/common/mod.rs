@@ -27,7 +27,11 @@ pub fn logs(work_dir: &Path) -> String {
     let mut text = String::new();
     if let Ok(entries) = std::fs::read_dir(work_dir.join("logs")) {
         for entry in entries.flatten() {
-            text.push_str(&format!("--- {}\n{}\n", entry.path().display(), log_tail(&entry.path(), 30)));
+            text.push_str(&format!(
+                "--- {}\n{}\n",
+                entry.path().display(),
+                log_tail(&entry.path(), 30)
+            ));
         }
     }
     text
@@ -36,22 +40,36 @@ pub fn logs(work_dir: &Path) -> String {
 pub async fn run_to_end(spec: ClusterSpec) -> ClusterOutcome {
     let work_dir = spec.work_dir.clone();
     let cluster = LocalCluster::start(spec).await.expect("cluster starts");
-    let outcome = cluster.wait().await.unwrap_or_else(|e| panic!("{e}\n{}", logs(&work_dir)));
+    let outcome = cluster
+        .wait()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&work_dir)));
     assert!(
         outcome.status.state == JobState::Finished as i32,
         "job did not finish: {}\n{}",
         outcome.status.failure,
         logs(&work_dir)
     );
-    assert!(outcome.jobmaster_exit.success(), "JobMaster exit {}", outcome.jobmaster_exit);
+    assert!(
+        outcome.jobmaster_exit.success(),
+        "JobMaster exit {}",
+        outcome.jobmaster_exit
+    );
     for (i, exit) in outcome.worker_exits.iter().enumerate() {
-        assert!(exit.is_some_and(|e| e.success()), "worker {i} exit {exit:?}\n{}", logs(&work_dir));
+        assert!(
+            exit.is_some_and(|e| e.success()),
+            "worker {i} exit {exit:?}\n{}",
+            logs(&work_dir)
+        );
     }
     outcome
 }
 
 /// Polls the job's status until `done` says so (the test's own timeout bounds it).
-pub async fn wait_for(cluster: &mut LocalCluster, mut done: impl FnMut(&JobStatus) -> bool) -> JobStatus {
+pub async fn wait_for(
+    cluster: &mut LocalCluster,
+    mut done: impl FnMut(&JobStatus) -> bool,
+) -> JobStatus {
     loop {
         if let Ok(status) = cluster.status().await
             && done(&status)
@@ -67,7 +85,10 @@ pub fn read_rows(dir: &Path) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for entry in std::fs::read_dir(dir).expect("output directory").flatten() {
         let text = std::fs::read_to_string(entry.path()).expect("part file");
-        rows.extend(text.lines().map(|l| l.split(',').map(str::to_string).collect()));
+        rows.extend(
+            text.lines()
+                .map(|l| l.split(',').map(str::to_string).collect()),
+        );
     }
     rows
 }
@@ -170,7 +191,11 @@ pub fn parse_windows(rows: &[Vec<String>]) -> Windows {
     let mut windows = Windows::new();
     for row in rows {
         assert_eq!(row.len(), 8, "unexpected row {row:?}");
-        let n = |i: usize| row[i].parse::<i64>().unwrap_or_else(|_| panic!("field {i} of {row:?}"));
+        let n = |i: usize| {
+            row[i]
+                .parse::<i64>()
+                .unwrap_or_else(|_| panic!("field {i} of {row:?}"))
+        };
         let previous = windows.insert(
             (n(0), n(1), n(2)),
             WindowRow {
@@ -188,8 +213,16 @@ pub fn parse_windows(rows: &[Vec<String>]) -> Windows {
 
 /// Equal windows, aggregates exact (the average within floating-point rounding).
 pub fn assert_same_windows(got: &Windows, want: &Windows) {
-    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(k)).take(5).collect();
-    let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(k)).take(5).collect();
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| !got.contains_key(k))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = got
+        .keys()
+        .filter(|k| !want.contains_key(k))
+        .take(5)
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
         "{} windows expected, {} produced; missing e.g. {missing:?}; unexpected e.g. {extra:?}",
@@ -198,7 +231,16 @@ pub fn assert_same_windows(got: &Windows, want: &Windows) {
     );
     for (key, w) in want {
         let g = &got[key];
-        assert_eq!((g.count, g.sum, g.min, g.max), (w.count, w.sum, w.min, w.max), "window {key:?}");
-        assert!((g.avg - w.avg).abs() <= 1e-9 * w.avg.abs().max(1.0), "avg of {key:?}: {} vs {}", g.avg, w.avg);
+        assert_eq!(
+            (g.count, g.sum, g.min, g.max),
+            (w.count, w.sum, w.min, w.max),
+            "window {key:?}"
+        );
+        assert!(
+            (g.avg - w.avg).abs() <= 1e-9 * w.avg.abs().max(1.0),
+            "avg of {key:?}: {} vs {}",
+            g.avg,
+            w.avg
+        );
     }
 }

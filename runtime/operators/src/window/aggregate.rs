@@ -6,7 +6,7 @@ use arrow_array::{
     Array, ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
     TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
 };
-use arrow_buffer::{NullBuffer, NullBufferBuilder, ScalarBuffer};
+use arrow_buffer::{ArrowNativeType, BooleanBuffer, NullBuffer, ScalarBuffer};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use spate_api::{OperatorError, Result};
@@ -237,6 +237,7 @@ impl Updates {
 #[derive(Debug)]
 pub(crate) struct Accumulators {
     states: Vec<State>,
+    types: Vec<DataType>,
     free: Vec<u32>,
     slots: u32,
 }
@@ -245,6 +246,10 @@ impl Accumulators {
     pub(crate) fn new(aggregates: &[Aggregate]) -> Self {
         Accumulators {
             states: aggregates.iter().map(|a| State::new(a.kind)).collect(),
+            types: aggregates
+                .iter()
+                .map(|a| a.output.data_type().clone())
+                .collect(),
             free: Vec::new(),
             slots: 0,
         }
@@ -275,11 +280,13 @@ impl Accumulators {
         }
     }
 
-    /// Appends the results of `slot`, one per aggregate, to the output columns.
-    pub(crate) fn append(&self, slot: u32, columns: &mut [Column]) {
-        for (state, column) in self.states.iter().zip(columns) {
-            state.append(slot as usize, column);
-        }
+    /// The results of `slots`, one column per aggregate.
+    pub(crate) fn results(&self, slots: &[u32]) -> Vec<ArrayRef> {
+        self.states
+            .iter()
+            .zip(&self.types)
+            .map(|(state, data_type)| state.results(slots, data_type))
+            .collect()
     }
 
     /// Slots in use.
@@ -291,7 +298,7 @@ impl Accumulators {
 
 /// How a fold combines values; `IDENTITY` is the state before any value.
 trait Fold {
-    type T: Copy + std::fmt::Debug;
+    type T: ArrowNativeType;
     const IDENTITY: Self::T;
     fn combine(acc: Self::T, value: Self::T) -> Self::T;
 }
@@ -421,9 +428,17 @@ impl<F: Fold> Folded<F> {
         self.seen[dst] |= self.seen[src];
     }
 
-    fn get(&self, slot: usize) -> Option<F::T> {
-        self.seen[slot].then(|| self.values[slot])
+    fn results(&self, slots: &[u32]) -> (ScalarBuffer<F::T>, Option<NullBuffer>) {
+        let values: Vec<F::T> = slots.iter().map(|&s| self.values[s as usize]).collect();
+        (values.into(), validity(slots, |s| self.seen[s]))
     }
+}
+
+fn validity(slots: &[u32], valid: impl Fn(usize) -> bool) -> Option<NullBuffer> {
+    let nulls = NullBuffer::new(BooleanBuffer::collect_bool(slots.len(), |i| {
+        valid(slots[i] as usize)
+    }));
+    (nulls.null_count() > 0).then_some(nulls)
 }
 
 #[derive(Debug)]
@@ -535,100 +550,53 @@ impl State {
         }
     }
 
-    fn append(&self, slot: usize, column: &mut Column) {
-        match (self, column) {
-            (State::Count(counts), Column::Int(c)) => c.push(Some(counts[slot])),
-            (State::SumInt(f), Column::Int(c)) => c.push(f.get(slot)),
-            (State::MinInt(f), Column::Int(c)) => c.push(f.get(slot)),
-            (State::MaxInt(f), Column::Int(c)) => c.push(f.get(slot)),
-            (State::SumFloat(f), Column::Float(c)) => c.push(f.get(slot)),
-            (State::MinFloat(f), Column::Float(c)) => c.push(f.get(slot)),
-            (State::MaxFloat(f), Column::Float(c)) => c.push(f.get(slot)),
-            (State::Avg { sums, counts }, Column::Float(c)) => {
-                c.push((counts[slot] > 0).then(|| sums[slot] / counts[slot] as f64))
-            }
-            (state, _) => unreachable!("{state:?} has a column of another type"),
-        }
-    }
-}
-
-/// Results of one aggregate on their way into an output batch.
-#[derive(Debug)]
-pub(crate) enum Column {
-    Int(Values<i64>),
-    Float(Values<f64>),
-}
-
-#[derive(Debug)]
-pub(crate) struct Values<T> {
-    values: Vec<T>,
-    nulls: NullBufferBuilder,
-}
-
-impl<T: Default> Values<T> {
-    fn new() -> Self {
-        Values {
-            values: Vec::new(),
-            nulls: NullBufferBuilder::new(0),
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, value: Option<T>) {
-        self.nulls.append(value.is_some());
-        self.values.push(value.unwrap_or_default());
-    }
-
-    fn take(&mut self) -> (ScalarBuffer<T>, Option<NullBuffer>)
-    where
-        T: arrow_buffer::ArrowNativeType,
-    {
-        (std::mem::take(&mut self.values).into(), self.nulls.finish())
-    }
-}
-
-impl Column {
-    pub(crate) fn for_output(field: &Field) -> Self {
-        match field.data_type() {
-            DataType::Float64 => Column::Float(Values::new()),
-            _ => Column::Int(Values::new()),
-        }
-    }
-
-    /// Builds the array of the rows pushed so far, as `data_type`, and starts over.
-    pub(crate) fn finish(&mut self, data_type: &DataType) -> ArrayRef {
+    fn results(&self, slots: &[u32], data_type: &DataType) -> ArrayRef {
         match self {
-            Column::Float(v) => {
-                let (values, nulls) = v.take();
-                Arc::new(Float64Array::new(values, nulls))
-            }
-            Column::Int(v) => {
-                let (values, nulls) = v.take();
-                match data_type {
-                    DataType::Timestamp(unit, tz) => match unit {
-                        TimeUnit::Second => Arc::new(
-                            TimestampSecondArray::new(values, nulls).with_timezone_opt(tz.clone()),
-                        ),
-                        TimeUnit::Millisecond => Arc::new(
-                            TimestampMillisecondArray::new(values, nulls)
-                                .with_timezone_opt(tz.clone()),
-                        ),
-                        TimeUnit::Microsecond => Arc::new(
-                            TimestampMicrosecondArray::new(values, nulls)
-                                .with_timezone_opt(tz.clone()),
-                        ),
-                        TimeUnit::Nanosecond => Arc::new(
-                            TimestampNanosecondArray::new(values, nulls)
-                                .with_timezone_opt(tz.clone()),
-                        ),
-                    },
-                    _ => Arc::new(Int64Array::new(values, nulls)),
-                }
+            State::Count(counts) => Arc::new(Int64Array::from_iter_values(
+                slots.iter().map(|&s| counts[s as usize]),
+            )),
+            State::SumInt(f) => int_array(f.results(slots), data_type),
+            State::MinInt(f) => int_array(f.results(slots), data_type),
+            State::MaxInt(f) => int_array(f.results(slots), data_type),
+            State::SumFloat(f) => float_array(f.results(slots)),
+            State::MinFloat(f) => float_array(f.results(slots)),
+            State::MaxFloat(f) => float_array(f.results(slots)),
+            State::Avg { sums, counts } => {
+                let means: Vec<f64> = slots
+                    .iter()
+                    .map(|&s| sums[s as usize] / counts[s as usize] as f64)
+                    .collect();
+                float_array((means.into(), validity(slots, |s| counts[s] > 0)))
             }
         }
     }
 }
 
+fn float_array((values, nulls): (ScalarBuffer<f64>, Option<NullBuffer>)) -> ArrayRef {
+    Arc::new(Float64Array::new(values, nulls))
+}
+
+/// Integer results typed as the output: BIGINT, or the timestamp type MIN/MAX read.
+fn int_array(
+    (values, nulls): (ScalarBuffer<i64>, Option<NullBuffer>),
+    data_type: &DataType,
+) -> ArrayRef {
+    match data_type {
+        DataType::Timestamp(TimeUnit::Second, tz) => {
+            Arc::new(TimestampSecondArray::new(values, nulls).with_timezone_opt(tz.clone()))
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, tz) => {
+            Arc::new(TimestampMillisecondArray::new(values, nulls).with_timezone_opt(tz.clone()))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            Arc::new(TimestampMicrosecondArray::new(values, nulls).with_timezone_opt(tz.clone()))
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
+            Arc::new(TimestampNanosecondArray::new(values, nulls).with_timezone_opt(tz.clone()))
+        }
+        _ => Arc::new(Int64Array::new(values, nulls)),
+    }
+}
 #[cfg(test)]
 mod tests {
     use arrow_array::{Float32Array, UInt64Array};
@@ -654,11 +622,8 @@ mod tests {
             updates.push(row, slot);
         }
         updates.finish(&mut accumulators);
-        let mut columns = vec![Column::for_output(aggregate.output())];
-        for slot in 0..count {
-            accumulators.append(slot, &mut columns);
-        }
-        Ok(columns[0].finish(aggregate.output().data_type()))
+        let slots: Vec<u32> = (0..count).collect();
+        Ok(accumulators.results(&slots).remove(0))
     }
 
     fn spec(function: AggregateFunction) -> AggregateSpec {
@@ -727,14 +692,8 @@ mod tests {
         accumulators.free(empty);
         assert_eq!(accumulators.alloc(), empty, "freed slots are reused");
 
-        let mut columns: Vec<Column> = aggregates
-            .iter()
-            .map(|a| Column::for_output(a.output()))
-            .collect();
-        accumulators.append(a, &mut columns);
-        accumulators.append(empty, &mut columns);
-        let min = columns[0].finish(&DataType::Int64);
-        let avg = columns[1].finish(&DataType::Float64);
+        let results = accumulators.results(&[a, empty]);
+        let (min, avg) = (&results[0], &results[1]);
         assert_eq!(min.as_primitive::<Int64Type>().value(0), 1);
         assert_eq!(avg.as_primitive::<Float64Type>().value(0), 2.5);
         assert!(

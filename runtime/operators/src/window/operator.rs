@@ -46,11 +46,12 @@ impl WindowOperator {
         } = spec.resolve(&input)?;
         let windows = match spec.assigner {
             WindowAssigner::Tumbling { size_ms } => {
-                Windows::Aligned(Aligned::new(size_ms, size_ms), Panes::default())
+                Windows::Aligned(Aligned::new(size_ms, size_ms), Panes::new(size_ms, size_ms))
             }
-            WindowAssigner::Hopping { size_ms, slide_ms } => {
-                Windows::Aligned(Aligned::new(size_ms, slide_ms), Panes::default())
-            }
+            WindowAssigner::Hopping { size_ms, slide_ms } => Windows::Aligned(
+                Aligned::new(size_ms, slide_ms),
+                Panes::new(size_ms, slide_ms),
+            ),
             WindowAssigner::Session { gap_ms } => Windows::Session(Sessions::new(gap_ms)),
         };
         Ok(WindowOperator {
@@ -79,7 +80,7 @@ impl WindowOperator {
             Windows::Aligned(_, panes) => panes.open(),
             Windows::Session(sessions) => sessions.open(),
         };
-        (self.table.len(), self.accumulators.live(), windows)
+        (self.table.referenced(), self.accumulators.live(), windows)
     }
 }
 
@@ -107,7 +108,8 @@ impl Operator for WindowOperator {
                             return;
                         }
                         let key = *key.get_or_insert_with(|| table.intern(key_of(row)));
-                        updates.push(row, panes.slot(start, end, key, accumulators, table));
+                        let slot = panes.slot(start, end, key, watermark, accumulators, table);
+                        updates.push(row, slot);
                         accepted = true;
                     });
                     // As Flink: late is a record no window took, though the watermark covers it.
@@ -142,10 +144,9 @@ impl Operator for WindowOperator {
                 while let Some(index) = panes.pop_due(|end| is_late(end, due)) {
                     let pane = panes.get(index);
                     for &(key, slot) in &pane.entries {
-                        output.push(key, pane.start, pane.end, slot, accumulators);
-                        accumulators.free(slot);
+                        output.push(key, pane.start, pane.end, slot);
                         if output.is_full() {
-                            output.flush(keys, table, out)?;
+                            output.flush(keys, table, accumulators, out)?;
                         }
                     }
                     panes.recycle(index);
@@ -153,15 +154,14 @@ impl Operator for WindowOperator {
             }
             Windows::Session(sessions) => {
                 while let Some(fired) = sessions.pop_due(due) {
-                    output.push(fired.key, fired.start, fired.end, fired.slot, accumulators);
-                    accumulators.free(fired.slot);
+                    output.push(fired.key, fired.start, fired.end, fired.slot);
                     if output.is_full() {
-                        output.flush(keys, table, out)?;
+                        output.flush(keys, table, accumulators, out)?;
                     }
                 }
             }
         }
-        output.flush(keys, table, out)?;
+        output.flush(keys, table, accumulators, out)?;
         out.watermark(watermark);
         Ok(())
     }

@@ -5,13 +5,14 @@ use arrow_cast::cast;
 use arrow_schema::SchemaRef;
 use spate_api::{KeyEncoder, Output, Result, Timestamp};
 
-use super::aggregate::{Accumulators, Column};
+use super::aggregate::Accumulators;
 use crate::keyed::table::KeyTable;
 
 /// Most rows per emitted batch.
 pub(crate) const BATCH_ROWS: usize = 8192;
 
-/// Gathers the results of fired windows into output batches.
+/// Gathers fired windows into output batches. Results are read column by column when a batch
+/// is built, which keeps the per-window work to a few pushes.
 #[derive(Debug)]
 pub(crate) struct OutputBuilder {
     schema: SchemaRef,
@@ -19,43 +20,32 @@ pub(crate) struct OutputBuilder {
     keys: Vec<u32>,
     starts: Vec<Timestamp>,
     ends: Vec<Timestamp>,
-    columns: Vec<Column>,
+    slots: Vec<u32>,
 }
 
 impl OutputBuilder {
     pub(crate) fn new(schema: SchemaRef, key_columns: usize) -> Self {
-        let columns = schema.fields()[key_columns + 2..]
-            .iter()
-            .map(|f| Column::for_output(f))
-            .collect();
         OutputBuilder {
             schema,
             key_columns,
             keys: Vec::new(),
             starts: Vec::new(),
             ends: Vec::new(),
-            columns,
+            slots: Vec::new(),
         }
-    }
-
-    /// Adds the row of a fired window. The row takes over the window's reference on `key`, which
-    /// `flush` releases once the key is decoded.
-    pub(crate) fn push(
-        &mut self,
-        key: u32,
-        start: Timestamp,
-        end: Timestamp,
-        slot: u32,
-        accumulators: &Accumulators,
-    ) {
-        self.keys.push(key);
-        self.starts.push(start);
-        self.ends.push(end);
-        accumulators.append(slot, &mut self.columns);
     }
 
     pub(crate) fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// Adds a fired window. The builder takes over the window's reference on `key` and its
+    /// accumulator slot, and lets go of both in `flush`.
+    pub(crate) fn push(&mut self, key: u32, start: Timestamp, end: Timestamp, slot: u32) {
+        self.keys.push(key);
+        self.starts.push(start);
+        self.ends.push(end);
+        self.slots.push(slot);
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -66,6 +56,7 @@ impl OutputBuilder {
         &mut self,
         encoder: Option<&KeyEncoder>,
         table: &mut KeyTable,
+        accumulators: &mut Accumulators,
         out: &mut Output,
     ) -> Result<()> {
         if self.keys.is_empty() {
@@ -75,7 +66,7 @@ impl OutputBuilder {
         let mut columns = Vec::with_capacity(fields.len());
         if let Some(encoder) = encoder {
             let decoded = encoder.decode(self.keys.iter().map(|&id| table.bytes(id)))?;
-            for (array, field) in decoded.into_iter().zip(fields.iter()) {
+            for (array, field) in decoded.into_iter().zip(&fields[..self.key_columns]) {
                 // The row format gives dictionary keys back as plain values.
                 columns.push(if array.data_type() == field.data_type() {
                     array
@@ -84,18 +75,17 @@ impl OutputBuilder {
                 });
             }
         }
-        for &id in &self.keys {
+        for id in self.keys.drain(..) {
             table.release(id);
         }
-        self.keys.clear();
-        columns.push(Arc::new(TimestampMillisecondArray::from(std::mem::take(
-            &mut self.starts,
-        ))));
-        columns.push(Arc::new(TimestampMillisecondArray::from(std::mem::take(
-            &mut self.ends,
-        ))));
-        for (column, field) in self.columns.iter_mut().zip(&fields[self.key_columns + 2..]) {
-            columns.push(column.finish(field.data_type()));
+        let bounds = |times: &mut Vec<Timestamp>| {
+            Arc::new(TimestampMillisecondArray::from(std::mem::take(times)))
+        };
+        columns.push(bounds(&mut self.starts));
+        columns.push(bounds(&mut self.ends));
+        columns.extend(accumulators.results(&self.slots));
+        for slot in self.slots.drain(..) {
+            accumulators.free(slot);
         }
         out.batch(RecordBatch::try_new(self.schema.clone(), columns)?);
         Ok(())

@@ -1,4 +1,5 @@
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use spate_api::Timestamp;
 
@@ -14,8 +15,11 @@ pub(crate) struct Sessions {
     gap: i64,
     /// Open sessions of each key, indexed by key id.
     per_key: Vec<KeySessions>,
-    /// (end, key) of every open session, so a watermark visits only what it fires.
-    index: BTreeSet<(Timestamp, u32)>,
+    /// (end, key) of every open session, so a watermark visits only what it fires. Entries of
+    /// sessions that since grew or merged away are left in place and skipped when popped: their
+    /// ends are behind the session's current end, so the watermark soon passes them, and a
+    /// push is much cheaper than finding and removing the old entry.
+    index: BinaryHeap<Reverse<(Timestamp, u32)>>,
     /// Keys whose sessions changed in the current batch; their index entries are brought up to
     /// date once per batch rather than once per record.
     dirty: Vec<u32>,
@@ -50,7 +54,7 @@ impl Sessions {
         Sessions {
             gap,
             per_key: Vec::new(),
-            index: BTreeSet::new(),
+            index: BinaryHeap::new(),
             dirty: Vec::new(),
         }
     }
@@ -112,9 +116,6 @@ impl Sessions {
                 merged.end = merged.end.max(other.end);
                 accumulators.merge(merged.slot, other.slot);
                 accumulators.free(other.slot);
-                if let Some(indexed) = other.indexed_end {
-                    self.index.remove(&(indexed, key));
-                }
                 keys.release(key);
             }
         }
@@ -138,10 +139,7 @@ impl Sessions {
             entry.dirty = false;
             for session in &mut entry.sessions {
                 if session.indexed_end != Some(session.end) {
-                    if let Some(old) = session.indexed_end {
-                        self.index.remove(&(old, key));
-                    }
-                    self.index.insert((session.end, key));
+                    self.index.push(Reverse((session.end, key)));
                     session.indexed_end = Some(session.end);
                 }
             }
@@ -151,27 +149,29 @@ impl Sessions {
     /// Removes and returns the session with the earliest end if the watermark has passed it.
     pub(crate) fn pop_due(&mut self, watermark: Timestamp) -> Option<Fired> {
         debug_assert!(self.dirty.is_empty(), "index_changes after every batch");
-        let &(end, key) = self.index.first()?;
-        if !is_late(end, watermark) {
-            return None;
+        while let Some(&Reverse((end, key))) = self.index.peek() {
+            if !is_late(end, watermark) {
+                return None;
+            }
+            self.index.pop();
+            // A stale entry matches no session: sessions of a key are disjoint, so none other
+            // than the one that grew past `end` can end there while that one is open.
+            let sessions = &mut self.per_key[key as usize].sessions;
+            if let Some(at) = sessions.iter().position(|s| s.end == end) {
+                let session = sessions.swap_remove(at);
+                return Some(Fired {
+                    key,
+                    start: session.start,
+                    end: session.end,
+                    slot: session.slot,
+                });
+            }
         }
-        self.index.pop_first();
-        let sessions = &mut self.per_key[key as usize].sessions;
-        let at = sessions
-            .iter()
-            .position(|s| s.end == end)
-            .expect("indexed sessions exist");
-        let session = sessions.swap_remove(at);
-        Some(Fired {
-            key,
-            start: session.start,
-            end: session.end,
-            slot: session.slot,
-        })
+        None
     }
 
     #[cfg(test)]
     pub(crate) fn open(&self) -> usize {
-        self.index.len()
+        self.per_key.iter().map(|k| k.sessions.len()).sum()
     }
 }

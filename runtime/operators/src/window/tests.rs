@@ -610,9 +610,11 @@ fn zz_throughput() {
     let n = 8192;
     let batches: Vec<RecordBatch> = (0..300)
         .map(|b| {
-            let ts: Vec<i64> = (0..n).map(|i| (b * n + i) as i64 / 10 - rng.below(50) as i64).collect();
-            let k: Vec<i64> = (0..n).map(|_| rng.below(10000) as i64).collect();
-            let v: Vec<i64> = (0..n).map(|_| rng.below(1000) as i64).collect();
+            let ts: Vec<i64> = (0..n)
+                .map(|i| (b * n + i) as i64 / 10 - rng.below(50) as i64)
+                .collect();
+            let k: Vec<i64> = (0..n).map(|_| rng.below(100000) as i64).collect();
+            let v: Vec<i64> = (0..n).map(|_| rng.below(100000) as i64).collect();
             let f: Vec<f64> = v.iter().map(|&x| x as f64 * 0.5).collect();
             RecordBatch::try_new(
                 schema.clone(),
@@ -628,15 +630,38 @@ fn zz_throughput() {
         .collect();
     use AggregateFunction::*;
     let aggs = vec![
-        AggregateSpec { function: Count, column: None, output: "n".into() },
-        AggregateSpec { function: Sum, column: Some("v".into()), output: "s".into() },
-        AggregateSpec { function: Min, column: Some("v".into()), output: "mi".into() },
-        AggregateSpec { function: Max, column: Some("f".into()), output: "ma".into() },
-        AggregateSpec { function: Avg, column: Some("f".into()), output: "a".into() },
+        AggregateSpec {
+            function: Count,
+            column: None,
+            output: "n".into(),
+        },
+        AggregateSpec {
+            function: Sum,
+            column: Some("v".into()),
+            output: "s".into(),
+        },
+        AggregateSpec {
+            function: Min,
+            column: Some("v".into()),
+            output: "mi".into(),
+        },
+        AggregateSpec {
+            function: Max,
+            column: Some("f".into()),
+            output: "ma".into(),
+        },
+        AggregateSpec {
+            function: Avg,
+            column: Some("f".into()),
+            output: "a".into(),
+        },
     ];
     for assigner in [
         WindowAssigner::Tumbling { size_ms: 1000 },
-        WindowAssigner::Hopping { size_ms: 10000, slide_ms: 1000 },
+        WindowAssigner::Hopping {
+            size_ms: 10000,
+            slide_ms: 1000,
+        },
         WindowAssigner::Session { gap_ms: 1000 },
         WindowAssigner::Session { gap_ms: 10 },
     ] {
@@ -651,7 +676,14 @@ fn zz_throughput() {
         let start = std::time::Instant::now();
         let mut rows_out = 0;
         for batch in &batches {
-            let wm = batch.column(1).as_primitive::<Int64Type>().values().iter().max().unwrap() - 51;
+            let wm = batch
+                .column(1)
+                .as_primitive::<Int64Type>()
+                .values()
+                .iter()
+                .max()
+                .unwrap()
+                - 51;
             op.process_batch(batch.clone(), &mut out).unwrap();
             op.process_watermark(wm, &mut out).unwrap();
             for e in out.drain() {
