@@ -41,6 +41,28 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
+/// The largest resident-set high-water mark (VmHWM) of any worker, sampled until the job ends.
+async fn peak_worker_rss(cluster: &mut LocalCluster) -> u64 {
+    let mut peak = 0;
+    loop {
+        for pid in cluster.worker_pids().into_iter().flatten() {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak = peak.max(hwm.unwrap_or(0) << 10);
+        }
+        match cluster.status().await {
+            Ok(status)
+                if status.state == JobState::Running as i32
+                    || status.state == JobState::Created as i32 => {}
+            _ => return peak,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let machine = format!("{} cores, {}", cores, cpu_model());
@@ -59,7 +81,9 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             spec.workers = parallelism;
             spec.slots_per_worker = 1;
             spec.log_filter = "warn".into();
-            let outcome = LocalCluster::start(spec).await?.wait().await?;
+            let mut cluster = LocalCluster::start(spec).await?;
+            let peak_rss = peak_worker_rss(&mut cluster).await;
+            let outcome = cluster.wait().await?;
             if outcome.status.state != JobState::Finished as i32 {
                 bail!(
                     "{} at parallelism {parallelism} failed: {}",
@@ -71,18 +95,20 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let rate = args.events as f64 / seconds;
             let per_core = rate / parallelism.min(cores) as f64;
             println!(
-                "{:70} p={parallelism}: {:>8}/s total, {:>8}/s per core ({seconds:.2}s)",
+                "{:70} p={parallelism}: {:>8}/s total, {:>8}/s per core ({seconds:.2}s), peak worker RSS {} MiB",
                 scenario.name,
                 human(rate),
-                human(per_core)
+                human(per_core),
+                peak_rss >> 20
             );
             rows.push(format!(
-                "| {} | {parallelism} | {} | {:.2} | {} | {} |",
+                "| {} | {parallelism} | {} | {:.2} | {} | {} | {} |",
                 scenario.name,
                 args.events,
                 seconds,
                 human(rate),
-                human(per_core)
+                human(per_core),
+                peak_rss >> 20
             ));
         }
     }
@@ -99,9 +125,9 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         )?;
         writeln!(
             file,
-            "| pipeline | parallelism | events | seconds | events/s | events/s per core |"
+            "| pipeline | parallelism | events | seconds | events/s | events/s per core | peak worker RSS (MiB) |"
         )?;
-        writeln!(file, "|---|---|---|---|---|---|")?;
+        writeln!(file, "|---|---|---|---|---|---|---|")?;
         for row in rows {
             writeln!(file, "{row}")?;
         }

@@ -98,7 +98,7 @@ impl Progress {
         let state = JobState::try_from(status.state)
             .map_or("?".into(), |s| format!("{s:?}").to_uppercase());
         let mut text = format!(
-            "job {} {state} after {seconds:.2}s: {} records read ({}/s), {} records into sinks, {} late records dropped",
+            "job {} {state} after {seconds:.2}s: {} records read ({}/s), {} records into the last stage, {} late records dropped",
             status.job_id,
             t.source_records,
             human(t.source_records as f64 / seconds.max(1e-3)),

@@ -1,6 +1,6 @@
 //! The DataStream API: write a job as a chain of calls, get a [`StreamGraph`].
 //!
-//! ```ignore
+//! ```text
 //! let env = StreamEnv::new("counts", 4);
 //! env.source("events", GeneratorSource::new(cfg)?, GeneratorConfig::schema())
 //!     .with_watermarks(WatermarkStrategy::bounded_out_of_orderness("ts", 2_000))

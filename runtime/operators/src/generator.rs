@@ -353,7 +353,10 @@ mod tests {
             assert_eq!(x, &y_sorted);
             let mut max = i64::MIN;
             for &(_, ts) in y {
-                assert!(ts > max - 7 * 2, "displacement beyond disorder × splits");
+                assert!(
+                    ts > max.saturating_sub(7 * 2),
+                    "displacement beyond disorder × splits"
+                );
                 max = max.max(ts);
             }
         }

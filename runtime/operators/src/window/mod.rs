@@ -43,7 +43,9 @@ struct Resolved {
 }
 
 impl WindowSpec {
-    /// Output: the key columns (same names/types), then `window_start`, `window_end` (both DataType::Timestamp(Millisecond, None), non-null), then one column per aggregate named `output`.
+    /// Output: the key columns (same names and types), then `window_start` and `window_end`
+    /// (both non-null `Timestamp(Millisecond, None)`), then one column per aggregate, named by
+    /// its `output`. Fails, naming the column, if the spec does not fit `input`.
     pub fn output_schema(&self, input: &Schema) -> Result<SchemaRef> {
         Ok(self.resolve(input)?.schema)
     }
