@@ -24,6 +24,8 @@ use crate::state::{Shared, State, TaskEntry};
 
 const POLL: Duration = Duration::from_millis(100);
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+const PROBE_ROUNDS: u32 = 5;
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Runs the job to its end and returns its final status. An `Err` means the job could not even
 /// be built (bad job name, arguments or graph): nothing was started.
@@ -257,7 +259,10 @@ async fn monitor(config: &JobMasterConfig, shared: &Shared) {
     }
 }
 
-/// The first worker whose control port cannot be reached, if any.
+/// The first worker whose control port cannot be reached, if any. A killed process closes its
+/// sockets one by one while it exits, so its data connections may break (failing the tasks that
+/// read them) a moment before its control port goes: probe a few times before concluding that
+/// every worker lives.
 async fn unreachable_worker(shared: &Shared) -> Option<String> {
     let workers: Vec<(String, String)> = {
         let state = shared.state.lock().await;
@@ -267,14 +272,22 @@ async fn unreachable_worker(shared: &Shared) -> Option<String> {
             .map(|w| (w.describe(), w.control_address.clone()))
             .collect()
     };
-    let probes = workers.into_iter().map(|(name, address)| async move {
-        let reachable = matches!(
-            tokio::time::timeout(RPC_TIMEOUT, tokio::net::TcpStream::connect(&address)).await,
-            Ok(Ok(_))
-        );
-        (!reachable).then_some(name)
-    });
-    join_all(probes).await.into_iter().flatten().next()
+    for round in 0..PROBE_ROUNDS {
+        if round > 0 {
+            tokio::time::sleep(PROBE_INTERVAL).await;
+        }
+        let probes = workers.iter().map(|(name, address)| async move {
+            let reachable = matches!(
+                tokio::time::timeout(RPC_TIMEOUT, tokio::net::TcpStream::connect(address)).await,
+                Ok(Ok(_))
+            );
+            (!reachable).then(|| name.clone())
+        });
+        if let Some(gone) = join_all(probes).await.into_iter().flatten().next() {
+            return Some(gone);
+        }
+    }
+    None
 }
 
 async fn worker_client(shared: &Shared, worker_id: &str) -> anyhow::Result<WorkerClient<Channel>> {

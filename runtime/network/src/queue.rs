@@ -28,16 +28,15 @@ pub struct QueueSender {
 impl QueueSender {
     /// Waits for room. Fails only when the consumer side is gone.
     pub async fn send(&self, element: StreamElement) -> Result<(), StreamElement> {
-        let counted = element.is_batch();
-        if counted {
+        // Counted once its slot is reserved, not while the producer still waits for one.
+        let Ok(permit) = self.tx.reserve().await else {
+            return Err(element);
+        };
+        if element.is_batch() {
             self.gauge.add();
         }
-        self.tx.send(element).await.map_err(|e| {
-            if counted {
-                self.gauge.remove();
-            }
-            e.0
-        })
+        permit.send(element);
+        Ok(())
     }
 }
 
