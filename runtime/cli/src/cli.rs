@@ -27,6 +27,9 @@ pub enum Command {
 
 #[derive(Args, Clone)]
 pub struct JobArgs {
+    /// A Flink SQL script to run (CREATE TABLE, CREATE VIEW, INSERT INTO statements).
+    #[arg(value_name = "JOB.sql", conflicts_with = "job")]
+    pub sql_file: Option<PathBuf>,
     /// A job from `spate jobs`.
     #[arg(long, default_value = "window-count")]
     pub job: String,

@@ -13,17 +13,28 @@ use spate_worker::WorkerConfig;
 use crate::cli::{JobArgs, JobMasterArgs, RunArgs, WorkerArgs};
 use crate::progress::{Progress, Roles};
 
-pub fn job_args(job: &JobArgs) -> BTreeMap<String, String> {
+/// The job's catalog name and arguments; a SQL file becomes the `sql` job with its text.
+pub fn job_spec(job: &JobArgs) -> anyhow::Result<(String, BTreeMap<String, String>)> {
     let mut args: BTreeMap<String, String> = job.args.iter().cloned().collect();
     if let Some(p) = job.parallelism {
         args.insert("parallelism".into(), p.to_string());
     }
-    args
+    let name = match &job.sql_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            args.insert("sql".into(), text);
+            "sql".to_string()
+        }
+        None => job.job.clone(),
+    };
+    Ok((name, args))
 }
 
 /// Builds the job here first, so that a mistake is reported before any process starts.
 pub fn job_graph(job: &JobArgs) -> anyhow::Result<JobGraph> {
-    let stream = spate_jobs::build(&job.job, &job_args(job))?;
+    let (name, args) = job_spec(job)?;
+    let stream = spate_jobs::build(&name, &args)?;
     Ok(JobGraph::build(stream)?)
 }
 
@@ -43,15 +54,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| slots_needed.div_ceil(args.slots).max(1));
     let work_dir = match args.work_dir {
         Some(dir) => dir,
-        None => std::env::temp_dir().join(format!("spate-{}-{}", args.job.job, std::process::id())),
+        None => std::env::temp_dir().join(format!("spate-run-{}", std::process::id())),
     };
-    let mut spec = ClusterSpec::new(std::env::current_exe()?, &args.job.job, &work_dir);
+    let (name, job_args) = job_spec(&args.job)?;
+    let mut spec = ClusterSpec::new(std::env::current_exe()?, &name, &work_dir);
     spec.workers = workers;
     spec.slots_per_worker = args.slots;
-    spec.job_args = job_args(&args.job);
+    spec.job_args = job_args;
+    spec.forward_stdout = true;
+    let label = args
+        .job
+        .sql_file
+        .as_ref()
+        .map_or(name.clone(), |p| p.display().to_string());
     eprintln!(
         "spate: running '{}' at parallelism {} on {} worker(s) x {} slot(s); logs in {}",
-        args.job.job,
+        label,
         slots_needed,
         workers,
         args.slots,
@@ -93,7 +111,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
-    let mut config = JobMasterConfig::new(&args.job.job, job_args(&args.job));
+    let (name, job_args) = job_spec(&args.job)?;
+    let mut config = JobMasterConfig::new(&name, job_args);
     config.bind = args.bind;
     config.address_file = args.address_file;
     config.status_file = args.status_file;

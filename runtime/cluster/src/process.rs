@@ -73,6 +73,18 @@ fn child_command(spec: &ClusterSpec, log: &Path) -> Result<Command, ClusterError
     Ok(command)
 }
 
+/// Copies a child's output to ours line by line, so lines of different workers never interleave.
+async fn forward_lines(stdout: tokio::process::ChildStdout) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut lines = BufReader::new(stdout).lines();
+    let mut out = tokio::io::stdout();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if out.write_all(format!("{line}\n").as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
 pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
@@ -139,10 +151,17 @@ impl LocalCluster {
                 .arg(spec.queue_capacity.to_string())
                 .arg("--credits")
                 .arg(spec.credits_per_channel.to_string());
-            workers.push(command.spawn().map_err(|source| ClusterError::Spawn {
+            if spec.forward_stdout {
+                command.stdout(Stdio::piped());
+            }
+            let mut worker = command.spawn().map_err(|source| ClusterError::Spawn {
                 role: format!("worker {index}"),
                 source,
-            })?);
+            })?;
+            if let Some(stdout) = worker.stdout.take() {
+                tokio::spawn(forward_lines(stdout));
+            }
+            workers.push(worker);
         }
         Ok(LocalCluster {
             spec,

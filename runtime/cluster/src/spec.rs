@@ -17,6 +17,9 @@ pub struct ClusterSpec {
     pub credits_per_channel: u32,
     /// `RUST_LOG` of the children.
     pub log_filter: String,
+    /// Workers' standard output (print sinks) goes to this process's standard output instead of
+    /// their log files.
+    pub forward_stdout: bool,
 }
 
 impl ClusterSpec {
@@ -32,6 +35,7 @@ impl ClusterSpec {
             queue_capacity: 4,
             credits_per_channel: 2,
             log_filter: "info".into(),
+            forward_stdout: false,
         }
     }
 

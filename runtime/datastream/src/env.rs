@@ -54,6 +54,11 @@ impl StreamEnv {
         DataStream::new(self.clone(), node, schema)
     }
 
+    /// The job's name.
+    pub fn name(&self) -> String {
+        self.state.borrow().graph.name.clone()
+    }
+
     pub(crate) fn error(&self, message: String) {
         self.state.borrow_mut().errors.push(message);
     }

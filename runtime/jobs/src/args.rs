@@ -19,6 +19,8 @@ pub enum JobError {
         args: String,
         accepted: String,
     },
+    #[error("{0}")]
+    Sql(#[from] spate_sql::SqlError),
     #[error("job '{job}': {source}")]
     Graph {
         job: String,

@@ -12,10 +12,15 @@ use spate_operators::window::{AggregateFunction, AggregateSpec, WindowAssigner};
 
 use crate::args::{JobArgs, JobError};
 
-type Builder = fn(&mut JobArgs) -> Result<StreamEnv, JobError>;
+type Builder = fn(&mut JobArgs) -> Result<StreamGraph, JobError>;
 
 /// Name, what it does, and how to build it.
 pub const CATALOG: &[(&str, &str, Builder)] = &[
+    (
+        "sql",
+        "a Flink SQL script (argument 'sql'): CREATE TABLE / CREATE VIEW / INSERT INTO",
+        sql,
+    ),
     (
         "window-count",
         "generated keyed events -> event-time window (count, sum, min, max, avg of value) per key -> CSV or discard",
@@ -39,12 +44,23 @@ pub fn build(name: &str, args: &BTreeMap<String, String>) -> Result<StreamGraph,
         return Err(JobError::UnknownJob(name.to_string(), known.join(", ")));
     };
     let mut job_args = JobArgs::new(name, args);
-    let env = builder(&mut job_args)?;
+    let graph = builder(&mut job_args)?;
     job_args.finish()?;
-    env.build().map_err(|source| JobError::Graph {
-        job: name.to_string(),
-        source,
-    })
+    Ok(graph)
+}
+
+fn finish(env: StreamEnv) -> Result<StreamGraph, JobError> {
+    let job = env.name();
+    env.build()
+        .map_err(|source| JobError::Graph { job, source })
+}
+
+fn sql(args: &mut JobArgs) -> Result<StreamGraph, JobError> {
+    let parallelism = args.get("parallelism", 1)?;
+    let text: String = args
+        .optional("sql")?
+        .ok_or_else(|| args.bad("sql", "the SQL text of the job is required"))?;
+    Ok(spate_sql::plan(&text, parallelism)?)
 }
 
 fn generator(args: &mut JobArgs, defaults: GeneratorConfig) -> Result<GeneratorConfig, JobError> {
@@ -117,7 +133,7 @@ fn aggregate(function: AggregateFunction, column: Option<&str>, output: &str) ->
     }
 }
 
-fn window_count(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
+fn window_count(args: &mut JobArgs) -> Result<StreamGraph, JobError> {
     let env = StreamEnv::new("window-count", args.get("parallelism", 1)?);
     let config = generator(args, GeneratorConfig::default())?;
     let bound: i64 = args.get("bound-ms", 2_000)?;
@@ -139,10 +155,10 @@ fn window_count(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
             aggregate(AggregateFunction::Avg, Some("value"), "value_avg"),
         ]);
     sink(args, windows)?;
-    Ok(env)
+    finish(env)
 }
 
-fn passthrough(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
+fn passthrough(args: &mut JobArgs) -> Result<StreamGraph, JobError> {
     let env = StreamEnv::new("passthrough", args.get("parallelism", 1)?);
     let defaults = GeneratorConfig {
         payload_bytes: 76,
@@ -159,10 +175,10 @@ fn passthrough(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
         })
         .project(&["key", "ts", "value"]);
     sink(args, kept)?;
-    Ok(env)
+    finish(env)
 }
 
-fn backpressure(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
+fn backpressure(args: &mut JobArgs) -> Result<StreamGraph, JobError> {
     let env = StreamEnv::new("backpressure", args.get("parallelism", 1)?);
     let defaults = GeneratorConfig {
         events: None,
@@ -179,7 +195,7 @@ fn backpressure(args: &mut JobArgs) -> Result<StreamEnv, JobError> {
             Ok(ThrottledSink::new(delay, stall_after))
         })
         .parallelism(sink_parallelism);
-    Ok(env)
+    finish(env)
 }
 
 #[cfg(test)]
@@ -195,7 +211,7 @@ mod tests {
 
     #[test]
     fn every_job_builds_with_defaults() {
-        for (name, _, _) in CATALOG {
+        for (name, _, _) in CATALOG.iter().filter(|(n, _, _)| *n != "sql") {
             let graph = build(name, &BTreeMap::new()).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!graph.nodes.is_empty());
         }

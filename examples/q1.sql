@@ -1,0 +1,26 @@
+-- Nexmark q1: currency conversion, dollars to euros.
+CREATE TABLE bid (
+    auction  BIGINT,
+    bidder   BIGINT,
+    price    BIGINT,
+    channel  VARCHAR,
+    url      VARCHAR,
+    dateTime TIMESTAMP(3),
+    extra    VARCHAR,
+    WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH (
+    'connector' = 'nexmark',
+    'nexmark.table' = 'bid',
+    'events' = '10000000'
+);
+
+CREATE TABLE discard (
+    auction  BIGINT,
+    bidder   BIGINT,
+    price    DOUBLE,
+    dateTime TIMESTAMP(3),
+    extra    VARCHAR
+) WITH ('connector' = 'blackhole');
+
+INSERT INTO discard
+SELECT auction, bidder, 0.908 * price AS price, dateTime, extra FROM bid;

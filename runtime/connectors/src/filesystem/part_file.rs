@@ -1,0 +1,81 @@
+//! A part file that readers see only once it is complete.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use spate_api::{OperatorError, Result};
+
+/// One part file of a sink subtask. Bytes go to a hidden in-progress file, which the source skips;
+/// [`PartFileWriter::commit`] makes it durable and gives it its visible name in one rename, so a
+/// reader sees all of the file or none of it.
+///
+/// Writing and committing are separate so that a checkpoint can later commit a file per
+/// checkpoint (`index` counts them) instead of once at the end of input.
+pub(super) struct PartFileWriter {
+    in_progress: PathBuf,
+    committed: PathBuf,
+    writer: BufWriter<File>,
+}
+
+impl PartFileWriter {
+    /// Starts `part-<subtask>-<index>.<extension>` in `directory`.
+    pub(super) fn create(
+        directory: &Path,
+        subtask: u32,
+        index: u64,
+        extension: &str,
+    ) -> Result<Self> {
+        // Unique per process and instant, so that jobs writing the same directory at the same
+        // time, or a retry after a crash, never share an in-progress file.
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let in_progress = directory.join(format!(
+            ".part-{subtask}-{index}-{:x}-{nanos:x}.inprogress",
+            std::process::id()
+        ));
+        let committed = directory.join(format!("part-{subtask}-{index}.{extension}"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&in_progress)
+            .map_err(|e| io_error("cannot create", &in_progress, e))?;
+        Ok(PartFileWriter {
+            in_progress,
+            committed,
+            writer: BufWriter::with_capacity(1 << 20, file),
+        })
+    }
+
+    pub(super) fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.writer
+            .write_all(bytes)
+            .map_err(|e| io_error("cannot write", &self.in_progress, e))
+    }
+
+    /// Flushes and syncs the file, renames it to its visible name (replacing a file of that name
+    /// from an earlier run) and syncs the directory so the rename survives a crash. Returns the
+    /// committed path.
+    pub(super) fn commit(self) -> Result<PathBuf> {
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|e| io_error("cannot write", &self.in_progress, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| io_error("cannot sync", &self.in_progress, e))?;
+        std::fs::rename(&self.in_progress, &self.committed)
+            .map_err(|e| io_error("cannot commit", &self.committed, e))?;
+        if let Some(directory) = self.committed.parent() {
+            File::open(directory)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_error("cannot sync", directory, e))?;
+        }
+        Ok(self.committed)
+    }
+}
+
+fn io_error(what: &str, path: &Path, error: std::io::Error) -> OperatorError {
+    OperatorError::invalid(format!("{what} {}: {error}", path.display()))
+}

@@ -1,0 +1,81 @@
+//! Table connectors: what `CREATE TABLE ... WITH ('connector' = '...')` reads from and writes to.
+//!
+//! A connector turns a table's declared columns and its `WITH` options into a source (a
+//! [`SourceFactory`]) or a sink (an [`OperatorFactory`] whose operators consume batches of the
+//! table's schema). Options are checked strictly: a missing, malformed or unknown option is an
+//! error that names the table and the option.
+
+mod options;
+
+pub mod blackhole;
+pub mod datagen;
+pub mod filesystem;
+pub mod nexmark;
+pub mod print;
+
+use std::sync::Arc;
+
+use arrow_schema::SchemaRef;
+use spate_api::{OperatorFactory, SourceFactory};
+
+pub use options::{ConnectorError, OptionDoc, TableOptions};
+
+/// What a connector is told about the table it serves.
+pub struct TableContext<'a> {
+    pub table: &'a str,
+    /// The table's physical columns as declared (computed columns excluded).
+    pub schema: SchemaRef,
+    pub options: &'a mut TableOptions,
+}
+
+pub trait Connector: Sync {
+    /// The value of the `connector` option.
+    fn name(&self) -> &'static str;
+
+    /// The options the connector accepts, for the docs and for error messages.
+    fn options(&self) -> &'static [OptionDoc];
+
+    fn source(&self, table: TableContext<'_>) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            table: table.table.to_string(),
+            detail: format!(
+                "connector '{}' cannot be read (it is sink-only)",
+                self.name()
+            ),
+        })
+    }
+
+    fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            table: table.table.to_string(),
+            detail: format!(
+                "connector '{}' cannot be written (it is source-only)",
+                self.name()
+            ),
+        })
+    }
+}
+
+pub static CONNECTORS: &[&dyn Connector] = &[
+    &nexmark::Nexmark,
+    &datagen::Datagen,
+    &filesystem::Filesystem,
+    &print::Print,
+    &blackhole::Blackhole,
+];
+
+pub fn connector(name: &str, table: &str) -> Result<&'static dyn Connector, ConnectorError> {
+    CONNECTORS
+        .iter()
+        .copied()
+        .find(|c| c.name().eq_ignore_ascii_case(name))
+        .ok_or_else(|| ConnectorError::UnknownConnector {
+            table: table.to_string(),
+            name: name.to_string(),
+            known: CONNECTORS
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}

@@ -1,0 +1,618 @@
+//! DataFusion logical plans to Spate stream-graph nodes. Each supported plan node becomes an
+//! operator; a GROUP BY on a group window becomes a hash exchange and a window operator; anything
+//! a stream cannot do yet is refused by name.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion_common::tree_node::{Transformed, TreeNode};
+use datafusion_common::{Column, DFSchema, DFSchemaRef};
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::expr::{AggregateFunction as AggregateCall, ScalarFunction};
+use datafusion_expr::logical_plan::{Aggregate, Filter, Projection, TableScan};
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::{Expr, ExprSchemable, LogicalPlan};
+use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
+use spate_api::{Operator, OperatorContext, OperatorFactory, WatermarkStrategy};
+use spate_connectors::{TableContext, TableOptions, connector};
+use spate_graph::{NodeId, Partitioning, StreamGraph};
+use spate_operators::window::{
+    AggregateFunction, AggregateSpec, WindowAssigner, WindowOperator, WindowSpec,
+};
+
+use crate::catalog::DeclaredTable;
+use crate::ddl::{TableDef, interval_ms};
+use crate::error::{Position, SqlError, planning_error};
+use crate::exec::{ComputedSource, ExprFilter, ExprProject, Reshape};
+use crate::functions::{GROUP_WINDOWS, WINDOW_END};
+
+/// The hidden column that carries a window's end next to the aggregate's own columns.
+const WINDOW_END_COLUMN: &str = "__window_end";
+
+/// The output of a translated plan node.
+#[derive(Clone)]
+pub struct Stream {
+    pub node: NodeId,
+    /// The plan's schema (qualified names), plus hidden columns the plan does not show.
+    pub schema: DFSchemaRef,
+    pub parallelism: u32,
+    /// The event-time attribute: a column with watermarks, as long as it survives unchanged.
+    pub event_time: Option<String>,
+    /// Set on the output of a group window: `*_END(...)` reads the hidden end column.
+    pub has_window_end: bool,
+}
+
+impl Stream {
+    pub fn arrow(&self) -> SchemaRef {
+        Arc::new(self.schema.as_arrow().clone())
+    }
+}
+
+pub struct Translator<'a> {
+    pub graph: &'a mut StreamGraph,
+    pub parallelism: u32,
+    /// Where the statement being translated starts, for errors that have no position of their own.
+    pub position: Position,
+}
+
+fn factory<O: Operator + 'static>(
+    make: impl Fn() -> O + Send + Sync + 'static,
+) -> Arc<dyn OperatorFactory> {
+    Arc::new(
+        move |_: &OperatorContext| -> spate_api::Result<Box<dyn Operator>> { Ok(Box::new(make())) },
+    )
+}
+
+impl Translator<'_> {
+    fn error(&self, message: impl Into<String>) -> SqlError {
+        SqlError::at(self.position, message)
+    }
+
+    fn unsupported(&self, what: impl std::fmt::Display) -> SqlError {
+        SqlError::unsupported(Some(self.position), what)
+    }
+
+    fn physical(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, SqlError> {
+        create_physical_expr(
+            expr,
+            schema,
+            &ExecutionProps::new(),
+            &PhysicalPlanningContext::default(),
+        )
+        .map_err(|e| planning_error(e).or_at(self.position))
+    }
+
+    /// Adds an operator reading `input` through a forward edge (chained into its task).
+    fn forward(
+        &mut self,
+        input: &Stream,
+        name: &str,
+        output: SchemaRef,
+        factory: Arc<dyn OperatorFactory>,
+    ) -> NodeId {
+        let node = self
+            .graph
+            .add_operator(name, input.parallelism, factory, input.arrow(), output);
+        self.graph.connect(input.node, node, Partitioning::Forward);
+        node
+    }
+
+    pub fn translate(&mut self, plan: &LogicalPlan) -> Result<Stream, SqlError> {
+        match plan {
+            LogicalPlan::TableScan(scan) => self.scan(scan),
+            LogicalPlan::Projection(projection) => self.projection(projection),
+            LogicalPlan::Filter(filter) => self.filter(filter),
+            LogicalPlan::SubqueryAlias(alias) => {
+                let mut stream = self.translate(&alias.input)?;
+                stream.schema = if stream.has_window_end {
+                    with_window_end(&alias.schema)?
+                } else {
+                    alias.schema.clone()
+                };
+                Ok(stream)
+            }
+            LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
+            LogicalPlan::Join(_) => {
+                Err(self.unsupported("JOIN (lookup joins are planned; regular joins need state)"))
+            }
+            LogicalPlan::Union(_) => Err(self.unsupported("UNION")),
+            LogicalPlan::Sort(_) => Err(self.unsupported("ORDER BY on an unbounded stream")),
+            LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT on an unbounded stream")),
+            LogicalPlan::Distinct(_) => {
+                Err(self.unsupported("SELECT DISTINCT (it needs retractions)"))
+            }
+            LogicalPlan::Window(_) => Err(self.unsupported("OVER windows")),
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+                Err(self.unsupported("a query without a source table"))
+            }
+            other => Err(self.unsupported(format!("this kind of query ({})", other.display()))),
+        }
+    }
+
+    fn scan(&mut self, scan: &TableScan) -> Result<Stream, SqlError> {
+        let table = scan
+            .source
+            .downcast_ref::<DeclaredTable>()
+            .ok_or_else(|| self.error(format!("'{}' is not a declared table", scan.table_name)))?;
+        let def = table.0.clone();
+        let source = self.source(&def)?;
+        let watermarks = def
+            .watermark
+            .as_ref()
+            .map(|(column, bound)| WatermarkStrategy::bounded_out_of_orderness(column, *bound));
+        let node = self.graph.add_source(
+            def.name.clone(),
+            self.parallelism,
+            source,
+            def.schema.clone(),
+            watermarks,
+        );
+        let full = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &def.schema)
+            .map_err(planning_error)?;
+        let stream = Stream {
+            node,
+            schema: Arc::new(full),
+            parallelism: self.parallelism,
+            event_time: def.watermark.as_ref().map(|(c, _)| c.clone()),
+            has_window_end: false,
+        };
+        match &scan.projection {
+            None => Ok(stream),
+            Some(indices) => {
+                let exprs = indices
+                    .iter()
+                    .map(|&i| Expr::Column(Column::from(stream.schema.qualified_field(i))))
+                    .collect();
+                self.project(stream, exprs, scan.projected_schema.clone())
+            }
+        }
+    }
+
+    fn source(&self, def: &TableDef) -> Result<Arc<dyn spate_api::SourceFactory>, SqlError> {
+        let connector = connector(&def.connector, &def.name)
+            .map_err(|e| SqlError::at(def.position, e.to_string()))?;
+        let mut options = TableOptions::new(&def.name, def.options.clone());
+        let source = connector
+            .source(TableContext {
+                table: &def.name,
+                schema: def.physical.clone(),
+                options: &mut options,
+            })
+            .map_err(|e| SqlError::at(def.position, e.to_string()))?;
+        if def.computed.is_empty() {
+            return Ok(source);
+        }
+        let physical = DFSchema::try_from_qualified_schema(def.name.as_str(), &def.physical)
+            .map_err(planning_error)?;
+        let exprs = def
+            .computed
+            .iter()
+            .map(|expr| self.physical(expr, &physical))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Arc::new(ComputedSource {
+            inner: source,
+            exprs,
+            schema: def.schema.clone(),
+        }))
+    }
+
+    pub fn sink(&mut self, input: Stream, def: &TableDef) -> Result<(), SqlError> {
+        let connector = connector(&def.connector, &def.name)
+            .map_err(|e| SqlError::at(def.position, e.to_string()))?;
+        let mut options = TableOptions::new(&def.name, def.options.clone());
+        let sink = connector
+            .sink(TableContext {
+                table: &def.name,
+                schema: def.physical.clone(),
+                options: &mut options,
+            })
+            .map_err(|e| SqlError::at(def.position, e.to_string()))?;
+        let produced = input.arrow();
+        let visible = produced.fields().len() - usize::from(input.has_window_end);
+        let wanted = &def.physical;
+        if visible != wanted.fields().len() {
+            return Err(self.error(format!(
+                "INSERT INTO {}: the query produces {visible} column(s) but the table has {} ({})",
+                def.name,
+                wanted.fields().len(),
+                wanted
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let mut columns = Vec::new();
+        for (i, target) in wanted.fields().iter().enumerate() {
+            let from = produced.field(i).data_type();
+            if from != target.data_type() && !arrow_cast::can_cast_types(from, target.data_type()) {
+                return Err(self.error(format!(
+                    "INSERT INTO {}: column {} ('{}') is {from} in the query and cannot become {}",
+                    def.name,
+                    i + 1,
+                    target.name(),
+                    target.data_type()
+                )));
+            }
+            columns.push((i, target.data_type().clone()));
+        }
+        let schema = wanted.clone();
+        let shaped = {
+            let schema = schema.clone();
+            self.forward(
+                &input,
+                "to sink columns",
+                schema.clone(),
+                factory(move || Reshape {
+                    columns: columns.clone(),
+                    schema: schema.clone(),
+                }),
+            )
+        };
+        let node = self.graph.add_operator(
+            format!("sink: {}", def.name),
+            input.parallelism,
+            sink,
+            schema.clone(),
+            schema,
+        );
+        self.graph.connect(shaped, node, Partitioning::Forward);
+        Ok(())
+    }
+
+    fn project(
+        &mut self,
+        input: Stream,
+        exprs: Vec<Expr>,
+        output: DFSchemaRef,
+    ) -> Result<Stream, SqlError> {
+        let event_time = input.event_time.as_ref().and_then(|time| {
+            exprs
+                .iter()
+                .position(|e| matches!(e.clone().unalias(), Expr::Column(c) if &c.name == time))
+        });
+        let physical = exprs
+            .iter()
+            .map(|e| self.physical(e, &input.schema))
+            .collect::<Result<Vec<_>, _>>()?;
+        let arrow = Arc::new(output.as_arrow().clone());
+        let node = {
+            let schema = arrow.clone();
+            self.forward(
+                &input,
+                "project",
+                arrow.clone(),
+                factory(move || ExprProject {
+                    exprs: physical.clone(),
+                    schema: schema.clone(),
+                }),
+            )
+        };
+        Ok(Stream {
+            node,
+            event_time: event_time.map(|i| arrow.field(i).name().clone()),
+            schema: output,
+            parallelism: input.parallelism,
+            has_window_end: false,
+        })
+    }
+
+    fn projection(&mut self, projection: &Projection) -> Result<Stream, SqlError> {
+        let input = self.translate(&projection.input)?;
+        let mut exprs = Vec::with_capacity(projection.expr.len());
+        for expr in &projection.expr {
+            exprs.push(self.window_end_reference(expr, input.has_window_end)?);
+        }
+        self.project(input, exprs, projection.schema.clone())
+    }
+
+    /// `spate_window_end(<window>)` (from `*_END(...)`) reads the hidden end column.
+    fn window_end_reference(&self, expr: &Expr, available: bool) -> Result<Expr, SqlError> {
+        let mut misplaced = false;
+        let rewritten = expr
+            .clone()
+            .transform_up(|e| match &e {
+                Expr::ScalarFunction(ScalarFunction { func, .. }) if func.name() == WINDOW_END => {
+                    if available {
+                        Ok(Transformed::yes(Expr::Column(Column::from_name(
+                            WINDOW_END_COLUMN,
+                        ))))
+                    } else {
+                        misplaced = true;
+                        Ok(Transformed::no(e))
+                    }
+                }
+                Expr::ScalarFunction(ScalarFunction { func, .. })
+                    if GROUP_WINDOWS.contains(&func.name()) =>
+                {
+                    misplaced = true;
+                    Ok(Transformed::no(e))
+                }
+                _ => Ok(Transformed::no(e)),
+            })
+            .map_err(planning_error)?
+            .data;
+        if misplaced {
+            return Err(self.error(format!(
+                "group-window functions (TUMBLE, HOP, SESSION and their _START/_END) belong in a GROUP BY and the SELECT list above it: {expr}"
+            )));
+        }
+        Ok(rewritten)
+    }
+
+    fn filter(&mut self, filter: &Filter) -> Result<Stream, SqlError> {
+        let input = self.translate(&filter.input)?;
+        let predicate = self.physical(&filter.predicate, &input.schema)?;
+        let node = self.forward(
+            &input,
+            "filter",
+            input.arrow(),
+            factory(move || ExprFilter {
+                predicate: predicate.clone(),
+            }),
+        );
+        Ok(Stream { node, ..input })
+    }
+
+    fn aggregate(&mut self, aggregate: &Aggregate) -> Result<Stream, SqlError> {
+        let input = self.translate(&aggregate.input)?;
+        let windows: Vec<usize> = aggregate
+            .group_expr
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, Expr::ScalarFunction(f) if GROUP_WINDOWS.contains(&f.func.name())))
+            .map(|(i, _)| i)
+            .collect();
+        let [window_index] = windows[..] else {
+            return Err(self.unsupported(if windows.is_empty() {
+                "GROUP BY without a group window (TUMBLE, HOP or SESSION): a continuously updated aggregate needs retractions, which Spate does not support yet"
+            } else {
+                "GROUP BY with more than one group window"
+            }));
+        };
+        let Expr::ScalarFunction(window) = &aggregate.group_expr[window_index] else {
+            unreachable!("selected above")
+        };
+        let assigner = self.assigner(window, &input)?;
+
+        // One projection computes keys, the time column and aggregate arguments as plain columns.
+        let mut pre_exprs: Vec<(Expr, String)> = Vec::new();
+        let mut keys = Vec::new();
+        for (i, expr) in aggregate.group_expr.iter().enumerate() {
+            if i != window_index {
+                let name = format!("__k{i}");
+                keys.push(name.clone());
+                pre_exprs.push((expr.clone(), name));
+            }
+        }
+        pre_exprs.push((window.args[0].clone(), "__ts".into()));
+        let mut specs = Vec::new();
+        for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
+            let (function, argument) = self.aggregate_call(expr)?;
+            let column = argument.map(|arg| {
+                let name = format!("__a{i}");
+                pre_exprs.push((arg, name.clone()));
+                name
+            });
+            specs.push(AggregateSpec {
+                function,
+                column,
+                output: format!("__agg{i}"),
+            });
+        }
+        let mut fields = Vec::new();
+        let mut physical = Vec::new();
+        for (expr, name) in &pre_exprs {
+            let data_type = expr.get_type(&input.schema).map_err(planning_error)?;
+            fields.push(Field::new(name, data_type, true));
+            physical.push(self.physical(expr, &input.schema)?);
+        }
+        let pre_schema = Arc::new(Schema::new(fields));
+        let pre = {
+            let schema = pre_schema.clone();
+            self.forward(
+                &input,
+                "window keys and arguments",
+                pre_schema.clone(),
+                factory(move || ExprProject {
+                    exprs: physical.clone(),
+                    schema: schema.clone(),
+                }),
+            )
+        };
+
+        let spec = WindowSpec {
+            key_columns: keys.clone(),
+            event_time_column: "__ts".into(),
+            assigner,
+            aggregates: specs,
+        };
+        let window_schema = spec
+            .output_schema(&pre_schema)
+            .map_err(|e| self.error(format!("window: {e}")))?;
+        // Without keys every row meets in one window operator.
+        let (partitioning, parallelism) = if keys.is_empty() {
+            (Partitioning::Rebalance, 1)
+        } else {
+            (Partitioning::Hash(keys.clone()), self.parallelism)
+        };
+        let make = {
+            let (spec, pre_schema) = (spec.clone(), pre_schema.clone());
+            move |_: &OperatorContext| -> spate_api::Result<Box<dyn Operator>> {
+                Ok(Box::new(WindowOperator::new(
+                    spec.clone(),
+                    pre_schema.clone(),
+                )?))
+            }
+        };
+        let node = self.graph.add_operator(
+            format!("window {assigner:?}"),
+            parallelism,
+            Arc::new(make),
+            pre_schema,
+            window_schema.clone(),
+        );
+        self.graph.connect(pre, node, partitioning);
+        let window_stream = Stream {
+            node,
+            schema: Arc::new(
+                DFSchema::try_from(window_schema.as_ref().clone()).map_err(planning_error)?,
+            ),
+            parallelism,
+            event_time: None,
+            has_window_end: false,
+        };
+
+        // Back to the aggregate's own column order and types, with the window end kept aside.
+        let output = with_window_end(&aggregate.schema)?;
+        let out_arrow = Arc::new(output.as_arrow().clone());
+        let (start, end) = (keys.len(), keys.len() + 1);
+        let mut columns = Vec::new();
+        let mut key = 0;
+        for i in 0..aggregate.group_expr.len() {
+            let from = if i == window_index {
+                start
+            } else {
+                key += 1;
+                key - 1
+            };
+            columns.push((from, out_arrow.field(columns.len()).data_type().clone()));
+        }
+        for i in 0..aggregate.aggr_expr.len() {
+            columns.push((
+                end + 1 + i,
+                out_arrow.field(columns.len()).data_type().clone(),
+            ));
+        }
+        columns.push((end, out_arrow.field(columns.len()).data_type().clone()));
+        let node = {
+            let schema = out_arrow.clone();
+            self.forward(
+                &window_stream,
+                "window result",
+                out_arrow,
+                factory(move || Reshape {
+                    columns: columns.clone(),
+                    schema: schema.clone(),
+                }),
+            )
+        };
+        Ok(Stream {
+            node,
+            schema: output,
+            parallelism,
+            event_time: None,
+            has_window_end: true,
+        })
+    }
+
+    fn assigner(
+        &self,
+        window: &ScalarFunction,
+        input: &Stream,
+    ) -> Result<WindowAssigner, SqlError> {
+        let name = window.func.name().to_uppercase();
+        let time = match window.args.first() {
+            Some(Expr::Column(c)) if input.event_time.as_deref() == Some(c.name.as_str()) => c,
+            other => {
+                return Err(self.error(format!(
+                    "{name}'s first argument must be the event-time attribute (a column with a WATERMARK{}), got {}",
+                    input.event_time.as_ref().map(|t| format!(": '{t}'")).unwrap_or_default(),
+                    other.map_or("nothing".into(), |e| e.to_string())
+                )));
+            }
+        };
+        let interval = |i: usize| -> Result<i64, SqlError> {
+            match window.args.get(i) {
+                Some(Expr::Literal(value, _)) => interval_ms(value).filter(|ms| *ms > 0),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                self.error(format!(
+                    "{name}: argument {} must be a positive INTERVAL of days or less",
+                    i + 1
+                ))
+            })
+        };
+        let arity = |n: usize| -> Result<(), SqlError> {
+            if window.args.len() == n {
+                Ok(())
+            } else {
+                Err(self.error(format!(
+                    "{name} takes {n} arguments, got {} (on '{}')",
+                    window.args.len(),
+                    time.name
+                )))
+            }
+        };
+        Ok(match name.as_str() {
+            "TUMBLE" => {
+                arity(2)?;
+                WindowAssigner::Tumbling {
+                    size_ms: interval(1)?,
+                }
+            }
+            // Flink's order: HOP(time, slide, size).
+            "HOP" => {
+                arity(3)?;
+                WindowAssigner::Hopping {
+                    slide_ms: interval(1)?,
+                    size_ms: interval(2)?,
+                }
+            }
+            _ => {
+                arity(2)?;
+                WindowAssigner::Session {
+                    gap_ms: interval(1)?,
+                }
+            }
+        })
+    }
+
+    /// The window operator's aggregate for one SQL aggregate call, and its argument.
+    fn aggregate_call(&self, expr: &Expr) -> Result<(AggregateFunction, Option<Expr>), SqlError> {
+        let Expr::AggregateFunction(AggregateCall { func, params }) = expr.clone().unalias() else {
+            return Err(self.unsupported(format!("aggregate expression {expr}")));
+        };
+        if params.filter.is_some() || !params.order_by.is_empty() {
+            return Err(self.unsupported(format!("FILTER or ORDER BY inside {expr}")));
+        }
+        if params.distinct {
+            return Err(self.unsupported(format!("{expr}: DISTINCT aggregates in group windows")));
+        }
+        let name = func.name().to_lowercase();
+        let function = match name.as_str() {
+            "count" => AggregateFunction::Count,
+            "sum" => AggregateFunction::Sum,
+            "min" => AggregateFunction::Min,
+            "max" => AggregateFunction::Max,
+            "avg" | "mean" => AggregateFunction::Avg,
+            _ => {
+                return Err(self.unsupported(format!(
+                    "aggregate function {} (supported: COUNT, SUM, MIN, MAX, AVG)",
+                    name.to_uppercase()
+                )));
+            }
+        };
+        let argument = match params.args.as_slice() {
+            // COUNT(*) is planned as COUNT(1).
+            [] | [Expr::Literal(..)] if function == AggregateFunction::Count => None,
+            [arg] => Some(arg.clone()),
+            _ => return Err(self.unsupported(format!("{expr}: aggregates take one argument"))),
+        };
+        Ok((function, argument))
+    }
+}
+
+fn with_window_end(schema: &DFSchema) -> Result<DFSchemaRef, SqlError> {
+    let end = DFSchema::try_from(Schema::new(vec![Field::new(
+        WINDOW_END_COLUMN,
+        DataType::Timestamp(TimeUnit::Millisecond, None),
+        false,
+    )]))
+    .map_err(planning_error)?;
+    let mut joined = schema.clone();
+    joined.merge(&end);
+    Ok(Arc::new(joined))
+}

@@ -1,0 +1,160 @@
+//! Bad jobs are refused with a message in Flink's terms and the position it refers to.
+
+const BID: &str = "CREATE TABLE bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid', 'events' = '1000');
+CREATE TABLE out1 (a BIGINT, b BIGINT) WITH ('connector' = 'blackhole');
+";
+
+/// Plans `BID` followed by `job`; returns the error text and its (line, column).
+fn error(job: &str) -> (String, Option<(u64, u64)>) {
+    let sql = format!("{BID}{job}");
+    let err = spate_sql::plan(&sql, 2)
+        .err()
+        .unwrap_or_else(|| panic!("accepted: {job}"));
+    (err.to_string(), err.position.map(|p| (p.line, p.column)))
+}
+
+/// Line numbers in `job` as they are in the whole script.
+fn line(n: u64) -> u64 {
+    BID.lines().count() as u64 + n
+}
+
+#[test]
+fn syntax_errors_point_at_the_token() {
+    let (text, at) = error("INSERT INTO out1\nSELECT auction, price FROM bid WHERE;");
+    assert_eq!(at, Some((line(2), 37)), "{text}");
+    assert!(text.contains("found: ;"), "{text}");
+    assert!(
+        text.contains(
+            "\n  SELECT auction, price FROM bid WHERE;\n                                      ^"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_tables_and_columns_are_named() {
+    let (text, at) = error("INSERT INTO out1 SELECT auction, price FROM bids;");
+    assert!(
+        text.contains("table 'bids' is not declared") && text.contains("bid"),
+        "{text}"
+    );
+    assert!(at.is_some());
+    let (text, at) = error("INSERT INTO out1\nSELECT auction, prize FROM bid;");
+    assert!(text.contains("prize"), "{text}");
+    assert_eq!(at.map(|a| a.0), Some(line(2)), "{text}");
+    let (text, _) = error("INSERT INTO nowhere SELECT auction, price FROM bid;");
+    assert!(
+        text.contains("INSERT INTO nowhere: no such table"),
+        "{text}"
+    );
+}
+
+#[test]
+fn connector_mistakes_name_the_table_and_option() {
+    let (text, at) = error(
+        "CREATE TABLE t (a BIGINT) WITH ('connector' = 'kafkaa');\nINSERT INTO t SELECT auction FROM bid;",
+    );
+    assert!(
+        text.contains("table 't': unknown connector 'kafkaa'") && text.contains("nexmark"),
+        "{text}"
+    );
+    assert_eq!(at, Some((line(1), 14)), "{text}");
+    let (text, _) = error(
+        "CREATE TABLE t (a BIGINT) WITH ('connector' = 'filesystem', 'format' = 'csv');\nINSERT INTO t SELECT auction FROM bid;",
+    );
+    assert!(text.contains("missing required option 'path'"), "{text}");
+    let (text, _) = error(
+        "CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole', 'colour' = 'red');\nINSERT INTO t SELECT auction FROM bid;",
+    );
+    assert!(text.contains("unknown option(s) colour"), "{text}");
+    let (text, _) = error(
+        "CREATE TABLE t (a BIGINT) WITH ('format' = 'csv');\nINSERT INTO t SELECT auction FROM bid;",
+    );
+    assert!(text.contains("has no 'connector' option"), "{text}");
+    let sql = BID.replace("'events' = '1000'", "'events' = 'many'");
+    let err = spate_sql::plan(
+        &format!("{sql}INSERT INTO out1 SELECT auction, price FROM bid;"),
+        1,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string().contains("'events'") && err.to_string().contains("many"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsupported_constructs_say_so() {
+    for (job, expected) in [
+        (
+            "INSERT INTO out1 SELECT auction, COUNT(*) FROM bid GROUP BY auction;",
+            "unsupported: GROUP BY without a group window",
+        ),
+        (
+            "INSERT INTO out1 SELECT a.auction, b.price FROM bid a JOIN bid b ON a.auction = b.auction;",
+            "unsupported: JOIN",
+        ),
+        (
+            "INSERT INTO out1 SELECT auction, price FROM bid ORDER BY price;",
+            "unsupported: ORDER BY",
+        ),
+        ("SELECT auction FROM bid;", "unsupported: a bare SELECT"),
+        ("DROP TABLE bid;", "unsupported: statement 'DROP TABLE"),
+        (
+            "INSERT INTO out1 SELECT auction, COUNT(DISTINCT bidder) FROM bid GROUP BY auction, TUMBLE(dateTime, INTERVAL '1' SECOND);",
+            "DISTINCT aggregates",
+        ),
+        (
+            "INSERT INTO out1 SELECT auction, COUNT(*) FROM bid GROUP BY auction, TUMBLE(price, INTERVAL '1' SECOND);",
+            "first argument must be the event-time attribute",
+        ),
+        (
+            "INSERT INTO out1 SELECT auction, TUMBLE_ROWTIME(dateTime, INTERVAL '1' SECOND) FROM bid;",
+            "TUMBLE_ROWTIME",
+        ),
+    ] {
+        let (text, at) = error(job);
+        assert!(text.contains(expected), "{job}\n  -> {text}");
+        assert!(at.is_some(), "{job} -> no position");
+    }
+}
+
+#[test]
+fn ddl_mistakes_point_into_the_table() {
+    let (text, at) =
+        error("CREATE TABLE t (a BIGINT, b GEOMETRY) WITH ('connector' = 'blackhole');");
+    assert!(
+        text.contains("column 'b': type GEOMETRY is not supported"),
+        "{text}"
+    );
+    assert_eq!(at, Some((line(1), 27)));
+    let (text, at) = error(
+        "CREATE TABLE t (a BIGINT, ts TIMESTAMP(3),\n WATERMARK FOR ts AS ts * 2) WITH ('connector' = 'blackhole');",
+    );
+    assert!(text.contains("watermark expression"), "{text}");
+    assert_eq!(at, Some((line(2), 22)));
+    let (text, _) =
+        error("CREATE TABLE t (a BIGINT, WATERMARK FOR a AS a) WITH ('connector' = 'blackhole');");
+    assert!(
+        text.contains("time attribute must be TIMESTAMP(3)"),
+        "{text}"
+    );
+    let (text, _) = error("CREATE TABLE bid (a BIGINT) WITH ('connector' = 'blackhole');");
+    assert!(text.contains("already exists"), "{text}");
+    let (text, _) = error("CREATE VIEW v AS SELECT auction FROM bid;");
+    assert!(text.contains("no INSERT INTO"), "{text}");
+}
+
+#[test]
+fn the_sink_shape_is_checked() {
+    let (text, _) = error("INSERT INTO out1 SELECT auction FROM bid;");
+    assert!(
+        text.contains("produces 1 column(s) but the table has 2 (a, b)"),
+        "{text}"
+    );
+}
