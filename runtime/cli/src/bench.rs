@@ -14,6 +14,8 @@ struct Scenario {
     name: &'static str,
     job: &'static str,
     args: &'static [(&'static str, &'static str)],
+    /// A SQL example run as the `sql` job, its event count set to the run's.
+    sql: Option<&'static str>,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -21,11 +23,37 @@ const SCENARIOS: &[Scenario] = &[
         name: "stateless: generator (100 B events) -> filter -> project -> discard",
         job: "passthrough",
         args: &[],
+        sql: None,
     },
     Scenario {
         name: "keyed tumbling 10 s window count/sum/min/max/avg, 10,000 keys",
         job: "window-count",
         args: &[("keys", "10000"), ("window", "tumble:10000")],
+        sql: None,
+    },
+    Scenario {
+        name: "SQL Nexmark q0 (pass-through of bids -> blackhole)",
+        job: "sql",
+        args: &[],
+        sql: Some(include_str!("../../../examples/q0.sql")),
+    },
+    Scenario {
+        name: "SQL Nexmark q1 (0.908 * price)",
+        job: "sql",
+        args: &[],
+        sql: Some(include_str!("../../../examples/q1.sql")),
+    },
+    Scenario {
+        name: "SQL Nexmark q2 (MOD(auction, 123) = 0)",
+        job: "sql",
+        args: &[],
+        sql: Some(include_str!("../../../examples/q2.sql")),
+    },
+    Scenario {
+        name: "SQL HOP(2 s, 10 s) bid count per auction (q5, first half)",
+        job: "sql",
+        args: &[],
+        sql: Some(include_str!("../../../examples/q5_hop_count.sql")),
     },
 ];
 
@@ -68,7 +96,12 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let machine = format!("{} cores, {}", cores, cpu_model());
     println!("machine: {machine}; {} events per run", args.events);
     let mut rows = Vec::new();
-    for scenario in SCENARIOS {
+    let chosen = SCENARIOS.iter().filter(|s| {
+        args.only
+            .as_ref()
+            .is_none_or(|only| s.name.contains(only.as_str()))
+    });
+    for scenario in chosen {
         for parallelism in [1u32, 2] {
             let work_dir =
                 std::env::temp_dir().join(format!("spate-bench-{}-{parallelism}", scenario.job));
@@ -77,6 +110,10 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 .arg("parallelism", parallelism);
             for (k, v) in scenario.args {
                 spec = spec.arg(k, v);
+            }
+            if let Some(sql) = scenario.sql {
+                let events = format!("'events' = '{}'", args.events);
+                spec = spec.arg("sql", sql.replace("'events' = '10000000'", &events));
             }
             spec.workers = parallelism;
             spec.slots_per_worker = 1;

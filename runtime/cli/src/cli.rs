@@ -107,6 +107,9 @@ pub struct BenchArgs {
     /// Append the results as a Markdown table to this file.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Run only the pipelines whose name contains this text.
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

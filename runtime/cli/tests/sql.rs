@@ -44,6 +44,11 @@ fn example(name: &str, out: &Path) -> String {
 
 /// Runs an example and returns its output rows, sorted.
 async fn run_example(name: &str, parallelism: u32) -> Vec<Vec<String>> {
+    run_sql(|out| example(name, out), parallelism).await
+}
+
+/// Runs the SQL that `job` writes for an output directory; returns the output rows, sorted.
+async fn run_sql(job: impl Fn(&Path) -> String, parallelism: u32) -> Vec<Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let spec = spec(
@@ -52,12 +57,23 @@ async fn run_example(name: &str, parallelism: u32) -> Vec<Vec<String>> {
         parallelism.div_ceil(2),
         2,
     )
-    .arg("sql", example(name, &out))
+    .arg("sql", job(&out))
     .arg("parallelism", parallelism);
     run_to_end(spec).await;
     let mut rows = read_rows(&out);
     rows.sort();
     rows
+}
+
+/// The bid table of the examples, with `EVENTS` events, and a CSV sink `out` of `columns`.
+fn bid_job(out: &Path, columns: &str, insert: &str) -> String {
+    let example = example("q0.sql", out);
+    let bid = &example
+        [example.find("CREATE TABLE bid").unwrap()..example.find("CREATE TABLE discard").unwrap()];
+    format!(
+        "{bid}CREATE TABLE out ({columns}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n{insert}",
+        out.display()
+    )
 }
 
 /// Flink's timestamp text, `yyyy-MM-dd HH:mm:ss.SSS`, for epoch milliseconds.
@@ -203,6 +219,93 @@ async fn hop_count(parallelism: u32) {
     assert_rows(&run_example("q5_hop_count.sql", parallelism).await, &want);
 }
 
+/// The window table functions give what the group windows give.
+async fn window_table_functions(parallelism: u32) {
+    let hop = run_sql(
+        |out| {
+            bid_job(
+                out,
+                "auction BIGINT, starttime TIMESTAMP(3), endtime TIMESTAMP(3), num BIGINT",
+                "INSERT INTO out SELECT auction, window_start, window_end, COUNT(*) AS num
+                 FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+                 GROUP BY auction, window_start, window_end;",
+            )
+        },
+        parallelism,
+    )
+    .await;
+    assert_rows(&hop, &run_example("q5_hop_count.sql", parallelism).await);
+
+    let size = 10_000;
+    let mut windows: BTreeMap<(i64, i64), (u64, i64)> = BTreeMap::new();
+    for b in bids() {
+        let start = b.date_time - b.date_time.rem_euclid(size);
+        let w = windows.entry((b.bidder % 10, start)).or_insert((0, 0));
+        w.0 += 1;
+        w.1 += b.price;
+    }
+    let want = sorted(
+        windows
+            .into_iter()
+            .map(|((k, start), (n, sum))| {
+                vec![
+                    k.to_string(),
+                    ts(start),
+                    ts(start + size),
+                    n.to_string(),
+                    sum.to_string(),
+                ]
+            })
+            .collect(),
+    );
+    let tumble = run_sql(
+        |out| {
+            bid_job(
+                out,
+                "k BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3), n BIGINT, total BIGINT",
+                "INSERT INTO out SELECT bidder % 10 AS k, window_start, window_end, COUNT(*), SUM(price)
+                 FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND)) AS t
+                 GROUP BY window_start, window_end, bidder % 10;",
+            )
+        },
+        parallelism,
+    )
+    .await;
+    assert_rows(&tumble, &want);
+}
+
+/// SESSION group windows per bidder, every aggregate, against sessions cut by brute force.
+async fn sessions(parallelism: u32) {
+    let events: Vec<spate_operators::generator::GeneratedEvent> = bids()
+        .iter()
+        .enumerate()
+        .map(|(i, b)| spate_operators::generator::GeneratedEvent {
+            index: i as u64,
+            key: b.bidder,
+            ts: b.date_time,
+            value: b.price,
+        })
+        .collect();
+    let want = reference(&events, &Assigner::Session(500));
+    let rows = run_sql(
+        |out| {
+            bid_job(
+                out,
+                "bidder BIGINT, s BIGINT, e BIGINT, n BIGINT, total BIGINT, low BIGINT, high BIGINT, mean DOUBLE",
+                "INSERT INTO out SELECT bidder,
+                   CAST(SESSION_START(dateTime, INTERVAL '0.5' SECOND) AS BIGINT),
+                   CAST(SESSION_END(dateTime, INTERVAL '0.5' SECOND) AS BIGINT),
+                   COUNT(*), SUM(price), MIN(price), MAX(price), AVG(price)
+                 FROM bid GROUP BY bidder, SESSION(dateTime, INTERVAL '0.5' SECOND);",
+            )
+        },
+        parallelism,
+    )
+    .await;
+    assert!(want.len() > 1000, "{} sessions", want.len());
+    assert_same_windows(&parse_windows(&rows), &want);
+}
+
 async fn tumble_max(parallelism: u32) {
     let size = 10_000;
     let mut max: BTreeMap<i64, i64> = BTreeMap::new();
@@ -245,7 +348,84 @@ async fn hop_count_per_auction_at_parallelism_1_and_4() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn window_table_functions_at_parallelism_1_and_4() {
+    window_table_functions(1).await;
+    window_table_functions(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_windows_at_parallelism_1_and_4() {
+    sessions(1).await;
+    sessions(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn tumble_max_price_at_parallelism_1_and_4() {
     tumble_max(1).await;
     tumble_max(4).await;
+}
+
+#[test]
+fn bad_sql_is_refused_with_its_position_before_any_process_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("bad.sql");
+    let cases = [
+        (
+            "CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO t\nSELECT a FROM t WHERE;",
+            "line 3, column 22",
+        ),
+        (
+            "CREATE TABLE t (a BIGINT) WITH ('connector' = 'kafka');\nINSERT INTO t SELECT 1;",
+            "unknown connector 'kafka'",
+        ),
+        (
+            "CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO t SELECT a FROM t;",
+            "cannot be read (it is sink-only)",
+        ),
+    ];
+    for (sql, expected) in cases {
+        std::fs::write(&job, sql).unwrap();
+        let work_dir = dir.path().join("work");
+        let out = std::process::Command::new(spate())
+            .arg("run")
+            .arg(&job)
+            .arg("--work-dir")
+            .arg(&work_dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected '{expected}' in: {stderr}"
+        );
+        assert!(stderr.contains("SQL error at line"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!work_dir.join("logs").exists(), "a process was started");
+    }
+}
+
+#[test]
+fn explain_shows_the_vertices_and_exchanges_of_a_sql_job() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/q5_hop_count.sql");
+    let out = std::process::Command::new(spate())
+        .args(["explain", "-p", "3"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("[parallelism 3]: bid -> window keys and arguments"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("window Hopping { size_ms: 10000, slide_ms: 2000 }"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(hash[__k0])"), "{stdout}");
 }

@@ -10,6 +10,7 @@ mod flink;
 mod functions;
 mod rewrite;
 mod translate;
+mod tvf;
 mod types;
 
 use datafusion_expr::LogicalPlan;
@@ -42,11 +43,14 @@ fn plan_statements(sql: &str, parallelism: u32) -> Result<StreamGraph, SqlError>
     let mut tables = preprocessed.tables.iter();
     for mut statement in statements {
         let position: Position = statement.span().start.into();
+        tvf::window_table_functions(&mut statement)?;
         rewrite::flink_functions(&mut statement)?;
         match statement {
             Statement::CreateTable(create) => {
                 let def = table_def(&create, tables.next(), &catalog)?;
                 let at = def.position;
+                spate_connectors::connector(&def.connector, &def.name)
+                    .map_err(|e| SqlError::at(at, e.to_string()))?;
                 catalog.add_table(def).map_err(|e| SqlError::at(at, e))?;
             }
             Statement::CreateView(view) => {
