@@ -429,3 +429,85 @@ fn explain_shows_the_vertices_and_exchanges_of_a_sql_job() {
     );
     assert!(stdout.contains("(hash[__k0])"), "{stdout}");
 }
+
+/// The seed's gift job (two INSERTs over a view of a datagen table whose event time is a computed
+/// column), with its print sinks turned into CSV and a third INSERT keeping the raw gifts: both
+/// window results must equal aggregates computed by brute force from those raw gifts.
+#[tokio::test(flavor = "multi_thread")]
+async fn gift_room_windows_equal_aggregates_of_the_raw_gifts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gift_room.sql");
+    let mut sql = std::fs::read_to_string(path).unwrap();
+    for (id, sub) in [("1m", "minute"), ("5m", "five")] {
+        let print = format!("'connector' = 'print', 'print-identifier' = '{id}'");
+        assert!(sql.contains(&print));
+        let csv = format!(
+            "'connector' = 'filesystem', 'format' = 'csv', 'path' = '{}'",
+            dir.path().join(sub).display()
+        );
+        sql = sql.replace(&print, &csv);
+    }
+    sql.push_str(&format!(
+        "CREATE TABLE raw (seq BIGINT, pf INT, type_id INT, room_id BIGINT, gift_cost BIGINT, gift_count INT, dateline TIMESTAMP(3))
+         WITH ('connector' = 'filesystem', 'format' = 'csv', 'path' = '{}');
+         INSERT INTO raw SELECT seq, pf, type_id, room_id, gift_cost, gift_count, dateline FROM gift;",
+        dir.path().join("raw").display()
+    ));
+    let spec = spec("sql", &dir.path().join("cluster"), 1, 2)
+        .arg("sql", sql)
+        .arg("parallelism", 2);
+    run_to_end(spec).await;
+
+    let raw = read_rows(&dir.path().join("raw"));
+    assert_eq!(raw.len(), 60_000, "every generated gift");
+    let gifts: Vec<(String, i64, i64, i64)> = raw
+        .iter()
+        .map(|r| {
+            let seq: i64 = r[0].parse().unwrap();
+            let (cost, count): (i64, i64) = (r[4].parse().unwrap(), r[5].parse().unwrap());
+            assert_eq!(
+                r[6],
+                ts(1_700_000_000_000 + seq * 20),
+                "the computed event time"
+            );
+            (
+                format!("{},{},{}", r[1], r[2], r[3]),
+                1_700_000_000_000 + seq * 20,
+                count,
+                cost * count,
+            )
+        })
+        .collect();
+    let windows = |size: i64, slide: i64| {
+        let mut out: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+        for (key, time, count, spent) in &gifts {
+            let mut start = time - time.rem_euclid(slide);
+            while start > time - size {
+                let w = out.entry((key.clone(), start)).or_default();
+                w.0 += count;
+                w.1 += spent;
+                start -= slide;
+            }
+        }
+        sorted(
+            out.into_iter()
+                .map(|((key, start), (n, spent))| {
+                    let mut row: Vec<String> = key.split(',').map(str::to_string).collect();
+                    row.extend([
+                        ts(start),
+                        ts(start + size),
+                        n.to_string(),
+                        spent.to_string(),
+                    ]);
+                    row
+                })
+                .collect(),
+        )
+    };
+    let mut minute = read_rows(&dir.path().join("minute"));
+    minute.sort();
+    assert_rows(&minute, &windows(60_000, 60_000));
+    let mut five = read_rows(&dir.path().join("five"));
+    five.sort();
+    assert_rows(&five, &windows(300_000, 60_000));
+}

@@ -8,8 +8,11 @@ use arrow_array::{
 };
 use arrow_buffer::{ArrowNativeType, BooleanBuffer, NullBuffer, ScalarBuffer};
 use arrow_cast::{CastOptions, cast_with_options};
+use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use spate_api::{OperatorError, Result};
+
+use super::distinct::{ByteSet, Distinct, HashedRows, WordSet, Words, fits_word};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AggregateFunction {
@@ -18,6 +21,8 @@ pub enum AggregateFunction {
     Min,
     Max,
     Avg,
+    /// The number of distinct non-null values; floats count -0.0 as 0.0 and all NaNs as one.
+    CountDistinct,
 }
 
 impl AggregateFunction {
@@ -28,6 +33,14 @@ impl AggregateFunction {
             AggregateFunction::Min => "MIN",
             AggregateFunction::Max => "MAX",
             AggregateFunction::Avg => "AVG",
+            AggregateFunction::CountDistinct => "COUNT(DISTINCT)",
+        }
+    }
+
+    fn call(self, column: &str) -> String {
+        match self {
+            AggregateFunction::CountDistinct => format!("COUNT(DISTINCT {column})"),
+            _ => format!("{}({column})", self.name()),
         }
     }
 }
@@ -53,6 +66,8 @@ enum Kind {
     MinFloat,
     MaxFloat,
     Avg,
+    DistinctWords,
+    DistinctRows,
 }
 
 /// An aggregate checked against the input schema.
@@ -81,9 +96,9 @@ impl AggregateSpec {
         };
         let column = input.index_of(name).map_err(|_| {
             OperatorError::invalid(format!(
-                "aggregate '{}': column '{name}' of {function}({name}) is not in the input \
-                 (columns: {})",
+                "aggregate '{}': column '{name}' of {} is not in the input (columns: {})",
                 self.output,
+                self.function.call(name),
                 column_names(input)
             ))
         })?;
@@ -92,6 +107,21 @@ impl AggregateSpec {
         let float = input_type.is_floating();
         let (kind, output_type) = match self.function {
             AggregateFunction::Count => (Kind::Count, DataType::Int64),
+            // Values are compared in the row format (or as words, which agree with it), so
+            // DISTINCT takes what a key takes.
+            AggregateFunction::CountDistinct
+                if !RowConverter::supports_fields(&[SortField::new(input_type.clone())]) =>
+            {
+                return Err(OperatorError::invalid(format!(
+                    "aggregate '{}': column '{name}' has type {input_type}, which {function} \
+                     cannot compare",
+                    self.output
+                )));
+            }
+            AggregateFunction::CountDistinct if fits_word(input_type) => {
+                (Kind::DistinctWords, DataType::Int64)
+            }
+            AggregateFunction::CountDistinct => (Kind::DistinctRows, DataType::Int64),
             AggregateFunction::Sum if integer => (Kind::SumInt, DataType::Int64),
             AggregateFunction::Sum if float => (Kind::SumFloat, DataType::Float64),
             AggregateFunction::Min | AggregateFunction::Max if integer => {
@@ -120,10 +150,12 @@ impl AggregateSpec {
                 )));
             }
         };
+        // Counts are never null: no value counts 0.
+        let nullable = !matches!(kind, Kind::Count | Kind::DistinctWords | Kind::DistinctRows);
         Ok(Aggregate {
             kind,
             column: Some(column),
-            output: Field::new(&self.output, output_type, kind != Kind::Count),
+            output: Field::new(&self.output, output_type, nullable),
         })
     }
 
@@ -177,6 +209,8 @@ impl Aggregate {
                     .as_primitive::<Float64Type>()
                     .clone(),
             ),
+            Kind::DistinctWords => Input::Words(Words::read(column)?),
+            Kind::DistinctRows => Input::Rows(HashedRows::read(column)?),
         })
     }
 }
@@ -190,6 +224,8 @@ enum Input {
     Valid(NullBuffer),
     Int(Int64Array),
     Float(Float64Array),
+    Words(Words),
+    Rows(HashedRows),
 }
 
 /// Accumulated updates of one batch, applied aggregate by aggregate so each aggregate runs one
@@ -269,8 +305,12 @@ impl Accumulators {
         self.slots - 1
     }
 
-    pub(crate) fn free(&mut self, slot: u32) {
-        self.free.push(slot);
+    /// Frees `slots`, whose results have been read.
+    pub(crate) fn free(&mut self, slots: &[u32]) {
+        for state in &mut self.states {
+            state.release(slots);
+        }
+        self.free.extend_from_slice(slots);
     }
 
     /// Folds `src` into `dst`, as when session windows merge.
@@ -293,6 +333,19 @@ impl Accumulators {
     #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
         self.slots as usize - self.free.len()
+    }
+
+    /// Values held in the sets of COUNT(DISTINCT) aggregates, over all slots.
+    #[cfg(test)]
+    pub(crate) fn distinct_values(&self) -> usize {
+        self.states
+            .iter()
+            .map(|state| match state {
+                State::DistinctWords(d) => d.held(),
+                State::DistinctRows(d) => d.held(),
+                _ => 0,
+            })
+            .sum()
     }
 }
 
@@ -451,6 +504,8 @@ enum State {
     MinFloat(Folded<MinFloat>),
     MaxFloat(Folded<MaxFloat>),
     Avg { sums: Vec<f64>, counts: Vec<i64> },
+    DistinctWords(Distinct<WordSet>),
+    DistinctRows(Distinct<ByteSet>),
 }
 
 impl State {
@@ -467,6 +522,8 @@ impl State {
                 sums: Vec::new(),
                 counts: Vec::new(),
             },
+            Kind::DistinctWords => State::DistinctWords(Distinct::default()),
+            Kind::DistinctRows => State::DistinctRows(Distinct::default()),
         }
     }
 
@@ -483,6 +540,8 @@ impl State {
                 sums.push(0.0);
                 counts.push(0);
             }
+            State::DistinctWords(d) => d.grow(),
+            State::DistinctRows(d) => d.grow(),
         }
     }
 
@@ -499,6 +558,17 @@ impl State {
                 sums[slot] = 0.0;
                 counts[slot] = 0;
             }
+            // Emptied when the slot was freed.
+            State::DistinctWords(_) | State::DistinctRows(_) => {}
+        }
+    }
+
+    fn release(&mut self, slots: &[u32]) {
+        match self {
+            State::DistinctWords(d) => d.release(slots),
+            State::DistinctRows(d) => d.release(slots),
+            // Fixed-size state, reset when the slot is reused.
+            _ => {}
         }
     }
 
@@ -530,6 +600,8 @@ impl State {
                     }
                 }
             }
+            (State::DistinctWords(d), Input::Words(words)) => d.update(words, pairs),
+            (State::DistinctRows(d), Input::Rows(rows)) => d.update(rows, pairs),
             (state, input) => unreachable!("{state:?} is never fed {input:?}"),
         }
     }
@@ -547,6 +619,8 @@ impl State {
                 sums[dst] += sums[src];
                 counts[dst] += counts[src];
             }
+            State::DistinctWords(d) => d.merge(dst, src),
+            State::DistinctRows(d) => d.merge(dst, src),
         }
     }
 
@@ -568,6 +642,8 @@ impl State {
                     .collect();
                 float_array((means.into(), validity(slots, |s| counts[s] > 0)))
             }
+            State::DistinctWords(d) => Arc::new(Int64Array::from_iter_values(d.counts(slots))),
+            State::DistinctRows(d) => Arc::new(Int64Array::from_iter_values(d.counts(slots))),
         }
     }
 }
@@ -688,8 +764,7 @@ mod tests {
         updates.finish(&mut accumulators);
         accumulators.merge(a, b);
         accumulators.merge(a, empty);
-        accumulators.free(b);
-        accumulators.free(empty);
+        accumulators.free(&[b, empty]);
         assert_eq!(accumulators.alloc(), empty, "freed slots are reused");
 
         let results = accumulators.results(&[a, empty]);

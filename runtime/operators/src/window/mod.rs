@@ -1,8 +1,9 @@
-//! Event-time windows (tumbling, hopping, session) with COUNT/SUM/MIN/MAX/AVG per key, with the
-//! semantics of Flink's event-time `WindowOperator` and no allowed lateness.
+//! Event-time windows (tumbling, hopping, session) with COUNT/SUM/MIN/MAX/AVG/COUNT(DISTINCT) per
+//! key, with the semantics of Flink's event-time `WindowOperator` and no allowed lateness.
 
 mod aggregate;
 mod assigner;
+mod distinct;
 mod operator;
 mod output;
 mod panes;

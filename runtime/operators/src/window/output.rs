@@ -84,9 +84,8 @@ impl OutputBuilder {
         columns.push(bounds(&mut self.starts));
         columns.push(bounds(&mut self.ends));
         columns.extend(accumulators.results(&self.slots));
-        for slot in self.slots.drain(..) {
-            accumulators.free(slot);
-        }
+        accumulators.free(&self.slots);
+        self.slots.clear();
         out.batch(RecordBatch::try_new(self.schema.clone(), columns)?);
         Ok(())
     }

@@ -115,7 +115,7 @@ impl Sessions {
                 merged.start = merged.start.min(other.start);
                 merged.end = merged.end.max(other.end);
                 accumulators.merge(merged.slot, other.slot);
-                accumulators.free(other.slot);
+                accumulators.free(&[other.slot]);
                 keys.release(key);
             }
         }
