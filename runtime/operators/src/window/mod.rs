@@ -138,6 +138,14 @@ mod validation_tests {
                 DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
                 true,
             ),
+            Field::new(
+                "tags",
+                DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(DataType::new_list(DataType::Utf8, true)),
+                ),
+                true,
+            ),
         ])
     }
 
@@ -174,6 +182,8 @@ mod validation_tests {
             agg(Max, Some("f32"), "max_f32"),
             agg(Max, Some("at"), "max_at"),
             agg(Avg, Some("i8"), "avg_i8"),
+            agg(CountDistinct, Some("k"), "distinct_k"),
+            agg(CountDistinct, Some("f32"), "distinct_f32"),
         ])
         .output_schema(&input())
         .unwrap();
@@ -194,6 +204,8 @@ mod validation_tests {
                 true,
             ),
             Field::new("avg_i8", DataType::Float64, true),
+            Field::new("distinct_k", DataType::Int64, false),
+            Field::new("distinct_f32", DataType::Int64, false),
         ]);
         assert_eq!(schema.as_ref(), &expected);
     }
@@ -239,6 +251,19 @@ mod validation_tests {
         let message = error(spec(vec![agg(Max, None, "top")]));
         assert!(
             message.contains("'top'") && message.contains("MAX"),
+            "{message}"
+        );
+
+        let message = error(spec(vec![agg(CountDistinct, None, "kinds")]));
+        assert!(
+            message.contains("'kinds'") && message.contains("COUNT(DISTINCT) needs a column"),
+            "{message}"
+        );
+        let message = error(spec(vec![agg(CountDistinct, Some("missing"), "kinds")]));
+        assert!(message.contains("COUNT(DISTINCT missing)"), "{message}");
+        let message = error(spec(vec![agg(CountDistinct, Some("tags"), "kinds")]));
+        assert!(
+            message.contains("'tags'") && message.contains("COUNT(DISTINCT) cannot compare"),
             "{message}"
         );
 

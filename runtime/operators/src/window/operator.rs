@@ -73,14 +73,19 @@ impl WindowOperator {
         self.output.schema()
     }
 
-    /// (keys, accumulator slots, windows) held.
+    /// (keys, accumulator slots, windows, COUNT(DISTINCT) values) held.
     #[cfg(test)]
-    pub(crate) fn open_state(&self) -> (usize, usize, usize) {
+    pub(crate) fn open_state(&self) -> (usize, usize, usize, usize) {
         let windows = match &self.windows {
             Windows::Aligned(_, panes) => panes.open(),
             Windows::Session(sessions) => sessions.open(),
         };
-        (self.table.referenced(), self.accumulators.live(), windows)
+        (
+            self.table.referenced(),
+            self.accumulators.live(),
+            windows,
+            self.accumulators.distinct_values(),
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 //! The window operator against a brute-force reference computed from the same rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -36,6 +36,7 @@ struct Row {
     f: Option<f64>,
     t: Option<i64>,
     u: u16,
+    s: Option<String>,
 }
 
 type Key = (String, Option<i32>);
@@ -50,6 +51,7 @@ fn input_schema() -> SchemaRef {
         Field::new("f", DataType::Float64, true),
         Field::new("t", ms, true),
         Field::new("u", DataType::UInt16, false),
+        Field::new("s", DataType::Utf8, true),
     ]))
 }
 
@@ -68,6 +70,7 @@ fn to_batch(rows: &[Row]) -> RecordBatch {
                 .collect::<TimestampMillisecondArray>(),
         ),
         Arc::new(rows.iter().map(|r| r.u).collect::<UInt16Array>()),
+        Arc::new(rows.iter().map(|r| r.s.as_deref()).collect::<StringArray>()),
     ];
     RecordBatch::try_new(input_schema(), columns).unwrap()
 }
@@ -98,6 +101,7 @@ fn generate(seed: u64, rows: usize, bound: i64) -> Vec<(Vec<Row>, Timestamp)> {
                 f: (rng.below(4) != 0).then(|| (rng.below(400) as f64 - 200.0) * 0.25),
                 t: (rng.below(3) != 0).then(|| ts + rng.below(1000) as i64),
                 u: rng.below(60000) as u16,
+                s: (rng.below(5) != 0).then(|| format!("s{}", rng.below(6))),
             });
         }
         made += size;
@@ -129,6 +133,10 @@ fn aggregates() -> Vec<AggregateSpec> {
         spec(Max, Some("t"), "max_t"),
         spec(Sum, Some("u"), "sum_u"),
         spec(Avg, Some("u"), "avg_u"),
+        spec(CountDistinct, Some("v"), "distinct_v"),
+        spec(CountDistinct, Some("s"), "distinct_s"),
+        spec(CountDistinct, Some("f"), "distinct_f"),
+        spec(CountDistinct, Some("t"), "distinct_t"),
     ]
 }
 
@@ -155,6 +163,8 @@ fn reference_values(rows: &[&Row]) -> Vec<Val> {
     let f: Vec<f64> = rows.iter().filter_map(|r| r.f).collect();
     let t: Vec<i64> = rows.iter().filter_map(|r| r.t).collect();
     let u: Vec<i64> = rows.iter().map(|r| r.u as i64).collect();
+    let s: BTreeSet<&str> = rows.iter().filter_map(|r| r.s.as_deref()).collect();
+    let distinct = |values: Vec<u64>| Val::I(Some(BTreeSet::from_iter(values).len() as i64));
     let some = |n: usize| (n > 0).then_some(());
     let avg_i = |x: &[i64]| some(x.len()).map(|_| x.iter().sum::<i64>() as f64 / x.len() as f64);
     vec![
@@ -173,32 +183,47 @@ fn reference_values(rows: &[&Row]) -> Vec<Val> {
         Val::I(t.iter().copied().max()),
         Val::I(Some(u.iter().sum())),
         Val::F(avg_i(&u)),
+        distinct(v.iter().map(|&x| x as u64).collect()),
+        Val::I(Some(s.len() as i64)),
+        distinct(f.iter().map(|x| x.to_bits()).collect()),
+        distinct(t.iter().map(|&x| x as u64).collect()),
     ]
+}
+
+fn key(row: &Row) -> Key {
+    (row.k.clone(), row.g)
+}
+
+/// The (start, end) of every tumbling or hopping window containing `ts`.
+fn aligned_windows(assigner: WindowAssigner, ts: i64) -> Vec<(i64, i64)> {
+    let (size, slide) = match assigner {
+        WindowAssigner::Tumbling { size_ms } => (size_ms, size_ms),
+        WindowAssigner::Hopping { size_ms, slide_ms } => (size_ms, slide_ms),
+        WindowAssigner::Session { .. } => unreachable!("sessions are not aligned"),
+    };
+    // Every multiple of the slide near ts whose window contains ts.
+    let lowest = (ts - size).div_euclid(slide) * slide;
+    (lowest..=ts)
+        .step_by(slide as usize)
+        .filter(|&start| start <= ts && ts < start + size)
+        .map(|start| (start, start + size))
+        .collect()
 }
 
 fn reference(assigner: WindowAssigner, rows: &[Row]) -> Vec<Out> {
     let mut windows: BTreeMap<(Key, i64, i64), Vec<&Row>> = BTreeMap::new();
     match assigner {
-        WindowAssigner::Tumbling { size_ms } | WindowAssigner::Hopping { size_ms, .. } => {
-            let slide = match assigner {
-                WindowAssigner::Hopping { slide_ms, .. } => slide_ms,
-                _ => size_ms,
-            };
+        WindowAssigner::Tumbling { .. } | WindowAssigner::Hopping { .. } => {
             for row in rows {
-                // Every multiple of the slide near ts whose window contains ts.
-                let lowest = (row.ts - size_ms).div_euclid(slide) * slide;
-                for start in (lowest..=row.ts).step_by(slide as usize) {
-                    if start <= row.ts && row.ts < start + size_ms {
-                        let key = ((row.k.clone(), row.g), start, start + size_ms);
-                        windows.entry(key).or_default().push(row);
-                    }
+                for (start, end) in aligned_windows(assigner, row.ts) {
+                    windows.entry((key(row), start, end)).or_default().push(row);
                 }
             }
         }
         WindowAssigner::Session { gap_ms } => {
             let mut by_key: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
             for row in rows {
-                by_key.entry((row.k.clone(), row.g)).or_default().push(row);
+                by_key.entry(key(row)).or_default().push(row);
             }
             for (key, mut rows) in by_key {
                 rows.sort_by_key(|r| r.ts);
@@ -307,7 +332,11 @@ fn run(assigner: WindowAssigner, batches: &[(Vec<Row>, Timestamp)]) -> (Vec<Out>
         }
         previous = watermark;
     }
-    assert_eq!(op.open_state(), (0, 0, 0), "fired windows leave no state");
+    assert_eq!(
+        op.open_state(),
+        (0, 0, 0, 0),
+        "fired windows leave no state"
+    );
     (emitted, op.metrics().late_records_dropped)
 }
 
@@ -330,6 +359,110 @@ fn check_against_reference(assigner: WindowAssigner, seed: u64) {
     in_order.sort_by_key(|r| r.ts);
     let (got, _) = run(assigner, &[(in_order, MIN_WATERMARK)]);
     assert_eq!(sorted(got), sorted(expected), "{assigner:?} on sorted rows");
+}
+
+/// The reference for a stream with late rows, fed batch by batch as the operator is: a row goes
+/// to the windows that had not fired when its batch came, and is late if none took it though
+/// the watermark had passed it. Sessions are replayed, since whether a late row may join one
+/// depends on which are still open. Also gives the number of late rows.
+fn reference_with_watermarks(
+    assigner: WindowAssigner,
+    batches: &[(Vec<Row>, Timestamp)],
+) -> (Vec<Out>, u64) {
+    type Session<'a> = (i64, i64, Vec<&'a Row>);
+    let mut windows: BTreeMap<(Key, i64, i64), Vec<&Row>> = BTreeMap::new();
+    let mut open: BTreeMap<Key, Vec<Session>> = BTreeMap::new();
+    let mut late = 0;
+    let mut watermark = MIN_WATERMARK;
+    for (rows, next) in batches {
+        for row in rows {
+            let WindowAssigner::Session { gap_ms } = assigner else {
+                let mut accepted = false;
+                for (start, end) in aligned_windows(assigner, row.ts) {
+                    if end - 1 > watermark {
+                        windows.entry((key(row), start, end)).or_default().push(row);
+                        accepted = true;
+                    }
+                }
+                late += u64::from(!accepted && row.ts <= watermark);
+                continue;
+            };
+            let end = row.ts + gap_ms;
+            let sessions = open.entry(key(row)).or_default();
+            let (touching, apart): (Vec<Session>, Vec<Session>) = std::mem::take(sessions)
+                .into_iter()
+                .partition(|&(s, e, _)| s <= end && e >= row.ts);
+            *sessions = apart;
+            if touching.is_empty() && end - 1 <= watermark {
+                late += 1;
+                continue;
+            }
+            let mut merged = (row.ts, end, vec![row]);
+            for (s, e, members) in touching {
+                merged = (
+                    merged.0.min(s),
+                    merged.1.max(e),
+                    [merged.2, members].concat(),
+                );
+            }
+            sessions.push(merged);
+        }
+        watermark = *next;
+        for (key, sessions) in &mut open {
+            for (start, end, members) in sessions.extract_if(.., |(_, e, _)| *e - 1 <= watermark) {
+                windows.insert((key.clone(), start, end), members);
+            }
+        }
+    }
+    for (key, sessions) in open {
+        for (start, end, members) in sessions {
+            windows.insert((key.clone(), start, end), members);
+        }
+    }
+    let windows = windows
+        .into_iter()
+        .map(|((key, start, end), rows)| (key, start, end, reference_values(&rows)))
+        .collect();
+    (windows, late)
+}
+
+/// `batches` with rows added at or behind the watermark the operator has when it reads them:
+/// late for all their windows, for some only, or joining sessions still open.
+fn with_late_rows(
+    mut batches: Vec<(Vec<Row>, Timestamp)>,
+    seed: u64,
+) -> Vec<(Vec<Row>, Timestamp)> {
+    let mut rng = Lcg(seed);
+    for i in 1..batches.len() {
+        let watermark = batches[i - 1].1;
+        let batch = &mut batches[i].0;
+        for _ in 0..rng.below(4) {
+            let mut row = batch[rng.below(batch.len() as u64) as usize].clone();
+            row.ts = watermark - rng.below(12) as i64;
+            batch.insert(rng.below(batch.len() as u64 + 1) as usize, row);
+        }
+    }
+    batches
+}
+
+#[test]
+fn late_rows_count_in_no_fired_window() {
+    let assigners = [
+        WindowAssigner::Tumbling { size_ms: 10 },
+        WindowAssigner::Hopping {
+            size_ms: 12,
+            slide_ms: 4,
+        },
+        WindowAssigner::Session { gap_ms: 5 },
+    ];
+    for (seed, assigner) in (10..).zip(assigners) {
+        let batches = with_late_rows(generate(seed, 3000, 6), seed);
+        let (expected, expected_late) = reference_with_watermarks(assigner, &batches);
+        assert!(expected_late > 10, "{assigner:?} drops enough rows");
+        let (got, late) = run(assigner, &batches);
+        assert_eq!(late, expected_late, "{assigner:?}");
+        assert_eq!(sorted(got), sorted(expected), "{assigner:?}");
+    }
 }
 
 #[test]
@@ -524,7 +657,7 @@ fn a_record_bridging_two_sessions_merges_them_within_one_batch() {
         emitted(&mut out),
         vec![row("c", 0, 30, 4, 11011), row("c", 35, 45, 1, 100)]
     );
-    assert_eq!(op.open_state(), (0, 0, 0));
+    assert_eq!(op.open_state(), (0, 0, 0, 0));
 }
 
 #[test]
@@ -595,4 +728,117 @@ fn dictionary_keys_and_no_keys() {
             assert_eq!(counts.values().to_vec(), vec![2, 1]);
         }
     }
+}
+
+/// A batch of (key, time, string, integer) rows with nullable values.
+fn distinct_batch(rows: &[(&str, i64, Option<&str>, Option<i64>)]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, false),
+        Field::new("ts", DataType::Int64, false),
+        Field::new("s", DataType::Utf8, true),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(rows.iter().map(|r| r.2).collect::<StringArray>()),
+            Arc::new(rows.iter().map(|r| r.3).collect::<Int64Array>()),
+        ],
+    )
+    .unwrap()
+}
+
+/// COUNT(DISTINCT s) and COUNT(DISTINCT v) per key, read back by `emitted`.
+fn distinct_operator(assigner: WindowAssigner) -> WindowOperator {
+    let distinct = |column: &str| AggregateSpec {
+        function: AggregateFunction::CountDistinct,
+        column: Some(column.into()),
+        output: format!("distinct_{column}"),
+    };
+    let spec = WindowSpec {
+        key_columns: vec!["k".into()],
+        event_time_column: "ts".into(),
+        assigner,
+        aggregates: vec![distinct("s"), distinct("v")],
+    };
+    WindowOperator::new(spec, distinct_batch(&[]).schema()).unwrap()
+}
+
+#[test]
+fn count_distinct_unites_the_sets_of_merging_sessions() {
+    let mut op = distinct_operator(WindowAssigner::Session { gap_ms: 10 });
+    let mut out = Output::default();
+    op.process_batch(
+        distinct_batch(&[
+            ("a", 0, Some("x"), Some(1)),
+            ("a", 20, Some("y"), Some(1)),
+            ("a", 21, None, Some(2)),
+            ("a", 40, Some("z"), None),
+            // 10 joins [0, 10) and [20, 30) in the batch that opened them.
+            ("b", 0, Some("p"), Some(5)),
+            ("b", 20, Some("q"), Some(5)),
+            ("b", 10, Some("p"), None),
+        ]),
+        &mut out,
+    )
+    .unwrap();
+    op.process_watermark(5, &mut out).unwrap();
+    op.process_batch(
+        distinct_batch(&[
+            // Joins [0, 10) and [20, 31), opened by the batch before.
+            ("a", 10, Some("y"), Some(3)),
+            // Late: [-20, -10) has passed the watermark and touches no open session.
+            ("a", -20, Some("late"), Some(99)),
+        ]),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(op.metrics().late_records_dropped, 1);
+    op.process_watermark(MAX_WATERMARK, &mut out).unwrap();
+    assert_eq!(
+        emitted(&mut out),
+        vec![
+            row("b", 0, 30, 2, 1),
+            row("a", 0, 31, 2, 3),
+            row("a", 40, 50, 1, 0),
+        ]
+    );
+    assert_eq!(op.open_state(), (0, 0, 0, 0));
+}
+
+#[test]
+fn count_distinct_sets_go_when_their_window_fires() {
+    let mut op = distinct_operator(WindowAssigner::Tumbling { size_ms: 10 });
+    let mut out = Output::default();
+    op.process_batch(
+        distinct_batch(&[
+            ("a", 1, Some("x"), Some(1)),
+            ("a", 2, Some("y"), Some(1)),
+            ("a", 3, None, None),
+            ("a", 12, Some("x"), Some(7)),
+        ]),
+        &mut out,
+    )
+    .unwrap();
+    // [0, 10) holds x, y and 1; [10, 20) holds x and 7.
+    assert_eq!(op.open_state().3, 5);
+    op.process_watermark(9, &mut out).unwrap();
+    assert_eq!(emitted(&mut out), vec![row("a", 0, 10, 2, 1)]);
+    assert_eq!(op.open_state().3, 2);
+
+    // 5 is late for [0, 10), which has fired.
+    op.process_batch(
+        distinct_batch(&[
+            ("a", 5, Some("new"), Some(8)),
+            ("a", 15, Some("y"), Some(7)),
+        ]),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(op.metrics().late_records_dropped, 1);
+    op.process_watermark(MAX_WATERMARK, &mut out).unwrap();
+    assert_eq!(emitted(&mut out), vec![row("a", 10, 20, 2, 1)]);
+    assert_eq!(op.open_state(), (0, 0, 0, 0));
 }
