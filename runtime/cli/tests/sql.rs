@@ -499,3 +499,107 @@ async fn gift_room_windows_equal_aggregates_of_the_raw_gifts() {
     five.sort();
     assert_rows(&five, &windows(300_000, 60_000));
 }
+
+/// CASE, CAST, arithmetic, string functions and a compound WHERE, against the same computed in
+/// Rust from the bids.
+#[tokio::test(flavor = "multi_thread")]
+async fn expressions_and_filters_equal_their_rust_reference() {
+    let want = sorted(
+        bids()
+            .iter()
+            .filter(|b| b.bidder % 2 == 0 && b.channel != "Google")
+            .map(|b| {
+                let band = if b.price > 10_000_000 {
+                    "high"
+                } else if b.price > 100_000 {
+                    "mid"
+                } else {
+                    "low"
+                };
+                let prefix: String = b.channel.chars().take(3).collect::<String>().to_uppercase();
+                vec![
+                    b.auction.to_string(),
+                    band.to_string(),
+                    (b.price as f64 / 100.0).to_string(),
+                    text(&prefix),
+                    b.url.chars().count().to_string(),
+                    b.date_time.to_string(),
+                ]
+            })
+            .collect(),
+    );
+    let got = run_sql(
+        |out| {
+            bid_job(
+                out,
+                "auction BIGINT, band VARCHAR, dollars DOUBLE, ch VARCHAR, url_length INT, millis BIGINT",
+                "INSERT INTO out SELECT auction,
+                   CASE WHEN price > 10000000 THEN 'high' WHEN price > 100000 THEN 'mid' ELSE 'low' END,
+                   CAST(price AS DOUBLE) / 100,
+                   UPPER(SUBSTR(channel, 1, 3)),
+                   CHARACTER_LENGTH(url),
+                   CAST(dateTime AS BIGINT)
+                 FROM bid WHERE MOD(bidder, 2) = 0 AND channel <> 'Google';",
+            )
+        },
+        2,
+    )
+    .await;
+    let got: Vec<Vec<String>> = sorted(
+        got.into_iter()
+            .map(|mut r| {
+                // Floats are compared by value, not by their text.
+                r[2] = r[2].parse::<f64>().unwrap().to_string();
+                r
+            })
+            .collect(),
+    );
+    assert!(!want.is_empty());
+    assert_rows(&got, &want);
+}
+
+/// A JSON-lines file read through SQL, filtered and projected into CSV.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_json_file_source_feeds_a_csv_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let mut lines = String::new();
+    for i in 0..1000 {
+        lines.push_str(&format!(
+            "{{\"id\": {i}, \"name\": \"n{i}\", \"score\": {}, \"at\": \"2024-01-01 00:00:{:02}.000\"}}\n",
+            i % 7,
+            i % 60
+        ));
+    }
+    std::fs::write(input.join("part-0.json"), lines).unwrap();
+    let out = dir.path().join("out");
+    let sql = format!(
+        "CREATE TABLE people (id BIGINT, name VARCHAR, score INT, at TIMESTAMP(3))
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+         CREATE TABLE result (id BIGINT, label VARCHAR, at TIMESTAMP(3))
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO result SELECT id, CONCAT(name, '-', CAST(score AS VARCHAR)), at FROM people WHERE score >= 5;",
+        input.display(),
+        out.display()
+    );
+    let spec = spec("sql", &dir.path().join("cluster"), 1, 2)
+        .arg("sql", sql)
+        .arg("parallelism", 2);
+    run_to_end(spec).await;
+    let mut got = read_rows(&out);
+    got.sort();
+    let want = sorted(
+        (0..1000i64)
+            .filter(|i| i % 7 >= 5)
+            .map(|i| {
+                vec![
+                    i.to_string(),
+                    format!("n{i}-{}", i % 7),
+                    format!("2024-01-01 00:00:{:02}.000", i % 60),
+                ]
+            })
+            .collect(),
+    );
+    assert_rows(&got, &want);
+}

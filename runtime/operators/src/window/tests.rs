@@ -842,3 +842,69 @@ fn count_distinct_sets_go_when_their_window_fires() {
     assert_eq!(emitted(&mut out), vec![row("a", 10, 20, 2, 1)]);
     assert_eq!(op.open_state(), (0, 0, 0, 0));
 }
+
+#[test]
+#[ignore]
+fn tmp_bench() {
+    let n = 2_000_000usize;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("ts", DataType::Int64, false),
+        Field::new("v", DataType::Int64, true),
+        Field::new("s", DataType::Utf8, true),
+    ]));
+    let mut rng = Lcg(7);
+    let batches: Vec<RecordBatch> = (0..n / 8192)
+        .map(|b| {
+            let ks: Vec<i64> = (0..8192).map(|_| rng.below(10000) as i64).collect();
+            let ts: Vec<i64> = (0..8192).map(|i| ((b * 8192 + i) / 100) as i64).collect();
+            let vs: Vec<i64> = (0..8192).map(|_| rng.below(50) as i64).collect();
+            let ss: Vec<String> = vs.iter().map(|v| format!("value-{v}")).collect();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(ks)),
+                    Arc::new(Int64Array::from(ts)),
+                    Arc::new(Int64Array::from(vs)),
+                    Arc::new(StringArray::from(ss)),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    for (name, function, column) in [
+        ("count", AggregateFunction::Count, None),
+        ("sum", AggregateFunction::Sum, Some("v")),
+        ("distinct_v", AggregateFunction::CountDistinct, Some("v")),
+        ("distinct_s", AggregateFunction::CountDistinct, Some("s")),
+    ] {
+        for assigner in [
+            WindowAssigner::Tumbling { size_ms: 1000 },
+            WindowAssigner::Hopping {
+                size_ms: 1000,
+                slide_ms: 250,
+            },
+        ] {
+            let spec = WindowSpec {
+                key_columns: vec!["k".into()],
+                event_time_column: "ts".into(),
+                assigner,
+                aggregates: vec![AggregateSpec {
+                    function,
+                    column: column.map(Into::into),
+                    output: "o".into(),
+                }],
+            };
+            let mut op = WindowOperator::new(spec, schema.clone()).unwrap();
+            let mut out = Output::default();
+            let start = std::time::Instant::now();
+            for b in &batches {
+                let wm = b.column(1).as_primitive::<Int64Type>().value(0) - 1;
+                op.process_batch(b.clone(), &mut out).unwrap();
+                op.process_watermark(wm, &mut out).unwrap();
+                out.drain().for_each(drop);
+            }
+            println!("{name} {assigner:?}: {:?}", start.elapsed());
+        }
+    }
+}
