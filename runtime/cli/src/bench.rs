@@ -106,15 +106,18 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let work_dir =
                 std::env::temp_dir().join(format!("spate-bench-{}-{parallelism}", scenario.job));
             let mut spec = ClusterSpec::new(std::env::current_exe()?, scenario.job, &work_dir)
-                .arg("events", args.events)
                 .arg("parallelism", parallelism);
             for (k, v) in scenario.args {
                 spec = spec.arg(k, v);
             }
-            if let Some(sql) = scenario.sql {
-                let events = format!("'events' = '{}'", args.events);
-                spec = spec.arg("sql", sql.replace("'events' = '10000000'", &events));
-            }
+            // A SQL job sets its event count in its text; the others take it as an argument.
+            spec = match scenario.sql {
+                Some(sql) => {
+                    let events = format!("'events' = '{}'", args.events);
+                    spec.arg("sql", sql.replace("'events' = '10000000'", &events))
+                }
+                None => spec.arg("events", args.events),
+            };
             spec.workers = parallelism;
             spec.slots_per_worker = 1;
             spec.log_filter = "warn".into();
