@@ -603,3 +603,38 @@ async fn a_json_file_source_feeds_a_csv_sink() {
     );
     assert_rows(&got, &want);
 }
+
+/// COUNT(DISTINCT) per auction and window, against sets built in Rust.
+#[tokio::test(flavor = "multi_thread")]
+async fn count_distinct_in_windows_equals_its_reference() {
+    let size = 10_000;
+    let mut bidders: BTreeMap<(i64, i64), std::collections::BTreeSet<i64>> = BTreeMap::new();
+    for b in bids() {
+        let start = b.date_time - b.date_time.rem_euclid(size);
+        bidders
+            .entry((b.auction, start))
+            .or_default()
+            .insert(b.bidder);
+    }
+    let want = sorted(
+        bidders
+            .into_iter()
+            .map(|((auction, start), set)| {
+                vec![auction.to_string(), ts(start), set.len().to_string()]
+            })
+            .collect(),
+    );
+    let got = run_sql(
+        |out| {
+            bid_job(
+                out,
+                "auction BIGINT, ws TIMESTAMP(3), bidders BIGINT",
+                "INSERT INTO out SELECT auction, TUMBLE_START(dateTime, INTERVAL '10' SECOND), COUNT(DISTINCT bidder)
+                 FROM bid GROUP BY auction, TUMBLE(dateTime, INTERVAL '10' SECOND);",
+            )
+        },
+        4,
+    )
+    .await;
+    assert_rows(&got, &want);
+}

@@ -578,19 +578,30 @@ impl Translator<'_> {
         if params.filter.is_some() || !params.order_by.is_empty() {
             return Err(self.unsupported(format!("FILTER or ORDER BY inside {expr}")));
         }
-        if params.distinct {
-            return Err(self.unsupported(format!("{expr}: DISTINCT aggregates in group windows")));
-        }
         let name = func.name().to_lowercase();
-        let function = match name.as_str() {
-            "count" => AggregateFunction::Count,
-            "sum" => AggregateFunction::Sum,
-            "min" => AggregateFunction::Min,
-            "max" => AggregateFunction::Max,
-            "avg" | "mean" => AggregateFunction::Avg,
+        let function = match (name.as_str(), params.distinct) {
+            ("count", false) => AggregateFunction::Count,
+            ("count", true) => AggregateFunction::CountDistinct,
+            ("sum", false) => AggregateFunction::Sum,
+            ("min" | "max", _) if params.distinct => {
+                // DISTINCT does not change a minimum or maximum.
+                if name == "min" {
+                    AggregateFunction::Min
+                } else {
+                    AggregateFunction::Max
+                }
+            }
+            ("min", _) => AggregateFunction::Min,
+            ("max", _) => AggregateFunction::Max,
+            ("avg" | "mean", false) => AggregateFunction::Avg,
+            (_, true) => {
+                return Err(self.unsupported(format!(
+                    "{expr}: DISTINCT is supported for COUNT, MIN and MAX"
+                )));
+            }
             _ => {
                 return Err(self.unsupported(format!(
-                    "aggregate function {} (supported: COUNT, SUM, MIN, MAX, AVG)",
+                    "aggregate function {} (supported: COUNT, COUNT(DISTINCT), SUM, MIN, MAX, AVG)",
                     name.to_uppercase()
                 )));
             }

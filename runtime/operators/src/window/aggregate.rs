@@ -107,8 +107,8 @@ impl AggregateSpec {
         let float = input_type.is_floating();
         let (kind, output_type) = match self.function {
             AggregateFunction::Count => (Kind::Count, DataType::Int64),
-            // Values are compared in the row format (or as words, which agree with it), so
-            // DISTINCT takes what a key takes.
+            // Values are told apart by their row format (words are a shortcut for small fixed
+            // widths), so DISTINCT takes the types a key takes.
             AggregateFunction::CountDistinct
                 if !RowConverter::supports_fields(&[SortField::new(input_type.clone())]) =>
             {

@@ -20,7 +20,8 @@ pub(crate) fn fits_word(data_type: &DataType) -> bool {
     *data_type == DataType::Boolean || data_type.primitive_width().is_some_and(|w| w <= 8)
 }
 
-/// A column of a fixed-width type of at most 8 bytes, each value's bits as one word.
+/// A column of booleans or of a fixed-width type of at most 8 bytes, each value's bits as one
+/// word.
 #[derive(Debug)]
 pub(crate) struct Words {
     values: Vec<u64>,
@@ -70,8 +71,8 @@ fn widen<const W: usize>(bytes: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-/// A column in the row format, which gives every value of any type the window can key by one
-/// byte string, with the hash of each row.
+/// A column in the row format, which has one byte string per value for every type a window can
+/// key by, with the hash of each row.
 #[derive(Debug)]
 pub(crate) struct HashedRows {
     rows: Rows,
@@ -130,7 +131,7 @@ fn canonical<T: ArrowPrimitiveType>(column: &ArrayRef) -> ArrayRef {
         if v.is_zero() {
             T::Native::ZERO
         } else if v.partial_cmp(&v).is_none() {
-            // A NaN, as any other.
+            // Any NaN does, as long as it is always the same.
             T::Native::MAX_TOTAL_ORDER
         } else {
             v
@@ -144,37 +145,33 @@ fn hash(bytes: &[u8]) -> u64 {
 
 pub(crate) type WordSet = HashSet<u64, BuildHasherDefault<FastHasher>>;
 
-/// Distinct byte strings, stored back to back so that a set holds a few allocations rather than
+/// Distinct byte strings, stored back to back so that a set holds two allocations rather than
 /// one per value.
 #[derive(Debug, Default)]
 pub(crate) struct ByteSet {
+    /// Each value after its length, so that comparing a value reads a single place.
     bytes: Vec<u8>,
-    /// Where each value ends in `bytes`.
-    ends: Vec<usize>,
-    /// The index of each value, under its hash. A value whose hash another value holds goes
-    /// under the next free hash up; nothing is ever removed, so a lookup may stop at the first
-    /// free hash.
+    /// Where each value is in `bytes`, under its hash. A value whose hash another value holds
+    /// goes under the next free hash up; nothing is ever removed, so a lookup may stop at the
+    /// first free hash.
     by_hash: FastMap<u64, usize>,
 }
 
+const LENGTH: usize = size_of::<usize>();
+
 impl ByteSet {
     fn insert(&mut self, value: &[u8], hash: u64) {
-        let ByteSet {
-            bytes,
-            ends,
-            by_hash,
-        } = self;
         let mut key = hash;
         loop {
-            match by_hash.entry(key) {
+            match self.by_hash.entry(key) {
                 Entry::Vacant(vacant) => {
-                    vacant.insert(ends.len());
-                    bytes.extend_from_slice(value);
-                    ends.push(bytes.len());
+                    vacant.insert(self.bytes.len());
+                    self.bytes.extend_from_slice(&value.len().to_ne_bytes());
+                    self.bytes.extend_from_slice(value);
                     return;
                 }
                 Entry::Occupied(held) => {
-                    if nth(bytes, ends, *held.get()) == value {
+                    if stored(&self.bytes, *held.get()) == value {
                         return;
                     }
                     key = key.wrapping_add(1);
@@ -184,9 +181,11 @@ impl ByteSet {
     }
 }
 
-fn nth<'a>(bytes: &'a [u8], ends: &[usize], index: usize) -> &'a [u8] {
-    let start = index.checked_sub(1).map_or(0, |previous| ends[previous]);
-    &bytes[start..ends[index]]
+/// The value stored at `at` in `bytes`.
+fn stored(bytes: &[u8], at: usize) -> &[u8] {
+    let (length, rest) = bytes[at..].split_at(LENGTH);
+    let length = usize::from_ne_bytes(length.try_into().expect("a length"));
+    &rest[..length]
 }
 
 pub(crate) trait Set: Default {
@@ -207,12 +206,12 @@ impl Set for WordSet {
 
 impl Set for ByteSet {
     fn len(&self) -> usize {
-        self.ends.len()
+        self.by_hash.len()
     }
 
     fn absorb(&mut self, other: Self) {
-        for index in 0..other.ends.len() {
-            let value = nth(&other.bytes, &other.ends, index);
+        for &at in other.by_hash.values() {
+            let value = stored(&other.bytes, at);
             self.insert(value, hash(value));
         }
     }
@@ -414,13 +413,6 @@ mod tests {
         assert_eq!(distinct.counts(&[0, 1]).collect::<Vec<_>>(), vec![4, 0]);
         distinct.release(&[0]);
         let set = &distinct.sets[0];
-        assert_eq!(
-            (
-                set.bytes.capacity(),
-                set.ends.capacity(),
-                set.by_hash.capacity()
-            ),
-            (0, 0, 0)
-        );
+        assert_eq!((set.bytes.capacity(), set.by_hash.capacity()), (0, 0));
     }
 }
