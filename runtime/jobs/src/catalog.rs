@@ -235,6 +235,8 @@ mod tests {
             .to_string();
         assert!(err.contains("expected tumble:SIZE_MS"), "{err}");
         let err = build("nope", &BTreeMap::new()).err().unwrap().to_string();
-        assert!(err.contains("known jobs: window-count"), "{err}");
+        assert!(err.contains("known jobs: sql, window-count"), "{err}");
+        let err = build("sql", &BTreeMap::new()).err().unwrap().to_string();
+        assert!(err.contains("argument 'sql'"), "{err}");
     }
 }
