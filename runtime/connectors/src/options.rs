@@ -42,6 +42,20 @@ pub struct OptionDoc {
     pub description: &'static str,
 }
 
+impl OptionDoc {
+    pub const fn new(
+        name: &'static str,
+        default: Option<&'static str>,
+        description: &'static str,
+    ) -> Self {
+        OptionDoc {
+            name,
+            default,
+            description,
+        }
+    }
+}
+
 /// A table's `WITH` options. Every option read is remembered, so that [`TableOptions::finish`]
 /// can refuse the ones no one read (usually a typo).
 #[derive(Debug, Clone)]

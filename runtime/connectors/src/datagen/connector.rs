@@ -15,57 +15,45 @@ use crate::{Connector, ConnectorError, OptionDoc, TableContext, TableOptions};
 pub struct Datagen;
 
 const OPTIONS: &[OptionDoc] = &[
-    doc(
+    OptionDoc::new(
         "rows-per-second",
         Some("10000"),
         "wall-clock limit in rows/s per subtask",
     ),
-    doc(
+    OptionDoc::new(
         "number-of-rows",
         None,
         "rows in all; absent: unbounded (unless a sequence ends)",
     ),
-    doc("seed", Some("0"), "seed of every random value"),
-    doc("fields.#.kind", Some("random"), "random or sequence"),
-    doc(
+    OptionDoc::new("seed", Some("0"), "seed of every random value"),
+    OptionDoc::new("fields.#.kind", Some("random"), "random or sequence"),
+    OptionDoc::new(
         "fields.#.min",
         Some("the type's minimum"),
         "smallest random number",
     ),
-    doc(
+    OptionDoc::new(
         "fields.#.max",
         Some("the type's maximum"),
         "largest random number",
     ),
-    doc("fields.#.length", Some("10"), "length of random strings"),
-    doc(
+    OptionDoc::new("fields.#.length", Some("10"), "length of random strings"),
+    OptionDoc::new(
         "fields.#.max-past",
         Some("0"),
         "random timestamps lie up to this many ms before now",
     ),
-    doc(
+    OptionDoc::new(
         "fields.#.start",
         None,
         "first value of a sequence (required for sequences)",
     ),
-    doc(
+    OptionDoc::new(
         "fields.#.end",
         None,
         "last value of a sequence (required for sequences)",
     ),
 ];
-
-const fn doc(
-    name: &'static str,
-    default: Option<&'static str>,
-    description: &'static str,
-) -> OptionDoc {
-    OptionDoc {
-        name,
-        default,
-        description,
-    }
-}
 
 /// Longest random string; keeps a typo from allocating gigabytes.
 const MAX_LENGTH: usize = 1 << 20;

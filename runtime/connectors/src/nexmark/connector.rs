@@ -10,89 +10,77 @@ use crate::{Connector, ConnectorError, OptionDoc, TableContext, TableOptions};
 pub struct Nexmark;
 
 const OPTIONS: &[OptionDoc] = &[
-    doc(
+    OptionDoc::new(
         "nexmark.table",
         None,
         "which events the table holds: bid, auction or person",
     ),
-    doc(
+    OptionDoc::new(
         "events",
         None,
         "events of the whole stream, all kinds; absent: unbounded",
     ),
-    doc(
+    OptionDoc::new(
         "first-event-rate",
         Some("10000"),
         "events per second of event time",
     ),
-    doc(
+    OptionDoc::new(
         "num-event-generators",
         Some("1"),
         "multiplies the inter-event delay, as in the spec",
     ),
-    doc("seed", Some("0"), "seed of every generated value"),
-    doc(
+    OptionDoc::new("seed", Some("0"), "seed of every generated value"),
+    OptionDoc::new(
         "base-time",
         Some("1700000000000"),
         "event time of event 0, ms since the epoch",
     ),
-    doc("batch-size", Some("4096"), "rows per batch"),
-    doc(
+    OptionDoc::new("batch-size", Some("4096"), "rows per batch"),
+    OptionDoc::new(
         "rate",
         None,
         "wall-clock limit in events/s per subtask; absent: unlimited",
     ),
-    doc("splits", None, "number of splits; absent: one per subtask"),
-    doc(
+    OptionDoc::new("splits", None, "number of splits; absent: one per subtask"),
+    OptionDoc::new(
         "person.proportion",
         Some("1"),
         "people per proportion cycle",
     ),
-    doc(
+    OptionDoc::new(
         "auction.proportion",
         Some("3"),
         "auctions per proportion cycle",
     ),
-    doc("bid.proportion", Some("46"), "bids per proportion cycle"),
-    doc(
+    OptionDoc::new("bid.proportion", Some("46"), "bids per proportion cycle"),
+    OptionDoc::new(
         "person.avg-size",
         Some("200"),
         "average person size in bytes",
     ),
-    doc(
+    OptionDoc::new(
         "auction.avg-size",
         Some("500"),
         "average auction size in bytes",
     ),
-    doc("bid.avg-size", Some("100"), "average bid size in bytes"),
-    doc(
+    OptionDoc::new("bid.avg-size", Some("100"), "average bid size in bytes"),
+    OptionDoc::new(
         "bid.hot-ratio.auctions",
         Some("2"),
         "1 - 1/ratio of bids go to a hot auction",
     ),
-    doc(
+    OptionDoc::new(
         "bid.hot-ratio.bidders",
         Some("4"),
         "1 - 1/ratio of bids come from a hot bidder",
     ),
-    doc(
+    OptionDoc::new(
         "auction.hot-ratio.sellers",
         Some("4"),
         "1 - 1/ratio of auctions have a hot seller",
     ),
 ];
-
-const fn doc(
-    name: &'static str,
-    default: Option<&'static str>,
-    description: &'static str,
-) -> OptionDoc {
-    OptionDoc {
-        name,
-        default,
-        description,
-    }
-}
 
 impl Connector for Nexmark {
     fn name(&self) -> &'static str {

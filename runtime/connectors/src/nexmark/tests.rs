@@ -460,27 +460,3 @@ fn bad_options_are_refused() {
         "{err}"
     );
 }
-
-/// Rows per second of one reader, for each table. Run it in release:
-/// `cargo test --release -p spate-connectors nexmark_throughput -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, not a check"]
-fn nexmark_throughput() {
-    for table in NexmarkTable::ALL {
-        let config = NexmarkConfig {
-            events: Some(20_000_000),
-            ..Default::default()
-        };
-        let source = NexmarkSource::new(config, table).unwrap();
-        let mut reader = source
-            .create_reader(source.splits(1), &OperatorContext::single("nexmark"))
-            .unwrap();
-        let started = std::time::Instant::now();
-        let mut rows = 0;
-        while let SourcePoll::Batch(batch) = reader.poll_next().unwrap() {
-            rows += batch.num_rows();
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        eprintln!("{table:?}: {:.2} M rows/s", rows as f64 / seconds / 1e6);
-    }
-}
