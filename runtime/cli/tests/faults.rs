@@ -114,3 +114,49 @@ fn bad_job_input_is_refused_before_any_process_starts() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_worker_is_detected_by_heartbeats_and_nothing_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let work_dir = dir.path().join("cluster");
+    let mut spec = spec("window-count", &work_dir, 2, 2)
+        .arg("parallelism", 4)
+        .arg("events", -1)
+        .arg("rate", 20_000);
+    spec.heartbeat_timeout_ms = 2_000;
+    let mut cluster = LocalCluster::start(spec).await.unwrap();
+    wait_for(&mut cluster, |s| {
+        s.state == JobState::Running as i32
+            && s.tasks
+                .iter()
+                .all(|t| t.metrics.as_ref().is_some_and(|m| m.records_in > 0))
+    })
+    .await;
+    let pids: Vec<u32> = cluster.worker_pids().into_iter().flatten().collect();
+    // Stopped, not dead: its sockets stay open, so only the missing heartbeats can tell.
+    let stopped = Command::new("kill")
+        .args(["-STOP", &pids[1].to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let outcome = cluster.wait().await.unwrap();
+
+    assert_eq!(outcome.status.state, JobState::Failed as i32);
+    let failure = &outcome.status.failure;
+    assert!(
+        failure.contains("worker-1") && failure.contains("no heartbeat"),
+        "the cause names the silent worker: {failure}\n{}",
+        logs(&work_dir)
+    );
+    assert!(
+        outcome.worker_exits[0].is_some_and(|e| e.success()),
+        "the healthy worker exits by itself"
+    );
+    assert!(
+        outcome.worker_exits[1].is_none(),
+        "the stopped worker had to be killed"
+    );
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} outlived its job");
+    }
+}
