@@ -19,14 +19,13 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_killed_worker_fails_the_job_with_its_name_and_every_process_exits() {
-    let dir = tempfile::tempdir().unwrap();
-    let work_dir = dir.path().join("cluster");
-    let spec = spec("window-count", &work_dir, 2, 2)
+/// An unbounded keyed window job at parallelism 4 on two workers, once every task has had data.
+async fn running_job(work_dir: &std::path::Path, heartbeat_timeout_ms: u64) -> LocalCluster {
+    let mut spec = spec("window-count", work_dir, 2, 2)
         .arg("parallelism", 4)
         .arg("events", -1)
         .arg("rate", 20_000);
+    spec.heartbeat_timeout_ms = heartbeat_timeout_ms;
     let mut cluster = LocalCluster::start(spec).await.unwrap();
     wait_for(&mut cluster, |s| {
         s.state == JobState::Running as i32
@@ -35,6 +34,14 @@ async fn a_killed_worker_fails_the_job_with_its_name_and_every_process_exits() {
                 .all(|t| t.metrics.as_ref().is_some_and(|m| m.records_in > 0))
     })
     .await;
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_worker_fails_the_job_with_its_name_and_every_process_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let work_dir = dir.path().join("cluster");
+    let mut cluster = running_job(&work_dir, 5_000).await;
     let pids: Vec<u32> = cluster.worker_pids().into_iter().flatten().collect();
     cluster.kill_worker(1).unwrap();
     let outcome = cluster.wait().await.unwrap();
@@ -119,19 +126,7 @@ fn bad_job_input_is_refused_before_any_process_starts() {
 async fn a_hung_worker_is_detected_by_heartbeats_and_nothing_hangs() {
     let dir = tempfile::tempdir().unwrap();
     let work_dir = dir.path().join("cluster");
-    let mut spec = spec("window-count", &work_dir, 2, 2)
-        .arg("parallelism", 4)
-        .arg("events", -1)
-        .arg("rate", 20_000);
-    spec.heartbeat_timeout_ms = 2_000;
-    let mut cluster = LocalCluster::start(spec).await.unwrap();
-    wait_for(&mut cluster, |s| {
-        s.state == JobState::Running as i32
-            && s.tasks
-                .iter()
-                .all(|t| t.metrics.as_ref().is_some_and(|m| m.records_in > 0))
-    })
-    .await;
+    let cluster = running_job(&work_dir, 2_000).await;
     let pids: Vec<u32> = cluster.worker_pids().into_iter().flatten().collect();
     // Stopped, not dead: its sockets stay open, so only the missing heartbeats can tell.
     let stopped = Command::new("kill")
