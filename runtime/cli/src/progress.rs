@@ -3,7 +3,7 @@ use std::time::Instant;
 
 use spate_api::MIN_WATERMARK;
 use spate_graph::JobGraph;
-use spate_proto::v1::{JobState, JobStatus};
+use spate_proto::v1::{JobState, JobStatus, TaskState};
 
 /// Which vertices read sources and which end in sinks, to sum the right tasks' counters.
 pub struct Roles {
@@ -72,14 +72,22 @@ impl Progress {
     pub fn line(&mut self, status: &JobStatus) -> String {
         let t = totals(status, &self.roles);
         let now = Instant::now();
-        let rate = self.last.map_or(0.0, |(at, n)| {
-            (t.source_records.saturating_sub(n)) as f64
-                / now.duration_since(at).as_secs_f64().max(1e-3)
-        });
+        // The first reading has no previous one: the average since the job started.
+        let rate = match self.last {
+            Some((at, n)) => {
+                t.source_records.saturating_sub(n) as f64
+                    / now.duration_since(at).as_secs_f64().max(1e-3)
+            }
+            None => t.source_records as f64 / (status.running_ms as f64 / 1000.0).max(1e-3),
+        };
         self.last = Some((now, t.source_records));
         let state = JobState::try_from(status.state)
             .map_or("?".into(), |s| format!("{s:?}").to_uppercase());
-        let running = status.tasks.iter().filter(|t| t.state == 3).count();
+        let running = status
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Running as i32)
+            .count();
         format!(
             "[{:>6.1}s] {state:9} in {} rec ({}/s)  out {} rec  watermark {}  late {}  tasks {running}/{} running   ",
             status.running_ms as f64 / 1000.0,
