@@ -158,9 +158,14 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
+        let only = args
+            .only
+            .as_ref()
+            .map(|o| format!(" --only {o}"))
+            .unwrap_or_default();
         writeln!(
             file,
-            "\nMachine: {machine}. Command: `spate bench --events {}`.\n",
+            "\nMachine: {machine}. Command: `spate bench --events {}{only}`.\n",
             args.events
         )?;
         writeln!(
