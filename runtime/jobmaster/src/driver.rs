@@ -217,9 +217,10 @@ async fn monitor(config: &JobMasterConfig, shared: &Shared) {
             }
             if let Some(lost) = state
                 .workers
-                .iter()
+                .iter_mut()
                 .find(|w| w.last_heartbeat.elapsed() > config.heartbeat_timeout)
             {
+                lost.lost = true;
                 let reason = format!(
                     "worker {} lost: no heartbeat for {:.1}s",
                     lost.describe(),
@@ -264,27 +265,37 @@ async fn monitor(config: &JobMasterConfig, shared: &Shared) {
 /// read them) a moment before its control port goes: probe a few times before concluding that
 /// every worker lives.
 async fn unreachable_worker(shared: &Shared) -> Option<String> {
-    let workers: Vec<(String, String)> = {
+    let workers: Vec<(String, String, String)> = {
         let state = shared.state.lock().await;
         state
             .workers
             .iter()
-            .map(|w| (w.describe(), w.control_address.clone()))
+            .map(|w| (w.id.clone(), w.describe(), w.control_address.clone()))
             .collect()
     };
     for round in 0..PROBE_ROUNDS {
         if round > 0 {
             tokio::time::sleep(PROBE_INTERVAL).await;
         }
-        let probes = workers.iter().map(|(name, address)| async move {
+        let probes = workers.iter().map(|(id, name, address)| async move {
             let reachable = matches!(
                 tokio::time::timeout(RPC_TIMEOUT, tokio::net::TcpStream::connect(address)).await,
                 Ok(Ok(_))
             );
-            (!reachable).then(|| name.clone())
+            (!reachable).then_some((id, name))
         });
-        if let Some(gone) = join_all(probes).await.into_iter().flatten().next() {
-            return Some(gone);
+        if let Some((id, name)) = join_all(probes).await.into_iter().flatten().next() {
+            if let Some(worker) = shared
+                .state
+                .lock()
+                .await
+                .workers
+                .iter_mut()
+                .find(|w| &w.id == id)
+            {
+                worker.lost = true;
+            }
+            return Some(name.clone());
         }
     }
     None
@@ -326,9 +337,24 @@ async fn worker_client(shared: &Shared, worker_id: &str) -> anyhow::Result<Worke
 /// After a failure or cancellation: cancels what still runs and waits briefly for the reports.
 async fn cancel_unfinished(shared: &Shared) {
     let running: Vec<(String, TaskId)> = {
-        let state = shared.state.lock().await;
-        if state.job_state == JobState::Finished {
+        let mut guard = shared.state.lock().await;
+        if guard.job_state == JobState::Finished {
             return;
+        }
+        let state = &mut *guard;
+        // Tasks of a lost worker will never answer; waiting for them only delays the end.
+        let lost: Vec<String> = state
+            .workers
+            .iter()
+            .filter(|w| w.lost)
+            .map(|w| w.id.clone())
+            .collect();
+        for task in state
+            .tasks
+            .iter_mut()
+            .filter(|t| !t.is_terminal() && lost.contains(&t.worker_id))
+        {
+            task.state = TaskState::Canceled;
         }
         state
             .tasks
@@ -375,7 +401,12 @@ async fn shut_down_workers(shared: &Shared) {
     let workers: Vec<String> = {
         let mut state = shared.state.lock().await;
         state.shutdown = true;
-        state.workers.iter().map(|w| w.id.clone()).collect()
+        state
+            .workers
+            .iter()
+            .filter(|w| !w.lost)
+            .map(|w| w.id.clone())
+            .collect()
     };
     let reason = {
         let state = shared.state.lock().await;

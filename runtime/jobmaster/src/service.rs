@@ -41,6 +41,7 @@ impl JobMaster for JobMasterService {
             last_heartbeat: Instant::now(),
             metrics: WorkerMetrics::default(),
             client: None,
+            lost: false,
         });
         let job_id = state.job_id.clone();
         drop(state);

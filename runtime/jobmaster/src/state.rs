@@ -16,6 +16,8 @@ pub struct WorkerEntry {
     pub last_heartbeat: Instant,
     pub metrics: WorkerMetrics,
     pub client: Option<WorkerClient<Channel>>,
+    /// Declared gone (silent or unreachable): nothing more is asked of it.
+    pub lost: bool,
 }
 
 impl WorkerEntry {
