@@ -84,7 +84,8 @@ impl KeyEncoder {
     }
 }
 
-fn column_names(schema: &Schema) -> String {
+/// The schema's column names, comma-separated, for error messages that list what exists.
+pub fn column_names(schema: &Schema) -> String {
     schema
         .fields()
         .iter()

@@ -12,7 +12,9 @@ mod time;
 pub use context::{CancelFlag, OperatorContext};
 pub use element::StreamElement;
 pub use error::{OperatorError, Result};
-pub use key::{KeyEncoder, default_max_parallelism, hash_key, key_group, subtask_for_key_group};
+pub use key::{
+    KeyEncoder, column_names, default_max_parallelism, hash_key, key_group, subtask_for_key_group,
+};
 pub use operator::{Operator, OperatorFactory, OperatorMetrics, Output};
 pub use source::{SourceFactory, SourcePoll, SourceReader, Split, WatermarkStrategy};
 pub use time::{MAX_WATERMARK, MIN_WATERMARK, Timestamp, event_time_column, now_millis};

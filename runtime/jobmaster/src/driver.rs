@@ -285,14 +285,7 @@ async fn unreachable_worker(shared: &Shared) -> Option<String> {
             (!reachable).then_some((id, name))
         });
         if let Some((id, name)) = join_all(probes).await.into_iter().flatten().next() {
-            if let Some(worker) = shared
-                .state
-                .lock()
-                .await
-                .workers
-                .iter_mut()
-                .find(|w| &w.id == id)
-            {
+            if let Some(worker) = shared.state.lock().await.worker_mut(id) {
                 worker.lost = true;
             }
             return Some(name.clone());
@@ -321,14 +314,7 @@ async fn worker_client(shared: &Shared, worker_id: &str) -> anyhow::Result<Worke
         .await
         .with_context(|| format!("connecting to worker {worker_id} at {address}"))?;
     let client = WorkerClient::new(channel);
-    if let Some(worker) = shared
-        .state
-        .lock()
-        .await
-        .workers
-        .iter_mut()
-        .find(|w| w.id == worker_id)
-    {
+    if let Some(worker) = shared.state.lock().await.worker_mut(worker_id) {
         worker.client = Some(client.clone());
     }
     Ok(client)
@@ -398,19 +384,19 @@ async fn cancel_unfinished(shared: &Shared) {
 }
 
 async fn shut_down_workers(shared: &Shared) {
-    let workers: Vec<String> = {
+    let (workers, reason): (Vec<String>, String) = {
         let mut state = shared.state.lock().await;
         state.shutdown = true;
-        state
+        let workers = state
             .workers
             .iter()
             .filter(|w| !w.lost)
             .map(|w| w.id.clone())
-            .collect()
-    };
-    let reason = {
-        let state = shared.state.lock().await;
-        format!("job {} is {:?}", state.job_id, state.job_state)
+            .collect();
+        (
+            workers,
+            format!("job {} is {:?}", state.job_id, state.job_state),
+        )
     };
     join_all(workers.iter().map(|worker| {
         let reason = reason.clone();

@@ -59,7 +59,7 @@ impl JobMaster for JobMasterService {
         let r = request.into_inner();
         let mut state = self.shared.state.lock().await;
         let shutdown = state.shutdown;
-        let Some(worker) = state.workers.iter_mut().find(|w| w.id == r.worker_id) else {
+        let Some(worker) = state.worker_mut(&r.worker_id) else {
             return Ok(Response::new(HeartbeatResponse {
                 known: false,
                 shutdown,

@@ -83,6 +83,10 @@ impl State {
         }
     }
 
+    pub fn worker_mut(&mut self, id: &str) -> Option<&mut WorkerEntry> {
+        self.workers.iter_mut().find(|w| w.id == id)
+    }
+
     pub fn task_mut(&mut self, id: &TaskId) -> Option<&mut TaskEntry> {
         self.tasks.iter_mut().find(|t| {
             t.id.vertex == id.vertex && t.id.subtask == id.subtask && t.id.attempt == id.attempt

@@ -10,7 +10,7 @@ use arrow_buffer::{ArrowNativeType, BooleanBuffer, NullBuffer, ScalarBuffer};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use spate_api::{OperatorError, Result};
+use spate_api::{OperatorError, Result, column_names};
 
 use super::distinct::{ByteSet, Distinct, HashedRows, WordSet, Words, fits_word};
 
@@ -166,15 +166,6 @@ impl AggregateSpec {
             max
         }
     }
-}
-
-fn column_names(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Aggregate {
