@@ -1,4 +1,6 @@
 use std::sync::Arc;
+
+use crate::state::{KeyGroupRange, StateContext};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set when the task is being canceled; long-running operator code checks it.
@@ -24,6 +26,7 @@ pub struct OperatorContext {
     /// Number of key groups; keyed state is partitioned by them so it can move on rescale.
     pub max_parallelism: u32,
     pub cancel: CancelFlag,
+    pub state: StateContext,
 }
 
 impl OperatorContext {
@@ -35,6 +38,10 @@ impl OperatorContext {
             parallelism: 1,
             max_parallelism: crate::default_max_parallelism(1),
             cancel: CancelFlag::default(),
+            state: StateContext {
+                key_groups: KeyGroupRange::of_subtask(0, 1, crate::default_max_parallelism(1)),
+                ..StateContext::default()
+            },
         }
     }
 }

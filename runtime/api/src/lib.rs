@@ -7,6 +7,7 @@ mod error;
 mod key;
 mod operator;
 mod source;
+mod state;
 mod time;
 
 pub use context::{CancelFlag, OperatorContext};
@@ -17,4 +18,8 @@ pub use key::{
 };
 pub use operator::{Operator, OperatorFactory, OperatorMetrics, Output};
 pub use source::{SourceFactory, SourcePoll, SourceReader, Split, WatermarkStrategy};
+pub use state::{
+    KeyGroupRange, KeyedSnapshot, LocalStateFile, OperatorSnapshot, RestoredState, StateBackendKind,
+    StateContext, StateEntry,
+};
 pub use time::{MAX_WATERMARK, MIN_WATERMARK, Timestamp, event_time_column, now_millis};

@@ -3,6 +3,7 @@ use arrow_array::RecordBatch;
 use crate::context::OperatorContext;
 use crate::element::StreamElement;
 use crate::error::Result;
+use crate::state::OperatorSnapshot;
 use crate::time::Timestamp;
 
 /// Collects what an operator emits for one input element. The task hands it to the next
@@ -79,6 +80,18 @@ pub trait Operator: Send {
 
     fn metrics(&self) -> OperatorMetrics {
         OperatorMetrics::default()
+    }
+
+    /// The synchronous part of checkpoint `checkpoint_id`: the barrier has reached this operator,
+    /// everything before it is processed. Stateful operators write their state (keyed state to
+    /// local files) and return it; uploading happens afterwards, off the task thread.
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<OperatorSnapshot> {
+        Ok(OperatorSnapshot::default())
+    }
+
+    /// Checkpoint `checkpoint_id` is durable: sinks commit what they pre-committed up to it.
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> Result<()> {
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@ use arrow_array::RecordBatch;
 
 use crate::context::OperatorContext;
 use crate::error::Result;
+use crate::state::StateEntry;
 use crate::time::Timestamp;
 
 /// A unit of source input (a range of generated events, a file) that one subtask reads.
@@ -28,6 +29,13 @@ pub enum SourcePoll {
 
 pub trait SourceReader: Send {
     fn poll_next(&mut self) -> Result<SourcePoll>;
+
+    /// The read position of every assigned split, as of the last batch returned, so a restored
+    /// reader continues exactly after it. Entries are named by split id; a reader created with
+    /// `OperatorContext::state.restored` finds its splits' positions among them.
+    fn snapshot_positions(&mut self) -> Result<Vec<StateEntry>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A source: enumerates its splits and reads the ones assigned to a subtask.
