@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The one command that runs every Spate test on a fresh machine, installing what the tests need.
 #
-# Today that is the Rust workspace: formatting, lints, unit tests, and the integration tests that
-# start real JobMaster and worker processes. protoc comes from a vendored crate, so nothing else
-# has to be installed yet; the Kubernetes e2e suite will hook in here.
+# That is the Rust workspace (formatting, lints, unit tests, and the integration tests that start
+# real JobMaster and worker processes) plus what the tests need: libclang for building RocksDB,
+# and MinIO (an S3-compatible server, built from its Go module) for checkpoints on s3://.
+# protoc comes from a vendored crate. The Kubernetes e2e suite will hook in here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,16 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 started=$(date +%s)
 step() { printf '\n==> %s (%ds)\n' "$1" "$(( $(date +%s) - started ))"; }
+
+step "build dependencies: libclang (RocksDB's bindings)"
+if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+    sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+    sudo_if_needed apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq libclang-dev >/dev/null
+fi
+
+step "MinIO for the s3:// checkpoint tests"
+bash e2e/minio.sh install
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -6,17 +6,19 @@ mod element;
 mod error;
 mod key;
 mod operator;
+mod position;
 mod source;
 mod state;
 mod time;
 
 pub use context::{CancelFlag, OperatorContext};
-pub use element::StreamElement;
+pub use element::{BarrierKind, CheckpointBarrier, StreamElement};
 pub use error::{OperatorError, Result};
 pub use key::{
     KeyEncoder, column_names, default_max_parallelism, hash_key, key_group, subtask_for_key_group,
 };
 pub use operator::{Operator, OperatorFactory, OperatorMetrics, Output};
+pub use position::{position_entries, restored_position};
 pub use source::{SourceFactory, SourcePoll, SourceReader, Split, WatermarkStrategy};
 pub use state::{
     KeyGroupRange, KeyedSnapshot, LocalStateFile, OperatorSnapshot, RestoredState, StateBackendKind,

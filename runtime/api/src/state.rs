@@ -120,6 +120,8 @@ pub struct StateContext {
     pub backend: StateBackendKind,
     pub key_groups: KeyGroupRange,
     pub restored: Option<RestoredState>,
+    /// The job takes checkpoints: sinks hold output back until a checkpoint covers it.
+    pub checkpointing: bool,
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub enum Command {
     Explain(JobArgs),
     /// Measure throughput of built-in pipelines on the embedded cluster.
     Bench(BenchArgs),
+    /// Take a savepoint of a running job and print its location.
+    Savepoint(SavepointArgs),
 }
 
 #[derive(Args, Clone)]
@@ -57,6 +59,32 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub checkpoints: CheckpointArgs,
+}
+
+/// Checkpoints: exactly-once state and output, and recovery from failures.
+#[derive(Args, Clone)]
+pub struct CheckpointArgs {
+    /// Take a checkpoint this often; 0 takes none (no recovery, sinks commit at the end).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_interval_ms: u64,
+    /// Checkpoint storage: file:///dir, s3://bucket/prefix, gs://..., az://... (by default a
+    /// directory under the work directory for `spate run`).
+    #[arg(long)]
+    pub checkpoint_dir: Option<String>,
+    /// A storage option, KEY=VALUE (endpoint, region, allow_http, credentials_file, ...).
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub storage_options: Vec<(String, String)>,
+    /// Keyed state backend: heap or rocksdb.
+    #[arg(long, default_value = "heap")]
+    pub state_backend: String,
+    /// Restarts from the latest checkpoint before the job fails for good.
+    #[arg(long, default_value_t = 10)]
+    pub max_restarts: u32,
+    /// Start from this checkpoint or savepoint (its directory or its _metadata file).
+    #[arg(long)]
+    pub from: Option<String>,
 }
 
 #[derive(Args)]
@@ -75,6 +103,8 @@ pub struct JobMasterArgs {
     pub heartbeat_timeout_ms: u64,
     #[arg(long, default_value_t = 60)]
     pub slot_timeout_s: u64,
+    #[command(flatten)]
+    pub checkpoints: CheckpointArgs,
 }
 
 #[derive(Args)]
@@ -97,6 +127,17 @@ pub struct WorkerArgs {
     /// Give up when the JobMaster has not answered for this long.
     #[arg(long, default_value_t = 15)]
     pub jobmaster_timeout_s: u64,
+    /// Where tasks keep local state; a temporary directory by default.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SavepointArgs {
+    /// The JobMaster's address, host:port (the embedded cluster writes it to
+    /// <work dir>/jobmaster.addr).
+    #[arg(long)]
+    pub jobmaster: String,
 }
 
 #[derive(Args)]

@@ -49,6 +49,10 @@ fn main() -> ExitCode {
             }
             Command::Jobs => run::list_jobs(),
             Command::Explain(args) => run::explain(args),
+            Command::Savepoint(args) => {
+                init_logging("warn");
+                run::savepoint(args).await
+            }
             Command::Bench(args) => {
                 init_logging("warn");
                 bench::bench(args).await

@@ -3,14 +3,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use spate_cluster::{ClusterSpec, LocalCluster, log_tail};
+use spate_cluster::{CheckpointSpec, ClusterSpec, LocalCluster, log_tail};
 use spate_graph::JobGraph;
-use spate_jobmaster::JobMasterConfig;
+use spate_jobmaster::{CheckpointSettings, JobMasterConfig};
 use spate_network::ExchangeConfig;
-use spate_proto::v1::JobState;
+use spate_proto::v1::job_master_client::JobMasterClient;
+use spate_proto::v1::{JobState, TriggerSavepointRequest};
 use spate_worker::WorkerConfig;
 
-use crate::cli::{JobArgs, JobMasterArgs, RunArgs, WorkerArgs};
+use crate::cli::{CheckpointArgs, JobArgs, JobMasterArgs, RunArgs, SavepointArgs, WorkerArgs};
 use crate::progress::{Progress, Roles};
 
 /// The job's catalog name and arguments; a SQL file becomes the `sql` job with its text.
@@ -62,6 +63,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     spec.slots_per_worker = args.slots;
     spec.job_args = job_args;
     spec.forward_stdout = true;
+    spec.checkpoints = checkpoint_spec(&args.checkpoints);
     let label = args
         .job
         .sql_file
@@ -118,6 +120,23 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
     config.status_file = args.status_file;
     config.heartbeat_timeout = Duration::from_millis(args.heartbeat_timeout_ms);
     config.slot_timeout = Duration::from_secs(args.slot_timeout_s);
+    let checkpoints = &args.checkpoints;
+    if checkpoints.checkpoint_interval_ms > 0 || checkpoints.from.is_some() {
+        let url = checkpoints.checkpoint_dir.clone().context(
+            "--checkpoint-dir is needed with --checkpoint-interval-ms or --from",
+        )?;
+        let interval = match checkpoints.checkpoint_interval_ms {
+            // Restoring without periodic checkpoints: only the final one.
+            0 => Duration::MAX,
+            ms => Duration::from_millis(ms),
+        };
+        let mut settings = CheckpointSettings::new(url, interval);
+        settings.storage_options = checkpoints.storage_options.iter().cloned().collect();
+        settings.state_backend = checkpoints.state_backend.clone();
+        config.checkpointing = Some(settings);
+        config.restart.max_restarts = checkpoints.max_restarts;
+        config.restore_from = checkpoints.from.clone();
+    }
     let status = spate_jobmaster::run(config).await?;
     let state = JobState::try_from(status.state).unwrap_or(JobState::Failed);
     if state != JobState::Finished {
@@ -136,11 +155,43 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     }
     config.bind_host = args.bind_host;
     config.jobmaster_timeout = Duration::from_secs(args.jobmaster_timeout_s);
+    if let Some(dir) = args.state_dir {
+        config.state_dir = dir;
+    }
     config.exchange = ExchangeConfig {
         queue_capacity: args.queue_capacity,
         credits_per_channel: args.credits,
     };
     spate_worker::run(config).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The embedded cluster's checkpointing, from `spate run`'s flags.
+fn checkpoint_spec(args: &CheckpointArgs) -> Option<CheckpointSpec> {
+    if args.checkpoint_interval_ms == 0 && args.from.is_none() {
+        return None;
+    }
+    Some(CheckpointSpec {
+        storage_url: args.checkpoint_dir.clone(),
+        storage_options: args.storage_options.iter().cloned().collect(),
+        interval_ms: args.checkpoint_interval_ms,
+        state_backend: args.state_backend.clone(),
+        max_restarts: args.max_restarts,
+        restore_from: args.from.clone(),
+    })
+}
+
+pub async fn savepoint(args: SavepointArgs) -> anyhow::Result<ExitCode> {
+    let mut client = JobMasterClient::connect(format!("http://{}", args.jobmaster))
+        .await
+        .with_context(|| format!("connecting to the JobMaster at {}", args.jobmaster))?;
+    let response = client
+        .trigger_savepoint(TriggerSavepointRequest {})
+        .await
+        .map_err(|status| anyhow::anyhow!("savepoint failed: {}", status.message()))?
+        .into_inner();
+    eprintln!("savepoint {} complete", response.checkpoint_id);
+    println!("{}", response.location);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,4 +6,4 @@ mod process;
 mod spec;
 
 pub use process::{ClusterError, ClusterOutcome, LocalCluster, log_tail};
-pub use spec::ClusterSpec;
+pub use spec::{CheckpointSpec, ClusterSpec};

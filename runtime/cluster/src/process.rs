@@ -1,12 +1,14 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prost::Message;
 use spate_proto::v1::job_master_client::JobMasterClient;
 use spate_proto::v1::{GetJobStatusRequest, JobStatus};
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tracing::warn;
 
@@ -15,6 +17,7 @@ use crate::spec::ClusterSpec;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long workers get to exit on their own after their JobMaster did.
 const WORKER_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+const SUPERVISE_INTERVAL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -39,7 +42,9 @@ pub enum ClusterError {
 pub struct LocalCluster {
     spec: ClusterSpec,
     jobmaster: Child,
-    workers: Vec<Child>,
+    workers: Arc<Mutex<Vec<Child>>>,
+    /// Replaces dead workers while the job may recover (with checkpoints only).
+    supervisor: Option<JoinHandle<()>>,
     address: String,
     client: Option<JobMasterClient<Channel>>,
 }
@@ -85,6 +90,68 @@ async fn forward_lines(stdout: tokio::process::ChildStdout) {
     }
 }
 
+fn spawn_worker(
+    spec: &ClusterSpec,
+    jobmaster: &str,
+    index: usize,
+    generation: u32,
+) -> Result<Child, ClusterError> {
+    let name = match generation {
+        0 => format!("worker-{index}"),
+        g => format!("worker-{index}.{g}"),
+    };
+    let mut command = child_command(spec, &spec.work_dir.join(format!("logs/{name}.log")))?;
+    command
+        .arg("worker")
+        .arg("--jobmaster")
+        .arg(jobmaster)
+        .arg("--slots")
+        .arg(spec.slots_per_worker.to_string())
+        .arg("--id")
+        .arg(&name)
+        .arg("--queue-capacity")
+        .arg(spec.queue_capacity.to_string())
+        .arg("--credits")
+        .arg(spec.credits_per_channel.to_string())
+        .arg("--state-dir")
+        .arg(spec.work_dir.join("state").join(&name));
+    if spec.forward_stdout {
+        command.stdout(Stdio::piped());
+    }
+    let mut worker = command.spawn().map_err(|source| ClusterError::Spawn {
+        role: name,
+        source,
+    })?;
+    if let Some(stdout) = worker.stdout.take() {
+        tokio::spawn(forward_lines(stdout));
+    }
+    Ok(worker)
+}
+
+/// Starts a new worker in place of each one that died (as a resource manager would ask for a
+/// new machine), so the JobMaster finds slots to restart the job in.
+async fn supervise(spec: ClusterSpec, jobmaster: String, workers: Arc<Mutex<Vec<Child>>>) {
+    let mut generations = vec![0u32; spec.workers as usize];
+    loop {
+        tokio::time::sleep(SUPERVISE_INTERVAL).await;
+        let mut workers = workers.lock().expect("workers lock");
+        for (index, worker) in workers.iter_mut().enumerate() {
+            let Ok(Some(exit)) = worker.try_wait() else {
+                continue;
+            };
+            if exit.success() {
+                continue;
+            }
+            generations[index] += 1;
+            warn!(worker = index, %exit, "worker died; starting a replacement");
+            match spawn_worker(&spec, &jobmaster, index, generations[index]) {
+                Ok(replacement) => *worker = replacement,
+                Err(e) => warn!(worker = index, error = %e, "cannot start a replacement worker"),
+            }
+        }
+    }
+}
+
 pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
@@ -108,6 +175,9 @@ impl LocalCluster {
             .arg(spec.work_dir.join("status.pb"))
             .arg("--heartbeat-timeout-ms")
             .arg(spec.heartbeat_timeout_ms.to_string());
+        if let Some(checkpoints) = &spec.checkpoints {
+            command.args(checkpoints.jobmaster_args(&spec.work_dir));
+        }
         for (key, value) in &spec.job_args {
             command.arg("--arg").arg(format!("{key}={value}"));
         }
@@ -135,38 +205,18 @@ impl LocalCluster {
 
         let mut workers = Vec::new();
         for index in 0..spec.workers {
-            let mut command = child_command(
-                &spec,
-                &spec.work_dir.join(format!("logs/worker-{index}.log")),
-            )?;
-            command
-                .arg("worker")
-                .arg("--jobmaster")
-                .arg(&address)
-                .arg("--slots")
-                .arg(spec.slots_per_worker.to_string())
-                .arg("--id")
-                .arg(format!("worker-{index}"))
-                .arg("--queue-capacity")
-                .arg(spec.queue_capacity.to_string())
-                .arg("--credits")
-                .arg(spec.credits_per_channel.to_string());
-            if spec.forward_stdout {
-                command.stdout(Stdio::piped());
-            }
-            let mut worker = command.spawn().map_err(|source| ClusterError::Spawn {
-                role: format!("worker {index}"),
-                source,
-            })?;
-            if let Some(stdout) = worker.stdout.take() {
-                tokio::spawn(forward_lines(stdout));
-            }
-            workers.push(worker);
+            workers.push(spawn_worker(&spec, &address, index as usize, 0)?);
         }
+        let workers = Arc::new(Mutex::new(workers));
+        let supervisor = spec
+            .checkpoints
+            .is_some()
+            .then(|| tokio::spawn(supervise(spec.clone(), address.clone(), workers.clone())));
         Ok(LocalCluster {
             spec,
             jobmaster,
             workers,
+            supervisor,
             address,
             client: None,
         })
@@ -185,7 +235,12 @@ impl LocalCluster {
     }
 
     pub fn worker_pids(&self) -> Vec<Option<u32>> {
-        self.workers.iter().map(Child::id).collect()
+        self.workers
+            .lock()
+            .expect("workers lock")
+            .iter()
+            .map(Child::id)
+            .collect()
     }
 
     /// The job's live status from the JobMaster.
@@ -221,14 +276,18 @@ impl LocalCluster {
 
     /// Kills a worker process outright (SIGKILL), as a machine failure would.
     pub fn kill_worker(&mut self, index: usize) -> Result<(), ClusterError> {
-        Ok(self.workers[index].start_kill()?)
+        Ok(self.workers.lock().expect("workers lock")[index].start_kill()?)
     }
 
     /// Waits for the JobMaster to end the job, then for the workers to exit.
     pub async fn wait(mut self) -> Result<ClusterOutcome, ClusterError> {
         let jobmaster_exit = self.jobmaster.wait().await?;
+        if let Some(supervisor) = self.supervisor.take() {
+            supervisor.abort();
+        }
+        let mut workers = std::mem::take(&mut *self.workers.lock().expect("workers lock"));
         let mut worker_exits = Vec::new();
-        for (index, worker) in self.workers.iter_mut().enumerate() {
+        for (index, worker) in workers.iter_mut().enumerate() {
             match tokio::time::timeout(WORKER_EXIT_TIMEOUT, worker.wait()).await {
                 Ok(exit) => worker_exits.push(Some(exit?)),
                 Err(_) => {

@@ -20,6 +20,64 @@ pub struct ClusterSpec {
     /// Workers' standard output (print sinks) goes to this process's standard output instead of
     /// their log files.
     pub forward_stdout: bool,
+    /// Checkpoints and recovery; `None` runs without them.
+    pub checkpoints: Option<CheckpointSpec>,
+}
+
+/// How the embedded cluster's job checkpoints and recovers. With it, a worker process that dies
+/// is replaced by a new one, and the job restarts from its latest checkpoint.
+#[derive(Debug, Clone)]
+pub struct CheckpointSpec {
+    /// Storage root URL; `None` stores under `<work_dir>/checkpoints`.
+    pub storage_url: Option<String>,
+    pub storage_options: BTreeMap<String, String>,
+    pub interval_ms: u64,
+    /// "heap" or "rocksdb".
+    pub state_backend: String,
+    pub max_restarts: u32,
+    /// Checkpoint or savepoint to start from.
+    pub restore_from: Option<String>,
+}
+
+impl Default for CheckpointSpec {
+    fn default() -> Self {
+        CheckpointSpec {
+            storage_url: None,
+            storage_options: BTreeMap::new(),
+            interval_ms: 1_000,
+            state_backend: "heap".into(),
+            max_restarts: 10,
+            restore_from: None,
+        }
+    }
+}
+
+impl CheckpointSpec {
+    /// `spate jobmaster` arguments.
+    pub fn jobmaster_args(&self, work_dir: &std::path::Path) -> Vec<String> {
+        let url = self.storage_url.clone().unwrap_or_else(|| {
+            format!("file://{}", work_dir.join("checkpoints").display())
+        });
+        let mut args = vec![
+            "--checkpoint-dir".to_string(),
+            url,
+            "--checkpoint-interval-ms".to_string(),
+            self.interval_ms.to_string(),
+            "--state-backend".to_string(),
+            self.state_backend.clone(),
+            "--max-restarts".to_string(),
+            self.max_restarts.to_string(),
+        ];
+        for (key, value) in &self.storage_options {
+            args.push("--storage-option".to_string());
+            args.push(format!("{key}={value}"));
+        }
+        if let Some(from) = &self.restore_from {
+            args.push("--from".to_string());
+            args.push(from.clone());
+        }
+        args
+    }
 }
 
 impl ClusterSpec {
@@ -36,6 +94,7 @@ impl ClusterSpec {
             credits_per_channel: 2,
             log_filter: "info".into(),
             forward_stdout: false,
+            checkpoints: None,
         }
     }
 

@@ -32,6 +32,17 @@ impl StreamNode {
     pub fn is_source(&self) -> bool {
         matches!(self.kind, NodeKind::Source { .. })
     }
+
+    /// The id under which the node's state is checkpointed: stable for the same job whatever
+    /// the parallelism, and usable in file names.
+    pub fn operator_id(&self) -> String {
+        let name: String = self
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!("{}-{name}", self.id)
+    }
 }
 
 /// How records of an edge are distributed among the consumer's parallel subtasks.

@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::checkpoint::{CheckpointSettings, RestartSettings};
+
 #[derive(Debug, Clone)]
 pub struct JobMasterConfig {
     /// `host:port` for the gRPC service; port 0 picks a free one.
@@ -18,6 +20,11 @@ pub struct JobMasterConfig {
     pub address_file: Option<PathBuf>,
     /// Written with the final job status (protobuf `JobStatus`) before the JobMaster exits.
     pub status_file: Option<PathBuf>,
+    /// `None`: no checkpoints (and no restarts).
+    pub checkpointing: Option<CheckpointSettings>,
+    pub restart: RestartSettings,
+    /// A checkpoint or savepoint to start from (`spate run --from`).
+    pub restore_from: Option<String>,
 }
 
 impl JobMasterConfig {
@@ -33,6 +40,9 @@ impl JobMasterConfig {
             slot_timeout: Duration::from_secs(60),
             address_file: None,
             status_file: None,
+            checkpointing: None,
+            restart: RestartSettings::default(),
+            restore_from: None,
         }
     }
 }

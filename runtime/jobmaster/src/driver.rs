@@ -1,53 +1,56 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use futures::future::join_all;
 use prost::Message;
 use spate_graph::JobGraph;
 use spate_proto::v1::job_master_server::JobMasterServer;
-use spate_proto::v1::worker_client::WorkerClient;
+use spate_checkpoint::CompletedSnapshot;
 use spate_proto::v1::{
-    CancelTaskRequest, JobSpec, JobState, JobStatus, ShutdownRequest, TaskId, TaskMetrics,
+    CancelTaskRequest, CheckpointConfig, JobSpec, JobState, JobStatus, ShutdownRequest, TaskId,
     TaskState,
 };
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Channel;
 use tracing::{error, info, warn};
 
+use crate::checkpoint::{Coordinator, TaskRef, check_compatible, resolve, task_restore};
 use crate::config::JobMasterConfig;
 use crate::placement::{SlotRef, deployment, place};
 use crate::service::JobMasterService;
-use crate::state::{Shared, State, TaskEntry};
+use crate::state::{Shared, TaskEntry};
+use crate::workers::{RPC_TIMEOUT, worker_client};
 
 const POLL: Duration = Duration::from_millis(100);
-const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// Checkpoint acknowledgements carry state handles: allow more than gRPC's default 4 MiB.
+const MAX_MESSAGE: usize = 256 << 20;
 const PROBE_ROUNDS: u32 = 5;
 const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Runs the job to its end and returns its final status. An `Err` means the job could not even
-/// be built (bad job name, arguments or graph): nothing was started.
+/// be built (bad job name, arguments or graph, a checkpoint to restore that does not fit):
+/// nothing was started.
 pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
     let stream = spate_jobs::build(&config.job_name, &config.job_args)?;
     let graph = JobGraph::build(stream).with_context(|| format!("job '{}'", config.job_name))?;
     info!(plan = %graph.explain(), "job graph");
+    let coordinator = match &config.checkpointing {
+        Some(settings) => Some(Coordinator::new(settings.clone(), &config.job_id, &graph).await?),
+        None => None,
+    };
+    let restore = match (&config.restore_from, &coordinator) {
+        (None, _) => None,
+        (Some(_), None) => bail!("restoring needs checkpoint storage to read from"),
+        (Some(location), Some(coordinator)) => {
+            let snapshot = resolve(coordinator.storage(), location).await?;
+            check_compatible(&snapshot, &graph)?;
+            info!(location = %snapshot.location, "restoring");
+            Some(snapshot)
+        }
+    };
 
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State {
-            job_id: config.job_id.clone(),
-            name: config.job_name.clone(),
-            job_state: JobState::Created,
-            failure: String::new(),
-            workers: Vec::new(),
-            tasks: Vec::new(),
-            started: None,
-            cancel_requested: None,
-            shutdown: false,
-        }),
-        changed: Default::default(),
-    });
+    let shared = Arc::new(Shared::new(&config.job_id, &config.job_name));
     let listener = TcpListener::bind(&config.bind)
         .await
         .with_context(|| format!("binding the JobMaster to {}", config.bind))?;
@@ -58,7 +61,9 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
     };
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(JobMasterServer::new(service))
+            .add_service(
+                JobMasterServer::new(service).max_decoding_message_size(MAX_MESSAGE),
+            )
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     if let Some(path) = &config.address_file {
@@ -69,7 +74,7 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
     }
     info!(%address, job = %config.job_id, "JobMaster listening");
 
-    drive(&config, &graph, &shared).await;
+    drive(&config, &graph, &shared, coordinator, restore).await;
     shut_down_workers(&shared).await;
     let status = shared.state.lock().await.status();
     if let Some(path) = &config.status_file {
@@ -80,51 +85,119 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
     Ok(status)
 }
 
-async fn drive(config: &JobMasterConfig, graph: &JobGraph, shared: &Shared) {
-    let needed = graph.slots_needed();
-    let Some(slots) = wait_for_slots(config, shared, needed).await else {
-        return;
-    };
-    let placement = place(graph, &slots);
+/// How an attempt of the job ended.
+enum Outcome {
+    /// Finished or canceled: the state says which.
+    Over,
+    Failed(String),
+}
+
+/// Runs attempts of the job until one ends it. After a failure, with checkpoints and restarts
+/// left, every task is canceled, lost workers are forgotten, and a new attempt restores the
+/// latest completed checkpoint (the whole job is the failover region here).
+async fn drive(
+    config: &JobMasterConfig,
+    graph: &JobGraph,
+    shared: &Shared,
+    mut coordinator: Option<Coordinator>,
+    mut restore: Option<CompletedSnapshot>,
+) {
+    let mut attempt = 0;
+    loop {
+        let Some(slots) = wait_for_slots(config, shared, graph.slots_needed()).await else {
+            return;
+        };
+        let outcome = match deploy(config, graph, shared, &slots, attempt, restore.as_ref(), coordinator.as_ref()).await {
+            Ok(tasks) => {
+                if let Some(coordinator) = coordinator.as_mut() {
+                    let restored = restore.as_ref().map_or(0, |r| r.location.checkpoint_id());
+                    coordinator.start_attempt(attempt, tasks, restored).await;
+                }
+                monitor(config, shared, coordinator.as_mut()).await
+            }
+            Err(reason) => Outcome::Failed(reason),
+        };
+        let Outcome::Failed(reason) = outcome else {
+            cancel_unfinished(shared).await;
+            return;
+        };
+        let restarts = shared.state.lock().await.restarts;
+        if coordinator.is_none() || restarts >= config.restart.max_restarts {
+            error!(%reason, "job failed");
+            shared.state.lock().await.fail(reason);
+            cancel_unfinished(shared).await;
+            return;
+        }
+        warn!(%reason, attempt, "restarting the job from its latest checkpoint");
+        cancel_unfinished(shared).await;
+        {
+            let mut state = shared.state.lock().await;
+            state.workers.retain(|w| !w.lost);
+            state.restarts += 1;
+            state.last_failure = reason;
+        }
+        if let Some(latest) = coordinator.as_ref().and_then(Coordinator::latest) {
+            restore = Some(latest);
+        }
+        tokio::time::sleep(config.restart.delay).await;
+        attempt += 1;
+    }
+}
+
+/// Deploys every subtask of the job as attempt `attempt`; returns them for the coordinator.
+async fn deploy(
+    config: &JobMasterConfig,
+    graph: &JobGraph,
+    shared: &Shared,
+    slots: &[SlotRef],
+    attempt: u32,
+    restore: Option<&CompletedSnapshot>,
+    coordinator: Option<&Coordinator>,
+) -> Result<Vec<TaskRef>, String> {
+    let placement = place(graph, slots);
     let job = JobSpec {
         name: config.job_name.clone(),
         args: config.job_args.clone().into_iter().collect(),
     };
     let fingerprint = graph.fingerprint();
+    let checkpointing = coordinator.map(|c| {
+        let settings = c.settings();
+        CheckpointConfig {
+            storage_url: settings.storage_url.clone(),
+            storage_options: settings.storage_options.clone().into_iter().collect(),
+            job_dir: config.job_id.clone(),
+            state_backend: settings.state_backend.clone(),
+        }
+    });
     let mut requests = Vec::new();
+    let mut tasks = Vec::new();
     {
         let mut state = shared.state.lock().await;
+        state.tasks.clear();
         for vertex in &graph.vertices {
+            let is_source = graph.node(vertex.nodes[0]).is_source();
             for subtask in 0..vertex.parallelism {
                 let id = TaskId {
                     job_id: config.job_id.clone(),
                     vertex: vertex.id,
                     subtask,
-                    attempt: 0,
+                    attempt,
                 };
                 let slot = &placement[vertex.id as usize][subtask as usize];
-                state.tasks.push(TaskEntry {
+                state.tasks.push(TaskEntry::new(id.clone(), vertex, slot));
+                tasks.push(TaskRef {
                     id: id.clone(),
-                    name: vertex.name.clone(),
-                    parallelism: vertex.parallelism,
-                    state: TaskState::Deploying,
                     worker_id: slot.worker_id.clone(),
-                    slot: slot.slot,
-                    metrics: TaskMetrics {
-                        task: Some(id.clone()),
-                        watermark: i64::MIN,
-                        ..Default::default()
-                    },
-                    failure: String::new(),
+                    is_source,
                 });
-                requests.push((
-                    slot.worker_id.clone(),
-                    deployment(graph, &placement, &job, id, &fingerprint),
-                ));
+                let mut request = deployment(graph, &placement, &job, id, &fingerprint);
+                request.checkpointing = checkpointing.clone();
+                request.restore = restore.map(|r| task_restore(r, graph, vertex.id, subtask));
+                requests.push((slot.worker_id.clone(), request));
             }
         }
         state.job_state = JobState::Running;
-        state.started = Some(Instant::now());
+        state.started.get_or_insert_with(Instant::now);
     }
     let deployments = requests.into_iter().map(|(worker, request)| async move {
         let task = request.task.clone().unwrap_or_default();
@@ -143,11 +216,10 @@ async fn drive(config: &JobMasterConfig, graph: &JobGraph, shared: &Shared) {
             )
         })
     });
-    if let Some(Err(e)) = join_all(deployments).await.into_iter().find(Result::is_err) {
-        shared.state.lock().await.fail(e);
+    match join_all(deployments).await.into_iter().find(Result::is_err) {
+        Some(Err(e)) => Err(e),
+        _ => Ok(tasks),
     }
-    monitor(config, shared).await;
-    cancel_unfinished(shared).await;
 }
 
 async fn wait_for_slots(
@@ -198,39 +270,40 @@ async fn wait_for_slots(
     }
 }
 
-async fn monitor(config: &JobMasterConfig, shared: &Shared) {
+async fn monitor(
+    config: &JobMasterConfig,
+    shared: &Shared,
+    mut coordinator: Option<&mut Coordinator>,
+) -> Outcome {
     loop {
-        let failed_task = {
+        let (failed_task, acks, declines, savepoints, all_running) = {
             let mut state = shared.state.lock().await;
             if state.is_terminal() {
-                return;
+                return Outcome::Over;
             }
             if let Some(reason) = state.cancel_requested.clone() {
                 state.job_state = JobState::Canceled;
                 state.failure = reason;
-                return;
+                return Outcome::Over;
             }
             if state.tasks.iter().all(|t| t.state == TaskState::Finished) {
                 state.job_state = JobState::Finished;
                 info!(job = %state.job_id, "job finished");
-                return;
+                return Outcome::Over;
             }
             if let Some(lost) = state
                 .workers
                 .iter_mut()
-                .find(|w| w.last_heartbeat.elapsed() > config.heartbeat_timeout)
+                .find(|w| !w.lost && w.last_heartbeat.elapsed() > config.heartbeat_timeout)
             {
                 lost.lost = true;
-                let reason = format!(
+                return Outcome::Failed(format!(
                     "worker {} lost: no heartbeat for {:.1}s",
                     lost.describe(),
                     lost.last_heartbeat.elapsed().as_secs_f64()
-                );
-                error!(%reason, "job failed");
-                state.fail(reason);
-                return;
+                ));
             }
-            state
+            let failed_task = state
                 .tasks
                 .iter()
                 .find(|t| t.state == TaskState::Failed)
@@ -241,7 +314,15 @@ async fn monitor(config: &JobMasterConfig, shared: &Shared) {
                         t.worker_id,
                         t.failure
                     )
-                })
+                });
+            let all_running = state.tasks.iter().all(|t| t.state == TaskState::Running);
+            (
+                failed_task,
+                std::mem::take(&mut state.acks),
+                std::mem::take(&mut state.declines),
+                std::mem::take(&mut state.savepoint_requests),
+                all_running,
+            )
         };
         if let Some(task_failure) = failed_task {
             // A task failure is often the echo of a dead worker (its exchanges broke); if a worker
@@ -252,9 +333,31 @@ async fn monitor(config: &JobMasterConfig, shared: &Shared) {
                 ),
                 None => task_failure,
             };
-            error!(%reason, "job failed");
-            shared.state.lock().await.fail(reason);
-            return;
+            return Outcome::Failed(reason);
+        }
+        match coordinator.as_deref_mut() {
+            Some(coordinator) => {
+                for reply in savepoints {
+                    coordinator.request_savepoint(reply);
+                }
+                let failed = coordinator.tick(shared, acks, declines, all_running).await;
+                shared.state.lock().await.checkpoints = coordinator.stats.clone();
+                if let Some(reason) = failed {
+                    return Outcome::Failed(reason);
+                }
+                if std::mem::take(&mut coordinator.worker_unreachable)
+                    && let Some(worker) = unreachable_worker(shared).await
+                {
+                    return Outcome::Failed(format!(
+                        "worker {worker} is gone (its control port refuses connections)"
+                    ));
+                }
+            }
+            None => {
+                for reply in savepoints {
+                    let _ = reply.send(Err("the job takes no checkpoints".into()));
+                }
+            }
         }
         let _ = tokio::time::timeout(POLL, shared.changed.notified()).await;
     }
@@ -292,32 +395,6 @@ async fn unreachable_worker(shared: &Shared) -> Option<String> {
         }
     }
     None
-}
-
-async fn worker_client(shared: &Shared, worker_id: &str) -> anyhow::Result<WorkerClient<Channel>> {
-    let address = {
-        let state = shared.state.lock().await;
-        let worker = state
-            .workers
-            .iter()
-            .find(|w| w.id == worker_id)
-            .with_context(|| format!("unknown worker {worker_id}"))?;
-        if let Some(client) = &worker.client {
-            return Ok(client.clone());
-        }
-        worker.control_address.clone()
-    };
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
-        .connect_timeout(RPC_TIMEOUT)
-        .timeout(RPC_TIMEOUT)
-        .connect()
-        .await
-        .with_context(|| format!("connecting to worker {worker_id} at {address}"))?;
-    let client = WorkerClient::new(channel);
-    if let Some(worker) = shared.state.lock().await.worker_mut(worker_id) {
-        worker.client = Some(client.clone());
-    }
-    Ok(client)
 }
 
 /// After a failure or cancellation: cancels what still runs and waits briefly for the reports.

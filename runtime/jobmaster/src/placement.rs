@@ -96,5 +96,7 @@ pub fn deployment(
         inputs,
         outputs,
         graph_fingerprint: fingerprint.to_string(),
+        checkpointing: None,
+        restore: None,
     }
 }

@@ -3,7 +3,8 @@ use std::time::{Duration, Instant};
 
 use spate_proto::v1::job_master_server::JobMaster;
 use spate_proto::v1::{
-    CancelJobRequest, CancelJobResponse, GetJobStatusRequest, HeartbeatRequest, HeartbeatResponse,
+    AcknowledgeCheckpointRequest, CheckpointResponse, DeclineCheckpointRequest, TriggerSavepointRequest,
+    TriggerSavepointResponse, CancelJobRequest, CancelJobResponse, GetJobStatusRequest, HeartbeatRequest, HeartbeatResponse,
     JobStatus, RegisterWorkerRequest, RegisterWorkerResponse, TaskState, TaskStateAck,
     TaskStateReport, WorkerMetrics,
 };
@@ -115,6 +116,46 @@ impl JobMaster for JobMasterService {
         _: Request<GetJobStatusRequest>,
     ) -> Result<Response<JobStatus>, Status> {
         Ok(Response::new(self.shared.state.lock().await.status()))
+    }
+
+    async fn acknowledge_checkpoint(
+        &self,
+        request: Request<AcknowledgeCheckpointRequest>,
+    ) -> Result<Response<CheckpointResponse>, Status> {
+        self.shared.state.lock().await.acks.push(request.into_inner());
+        self.shared.changed.notify_one();
+        Ok(Response::new(CheckpointResponse {}))
+    }
+
+    async fn decline_checkpoint(
+        &self,
+        request: Request<DeclineCheckpointRequest>,
+    ) -> Result<Response<CheckpointResponse>, Status> {
+        self.shared.state.lock().await.declines.push(request.into_inner());
+        self.shared.changed.notify_one();
+        Ok(Response::new(CheckpointResponse {}))
+    }
+
+    async fn trigger_savepoint(
+        &self,
+        _: Request<TriggerSavepointRequest>,
+    ) -> Result<Response<TriggerSavepointResponse>, Status> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.shared
+            .state
+            .lock()
+            .await
+            .savepoint_requests
+            .push(reply);
+        self.shared.changed.notify_one();
+        match answer.await {
+            Ok(Ok((checkpoint_id, location))) => Ok(Response::new(TriggerSavepointResponse {
+                checkpoint_id,
+                location,
+            })),
+            Ok(Err(reason)) => Err(Status::failed_precondition(reason)),
+            Err(_) => Err(Status::unavailable("the job ended before the savepoint")),
+        }
     }
 
     async fn cancel_job(

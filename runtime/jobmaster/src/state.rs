@@ -1,11 +1,16 @@
 use std::time::Instant;
 
 use spate_proto::v1::worker_client::WorkerClient;
+use spate_graph::JobVertex;
 use spate_proto::v1::{
-    JobState, JobStatus, TaskId, TaskMetrics, TaskState, TaskStatus, WorkerMetrics, WorkerStatus,
+    AcknowledgeCheckpointRequest, CheckpointStats, DeclineCheckpointRequest, JobState, JobStatus, TaskId,
+    TaskMetrics, TaskState, TaskStatus, WorkerMetrics, WorkerStatus,
 };
 use tokio::sync::{Mutex, Notify};
 use tonic::transport::Channel;
+
+use crate::checkpoint::SavepointReply;
+use crate::placement::SlotRef;
 
 pub struct WorkerEntry {
     pub id: String,
@@ -38,6 +43,23 @@ pub struct TaskEntry {
 }
 
 impl TaskEntry {
+    pub fn new(id: TaskId, vertex: &JobVertex, slot: &SlotRef) -> Self {
+        TaskEntry {
+            metrics: TaskMetrics {
+                task: Some(id.clone()),
+                watermark: i64::MIN,
+                ..Default::default()
+            },
+            id,
+            name: vertex.name.clone(),
+            parallelism: vertex.parallelism,
+            state: TaskState::Deploying,
+            worker_id: slot.worker_id.clone(),
+            slot: slot.slot,
+            failure: String::new(),
+        }
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "'{}' subtask {}/{}",
@@ -66,9 +88,37 @@ pub struct State {
     pub cancel_requested: Option<String>,
     /// Set when the job is over: heartbeats tell workers to stop.
     pub shutdown: bool,
+    /// Checkpoint acknowledgements, declines and savepoint requests for the coordinator.
+    pub acks: Vec<AcknowledgeCheckpointRequest>,
+    pub declines: Vec<DeclineCheckpointRequest>,
+    pub savepoint_requests: Vec<SavepointReply>,
+    pub checkpoints: CheckpointStats,
+    pub restarts: u32,
+    /// Why the job last restarted.
+    pub last_failure: String,
 }
 
 impl State {
+    pub fn new(job_id: &str, name: &str) -> Self {
+        State {
+            job_id: job_id.to_string(),
+            name: name.to_string(),
+            job_state: JobState::Created,
+            failure: String::new(),
+            workers: Vec::new(),
+            tasks: Vec::new(),
+            started: None,
+            cancel_requested: None,
+            shutdown: false,
+            acks: Vec::new(),
+            declines: Vec::new(),
+            savepoint_requests: Vec::new(),
+            checkpoints: CheckpointStats::default(),
+            restarts: 0,
+            last_failure: String::new(),
+        }
+    }
+
     pub fn is_terminal(&self) -> bool {
         matches!(
             self.job_state,
@@ -124,6 +174,8 @@ impl State {
                 })
                 .collect(),
             running_ms: self.started.map_or(0, |s| s.elapsed().as_millis() as u64),
+            checkpoints: Some(self.checkpoints.clone()),
+            restarts: self.restarts,
         }
     }
 }
@@ -132,4 +184,13 @@ impl State {
 pub struct Shared {
     pub state: Mutex<State>,
     pub changed: Notify,
+}
+
+impl Shared {
+    pub fn new(job_id: &str, name: &str) -> Self {
+        Shared {
+            state: Mutex::new(State::new(job_id, name)),
+            changed: Notify::new(),
+        }
+    }
 }

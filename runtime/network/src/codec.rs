@@ -5,7 +5,7 @@ use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
-use spate_api::StreamElement;
+use spate_api::{BarrierKind, CheckpointBarrier, StreamElement};
 
 use crate::error::{NetworkError, Result};
 use crate::frame::{Frame, Kind};
@@ -25,6 +25,9 @@ impl ElementEncoder {
                 Frame::new(Kind::Watermark, channel, wm.to_le_bytes().to_vec())
             }
             StreamElement::Idle(idle) => Frame::new(Kind::Idle, channel, vec![*idle as u8]),
+            StreamElement::Barrier(barrier) => {
+                Frame::new(Kind::Barrier, channel, encode_barrier(barrier))
+            }
             StreamElement::End => Frame::new(Kind::End, channel, Vec::new()),
         })
     }
@@ -68,12 +71,41 @@ impl ElementDecoder {
             ),
             Kind::Idle => StreamElement::Idle(frame.payload.first().copied().unwrap_or(0) != 0),
             Kind::End => StreamElement::End,
+            Kind::Barrier => StreamElement::Barrier(
+                decode_barrier(&frame.payload).ok_or_else(|| malformed("short barrier"))?,
+            ),
             Kind::Error => return Err(NetworkError::Remote(frame.text_payload(0))),
             Kind::Request | Kind::Credit => {
                 return Err(malformed("control frame on a data channel"));
             }
         })
     }
+}
+
+fn encode_barrier(barrier: &CheckpointBarrier) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(17);
+    payload.extend_from_slice(&barrier.id.to_le_bytes());
+    payload.extend_from_slice(&barrier.timestamp.to_le_bytes());
+    payload.push(match barrier.kind {
+        BarrierKind::Checkpoint => 0,
+        BarrierKind::Savepoint => 1,
+    });
+    payload
+}
+
+fn decode_barrier(payload: &[u8]) -> Option<CheckpointBarrier> {
+    let id = u64::from_le_bytes(payload.get(0..8)?.try_into().ok()?);
+    let timestamp = i64::from_le_bytes(payload.get(8..16)?.try_into().ok()?);
+    let kind = match payload.get(16)? {
+        0 => BarrierKind::Checkpoint,
+        1 => BarrierKind::Savepoint,
+        _ => return None,
+    };
+    Some(CheckpointBarrier {
+        id,
+        timestamp,
+        kind,
+    })
 }
 
 #[cfg(test)]
@@ -106,6 +138,11 @@ mod tests {
             StreamElement::Watermark(99),
             StreamElement::Batch(batch(5)),
             StreamElement::Idle(true),
+            StreamElement::Barrier(CheckpointBarrier {
+                id: 7,
+                timestamp: -3,
+                kind: BarrierKind::Savepoint,
+            }),
             StreamElement::End,
         ];
         for element in &sent {
@@ -116,6 +153,7 @@ mod tests {
                 (StreamElement::Batch(a), StreamElement::Batch(b)) => assert_eq!(a, &b),
                 (StreamElement::Watermark(a), StreamElement::Watermark(b)) => assert_eq!(*a, b),
                 (StreamElement::Idle(a), StreamElement::Idle(b)) => assert_eq!(*a, b),
+                (StreamElement::Barrier(a), StreamElement::Barrier(b)) => assert_eq!(*a, b),
                 (StreamElement::End, StreamElement::End) => {}
                 (a, b) => panic!("sent {a:?}, got {b:?}"),
             }

@@ -22,6 +22,8 @@ pub enum Kind {
     End = 6,
     /// Sender -> receiver: the channel failed; payload is the reason.
     Error = 7,
+    /// Sender -> receiver: checkpoint id, timestamp (both 8 bytes), kind (1 byte).
+    Barrier = 8,
 }
 
 impl Kind {
@@ -34,13 +36,17 @@ impl Kind {
             5 => Kind::Idle,
             6 => Kind::End,
             7 => Kind::Error,
+            8 => Kind::Barrier,
             _ => return None,
         })
     }
 
     /// Data frames use up a credit; control frames do not.
     pub fn takes_credit(self) -> bool {
-        matches!(self, Kind::Batch | Kind::Watermark | Kind::Idle | Kind::End)
+        matches!(
+            self,
+            Kind::Batch | Kind::Watermark | Kind::Idle | Kind::End | Kind::Barrier
+        )
     }
 }
 

@@ -19,6 +19,9 @@ pub enum InputChannel {
 /// All input channels of a task, read fairly. A channel leaves the gate after its `End`.
 pub struct InputGate {
     channels: Vec<Option<InputChannel>>,
+    /// Channels not read until `unblock_all`: they delivered a checkpoint barrier that the
+    /// others have not yet, and what follows it belongs to the next checkpoint.
+    blocked: Vec<bool>,
     open: usize,
     next: usize,
 }
@@ -27,6 +30,7 @@ impl InputGate {
     pub fn new(channels: Vec<InputChannel>) -> Self {
         let open = channels.len();
         InputGate {
+            blocked: vec![false; channels.len()],
             channels: channels.into_iter().map(Some).collect(),
             open,
             next: 0,
@@ -37,7 +41,21 @@ impl InputGate {
         self.channels.len()
     }
 
-    /// The next element and the index of its channel; `None` once every channel has ended.
+    pub fn block(&mut self, channel: usize) {
+        self.blocked[channel] = true;
+    }
+
+    pub fn unblock_all(&mut self) {
+        self.blocked.fill(false);
+    }
+
+    /// Channels that have not delivered their `End` yet.
+    pub fn is_open(&self, channel: usize) -> bool {
+        self.channels[channel].is_some()
+    }
+
+    /// The next element of an unblocked channel and the channel's index; `None` once every
+    /// channel has ended. Pends forever while every open channel is blocked.
     pub async fn next(&mut self) -> Option<(usize, Result<StreamElement>)> {
         if self.open == 0 {
             return None;
@@ -46,6 +64,9 @@ impl InputGate {
             let n = self.channels.len();
             for offset in 0..n {
                 let index = (self.next + offset) % n;
+                if self.blocked[index] {
+                    continue;
+                }
                 let Some(channel) = self.channels[index].as_mut() else {
                     continue;
                 };

@@ -10,6 +10,7 @@ use arrow_array::{Int64Array, RecordBatch, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use spate_api::{
     OperatorContext, OperatorError, Result, SourceFactory, SourcePoll, SourceReader, Split,
+    StateEntry, position_entries, restored_position,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -152,8 +153,9 @@ impl SourceFactory for GeneratorSource {
     fn create_reader(
         &self,
         splits: Vec<Split>,
-        _ctx: &OperatorContext,
+        ctx: &OperatorContext,
     ) -> Result<Box<dyn SourceReader>> {
+        let start = restored_position(ctx)?;
         let mut owned = Vec::with_capacity(splits.len());
         let mut total = 0;
         for split in &splits {
@@ -189,7 +191,8 @@ impl SourceFactory for GeneratorSource {
             owned,
             total,
             count,
-            position: 0,
+            position: start,
+            start,
             started: Instant::now(),
         }))
     }
@@ -210,6 +213,8 @@ struct GeneratorReader {
     /// How many events this subtask emits; `None` for an unbounded generator.
     count: Option<u64>,
     position: u64,
+    /// Where this reader started (a restored position): the rate limit counts from there.
+    start: u64,
     started: Instant,
 }
 
@@ -242,7 +247,8 @@ impl SourceReader for GeneratorReader {
             rows = rows.min(count - self.position);
         }
         if let Some(rate) = self.config.rate_per_subtask {
-            let allowed = (self.started.elapsed().as_secs_f64() * rate as f64) as u64;
+            let allowed =
+                self.start + (self.started.elapsed().as_secs_f64() * rate as f64) as u64;
             if self.position >= allowed {
                 return Ok(SourcePoll::Idle);
             }
@@ -278,6 +284,10 @@ impl SourceReader for GeneratorReader {
             ],
         )?;
         Ok(SourcePoll::Batch(batch))
+    }
+
+    fn snapshot_positions(&mut self) -> Result<Vec<StateEntry>> {
+        Ok(position_entries(self.position))
     }
 }
 

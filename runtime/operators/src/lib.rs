@@ -1,7 +1,10 @@
 //! Spate's built-in operators, sources and sinks.
 
 pub mod basic;
+mod checkpoint;
 pub mod generator;
 pub mod keyed;
 pub mod sink;
+#[cfg(test)]
+mod test_cluster;
 pub mod window;

@@ -1,6 +1,8 @@
-use spate_api::{Operator, OperatorError, Output, StreamElement, Timestamp};
+use spate_api::{Operator, OperatorError, OperatorSnapshot, Output, StreamElement, Timestamp};
 
 pub struct ChainedOperator {
+    /// Stable id of the operator in the stream graph: its state is checkpointed under it.
+    pub id: String,
     pub name: String,
     pub operator: Box<dyn Operator>,
 }
@@ -91,6 +93,28 @@ impl Chain {
                 .finish(&mut out)
                 .map_err(|e| e.in_operator(&op.name))?;
             self.forward(index, out, emitted)?;
+        }
+        Ok(())
+    }
+
+    /// Each operator's snapshot for checkpoint `id`, by operator id, in chain order.
+    pub fn snapshot(&mut self, id: u64) -> Result<Vec<(String, OperatorSnapshot)>, OperatorError> {
+        let mut snapshots = Vec::with_capacity(self.operators.len());
+        for op in &mut self.operators {
+            let snapshot = op
+                .operator
+                .snapshot_state(id)
+                .map_err(|e| e.in_operator(&op.name))?;
+            snapshots.push((op.id.clone(), snapshot));
+        }
+        Ok(snapshots)
+    }
+
+    pub fn notify_checkpoint_complete(&mut self, id: u64) -> Result<(), OperatorError> {
+        for op in &mut self.operators {
+            op.operator
+                .notify_checkpoint_complete(id)
+                .map_err(|e| e.in_operator(&op.name))?;
         }
         Ok(())
     }

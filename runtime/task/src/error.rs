@@ -15,4 +15,6 @@ pub enum TaskError {
     Output(#[from] NetworkError),
     #[error("output: the consumer of subpartition {0} is gone")]
     ConsumerGone(usize),
+    #[error("the worker's checkpoint uploader is gone")]
+    CheckpointUploaderGone,
 }

@@ -2,27 +2,32 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use spate_api::{
-    CancelFlag, MAX_WATERMARK, SourcePoll, SourceReader, StreamElement, Timestamp, now_millis,
+    CancelFlag, CheckpointBarrier, MAX_WATERMARK, OperatorSnapshot, StreamElement, Timestamp,
+    now_millis,
 };
 use spate_network::InputGate;
 use tokio::sync::Notify;
 
+use crate::align::BarrierAligner;
 use crate::chain::Chain;
+use crate::checkpoint::{Checkpointing, TaskCommand, TaskSnapshot};
 use crate::error::TaskError;
 use crate::metrics::TaskMetrics;
 use crate::output::OutputWriter;
+use crate::source::{SourceEvent, SourceInput};
 use crate::valve::WatermarkValve;
-use crate::watermarks::WatermarkGenerator;
+
+/// The checkpoint id under which operators take and commit their final snapshot.
+pub const FINAL_SNAPSHOT: u64 = u64::MAX;
 
 /// How long a source task waits before polling a reader that had nothing.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 
 pub enum TaskInput {
-    Source {
-        reader: Box<dyn SourceReader>,
-        watermarks: Option<WatermarkGenerator>,
-    },
+    Source(SourceInput),
     Gate(InputGate),
 }
 
@@ -59,6 +64,8 @@ pub struct Task {
     pub outputs: Vec<OutputWriter>,
     pub metrics: Arc<TaskMetrics>,
     pub canceler: Canceler,
+    /// `None` when the job takes no checkpoints.
+    pub checkpointing: Option<Checkpointing>,
 }
 
 impl Task {
@@ -67,9 +74,7 @@ impl Task {
         let input = std::mem::replace(&mut self.input, TaskInput::Gate(InputGate::new(Vec::new())));
         let work = async move {
             match input {
-                TaskInput::Source { reader, watermarks } => {
-                    self.run_source(reader, watermarks).await
-                }
+                TaskInput::Source(source) => self.run_source(source).await,
                 TaskInput::Gate(gate) => self.run_gate(gate).await,
             }
         };
@@ -80,38 +85,36 @@ impl Task {
         }
     }
 
-    async fn run_source(
-        &mut self,
-        mut reader: Box<dyn SourceReader>,
-        mut watermarks: Option<WatermarkGenerator>,
-    ) -> Result<(), TaskError> {
+    async fn run_source(&mut self, mut source: SourceInput) -> Result<(), TaskError> {
         let mut last_data = now_millis();
         let mut idle = false;
         loop {
-            match reader.poll_next()? {
-                SourcePoll::Batch(batch) => {
+            while let Some(command) = self.pending_command() {
+                match command {
+                    TaskCommand::Trigger(barrier) => {
+                        let positions = source.snapshot()?;
+                        let operator = (source.operator_id.clone(), positions);
+                        self.checkpoint(barrier, Some(operator)).await?;
+                    }
+                    TaskCommand::Complete(id) => self.chain.notify_checkpoint_complete(id)?,
+                }
+            }
+            match source.poll()? {
+                SourceEvent::Batch(batch, watermark) => {
                     last_data = now_millis();
                     if idle {
                         idle = false;
                         self.emit_event(StreamElement::Idle(false)).await?;
                     }
                     self.metrics.input(batch.num_rows());
-                    let watermark = match &mut watermarks {
-                        Some(generator) => generator.on_batch(&batch)?,
-                        None => None,
-                    };
                     self.process(StreamElement::Batch(batch)).await?;
-                    if let Some(wm) = watermark
-                        && wm > self.metrics.watermark.load(Ordering::Relaxed)
-                    {
-                        self.metrics.watermark.store(wm, Ordering::Relaxed);
-                        self.process(StreamElement::Watermark(wm)).await?;
+                    if let Some(wm) = watermark {
+                        self.source_watermark(wm).await?;
                     }
                 }
-                SourcePoll::Idle => {
-                    let timeout = watermarks
-                        .as_ref()
-                        .and_then(WatermarkGenerator::idle_timeout_ms);
+                SourceEvent::Watermark(wm) => self.source_watermark(wm).await?,
+                SourceEvent::Idle => {
+                    let timeout = source.idle_timeout_ms();
                     if !idle && timeout.is_some_and(|t| now_millis() - last_data >= t) {
                         idle = true;
                         self.emit_event(StreamElement::Idle(true)).await?;
@@ -119,18 +122,40 @@ impl Task {
                     self.fire_processing_timers().await?;
                     tokio::time::sleep(IDLE_POLL).await;
                 }
-                SourcePoll::End => break,
+                SourceEvent::End => break,
             }
         }
-        self.finish(true).await
+        self.finish(true).await?;
+        let positions = source.snapshot()?;
+        self.final_snapshot(Some((source.operator_id.clone(), positions)))
+            .await
+    }
+
+    async fn source_watermark(&mut self, wm: Timestamp) -> Result<(), TaskError> {
+        if wm > self.metrics.watermark.load(Ordering::Relaxed) {
+            self.metrics.watermark.store(wm, Ordering::Relaxed);
+            self.process(StreamElement::Watermark(wm)).await?;
+        }
+        Ok(())
+    }
+
+    fn pending_command(&mut self) -> Option<TaskCommand> {
+        self.checkpointing.as_mut()?.commands.try_recv().ok()
     }
 
     async fn run_gate(&mut self, mut gate: InputGate) -> Result<(), TaskError> {
         let mut valve = WatermarkValve::new(gate.num_channels());
+        let mut aligner = BarrierAligner::default();
         loop {
             let timer = self.chain.next_processing_timer();
             let next = tokio::select! {
                 next = gate.next() => next,
+                command = Checkpointing::next(&mut self.checkpointing) => {
+                    if let TaskCommand::Complete(id) = command {
+                        self.chain.notify_checkpoint_complete(id)?;
+                    }
+                    continue;
+                }
                 _ = sleep_until_millis(timer), if timer.is_some() => {
                     self.fire_processing_timers().await?;
                     continue;
@@ -145,7 +170,17 @@ impl Task {
                     self.metrics.input(batch.num_rows());
                     self.process(StreamElement::Batch(batch)).await?;
                 }
+                StreamElement::Barrier(barrier) => {
+                    if let Some(aligned) = aligner.on_barrier(channel, barrier, &mut gate) {
+                        self.checkpoint(aligned, None).await?;
+                    }
+                }
                 event => {
+                    if matches!(event, StreamElement::End)
+                        && let Some(aligned) = aligner.on_end(&mut gate)
+                    {
+                        self.checkpoint(aligned, None).await?;
+                    }
                     for out in valve.input(channel, &event) {
                         match out {
                             StreamElement::Watermark(wm) => {
@@ -159,7 +194,74 @@ impl Task {
             }
         }
         let flushed = valve.current() == MAX_WATERMARK;
-        self.finish(!flushed).await
+        self.finish(!flushed).await?;
+        self.final_snapshot(None).await
+    }
+
+    /// The synchronous part of a checkpoint: every operator of the chain snapshots (the source's
+    /// positions come first), then the barrier goes downstream and the snapshot to the worker.
+    async fn checkpoint(
+        &mut self,
+        barrier: CheckpointBarrier,
+        source: Option<(String, Vec<spate_api::StateEntry>)>,
+    ) -> Result<(), TaskError> {
+        let started = Instant::now();
+        let mut operators = Vec::new();
+        if let Some((id, entries)) = source {
+            operators.push((id, OperatorSnapshot { entries, keyed: None }));
+        }
+        operators.extend(self.chain.snapshot(barrier.id)?);
+        let snapshot = TaskSnapshot {
+            barrier: Some(barrier),
+            operators,
+            sync_duration: started.elapsed(),
+        };
+        self.emit_event(StreamElement::Barrier(barrier)).await?;
+        self.send_snapshot(snapshot)
+    }
+
+    /// After the end of input: hands over what sinks still have to commit and waits until the
+    /// JobMaster made the job's final checkpoint durable, then lets the operators commit.
+    async fn final_snapshot(
+        &mut self,
+        source: Option<(String, Vec<spate_api::StateEntry>)>,
+    ) -> Result<(), TaskError> {
+        if self.checkpointing.is_none() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut operators = Vec::new();
+        if let Some((id, entries)) = source {
+            operators.push((id, OperatorSnapshot { entries, keyed: None }));
+        }
+        for (id, mut snapshot) in self.chain.snapshot(FINAL_SNAPSHOT)? {
+            snapshot.keyed = None;
+            operators.push((id, snapshot));
+        }
+        self.send_snapshot(TaskSnapshot {
+            barrier: None,
+            operators,
+            sync_duration: started.elapsed(),
+        })?;
+        loop {
+            match Checkpointing::next(&mut self.checkpointing).await {
+                TaskCommand::Complete(id) if id == FINAL_SNAPSHOT => {
+                    return Ok(self.chain.notify_checkpoint_complete(id)?);
+                }
+                TaskCommand::Complete(id) => self.chain.notify_checkpoint_complete(id)?,
+                TaskCommand::Trigger(_) => {}
+            }
+        }
+    }
+
+    fn send_snapshot(&mut self, snapshot: TaskSnapshot) -> Result<(), TaskError> {
+        let Some(checkpointing) = &self.checkpointing else {
+            return Ok(());
+        };
+        checkpointing
+            .snapshots
+            .send(snapshot)
+            .map_err(|_| TaskError::CheckpointUploaderGone)
     }
 
     /// Ends the task: the final watermark (unless the inputs already delivered it) fires every

@@ -61,7 +61,7 @@ impl WatermarkValve {
                 ch.idle = false;
                 ch.aligned = true;
             }
-            StreamElement::Batch(_) => return Vec::new(),
+            StreamElement::Batch(_) | StreamElement::Barrier(_) => return Vec::new(),
         }
         self.advance()
     }

@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::time::Duration;
 
 use spate_network::ExchangeConfig;
@@ -14,6 +15,8 @@ pub struct WorkerConfig {
     /// How long the worker keeps running without an answer from its JobMaster before it gives up
     /// (so that no worker outlives its job).
     pub jobmaster_timeout: Duration,
+    /// Where tasks keep local state (RocksDB instances, snapshots, downloaded checkpoints).
+    pub state_dir: PathBuf,
 }
 
 impl WorkerConfig {
@@ -25,6 +28,7 @@ impl WorkerConfig {
             bind_host: "127.0.0.1".into(),
             exchange: ExchangeConfig::default(),
             jobmaster_timeout: Duration::from_secs(15),
+            state_dir: std::env::temp_dir().join(format!("spate-worker-{}", std::process::id())),
         }
     }
 }

@@ -1,20 +1,35 @@
 //! Turns a deployment request into a runnable task: operators, outputs, then inputs.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use spate_api::OperatorContext;
+use spate_api::{
+    KeyGroupRange, OperatorContext, RestoredState, SourceFactory, Split, StateBackendKind,
+    StateContext, WatermarkStrategy,
+};
 use spate_graph::{JobGraph, NodeKind, Partitioning};
 use spate_network::{Exchange, InputChannel, InputGate, Partitioner, SubpartitionId, queue};
 use spate_proto::v1::{DeployTaskRequest, InputGateDescriptor};
 use spate_task::{
-    Canceler, Chain, ChainedOperator, OutputWriter, Task, TaskInput, TaskMetrics,
-    WatermarkGenerator,
+    Canceler, Chain, ChainedOperator, Checkpointing, OutputWriter, SourceInput, SplitGroup, Task,
+    TaskInput, TaskMetrics, WatermarkGenerator, restored_groups,
 };
 
 /// How long a task waits for a producer on this worker to register the subpartition it reads.
 const LOCAL_PRODUCER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a task needs for its state: where to keep it, what to start from, and its end of the
+/// checkpoint plumbing (`None` without checkpoints).
+pub struct TaskStateSetup {
+    pub dir: PathBuf,
+    pub backend: StateBackendKind,
+    /// By operator id.
+    pub restored: HashMap<String, RestoredState>,
+    pub checkpointing: Option<Checkpointing>,
+}
 
 /// A task whose operators and outputs exist, waiting for its input channels.
 pub struct PendingTask {
@@ -31,6 +46,7 @@ pub fn prepare(
     own_data_address: &str,
     canceler: &Canceler,
     metrics: &Arc<TaskMetrics>,
+    mut state: TaskStateSetup,
 ) -> anyhow::Result<PendingTask> {
     let id = request.task.as_ref().ok_or_else(|| anyhow!("no task id"))?;
     let vertex = graph
@@ -48,32 +64,33 @@ pub fn prepare(
     let mut operators = Vec::new();
     for (position, &node_id) in vertex.nodes.iter().enumerate() {
         let node = graph.node(node_id);
+        let operator_id = node.operator_id();
         let ctx = OperatorContext {
             operator_name: node.name.clone(),
             subtask: id.subtask,
             parallelism: vertex.parallelism,
             max_parallelism: graph.max_parallelism,
             cancel: canceler.flag.clone(),
+            state: StateContext {
+                dir: state.dir.join(&operator_id),
+                backend: state.backend,
+                key_groups: KeyGroupRange::of_subtask(
+                    id.subtask,
+                    vertex.parallelism,
+                    graph.max_parallelism,
+                ),
+                restored: state.restored.remove(&operator_id),
+                checkpointing: state.checkpointing.is_some(),
+            },
         };
         match &node.kind {
             NodeKind::Source {
                 factory,
                 watermarks,
             } if position == 0 => {
-                let splits = factory
-                    .splits(vertex.parallelism)
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i as u32 % vertex.parallelism == id.subtask)
-                    .map(|(_, split)| split)
-                    .collect();
-                let reader = factory
-                    .create_reader(splits, &ctx)
+                let groups = split_groups(factory.as_ref(), &ctx, watermarks)
                     .map_err(|e| e.in_operator(&node.name))?;
-                source = Some(TaskInput::Source {
-                    reader,
-                    watermarks: watermarks.clone().map(WatermarkGenerator::new),
-                });
+                source = Some(TaskInput::Source(SourceInput::new(operator_id, groups)));
             }
             NodeKind::Source { .. } => {
                 bail!("source '{}' is not at the head of its chain", node.name)
@@ -84,6 +101,7 @@ pub fn prepare(
                     .map_err(|e| e.in_operator(&node.name))?;
                 operator.open(&ctx).map_err(|e| e.in_operator(&node.name))?;
                 operators.push(ChainedOperator {
+                    id: operator_id,
                     name: node.name.clone(),
                     operator,
                 });
@@ -134,11 +152,55 @@ pub fn prepare(
             outputs,
             metrics: metrics.clone(),
             canceler: canceler.clone(),
+            checkpointing: state.checkpointing,
         },
         job_id: id.job_id.clone(),
         inputs: request.inputs.clone(),
         own_data_address: own_data_address.to_string(),
     })
+}
+
+/// The source readers of a subtask. A fresh start reads the splits assigned round-robin with
+/// one reader; a restore continues every split group of the checkpoint, groups assigned
+/// round-robin, each with its own reader, positions and watermark.
+fn split_groups(
+    factory: &dyn SourceFactory,
+    ctx: &OperatorContext,
+    watermarks: &Option<WatermarkStrategy>,
+) -> spate_api::Result<Vec<SplitGroup>> {
+    let generator = || watermarks.clone().map(WatermarkGenerator::new);
+    let restored = ctx
+        .state
+        .restored
+        .as_ref()
+        .map(|r| restored_groups(&r.entries))
+        .unwrap_or_default();
+    if restored.is_empty() {
+        let splits: Vec<Split> = factory
+            .splits(ctx.parallelism)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u32 % ctx.parallelism == ctx.subtask)
+            .map(|(_, split)| split)
+            .collect();
+        let ids: Vec<String> = splits.iter().map(|s| s.id.clone()).collect();
+        let reader = factory.create_reader(splits, ctx)?;
+        return Ok(vec![SplitGroup::new(&ids, reader, generator())]);
+    }
+    let mut groups = Vec::new();
+    for (index, (ids, entries)) in restored.into_iter().enumerate() {
+        if index as u32 % ctx.parallelism != ctx.subtask {
+            continue;
+        }
+        let mut group_ctx = ctx.clone();
+        if let Some(restored) = &mut group_ctx.state.restored {
+            restored.entries = entries;
+        }
+        let splits = ids.iter().map(Split::new).collect();
+        let reader = factory.create_reader(splits, &group_ctx)?;
+        groups.push(SplitGroup::new(&ids, reader, generator()));
+    }
+    Ok(groups)
 }
 
 impl PendingTask {

@@ -5,13 +5,24 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use spate_proto::v1::job_master_client::JobMasterClient;
-use spate_proto::v1::{HeartbeatRequest, RegisterWorkerRequest, SlotOffer, TaskStateReport};
+use spate_proto::v1::{
+    AcknowledgeCheckpointRequest, DeclineCheckpointRequest, HeartbeatRequest, RegisterWorkerRequest, SlotOffer,
+    TaskStateReport,
+};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tracing::{info, warn};
 
 use crate::config::WorkerConfig;
 use crate::tasks::TaskManager;
+
+/// What a worker tells its JobMaster about its tasks, delivered in order.
+#[derive(Debug, Clone)]
+pub enum Upward {
+    State(TaskStateReport),
+    Ack(AcknowledgeCheckpointRequest),
+    Decline(DeclineCheckpointRequest),
+}
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -22,7 +33,7 @@ pub struct JobMasterLink {
     address: String,
     heartbeat_interval: Duration,
     timeout: Duration,
-    reports: mpsc::UnboundedSender<TaskStateReport>,
+    reports: mpsc::UnboundedSender<Upward>,
 }
 
 impl JobMasterLink {
@@ -82,7 +93,7 @@ impl JobMasterLink {
         })
     }
 
-    pub fn reporter(&self) -> mpsc::UnboundedSender<TaskStateReport> {
+    pub fn reporter(&self) -> mpsc::UnboundedSender<Upward> {
         self.reports.clone()
     }
 
@@ -129,15 +140,21 @@ impl JobMasterLink {
     }
 }
 
-/// Delivers task state reports in order, retrying each until the JobMaster takes it.
+/// Delivers task state reports and checkpoint acknowledgements in order, retrying each until
+/// the JobMaster takes it.
 async fn send_reports(
     mut client: JobMasterClient<Channel>,
-    mut pending: mpsc::UnboundedReceiver<TaskStateReport>,
+    mut pending: mpsc::UnboundedReceiver<Upward>,
 ) {
     while let Some(report) = pending.recv().await {
         let mut backoff = FIRST_BACKOFF;
         for _ in 0..10 {
-            match client.report_task_state(report.clone()).await {
+            let sent = match report.clone() {
+                Upward::State(state) => client.report_task_state(state).await.map(drop),
+                Upward::Ack(ack) => client.acknowledge_checkpoint(ack).await.map(drop),
+                Upward::Decline(decline) => client.decline_checkpoint(decline).await.map(drop),
+            };
+            match sent {
                 Ok(_) => break,
                 Err(status) => {
                     warn!(error = %status.message(), "reporting task state failed; retrying");

@@ -1,6 +1,7 @@
 //! The worker process: offers slots to its job's JobMaster, runs the subtasks deployed to it (one
 //! thread each), serves their output to other workers, and reports state and metrics upwards.
 
+mod checkpoints;
 mod config;
 mod deploy;
 mod jobmaster;
@@ -45,6 +46,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         exchange,
         data_address,
         link.reporter(),
+        config.state_dir.clone(),
     ));
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let service = WorkerService::new(tasks.clone(), shutdown.clone());

@@ -1,9 +1,11 @@
 use std::sync::Arc;
 
 use spate_proto::v1::worker_server::Worker;
+use spate_api::{BarrierKind, CheckpointBarrier};
 use spate_proto::v1::{
-    CancelTaskRequest, CancelTaskResponse, DeployTaskRequest, DeployTaskResponse, ShutdownRequest,
-    ShutdownResponse,
+    CancelTaskRequest, CancelTaskResponse, DeployTaskRequest, DeployTaskResponse,
+    NotifyCheckpointCompleteRequest, NotifyCheckpointCompleteResponse, ShutdownRequest,
+    ShutdownResponse, TriggerCheckpointRequest, TriggerCheckpointResponse,
 };
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
@@ -30,6 +32,7 @@ impl Worker for WorkerService {
     ) -> Result<Response<DeployTaskResponse>, Status> {
         self.tasks
             .deploy(request.into_inner())
+            .await
             .map_err(|e| Status::invalid_argument(format!("{e:#}")))?;
         Ok(Response::new(DeployTaskResponse {}))
     }
@@ -44,6 +47,37 @@ impl Worker for WorkerService {
             .ok_or_else(|| Status::invalid_argument("cancel without a task id"))?;
         self.tasks.cancel(&task);
         Ok(Response::new(CancelTaskResponse {}))
+    }
+
+    async fn trigger_checkpoint(
+        &self,
+        request: Request<TriggerCheckpointRequest>,
+    ) -> Result<Response<TriggerCheckpointResponse>, Status> {
+        let request = request.into_inner();
+        let kind = if request.savepoint_location.is_empty() {
+            BarrierKind::Checkpoint
+        } else {
+            self.tasks
+                .announce_savepoint(request.checkpoint_id, request.savepoint_location);
+            BarrierKind::Savepoint
+        };
+        let barrier = CheckpointBarrier {
+            id: request.checkpoint_id,
+            timestamp: request.timestamp_ms,
+            kind,
+        };
+        self.tasks.trigger_checkpoint(barrier, &request.tasks);
+        Ok(Response::new(TriggerCheckpointResponse {}))
+    }
+
+    async fn notify_checkpoint_complete(
+        &self,
+        request: Request<NotifyCheckpointCompleteRequest>,
+    ) -> Result<Response<NotifyCheckpointCompleteResponse>, Status> {
+        let request = request.into_inner();
+        self.tasks
+            .notify_checkpoint_complete(request.checkpoint_id, &request.tasks);
+        Ok(Response::new(NotifyCheckpointCompleteResponse {}))
     }
 
     async fn shutdown(

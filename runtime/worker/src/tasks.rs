@@ -1,6 +1,7 @@
 //! The subtasks running on this worker.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,24 +14,32 @@ use spate_proto::v1::{
     DeployTaskRequest, TaskId, TaskMetrics as TaskMetricsProto, TaskState, TaskStateReport,
     WorkerMetrics,
 };
-use spate_task::{Canceler, TaskMetrics, TaskOutcome};
+use spate_api::{CheckpointBarrier, StateBackendKind};
+use spate_task::{Canceler, Checkpointing, TaskCommand, TaskMetrics, TaskOutcome};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
-use crate::deploy::prepare;
+use crate::checkpoints::{CheckpointHub, SnapshotUploads, download_restore};
+use crate::deploy::{TaskStateSetup, prepare};
+use crate::jobmaster::Upward;
 
 struct RunningTask {
     id: TaskId,
     canceler: Canceler,
     metrics: Arc<TaskMetrics>,
     thread: Option<JoinHandle<()>>,
+    /// To the task and to its uploader; `None` without checkpoints.
+    commands: Option<mpsc::UnboundedSender<TaskCommand>>,
+    completed: Option<mpsc::UnboundedSender<u64>>,
 }
 
 pub struct TaskManager {
     worker_id: String,
     exchange: Exchange,
     data_address: String,
-    reports: mpsc::UnboundedSender<TaskStateReport>,
+    reports: mpsc::UnboundedSender<Upward>,
+    state_dir: PathBuf,
+    checkpoints: Arc<CheckpointHub>,
     tasks: Mutex<HashMap<String, RunningTask>>,
     /// Job graphs built from their specs, by job id.
     graphs: Mutex<HashMap<String, Arc<JobGraph>>>,
@@ -57,13 +66,16 @@ impl TaskManager {
         worker_id: String,
         exchange: Exchange,
         data_address: String,
-        reports: mpsc::UnboundedSender<TaskStateReport>,
+        reports: mpsc::UnboundedSender<Upward>,
+        state_dir: PathBuf,
     ) -> Self {
         TaskManager {
             worker_id,
             exchange,
             data_address,
             reports,
+            state_dir,
+            checkpoints: Arc::default(),
             tasks: Mutex::new(HashMap::new()),
             graphs: Mutex::new(HashMap::new()),
         }
@@ -87,9 +99,10 @@ impl TaskManager {
         Ok(graph)
     }
 
-    /// Builds the task's operators and outputs now (so mistakes are returned to the JobMaster at
-    /// once) and starts its thread, which connects the inputs and runs it.
-    pub fn deploy(&self, request: DeployTaskRequest) -> anyhow::Result<()> {
+    /// Downloads the state the task restores, builds its operators and outputs now (so mistakes
+    /// are returned to the JobMaster at once) and starts its thread, which connects the inputs
+    /// and runs it.
+    pub async fn deploy(&self, request: DeployTaskRequest) -> anyhow::Result<()> {
         let id = request
             .task
             .clone()
@@ -104,6 +117,44 @@ impl TaskManager {
         }
         let canceler = Canceler::default();
         let metrics = Arc::new(TaskMetrics::default());
+        let dir = self.state_dir.join(format!(
+            "{}/{}-{}-{}",
+            id.job_id, id.vertex, id.subtask, id.attempt
+        ));
+        let mut setup = TaskStateSetup {
+            dir: dir.clone(),
+            backend: StateBackendKind::default(),
+            restored: HashMap::new(),
+            checkpointing: None,
+        };
+        let (mut commands, mut completed) = (None, None);
+        if let Some(config) = &request.checkpointing {
+            setup.backend = StateBackendKind::parse(&config.state_backend).ok_or_else(|| {
+                anyhow!("unknown state backend '{}' (heap, rocksdb)", config.state_backend)
+            })?;
+            let storage = self.checkpoints.storage(config).await?;
+            let mut uploads = SnapshotUploads {
+                task: id.clone(),
+                storage: storage.clone(),
+                job_dir: config.job_dir.clone(),
+                uploaders: HashMap::new(),
+                upward: self.reports.clone(),
+            };
+            if let Some(restore) = &request.restore {
+                setup.restored = download_restore(&storage, restore, &dir).await?;
+                uploads.seed(restore)?;
+            }
+            let (command_tx, command_rx) = mpsc::unbounded_channel();
+            let (snapshot_tx, snapshot_rx) = mpsc::unbounded_channel();
+            let (completed_tx, completed_rx) = mpsc::unbounded_channel();
+            tokio::spawn(uploads.run(self.checkpoints.clone(), snapshot_rx, completed_rx));
+            setup.checkpointing = Some(Checkpointing {
+                commands: command_rx,
+                snapshots: snapshot_tx,
+            });
+            commands = Some(command_tx);
+            completed = Some(completed_tx);
+        }
         let pending = prepare(
             &request,
             &graph,
@@ -111,6 +162,7 @@ impl TaskManager {
             &self.data_address,
             &canceler,
             &metrics,
+            setup,
         )
         .with_context(|| format!("deploying vertex {} subtask {}", id.vertex, id.subtask))?;
         let reports = self.reports.clone();
@@ -122,13 +174,13 @@ impl TaskManager {
             .name(format!("task-{}.{}", id.vertex, id.subtask))
             .spawn(move || {
                 let report = |state: TaskState, failure: String| {
-                    let _ = reports.send(TaskStateReport {
+                    let _ = reports.send(Upward::State(TaskStateReport {
                         worker_id: worker_id.clone(),
                         task: Some(task_id.clone()),
                         state: state as i32,
                         failure,
                         metrics: Some(snapshot(&task_id, &task_metrics)),
-                    });
+                    }));
                 };
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -165,9 +217,38 @@ impl TaskManager {
                 canceler,
                 metrics,
                 thread: Some(thread),
+                commands,
+                completed,
             },
         );
         Ok(())
+    }
+
+    /// Has the listed source tasks inject checkpoint `barrier`'s barrier.
+    pub fn trigger_checkpoint(&self, barrier: CheckpointBarrier, tasks: &[TaskId]) {
+        let running = self.tasks.lock().expect("tasks lock");
+        for id in tasks {
+            if let Some(commands) = running.get(&key(id)).and_then(|t| t.commands.as_ref()) {
+                let _ = commands.send(TaskCommand::Trigger(barrier));
+            }
+        }
+    }
+
+    pub fn announce_savepoint(&self, id: u64, location: String) {
+        self.checkpoints.announce_savepoint(id, location);
+    }
+
+    /// Checkpoint `id` is complete: the listed tasks commit, their uploaders move their base.
+    pub fn notify_checkpoint_complete(&self, id: u64, tasks: &[TaskId]) {
+        let running = self.tasks.lock().expect("tasks lock");
+        for task in tasks.iter().filter_map(|t| running.get(&key(t))) {
+            if let Some(completed) = &task.completed {
+                let _ = completed.send(id);
+            }
+            if let Some(commands) = &task.commands {
+                let _ = commands.send(TaskCommand::Complete(id));
+            }
+        }
     }
 
     pub fn cancel(&self, id: &TaskId) {

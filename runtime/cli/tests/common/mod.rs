@@ -84,6 +84,10 @@ pub async fn wait_for(
 pub fn read_rows(dir: &Path) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for entry in std::fs::read_dir(dir).expect("output directory").flatten() {
+        // Hidden files are in-progress or uncommitted part files, which readers skip.
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
         let text = std::fs::read_to_string(entry.path()).expect("part file");
         rows.extend(
             text.lines()

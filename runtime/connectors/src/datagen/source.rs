@@ -6,7 +6,8 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use spate_api::{
-    OperatorContext, Result, SourceFactory, SourcePoll, SourceReader, Split, now_millis,
+    OperatorContext, Result, SourceFactory, SourcePoll, SourceReader, Split, StateEntry, now_millis,
+    position_entries, restored_position,
 };
 
 use super::field::{FieldGen, Kind, Random};
@@ -71,8 +72,9 @@ impl SourceFactory for DatagenSource {
     fn create_reader(
         &self,
         splits: Vec<Split>,
-        _ctx: &OperatorContext,
+        ctx: &OperatorContext,
     ) -> Result<Box<dyn SourceReader>> {
+        let start = restored_position(ctx)?;
         let (owned, total) = parse_splits("datagen", &splits)?;
         // Split k holds rows k, k + n, ...: ⌈(rows − k) / n⌉ of them.
         let count = self.rows.map(|rows| {
@@ -87,7 +89,8 @@ impl SourceFactory for DatagenSource {
             owned,
             total,
             count,
-            position: 0,
+            position: start,
+            start,
             started: Instant::now(),
         }))
     }
@@ -101,6 +104,8 @@ struct DatagenReader {
     count: Option<u64>,
     /// Rows emitted so far.
     position: u64,
+    /// Where this reader started (a restored position): the rate limit counts from there.
+    start: u64,
     started: Instant,
 }
 
@@ -124,8 +129,8 @@ impl SourceReader for DatagenReader {
             }
             rows = rows.min(count - self.position);
         }
-        let allowed =
-            (self.started.elapsed().as_secs_f64() * self.config.rows_per_second as f64) as u64;
+        let allowed = self.start
+            + (self.started.elapsed().as_secs_f64() * self.config.rows_per_second as f64) as u64;
         if self.position >= allowed {
             return Ok(SourcePoll::Idle);
         }
@@ -145,5 +150,9 @@ impl SourceReader for DatagenReader {
             self.config.schema.clone(),
             columns,
         )?))
+    }
+
+    fn snapshot_positions(&mut self) -> Result<Vec<StateEntry>> {
+        Ok(position_entries(self.position))
     }
 }

@@ -11,8 +11,9 @@ use spate_api::{OperatorError, Result};
 /// [`PartFileWriter::commit`] makes it durable and gives it its visible name in one rename, so a
 /// reader sees all of the file or none of it.
 ///
-/// Writing and committing are separate so that a checkpoint can later commit a file per
-/// checkpoint (`index` counts them) instead of once at the end of input.
+/// With checkpoints the two phases are apart: [`PartFileWriter::close`] at the barrier makes
+/// the bytes durable under the hidden name (pre-commit), and [`PendingFile::commit`] renames
+/// once the checkpoint is complete, also after a restore.
 pub(super) struct PartFileWriter {
     in_progress: PathBuf,
     committed: PathBuf,
@@ -24,7 +25,7 @@ impl PartFileWriter {
     pub(super) fn create(
         directory: &Path,
         subtask: u32,
-        index: u64,
+        index: &str,
         extension: &str,
     ) -> Result<Self> {
         // Unique per process and instant, so that jobs writing the same directory at the same
@@ -55,24 +56,65 @@ impl PartFileWriter {
             .map_err(|e| io_error("cannot write", &self.in_progress, e))
     }
 
-    /// Flushes and syncs the file, renames it to its visible name (replacing a file of that name
-    /// from an earlier run) and syncs the directory so the rename survives a crash. Returns the
-    /// committed path.
-    pub(super) fn commit(self) -> Result<PathBuf> {
+    /// Flushes and syncs the file under its hidden name.
+    pub(super) fn close(self) -> Result<PendingFile> {
         let file = self
             .writer
             .into_inner()
             .map_err(|e| io_error("cannot write", &self.in_progress, e.into_error()))?;
         file.sync_all()
             .map_err(|e| io_error("cannot sync", &self.in_progress, e))?;
+        Ok(PendingFile {
+            in_progress: self.in_progress,
+            committed: self.committed,
+        })
+    }
+
+    /// Both phases at once, for jobs without checkpoints.
+    pub(super) fn commit(self) -> Result<PathBuf> {
+        self.close()?.commit()
+    }
+}
+
+/// A complete part file still under its hidden name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PendingFile {
+    pub in_progress: PathBuf,
+    pub committed: PathBuf,
+}
+
+impl PendingFile {
+    /// Renames the file to its visible name (replacing a file of that name from an earlier run)
+    /// and syncs the directory so the rename survives a crash. Committing again after a restore
+    /// finds the file already visible and does nothing. Returns the committed path.
+    pub(super) fn commit(&self) -> Result<PathBuf> {
+        if !self.in_progress.exists() && self.committed.exists() {
+            return Ok(self.committed.clone());
+        }
         std::fs::rename(&self.in_progress, &self.committed)
-            .map_err(|e| io_error("cannot commit", &self.committed, e))?;
+            .map_err(|e| io_error("cannot commit", &self.in_progress, e))?;
         if let Some(directory) = self.committed.parent() {
             File::open(directory)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| io_error("cannot sync", directory, e))?;
         }
-        Ok(self.committed)
+        Ok(self.committed.clone())
+    }
+
+    /// As a checkpoint entry: the two paths, one per line.
+    pub(super) fn encode(&self) -> Vec<u8> {
+        format!("{}\n{}", self.in_progress.display(), self.committed.display()).into_bytes()
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self> {
+        let text = std::str::from_utf8(bytes).ok();
+        let (in_progress, committed) = text.and_then(|t| t.split_once('\n')).ok_or_else(|| {
+            OperatorError::invalid("file sink: malformed pending-file entry in the checkpoint")
+        })?;
+        Ok(PendingFile {
+            in_progress: in_progress.into(),
+            committed: committed.into(),
+        })
     }
 }
 

@@ -1,15 +1,23 @@
-//! The file sink: each subtask writes its rows to one part file, committed at the end of input.
+//! The file sink. Without checkpoints each subtask writes one part file, committed at the end of
+//! input. With checkpoints it is exactly-once (two-phase commit): at each barrier the current
+//! part file is closed and kept in the checkpoint as pending; when the checkpoint completes it
+//! is committed (renamed to its visible name). A restore commits the pending files of the
+//! checkpoint it restores, so output is neither lost nor duplicated; files written after that
+//! checkpoint stay hidden in-progress files that readers skip.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use spate_api::{Operator, OperatorContext, OperatorError, OperatorFactory, Output, Result};
+use spate_api::{
+    Operator, OperatorContext, OperatorError, OperatorFactory, OperatorSnapshot, Output, Result,
+};
 
 use super::encode::encode;
 use super::format::Format;
-use super::part_file::PartFileWriter;
+use super::part_file::{PartFileWriter, PendingFile};
 use crate::blackhole::check_batch;
 
 pub(super) fn factory(
@@ -26,8 +34,11 @@ pub(super) fn factory(
             directory: directory.clone(),
             format,
             subtask: ctx.subtask,
+            parallelism: ctx.parallelism,
+            checkpointing: ctx.state.checkpointing,
             part: None,
             encoded: Vec::new(),
+            pending: BTreeMap::new(),
         }))
     })
 }
@@ -38,17 +49,45 @@ struct FileSink {
     directory: PathBuf,
     format: Format,
     subtask: u32,
+    parallelism: u32,
+    checkpointing: bool,
     /// Started with the first row, so a subtask without rows leaves no empty file (as in Flink).
     part: Option<PartFileWriter>,
     /// Reused between batches.
     encoded: Vec<u8>,
+    /// Closed part files by the checkpoint that closed them, until one completes.
+    pending: BTreeMap<u64, PendingFile>,
+}
+
+const PENDING_PREFIX: &str = "pending:";
+
+impl FileSink {
+    /// Commits what the restored checkpoint had pending. Every subtask sees every old
+    /// subtask's entries; each commits the ones that hash to it.
+    fn commit_restored(&self, ctx: &OperatorContext) -> Result<()> {
+        let Some(restored) = &ctx.state.restored else {
+            return Ok(());
+        };
+        for (name, value) in &restored.entries {
+            if !name.starts_with(PENDING_PREFIX)
+                || spate_api::hash_key(name.as_bytes()) % self.parallelism as u64
+                    != self.subtask as u64
+            {
+                continue;
+            }
+            let committed = PendingFile::decode(value)?.commit()?;
+            tracing::debug!(table = %self.table, file = %committed.display(), "restored part file committed");
+        }
+        Ok(())
+    }
 }
 
 impl Operator for FileSink {
-    fn open(&mut self, _ctx: &OperatorContext) -> Result<()> {
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
         std::fs::create_dir_all(&self.directory).map_err(|e| {
             OperatorError::invalid(format!("cannot create {}: {e}", self.directory.display()))
-        })
+        })?;
+        self.commit_restored(ctx)
     }
 
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Output) -> Result<()> {
@@ -63,7 +102,8 @@ impl Operator for FileSink {
             none => none.insert(PartFileWriter::create(
                 &self.directory,
                 self.subtask,
-                0,
+                // Named when it is committed: by the checkpoint it belongs to (see snapshot).
+                "0",
                 self.format.name(),
             )?),
         };
@@ -71,9 +111,51 @@ impl Operator for FileSink {
     }
 
     fn finish(&mut self, _out: &mut Output) -> Result<()> {
-        if let Some(part) = self.part.take() {
+        // With checkpoints, the final snapshot pre-commits and its completion commits.
+        if !self.checkpointing
+            && let Some(part) = self.part.take()
+        {
             let committed = part.commit()?;
             tracing::debug!(table = %self.table, file = %committed.display(), "part file committed");
+        }
+        Ok(())
+    }
+
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<OperatorSnapshot> {
+        if let Some(part) = self.part.take() {
+            // The visible name carries the checkpoint: unique across attempts and rescales,
+            // since a restore continues after the checkpoint it restores.
+            let index = match checkpoint_id {
+                u64::MAX => "end".to_string(),
+                id => id.to_string(),
+            };
+            let mut pending = part.close()?;
+            let name = format!("part-{}-{index}.{}", self.subtask, self.format.name());
+            pending.committed = self.directory.join(name);
+            self.pending.insert(checkpoint_id, pending);
+        }
+        let entries = self
+            .pending
+            .values()
+            .map(|p| {
+                let name = format!("{PENDING_PREFIX}{}", p.committed.display());
+                (name, p.encode())
+            })
+            .collect();
+        Ok(OperatorSnapshot {
+            entries,
+            keyed: None,
+        })
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<()> {
+        let later = match checkpoint_id.checked_add(1) {
+            Some(next) => self.pending.split_off(&next),
+            None => BTreeMap::new(),
+        };
+        for pending in std::mem::replace(&mut self.pending, later).into_values() {
+            let committed = pending.commit()?;
+            tracing::debug!(table = %self.table, file = %committed.display(), checkpoint_id, "part file committed");
         }
         Ok(())
     }

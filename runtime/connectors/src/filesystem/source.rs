@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use spate_api::{OperatorContext, Result, SourceFactory, SourcePoll, SourceReader, Split};
+use spate_api::{
+    OperatorContext, Result, SourceFactory, SourcePoll, SourceReader, Split, StateEntry,
+    position_entries, restored_position,
+};
 
 use super::convert::to_declared;
 use super::csv_reader::CsvTextReader;
@@ -21,6 +24,15 @@ pub(super) struct TextChunk {
     pub rows: RecordBatch,
     /// The line in the file of each row, for error messages.
     pub lines: Vec<usize>,
+}
+
+impl TextChunk {
+    fn skip(self, rows: usize) -> TextChunk {
+        TextChunk {
+            rows: self.rows.slice(rows, self.rows.num_rows() - rows),
+            lines: self.lines[rows..].to_vec(),
+        }
+    }
 }
 
 /// Splits a file into [`TextChunk`]s of at most [`BATCH_SIZE`] rows; `None` at the end.
@@ -53,14 +65,17 @@ impl SourceFactory for FileSource {
     fn create_reader(
         &self,
         splits: Vec<Split>,
-        _ctx: &OperatorContext,
+        ctx: &OperatorContext,
     ) -> Result<Box<dyn SourceReader>> {
+        let skip = restored_position(ctx)?;
         Ok(Box::new(FileReader {
             schema: self.schema.clone(),
             text_schema: text_schema(&self.schema),
             format: self.format,
             pending: splits.into(),
             current: None,
+            emitted: skip,
+            skip,
         }))
     }
 }
@@ -84,6 +99,11 @@ struct FileReader {
     pending: VecDeque<Split>,
     /// The file being read and its reader.
     current: Option<(String, Box<dyn TextReader>)>,
+    /// Rows of the splits, in order, emitted so far (the checkpointed position).
+    emitted: u64,
+    /// Rows still to pass over after a restore: a restarted reader reads its files again from
+    /// the start and drops what it had emitted before.
+    skip: u64,
 }
 
 impl FileReader {
@@ -111,11 +131,23 @@ impl SourceReader for FileReader {
                 continue;
             };
             match reader.next_chunk()? {
-                Some(chunk) => {
+                Some(chunk) if (chunk.rows.num_rows() as u64) <= self.skip => {
+                    self.skip -= chunk.rows.num_rows() as u64;
+                }
+                Some(mut chunk) => {
+                    if self.skip > 0 {
+                        chunk = chunk.skip(self.skip as usize);
+                        self.skip = 0;
+                    }
+                    self.emitted += chunk.rows.num_rows() as u64;
                     return Ok(SourcePoll::Batch(to_declared(&chunk, &self.schema, file)?));
                 }
                 None => self.current = None,
             }
         }
+    }
+
+    fn snapshot_positions(&mut self) -> Result<Vec<StateEntry>> {
+        Ok(position_entries(self.emitted))
     }
 }

@@ -8,6 +8,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use spate_api::{
     OperatorContext, OperatorError, Result, SourceFactory, SourcePoll, SourceReader, Split,
+    StateEntry, position_entries, restored_position,
 };
 
 use super::columns::{ColumnBuilder, Row};
@@ -62,8 +63,9 @@ impl SourceFactory for NexmarkSource {
     fn create_reader(
         &self,
         splits: Vec<Split>,
-        _ctx: &OperatorContext,
+        ctx: &OperatorContext,
     ) -> Result<Box<dyn SourceReader>> {
+        let start = restored_position(ctx)?;
         let (owned, total) = parse_splits("nexmark", &splits)?;
         let schedule = Schedule::new(&self.config, self.table, owned, total)
             .map_err(|e| OperatorError::invalid(format!("nexmark: {e}")))?;
@@ -73,7 +75,8 @@ impl SourceFactory for NexmarkSource {
             string_bytes: vec![0; self.columns.len()],
             schedule,
             rows,
-            position: 0,
+            position: start,
+            start,
             started: Instant::now(),
         }))
     }
@@ -86,6 +89,8 @@ struct NexmarkReader {
     rows: Option<u64>,
     /// Rows emitted so far.
     position: u64,
+    /// Where this reader started (a restored position): the rate limit counts from there.
+    start: u64,
     started: Instant,
     /// String bytes of each column in the previous batch, to size the next one.
     string_bytes: Vec<usize>,
@@ -107,7 +112,7 @@ impl NexmarkReader {
         }
         if let Some(rate) = self.source.config.rate {
             let events = (self.started.elapsed().as_secs_f64() * rate as f64) as u64;
-            let allowed = self.schedule.rows_below(self.schedule.own_event(events));
+            let allowed = self.start + self.schedule.rows_below(self.schedule.own_event(events));
             rows = rows.min(allowed.saturating_sub(self.position));
         }
         Some(rows)
@@ -156,5 +161,9 @@ impl SourceReader for NexmarkReader {
         };
         self.position += rows as u64;
         Ok(SourcePoll::Batch(batch))
+    }
+
+    fn snapshot_positions(&mut self) -> Result<Vec<StateEntry>> {
+        Ok(position_entries(self.position))
     }
 }

@@ -1,19 +1,24 @@
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
 use arrow_select::concat::concat_batches;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use spate_api::{OperatorError, Output, Result, Timestamp};
+use spate_state::{Key, KeyedStateBackend, ListState, MapState, ValueState};
 
 use super::TimeDomain;
-use super::timers::Timers;
+use super::state::{KeyedList, KeyedMap, KeyedValue, StateHandles, StateName};
 
 /// Functions often emit a row or two per key or timer; gathering them up to this size keeps the
 /// per-batch cost of downstream operators off the per-key path.
 const EMIT_BATCH_ROWS: usize = 8192;
 
-/// What a keyed process function can do while handling one key's rows or one timer.
+/// What a keyed process function can do while handling one key's rows or one timer: read and
+/// write the key's state, set the key's timers, emit rows.
 pub struct KeyedContext<'a> {
-    key: &'a [u8],
-    timers: &'a mut Timers,
+    key: Key<'a>,
+    backend: &'a mut dyn KeyedStateBackend,
+    handles: &'a mut StateHandles,
     emitter: &'a mut Emitter,
     out: &'a mut Output,
     watermark: Timestamp,
@@ -22,8 +27,9 @@ pub struct KeyedContext<'a> {
 
 impl<'a> KeyedContext<'a> {
     pub(crate) fn new(
-        key: &'a [u8],
-        timers: &'a mut Timers,
+        key: Key<'a>,
+        backend: &'a mut dyn KeyedStateBackend,
+        handles: &'a mut StateHandles,
         emitter: &'a mut Emitter,
         out: &'a mut Output,
         watermark: Timestamp,
@@ -31,7 +37,8 @@ impl<'a> KeyedContext<'a> {
     ) -> Self {
         KeyedContext {
             key,
-            timers,
+            backend,
+            handles,
             emitter,
             out,
             watermark,
@@ -47,24 +54,76 @@ impl<'a> KeyedContext<'a> {
         self.processing_time
     }
 
-    /// Fires once the watermark reaches `timestamp`; registering it again is a no-op.
-    pub fn register_event_time_timer(&mut self, timestamp: Timestamp) {
-        self.timers
-            .register(TimeDomain::EventTime, self.key, timestamp);
+    /// The current key's value state `state` (registered on first use).
+    pub fn value_state<T>(&mut self, state: impl StateName) -> Result<KeyedValue<'_, T>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let state = self
+            .handles
+            .get(&mut *self.backend, &state, |b, d| ValueState::new(b, d))?;
+        Ok(KeyedValue {
+            state,
+            backend: &mut *self.backend,
+            key: self.key,
+        })
     }
 
-    pub fn register_processing_time_timer(&mut self, timestamp: Timestamp) {
-        self.timers
-            .register(TimeDomain::ProcessingTime, self.key, timestamp);
+    /// The current key's list state `state` (registered on first use).
+    pub fn list_state<T>(&mut self, state: impl StateName) -> Result<KeyedList<'_, T>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let state = self
+            .handles
+            .get(&mut *self.backend, &state, |b, d| ListState::new(b, d))?;
+        Ok(KeyedList {
+            state,
+            backend: &mut *self.backend,
+            key: self.key,
+        })
+    }
+
+    /// The current key's map state `state` (registered on first use).
+    pub fn map_state<K, V>(&mut self, state: impl StateName) -> Result<KeyedMap<'_, K, V>>
+    where
+        K: Serialize + DeserializeOwned + Send + 'static,
+        V: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let state = self
+            .handles
+            .get(&mut *self.backend, &state, |b, d| MapState::new(b, d))?;
+        Ok(KeyedMap {
+            state,
+            backend: &mut *self.backend,
+            key: self.key,
+        })
+    }
+
+    /// Fires once the watermark reaches `timestamp`; registering it again is a no-op. Timers
+    /// are part of checkpoints.
+    pub fn register_event_time_timer(&mut self, timestamp: Timestamp) -> Result<()> {
+        self.register(TimeDomain::EventTime, timestamp)
+    }
+
+    pub fn register_processing_time_timer(&mut self, timestamp: Timestamp) -> Result<()> {
+        self.register(TimeDomain::ProcessingTime, timestamp)
+    }
+
+    fn register(&mut self, domain: TimeDomain, timestamp: Timestamp) -> Result<()> {
+        self.backend.timers().register(domain, self.key, timestamp)?;
+        Ok(())
     }
 
     pub fn delete_event_time_timer(&mut self, timestamp: Timestamp) {
-        self.timers
+        self.backend
+            .timers()
             .delete(TimeDomain::EventTime, self.key, timestamp);
     }
 
     pub fn delete_processing_time_timer(&mut self, timestamp: Timestamp) {
-        self.timers
+        self.backend
+            .timers()
             .delete(TimeDomain::ProcessingTime, self.key, timestamp);
     }
 

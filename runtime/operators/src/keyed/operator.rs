@@ -2,36 +2,49 @@ use arrow_array::{RecordBatch, UInt32Array};
 use arrow_row::Rows;
 use arrow_schema::SchemaRef;
 use arrow_select::take::take_record_batch;
-use spate_api::{KeyEncoder, MIN_WATERMARK, Operator, Output, Result, Timestamp, now_millis};
+use spate_api::{
+    KeyEncoder, MIN_WATERMARK, Operator, OperatorContext, OperatorSnapshot, Output, Result,
+    Timestamp, now_millis,
+};
+use spate_state::{KeyedStateBackend, open_backend};
 
 use super::context::{Emitter, KeyedContext};
 use super::hash::FastMap;
-use super::timers::Timers;
+use super::state::StateHandles;
 use super::{KeyedProcessFunction, TimeDomain};
+use crate::checkpoint::{FINAL_CHECKPOINT, restored_watermark, watermark_entry};
 
 /// Runs a `KeyedProcessFunction`: groups each batch by key and drives the function's timers.
+/// Keyed state and timers live in a spate-state backend (heap or RocksDB, as the job
+/// configures), which snapshots them at checkpoints and restores them in `open`.
 pub struct KeyedProcessOperator<F: KeyedProcessFunction> {
     function: F,
     keys: KeyEncoder,
-    timers: Timers,
+    backend: Box<dyn KeyedStateBackend>,
+    handles: StateHandles,
     emitter: Emitter,
     watermark: Timestamp,
-    /// The firing timer's key, copied out of the timer table so the function can register timers
-    /// while it holds the key.
-    firing_key: Vec<u8>,
+    /// The earliest processing-time timer, kept up to date after every call that can change
+    /// timers: `next_processing_timer` takes `&self`, and the backend lends its timers only
+    /// mutably.
+    next_processing: Option<Timestamp>,
 }
 
 impl<F: KeyedProcessFunction> KeyedProcessOperator<F> {
+    /// Until `open` gives it the instance's state, the operator runs on empty heap state owning
+    /// every key, as the single instance of a job (for tests and tools).
     pub fn new(function: F, key_columns: Vec<String>, input: SchemaRef) -> Result<Self> {
         let keys = KeyEncoder::new(&input, &key_columns)?;
         let emitter = Emitter::new(function.output_schema());
+        let single = OperatorContext::single("keyed process");
         Ok(KeyedProcessOperator {
             function,
             keys,
-            timers: Timers::default(),
+            backend: open_backend(&single.state, single.max_parallelism)?,
+            handles: StateHandles::default(),
             emitter,
             watermark: MIN_WATERMARK,
-            firing_key: Vec::new(),
+            next_processing: None,
         })
     }
 
@@ -48,26 +61,43 @@ impl<F: KeyedProcessFunction> KeyedProcessOperator<F> {
     ) -> Result<()> {
         // The queue is re-read after each callback: timers the function registers at or before
         // `time` fire in this same round, in timestamp order.
-        while let Some((timestamp, id)) = self.timers.pop_due(domain, time) {
-            self.firing_key.clear();
-            self.firing_key.extend_from_slice(self.timers.key(id));
+        while let Some(timer) = self.backend.timers().pop_due(domain, time) {
             let mut ctx = KeyedContext::new(
-                &self.firing_key,
-                &mut self.timers,
+                timer.key.as_key(),
+                &mut *self.backend,
+                &mut self.handles,
                 &mut self.emitter,
                 out,
                 self.watermark,
                 processing_time,
             );
             self.function
-                .on_timer(&self.firing_key, timestamp, domain, &mut ctx)?;
-            self.timers.fired(id);
+                .on_timer(&timer.key.bytes, timer.timestamp, domain, &mut ctx)?;
         }
+        self.timers_changed();
         self.emitter.flush(out)
+    }
+
+    fn timers_changed(&mut self) {
+        self.next_processing = self
+            .backend
+            .timers()
+            .next_timestamp(TimeDomain::ProcessingTime);
     }
 }
 
 impl<F: KeyedProcessFunction> Operator for KeyedProcessOperator<F> {
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        self.backend = open_backend(&ctx.state, ctx.max_parallelism)?;
+        // Handles are ids in the backend that registered them.
+        self.handles = StateHandles::default();
+        // Restored so that the function sees the event time it saw before (a function dropping
+        // records behind the watermark drops the same ones after a restore).
+        self.watermark = restored_watermark(ctx.state.restored.as_ref())?;
+        self.timers_changed();
+        Ok(())
+    }
+
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Output) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -85,8 +115,9 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOperator<F> {
             let len = groups.offsets[group + 1] as usize - offset;
             let key = rows.row(first as usize).data();
             let mut ctx = KeyedContext::new(
-                key,
-                &mut self.timers,
+                self.backend.key(key),
+                &mut *self.backend,
+                &mut self.handles,
                 &mut self.emitter,
                 out,
                 self.watermark,
@@ -95,6 +126,7 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOperator<F> {
             self.function
                 .process(key, &grouped.slice(offset, len), &mut ctx)?;
         }
+        self.timers_changed();
         self.emitter.flush(out)
     }
 
@@ -106,11 +138,27 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOperator<F> {
     }
 
     fn next_processing_timer(&self) -> Option<Timestamp> {
-        self.timers.next(TimeDomain::ProcessingTime)
+        self.next_processing
     }
 
     fn on_processing_time(&mut self, now: Timestamp, out: &mut Output) -> Result<()> {
         self.fire(TimeDomain::ProcessingTime, now, now, out)
+    }
+
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<OperatorSnapshot> {
+        let keyed = if checkpoint_id == FINAL_CHECKPOINT {
+            None
+        } else {
+            Some(self.backend.snapshot(checkpoint_id)?)
+        };
+        Ok(OperatorSnapshot {
+            entries: vec![watermark_entry(self.watermark)],
+            keyed,
+        })
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<()> {
+        Ok(self.backend.notify_checkpoint_complete(checkpoint_id)?)
     }
 }
 
@@ -224,10 +272,10 @@ mod tests {
                 if ts < 0 {
                     ctx.delete_event_time_timer(-ts + 10);
                 } else {
-                    ctx.register_event_time_timer(ts + 10);
+                    ctx.register_event_time_timer(ts + 10)?;
                 }
             }
-            ctx.register_processing_time_timer(1000);
+            ctx.register_processing_time_timer(1000)?;
             Ok(())
         }
 
@@ -241,7 +289,7 @@ mod tests {
             if domain == TimeDomain::EventTime {
                 assert!(timestamp <= ctx.current_watermark());
                 if timestamp == 15 {
-                    ctx.register_event_time_timer(16);
+                    ctx.register_event_time_timer(16)?;
                 }
             }
             let (name, count) = self.counts[key].clone();

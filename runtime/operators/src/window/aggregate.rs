@@ -12,6 +12,8 @@ use arrow_row::{RowConverter, SortField};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use spate_api::{OperatorError, Result, column_names};
 
+mod codec;
+
 use super::distinct::{ByteSet, Distinct, HashedRows, WordSet, Words, fits_word};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,7 @@
 //! State of COUNT(DISTINCT column): the set of distinct values of each slot.
 
+mod codec;
+
 use std::collections::HashSet;
 use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, BuildHasherDefault};

@@ -1,8 +1,11 @@
 //! Event-time windows (tumbling, hopping, session) with COUNT/SUM/MIN/MAX/AVG/COUNT(DISTINCT) per
-//! key, with the semantics of Flink's event-time `WindowOperator` and no allowed lateness.
+//! key, with the semantics of Flink's event-time `WindowOperator` and no allowed lateness. Open
+//! windows and the watermark are checkpointed, and restore at any parallelism (`checkpoint.rs`).
 
 mod aggregate;
 mod assigner;
+mod bytes;
+mod checkpoint;
 mod distinct;
 mod operator;
 mod output;

@@ -1,16 +1,20 @@
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use spate_api::{
-    KeyEncoder, MIN_WATERMARK, Operator, OperatorMetrics, Output, Result, Timestamp,
-    event_time_column,
+    KeyEncoder, MIN_WATERMARK, Operator, OperatorContext, OperatorMetrics, OperatorSnapshot,
+    Output, Result, Timestamp, event_time_column,
 };
 
 use super::aggregate::{Accumulators, Aggregate, Updates};
 use super::assigner::{Aligned, WindowAssigner, is_late};
+use super::checkpoint::Instance;
 use super::output::OutputBuilder;
 use super::panes::Panes;
 use super::session::Sessions;
 use super::{Resolved, WindowSpec};
+use crate::checkpoint::{
+    FINAL_CHECKPOINT, release_older_than, restored_watermark, watermark_entry,
+};
 use crate::keyed::table::KeyTable;
 
 /// Aggregates records per key and event-time window; a window's row is emitted when the
@@ -28,10 +32,11 @@ pub struct WindowOperator {
     output: OutputBuilder,
     watermark: Timestamp,
     late_records_dropped: u64,
+    instance: Instance,
 }
 
 #[derive(Debug)]
-enum Windows {
+pub(super) enum Windows {
     Aligned(Aligned, Panes),
     Session(Sessions),
 }
@@ -66,6 +71,8 @@ impl WindowOperator {
             windows,
             watermark: MIN_WATERMARK,
             late_records_dropped: 0,
+            // Until `open` says otherwise, the single instance of a job owns every key.
+            instance: Instance::of(&OperatorContext::single("window")),
         })
     }
 
@@ -90,6 +97,18 @@ impl WindowOperator {
 }
 
 impl Operator for WindowOperator {
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        self.instance = Instance::of(ctx);
+        self.watermark = restored_watermark(ctx.state.restored.as_ref())?;
+        self.instance.restore(
+            &ctx.state,
+            self.watermark,
+            &mut self.windows,
+            &mut self.table,
+            &mut self.accumulators,
+        )
+    }
+
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Output) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -169,6 +188,27 @@ impl Operator for WindowOperator {
         output.flush(keys, table, accumulators, out)?;
         out.watermark(watermark);
         Ok(())
+    }
+
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<OperatorSnapshot> {
+        // The watermark goes along so that a replayed record that was late before the
+        // checkpoint is late again, instead of reopening a window that has already fired.
+        let entries = vec![watermark_entry(self.watermark)];
+        let keyed = if checkpoint_id == FINAL_CHECKPOINT {
+            None
+        } else {
+            Some(self.instance.snapshot(
+                checkpoint_id,
+                &self.windows,
+                &self.table,
+                &self.accumulators,
+            )?)
+        };
+        Ok(OperatorSnapshot { entries, keyed })
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<()> {
+        release_older_than(self.instance.dir(), checkpoint_id)
     }
 
     fn metrics(&self) -> OperatorMetrics {

@@ -151,6 +151,17 @@ impl Panes {
         self.free.push(index);
     }
 
+    /// Every (key, start, end, slot) of an open window, windows in order of end and keys in
+    /// the order the pane lists them, so that a pane restored from them fires in the same order.
+    pub(crate) fn open_windows(&self) -> impl Iterator<Item = (u32, Timestamp, Timestamp, u32)> {
+        self.by_end.values().flat_map(|&index| {
+            let pane = &self.panes[index];
+            pane.entries
+                .iter()
+                .map(|&(key, slot)| (key, pane.start, pane.end, slot))
+        })
+    }
+
     #[cfg(test)]
     pub(crate) fn open(&self) -> usize {
         self.by_end.len()

@@ -170,6 +170,32 @@ impl Sessions {
         None
     }
 
+    /// Every (key, start, end, slot) of an open session.
+    pub(crate) fn open_windows(&self) -> impl Iterator<Item = (u32, Timestamp, Timestamp, u32)> {
+        self.per_key.iter().zip(0u32..).flat_map(|(entry, key)| {
+            entry
+                .sessions
+                .iter()
+                .map(move |s| (key, s.start, s.end, s.slot))
+        })
+    }
+
+    /// Reopens a session of `key` from a snapshot; the caller has interned and retained `key`
+    /// and allocated `slot` for it. Call `index_changes` after the last.
+    pub(crate) fn restore(&mut self, key: u32, start: Timestamp, end: Timestamp, slot: u32) {
+        if self.per_key.len() <= key as usize {
+            self.per_key
+                .resize_with(key as usize + 1, KeySessions::default);
+        }
+        self.per_key[key as usize].sessions.push(Session {
+            start,
+            end,
+            slot,
+            indexed_end: None,
+        });
+        self.touch(key);
+    }
+
     #[cfg(test)]
     pub(crate) fn open(&self) -> usize {
         self.per_key.iter().map(|k| k.sessions.len()).sum()

@@ -1,5 +1,7 @@
 //! The window operator against a brute-force reference computed from the same rows.
 
+mod checkpoint;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -13,19 +15,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use spate_api::{MAX_WATERMARK, MIN_WATERMARK, Operator, Output, StreamElement, Timestamp};
 
 use super::*;
-
-/// A small deterministic LCG (Knuth's MMIX constants), high bits out.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
+use crate::test_cluster::Lcg;
 
 #[derive(Debug, Clone)]
 struct Row {

@@ -1,0 +1,170 @@
+//! A MinIO server for one test: started from the binary `e2e/minio.sh install` puts in
+//! `${SPATE_TOOLS:-/var/tmp/spate-tools}/bin` (or `$SPATE_MINIO`), on a free loopback port with a
+//! temporary data directory and fixed credentials, killed when dropped.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spate_checkpoint::{CheckpointStorage, RetryPolicy, StorageOptions};
+use tempfile::TempDir;
+
+pub const ACCESS_KEY: &str = "spate-test";
+pub const SECRET_KEY: &str = "spate-test-secret";
+pub const BUCKET: &str = "spate";
+const STARTUP: Duration = Duration::from_secs(60);
+
+pub struct Minio {
+    child: Child,
+    dir: TempDir,
+    pub endpoint: String,
+}
+
+impl Minio {
+    /// A running MinIO, or `None` (after saying why) when its binary is missing outside CI.
+    /// In CI (`CI=true`) a missing binary fails the test: there it must have been installed.
+    pub fn start() -> Option<Minio> {
+        let binary = binary();
+        if !binary.is_file() {
+            let message = format!(
+                "MinIO binary {} not found; run `bash e2e/minio.sh install` (or set SPATE_MINIO)",
+                binary.display()
+            );
+            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+                panic!("{message}");
+            }
+            eprintln!("skipping the MinIO test: {message}");
+            return None;
+        }
+        let dir = data_root()
+            .map_or_else(tempfile::tempdir, tempfile::tempdir_in)
+            .expect("temporary directory for MinIO");
+        let data = dir.path().join("data");
+        // A top-level directory of a fresh data directory is served as a bucket: this creates
+        // the bucket without an S3 client that can sign bucket requests.
+        std::fs::create_dir_all(data.join(BUCKET)).expect("bucket directory");
+        let log = File::create(dir.path().join("minio.log")).expect("MinIO log file");
+        let port = free_port();
+        let mut command = Command::new(&binary);
+        command
+            .arg("server")
+            .arg(&data)
+            .arg("--address")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--quiet")
+            .env("MINIO_ROOT_USER", ACCESS_KEY)
+            .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
+            .env("MINIO_BROWSER", "off")
+            .env("MINIO_UPDATE", "off")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("MinIO log file"))
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; it makes the kernel kill MinIO if the test
+        // process dies without running Drop (a killed or aborted test run).
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("starting MinIO");
+        let mut minio = Minio {
+            child,
+            dir,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        minio.wait_until_live(port);
+        Some(minio)
+    }
+
+    fn wait_until_live(&mut self, port: u16) {
+        let deadline = Instant::now() + STARTUP;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("MinIO exited with {status} while starting:\n{}", self.log());
+            }
+            if health_status(port) == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("MinIO was not live after {STARTUP:?}:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("minio.log")).unwrap_or_default()
+    }
+
+    /// Storage at `s3://spate/<prefix>` on this server, path-style over plain HTTP, with the
+    /// credentials in a credentials file.
+    pub async fn storage(&self, prefix: &str, options: StorageOptions) -> CheckpointStorage {
+        let credentials = self.dir.path().join("credentials");
+        std::fs::write(
+            &credentials,
+            format!("aws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
+        )
+        .expect("credentials file");
+        let options = StorageOptions {
+            endpoint: Some(self.endpoint.clone()),
+            region: Some("us-east-1".into()),
+            virtual_hosted_style_request: Some(false),
+            allow_http: Some(true),
+            credentials_file: Some(credentials),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                ..options.retry
+            },
+            ..options
+        };
+        CheckpointStorage::open(&format!("s3://{BUCKET}/{prefix}"), &options)
+            .await
+            .expect("opening MinIO storage")
+    }
+}
+
+impl Drop for Minio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SPATE_MINIO") {
+        return PathBuf::from(path);
+    }
+    let tools = std::env::var_os("SPATE_TOOLS").unwrap_or_else(|| "/var/tmp/spate-tools".into());
+    PathBuf::from(tools).join("bin").join("minio")
+}
+
+/// MinIO refuses writes once its drive is 99% full, which a shared build machine's disk can
+/// be; memory-backed /dev/shm, where there is one, keeps that from failing the test.
+fn data_root() -> Option<PathBuf> {
+    let shm = PathBuf::from("/dev/shm");
+    shm.is_dir().then_some(shm)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free loopback port")
+}
+
+/// The HTTP status of MinIO's liveness probe, if it answers.
+fn health_status(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET /minio/health/live HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}

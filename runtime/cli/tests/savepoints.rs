@@ -1,0 +1,139 @@
+//! Savepoints on real processes: a keyed window job at parallelism 2 takes a savepoint and is
+//! canceled; the same job restored from it at parallelism 3 and at 1 finishes the input. The
+//! output committed before the savepoint plus the output of the restored run must equal the
+//! brute-force reference exactly.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::*;
+use spate_cluster::{CheckpointSpec, LocalCluster};
+use spate_connectors::nexmark::{NexmarkConfig, NexmarkEvent};
+use spate_proto::v1::job_master_client::JobMasterClient;
+use spate_proto::v1::{JobState, TriggerSavepointRequest};
+
+const EVENTS: u64 = 200_000;
+const RATE: u64 = 20_000;
+
+fn job(out: &Path) -> String {
+    format!(
+        "CREATE TABLE bid (
+            auction BIGINT, price BIGINT, dateTime TIMESTAMP(3),
+            WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+        ) WITH (
+            'connector' = 'nexmark', 'nexmark.table' = 'bid',
+            'events' = '{EVENTS}', 'rate' = '{RATE}', 'batch-size' = '500'
+        );
+        CREATE TABLE out (auction BIGINT, s TIMESTAMP(3), n BIGINT, total BIGINT)
+        WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+        INSERT INTO out
+        SELECT auction, TUMBLE_START(dateTime, INTERVAL '2' SECOND), COUNT(*), SUM(price)
+        FROM bid GROUP BY auction, TUMBLE(dateTime, INTERVAL '2' SECOND);",
+        out.display()
+    )
+}
+
+fn reference() -> Vec<Vec<String>> {
+    let config = NexmarkConfig {
+        events: Some(EVENTS),
+        ..NexmarkConfig::default()
+    };
+    let mut windows: BTreeMap<(i64, i64), (u64, i64)> = BTreeMap::new();
+    for n in 0..EVENTS {
+        if let NexmarkEvent::Bid(b) = config.event(n) {
+            let start = b.date_time - b.date_time.rem_euclid(2_000);
+            let w = windows.entry((b.auction, start)).or_default();
+            w.0 += 1;
+            w.1 += b.price;
+        }
+    }
+    let mut rows: Vec<Vec<String>> = windows
+        .into_iter()
+        .map(|((auction, start), (n, total))| {
+            vec![auction.to_string(), ts(start), n.to_string(), total.to_string()]
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn ts(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .expect("in range")
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
+}
+
+fn checkpoints(storage: &Path, restore_from: Option<String>) -> CheckpointSpec {
+    CheckpointSpec {
+        storage_url: Some(format!("file://{}", storage.display())),
+        // Only savepoints and the final checkpoint: what is committed is what they cover.
+        interval_ms: 3_600_000,
+        restore_from,
+        max_restarts: 0,
+        ..CheckpointSpec::default()
+    }
+}
+
+/// Runs the job at parallelism 2 until part of the input is processed, takes a savepoint,
+/// cancels; returns the savepoint's location.
+async fn savepoint_at_parallelism_2(work: &Path, storage: &Path, out: &Path) -> String {
+    let mut spec = spec("sql", work, 2, 1).arg("sql", job(out)).arg("parallelism", 2);
+    spec.checkpoints = Some(checkpoints(storage, None));
+    let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
+    wait_for(&mut cluster, |s| {
+        s.tasks.iter().map(|t| t.metrics.as_ref().map_or(0, |m| m.records_in)).sum::<u64>()
+            > EVENTS / 4
+    })
+    .await;
+    let mut client = JobMasterClient::connect(format!("http://{}", cluster.jobmaster_address()))
+        .await
+        .expect("JobMaster reachable");
+    let savepoint = client
+        .trigger_savepoint(TriggerSavepointRequest {})
+        .await
+        .unwrap_or_else(|e| panic!("savepoint: {}\n{}", e.message(), logs(work)))
+        .into_inner();
+    cluster.cancel("savepoint taken").await.expect("cancel");
+    let outcome = cluster.wait().await.expect("cluster ends");
+    assert_eq!(outcome.status.state, JobState::Canceled as i32);
+    savepoint.location
+}
+
+async fn restore_at(parallelism: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, out) = (dir.path().join("checkpoints"), dir.path().join("out"));
+    let location = savepoint_at_parallelism_2(&dir.path().join("first"), &storage, &out).await;
+    let before = read_rows(&out).len();
+    assert!(before > 0, "the savepoint committed the windows it covers");
+
+    let work = dir.path().join("second");
+    let mut spec = spec("sql", &work, parallelism, 1)
+        .arg("sql", job(&out))
+        .arg("parallelism", parallelism);
+    spec.checkpoints = Some(checkpoints(&storage, Some(location)));
+    let outcome = run_to_end(spec).await;
+    assert_eq!(outcome.status.checkpoints.unwrap_or_default().restored_from > 0, true);
+    let mut got = read_rows(&out);
+    got.sort();
+    let want = reference();
+    assert!(
+        got == want,
+        "restored at parallelism {parallelism}: {} rows ({before} before the savepoint), want {}",
+        got.len(),
+        want.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_savepoint_at_parallelism_2_restores_at_3() {
+    restore_at(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_savepoint_at_parallelism_2_restores_at_1() {
+    restore_at(1).await;
+}

@@ -1,0 +1,452 @@
+//! The checkpoint coordinator: triggers checkpoints at the sources, collects the tasks'
+//! acknowledgements, completes a checkpoint by writing its metadata last, tells the tasks, and
+//! counts what failed. Savepoints and the final checkpoint at the end of input go the same way.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use futures::future::join_all;
+use spate_checkpoint::{
+    CheckpointStorage, CompletedCheckpointStore, CompletedSnapshot, METADATA_FORMAT_VERSION,
+    SnapshotLocation, StorageOptions,
+};
+use spate_graph::JobGraph;
+use spate_proto::v1::{
+    AcknowledgeCheckpointRequest, CheckpointMetadata, CheckpointStats, DeclineCheckpointRequest,
+    NotifyCheckpointCompleteRequest, OperatorParallelism, SnapshotKind, TaskId,
+    TriggerCheckpointRequest,
+};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use super::settings::CheckpointSettings;
+use crate::state::Shared;
+use crate::workers::worker_client;
+
+/// The id under which tasks commit the final snapshot (spate-task's `FINAL_SNAPSHOT`).
+const FINAL_SNAPSHOT: u64 = u64::MAX;
+
+pub type SavepointReply = oneshot::Sender<Result<(u64, String), String>>;
+
+/// A task of the current attempt, as the coordinator needs it.
+#[derive(Debug, Clone)]
+pub struct TaskRef {
+    pub id: TaskId,
+    pub worker_id: String,
+    pub is_source: bool,
+}
+
+struct Pending {
+    kind: SnapshotKind,
+    savepoint: Option<SnapshotLocation>,
+    trigger_ms: i64,
+    started: Instant,
+    acks: HashMap<(u32, u32), AcknowledgeCheckpointRequest>,
+    reply: Option<SavepointReply>,
+}
+
+pub struct Coordinator {
+    settings: CheckpointSettings,
+    storage: CheckpointStorage,
+    store: CompletedCheckpointStore,
+    job: String,
+    job_name: String,
+    max_parallelism: u32,
+    operators: Vec<OperatorParallelism>,
+    next_id: u64,
+    pending: BTreeMap<u64, Pending>,
+    /// Final snapshots of tasks whose input ended, by (vertex, subtask).
+    finals: HashMap<(u32, u32), AcknowledgeCheckpointRequest>,
+    tasks: Vec<TaskRef>,
+    attempt: u32,
+    last_end: Instant,
+    /// The first checkpoint of an attempt waits one interval, like the ones after it.
+    last_trigger: Option<Instant>,
+    consecutive_failures: u32,
+    waiting_savepoints: Vec<SavepointReply>,
+    pub stats: CheckpointStats,
+    /// A worker did not take a checkpoint call: it may be gone, which nothing else may notice
+    /// soon when no exchange connects it to the others (forward-only pipelines).
+    pub worker_unreachable: bool,
+}
+
+impl Coordinator {
+    /// Opens the storage and recovers the completed checkpoints already in the job's directory.
+    pub async fn new(
+        settings: CheckpointSettings,
+        job: &str,
+        graph: &JobGraph,
+    ) -> anyhow::Result<Self> {
+        let options = StorageOptions::from_map(&settings.storage_options)?;
+        let storage = CheckpointStorage::open(&settings.storage_url, &options)
+            .await
+            .context("opening checkpoint storage")?;
+        let store = CompletedCheckpointStore::recover(storage.clone(), job, settings.retained)
+            .await
+            .context("reading completed checkpoints")?;
+        let next_id = store
+            .latest()
+            .map_or(1, |c| c.location.checkpoint_id() + 1);
+        let operators = graph
+            .vertices
+            .iter()
+            .flat_map(|v| {
+                v.nodes.iter().map(|&n| OperatorParallelism {
+                    operator_id: graph.node(n).operator_id(),
+                    parallelism: v.parallelism,
+                })
+            })
+            .collect();
+        Ok(Coordinator {
+            settings,
+            storage,
+            store,
+            job: job.to_string(),
+            job_name: job.to_string(),
+            max_parallelism: graph.max_parallelism,
+            operators,
+            next_id,
+            pending: BTreeMap::new(),
+            finals: HashMap::new(),
+            tasks: Vec::new(),
+            attempt: 0,
+            last_end: Instant::now(),
+            last_trigger: None,
+            consecutive_failures: 0,
+            waiting_savepoints: Vec::new(),
+            stats: CheckpointStats::default(),
+            worker_unreachable: false,
+        })
+    }
+
+    pub fn storage(&self) -> &CheckpointStorage {
+        &self.storage
+    }
+
+    pub fn settings(&self) -> &CheckpointSettings {
+        &self.settings
+    }
+
+    /// The newest completed checkpoint, to restart from.
+    pub fn latest(&self) -> Option<CompletedSnapshot> {
+        self.store.latest().cloned()
+    }
+
+    /// A new attempt of the job is running with `tasks`: whatever was pending belongs to the
+    /// old one and can never complete.
+    pub async fn start_attempt(&mut self, attempt: u32, tasks: Vec<TaskRef>, restored_from: u64) {
+        let stale: Vec<u64> = self.pending.keys().copied().collect();
+        for id in stale {
+            self.abort(id, "the job restarted").await;
+        }
+        self.finals.clear();
+        self.tasks = tasks;
+        self.attempt = attempt;
+        self.last_end = Instant::now();
+        self.last_trigger = Some(Instant::now());
+        self.stats.restored_from = restored_from;
+        // Ids keep increasing across attempts, so a late barrier of the old attempt is stale.
+        self.next_id = self.next_id.max(restored_from + 1);
+    }
+
+    pub fn request_savepoint(&mut self, reply: SavepointReply) {
+        self.waiting_savepoints.push(reply);
+    }
+
+    /// One round of the coordinator: time-outs, completions, and a trigger when one is due.
+    /// Returns a reason to fail the job when checkpoints keep failing.
+    pub async fn tick(
+        &mut self,
+        shared: &Shared,
+        acks: Vec<AcknowledgeCheckpointRequest>,
+        declines: Vec<DeclineCheckpointRequest>,
+        all_running: bool,
+    ) -> Option<String> {
+        for ack in acks {
+            self.acknowledge(ack);
+        }
+        for decline in declines {
+            let reason = format!(
+                "declined by task {}/{}: {}",
+                decline.task.as_ref().map_or(0, |t| t.vertex),
+                decline.task.as_ref().map_or(0, |t| t.subtask),
+                decline.reason
+            );
+            if self.pending.contains_key(&decline.checkpoint_id) {
+                self.fail_checkpoint(decline.checkpoint_id, &reason).await;
+            }
+        }
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.started.elapsed() > self.settings.timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            let timeout = self.settings.timeout;
+            self.fail_checkpoint(id, &format!("not complete within {timeout:?}"))
+                .await;
+        }
+        let complete: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.acks.len() == self.tasks.len())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in complete {
+            self.complete(shared, id).await;
+        }
+        if !self.finals.is_empty() && self.finals.len() == self.tasks.len() {
+            self.complete_final(shared).await;
+        }
+        if self.consecutive_failures > self.settings.tolerable_failures {
+            return Some(format!(
+                "{} consecutive checkpoints failed (tolerable: {})",
+                self.consecutive_failures, self.settings.tolerable_failures
+            ));
+        }
+        // Once a task finished its input, no barrier can pass it any more.
+        if all_running && self.finals.is_empty() {
+            if let Some(reply) = self.waiting_savepoints.pop() {
+                self.trigger(shared, Some(reply)).await;
+            } else if self.pending.len() < self.settings.max_concurrent && self.trigger_due() {
+                self.trigger(shared, None).await;
+            }
+        } else if !self.finals.is_empty() {
+            for reply in self.waiting_savepoints.drain(..) {
+                let _ = reply.send(Err("the job's input has ended".into()));
+            }
+        }
+        None
+    }
+
+    fn trigger_due(&self) -> bool {
+        self.last_trigger
+            .is_none_or(|t| t.elapsed() >= self.settings.interval)
+            && self.last_end.elapsed() >= self.settings.min_pause
+    }
+
+    fn acknowledge(&mut self, ack: AcknowledgeCheckpointRequest) {
+        let Some(task) = ack.task.clone() else {
+            return;
+        };
+        if task.attempt != self.attempt {
+            return;
+        }
+        let key = (task.vertex, task.subtask);
+        if ack.r#final {
+            self.finals.insert(key, ack);
+        } else if let Some(pending) = self.pending.get_mut(&ack.checkpoint_id) {
+            pending.acks.insert(key, ack);
+        }
+    }
+
+    async fn trigger(&mut self, shared: &Shared, reply: Option<SavepointReply>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.last_trigger = Some(Instant::now());
+        let savepoint = match reply {
+            Some(_) => match SnapshotLocation::new_savepoint(&self.job, id) {
+                Ok(location) => Some(location),
+                Err(e) => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                    return;
+                }
+            },
+            None => None,
+        };
+        let trigger_ms = spate_api::now_millis();
+        let kind = if savepoint.is_some() {
+            SnapshotKind::Savepoint
+        } else {
+            SnapshotKind::Checkpoint
+        };
+        self.pending.insert(
+            id,
+            Pending {
+                kind,
+                savepoint: savepoint.clone(),
+                trigger_ms,
+                started: Instant::now(),
+                acks: HashMap::new(),
+                reply,
+            },
+        );
+        // Every worker learns of a savepoint's directory; the ones with sources inject barriers.
+        let mut by_worker: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
+        for task in &self.tasks {
+            let sources = by_worker.entry(task.worker_id.clone()).or_default();
+            if task.is_source {
+                sources.push(task.id.clone());
+            }
+        }
+        let savepoint_location = savepoint.map(|l| l.to_string()).unwrap_or_default();
+        let sends = by_worker
+            .into_iter()
+            .filter(|(_, sources)| !sources.is_empty() || !savepoint_location.is_empty())
+            .map(|(worker, tasks)| {
+                let request = TriggerCheckpointRequest {
+                    checkpoint_id: id,
+                    timestamp_ms: trigger_ms,
+                    tasks,
+                    savepoint_location: savepoint_location.clone(),
+                };
+                async move {
+                    let mut client = worker_client(shared, &worker).await?;
+                    client.trigger_checkpoint(request).await?;
+                    anyhow::Ok(())
+                }
+            });
+        if let Some(Err(e)) = join_all(sends).await.into_iter().find(Result::is_err) {
+            self.worker_unreachable = true;
+            self.fail_checkpoint(id, &format!("triggering: {e:#}")).await;
+        }
+    }
+
+    fn metadata(&self, id: u64, kind: SnapshotKind, trigger_ms: i64, acks: Vec<&AcknowledgeCheckpointRequest>) -> CheckpointMetadata {
+        let mut states: Vec<_> = acks.iter().flat_map(|a| a.states.iter().cloned()).collect();
+        states.sort_by(|a, b| (&a.operator_id, a.subtask).cmp(&(&b.operator_id, b.subtask)));
+        CheckpointMetadata {
+            format_version: METADATA_FORMAT_VERSION,
+            job_name: self.job_name.clone(),
+            checkpoint_id: id,
+            kind: kind as i32,
+            trigger_ms,
+            completed_ms: spate_api::now_millis(),
+            max_parallelism: self.max_parallelism,
+            operators: self.operators.clone(),
+            states,
+        }
+    }
+
+    async fn complete(&mut self, shared: &Shared, id: u64) {
+        let Some(mut pending) = self.pending.remove(&id) else {
+            return;
+        };
+        let metadata = self.metadata(id, pending.kind, pending.trigger_ms, pending.acks.values().collect());
+        let written = match &pending.savepoint {
+            Some(location) => self
+                .storage
+                .write_savepoint(location, &metadata)
+                .await
+                .map(|()| location.clone()),
+            None => self.store.add(metadata).await,
+        };
+        let location = match written {
+            Ok(location) => location,
+            Err(e) => {
+                self.pending.insert(id, pending);
+                self.fail_checkpoint(id, &format!("writing its metadata: {e}")).await;
+                return;
+            }
+        };
+        let url = self.storage.url_of(&location.dir());
+        let acks = pending.acks.values();
+        self.stats.completed += 1;
+        self.stats.latest_id = id;
+        self.stats.latest_location = url.clone();
+        self.stats.latest_duration_ms = pending.started.elapsed().as_millis() as u64;
+        self.stats.latest_uploaded_bytes = acks.clone().map(|a| a.uploaded_bytes).sum();
+        self.stats.latest_state_bytes = acks.clone().map(|a| a.state_bytes).sum();
+        self.stats.latest_max_sync_us = acks.map(|a| a.sync_duration_us).max().unwrap_or(0);
+        self.consecutive_failures = 0;
+        self.last_end = Instant::now();
+        info!(
+            checkpoint = id,
+            kind = pending.kind.as_str_name(),
+            location = %url,
+            duration_ms = self.stats.latest_duration_ms,
+            uploaded_bytes = self.stats.latest_uploaded_bytes,
+            "checkpoint complete"
+        );
+        if let Some(reply) = pending.reply.take() {
+            let _ = reply.send(Ok((id, url)));
+        }
+        self.notify_complete(shared, id).await;
+    }
+
+    async fn complete_final(&mut self, shared: &Shared) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let finals = std::mem::take(&mut self.finals);
+        let metadata = self.metadata(id, SnapshotKind::Final, spate_api::now_millis(), finals.values().collect());
+        match self.store.add(metadata).await {
+            Ok(location) => {
+                info!(checkpoint = id, location = %self.storage.url_of(&location.dir()), "final checkpoint complete");
+                self.stats.latest_id = id;
+                self.notify_complete(shared, FINAL_SNAPSHOT).await;
+            }
+            Err(e) => {
+                // Keep the final snapshots: the next round tries again.
+                warn!(error = %e, "writing the final checkpoint failed");
+                self.finals = finals;
+                self.next_id = id;
+                self.consecutive_failures += 1;
+                self.stats.failed += 1;
+            }
+        }
+    }
+
+    async fn notify_complete(&self, shared: &Shared, id: u64) {
+        let mut by_worker: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
+        for task in &self.tasks {
+            by_worker
+                .entry(task.worker_id.clone())
+                .or_default()
+                .push(task.id.clone());
+        }
+        join_all(by_worker.into_iter().map(|(worker, tasks)| async move {
+            let request = NotifyCheckpointCompleteRequest {
+                checkpoint_id: id,
+                tasks,
+            };
+            let sent = async {
+                worker_client(shared, &worker)
+                    .await?
+                    .notify_checkpoint_complete(request)
+                    .await?;
+                anyhow::Ok(())
+            };
+            if let Err(e) = sent.await {
+                // A worker that missed it commits with the next checkpoint or on restore.
+                warn!(%worker, checkpoint = id, error = %format!("{e:#}"), "completion notice not delivered");
+            }
+        }))
+        .await;
+    }
+
+    async fn fail_checkpoint(&mut self, id: u64, reason: &str) {
+        warn!(checkpoint = id, %reason, "checkpoint failed");
+        self.consecutive_failures += 1;
+        self.stats.failed += 1;
+        self.abort(id, reason).await;
+    }
+
+    async fn abort(&mut self, id: u64, reason: &str) {
+        let Some(mut pending) = self.pending.remove(&id) else {
+            return;
+        };
+        self.last_end = Instant::now();
+        if let Some(reply) = pending.reply.take() {
+            let _ = reply.send(Err(format!("savepoint {id} failed: {reason}")));
+        }
+        let states: Vec<_> = pending.acks.values().flat_map(|a| a.states.clone()).collect();
+        if pending.savepoint.is_none()
+            && let Err(e) = self.store.discard_aborted(id, &states).await
+        {
+            warn!(checkpoint = id, error = %e, "cleaning up an aborted checkpoint failed");
+        }
+    }
+}
+
+pub async fn resolve(storage: &CheckpointStorage, location: &str) -> anyhow::Result<CompletedSnapshot> {
+    let location = storage.resolve(location)?;
+    let metadata = storage
+        .read_metadata(&location, true)
+        .await
+        .map_err(|e| anyhow!("cannot restore: {e}"))?;
+    Ok(CompletedSnapshot { location, metadata })
+}

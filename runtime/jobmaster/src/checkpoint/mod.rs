@@ -1,0 +1,9 @@
+//! Checkpointing on the JobMaster's side: settings, the coordinator, and restore assignment.
+
+mod coordinator;
+mod restore;
+mod settings;
+
+pub use coordinator::{Coordinator, SavepointReply, TaskRef, resolve};
+pub use restore::{check_compatible, task_restore};
+pub use settings::{CheckpointSettings, RestartSettings};

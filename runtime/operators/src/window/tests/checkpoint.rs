@@ -1,0 +1,233 @@
+//! Windows restored from checkpoints, at the same and at other parallelisms, against an
+//! uninterrupted run of the same stream.
+
+use std::path::Path;
+
+use spate_api::{MAX_WATERMARK, OperatorSnapshot, RestoredState, StateBackendKind};
+
+use super::*;
+use crate::test_cluster::Instances;
+
+const KEYS: [&str; 2] = ["k", "g"];
+
+fn open(
+    assigner: WindowAssigner,
+    dir: &Path,
+    label: &str,
+    parallelism: u32,
+    restored: Option<&RestoredState>,
+) -> spate_api::Result<Instances> {
+    let make = || -> Box<dyn Operator> {
+        Box::new(WindowOperator::new(spec(assigner), input_schema()).unwrap())
+    };
+    Instances::open(
+        make,
+        dir,
+        label,
+        StateBackendKind::Heap,
+        parallelism,
+        restored,
+        &KEYS,
+    )
+}
+
+fn feed(instances: &mut Instances, batches: &[(Vec<Row>, Timestamp)]) {
+    for (rows, watermark) in batches {
+        instances.batch(to_batch(rows));
+        instances.watermark(*watermark);
+    }
+}
+
+/// Every row emitted, and the records dropped as late.
+fn results(instances: &[Instances]) -> (Vec<Out>, u64) {
+    let rows = instances
+        .iter()
+        .flat_map(|i| &i.output)
+        .flat_map(read_rows)
+        .collect();
+    let late = instances.iter().map(Instances::late_records_dropped).sum();
+    (sorted(rows), late)
+}
+
+/// Runs the first `cut` batches on `before` instances, snapshots them, restores `after`
+/// instances from the snapshot and runs the rest of the stream on them.
+fn interrupted(
+    assigner: WindowAssigner,
+    batches: &[(Vec<Row>, Timestamp)],
+    cut: usize,
+    (before, after): (u32, u32),
+) -> (Vec<Out>, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = open(assigner, dir.path(), "before", before, None).unwrap();
+    feed(&mut first, &batches[..cut]);
+    let restored = first.snapshot(cut as u64);
+    let mut second = open(assigner, dir.path(), "after", after, Some(&restored)).unwrap();
+    feed(&mut second, &batches[cut..]);
+    second.watermark(MAX_WATERMARK);
+    results(&[first, second])
+}
+
+fn check_restores(assigner: WindowAssigner, seed: u64) {
+    // Late rows make the restored watermark matter: without it, a late row after the cut would
+    // reopen a window that fired before it.
+    let batches = with_late_rows(generate(seed, 2000, 6), seed);
+    let dir = tempfile::tempdir().unwrap();
+    let mut whole = open(assigner, dir.path(), "whole", 1, None).unwrap();
+    feed(&mut whole, &batches);
+    whole.watermark(MAX_WATERMARK);
+    let expected = results(&[whole]);
+    assert!(expected.0.len() > 50 && expected.1 > 5, "{assigner:?}");
+
+    let mut rng = Lcg(seed);
+    for _ in 0..3 {
+        let cut = 1 + rng.below(batches.len() as u64 - 1) as usize;
+        for scale in [(1, 1), (2, 3), (2, 1)] {
+            let got = interrupted(assigner, &batches, cut, scale);
+            assert!(got == expected, "{assigner:?}, cut at batch {cut}, {scale:?}");
+        }
+    }
+}
+
+#[test]
+fn tumbling_windows_restore_as_if_never_interrupted() {
+    check_restores(WindowAssigner::Tumbling { size_ms: 10 }, 21);
+}
+
+#[test]
+fn hopping_windows_restore_as_if_never_interrupted() {
+    check_restores(
+        WindowAssigner::Hopping {
+            size_ms: 12,
+            slide_ms: 4,
+        },
+        22,
+    );
+    // A slide beyond the size leaves rows in no window.
+    check_restores(
+        WindowAssigner::Hopping {
+            size_ms: 3,
+            slide_ms: 5,
+        },
+        23,
+    );
+}
+
+#[test]
+fn session_windows_restore_as_if_never_interrupted() {
+    check_restores(WindowAssigner::Session { gap_ms: 5 }, 24);
+}
+
+fn snapshot_of(op: &mut WindowOperator, dir: &Path, id: u64) -> OperatorSnapshot {
+    let ctx = context(dir, None);
+    op.open(&ctx).unwrap();
+    op.process_batch(simple(&[("a", 5, 1), ("b", 7, 2)]), &mut Output::default())
+        .unwrap();
+    op.process_watermark(3, &mut Output::default()).unwrap();
+    op.snapshot_state(id).unwrap()
+}
+
+fn context(dir: &Path, restored: Option<RestoredState>) -> spate_api::OperatorContext {
+    let mut ctx = spate_api::OperatorContext::single("window");
+    ctx.state.dir = dir.to_path_buf();
+    ctx.state.restored = restored;
+    ctx
+}
+
+fn restored(snapshot: OperatorSnapshot) -> RestoredState {
+    RestoredState {
+        checkpoint_id: 1,
+        entries: snapshot.entries,
+        keyed: snapshot.keyed.into_iter().collect(),
+    }
+}
+
+#[test]
+fn a_corrupt_snapshot_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut op = simple_operator(WindowAssigner::Tumbling { size_ms: 10 });
+    let snapshot = snapshot_of(&mut op, dir.path(), 1);
+    let keyed = snapshot.keyed.clone().unwrap();
+    let path = keyed.dir.join(&keyed.files[0].name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+
+    let mut fresh = simple_operator(WindowAssigner::Tumbling { size_ms: 10 });
+    let err = fresh
+        .open(&context(&dir.path().join("next"), Some(restored(snapshot))))
+        .unwrap_err();
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+}
+
+#[test]
+fn sessions_do_not_restore_into_aligned_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut op = simple_operator(WindowAssigner::Session { gap_ms: 10 });
+    let snapshot = snapshot_of(&mut op, dir.path(), 1);
+    let mut tumbling = simple_operator(WindowAssigner::Tumbling { size_ms: 10 });
+    let err = tumbling
+        .open(&context(&dir.path().join("next"), Some(restored(snapshot))))
+        .unwrap_err();
+    assert!(err.to_string().contains("session"), "{err}");
+}
+
+#[test]
+fn the_final_snapshot_has_the_watermark_only_and_old_snapshots_are_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut op = simple_operator(WindowAssigner::Tumbling { size_ms: 10 });
+    let first = snapshot_of(&mut op, dir.path(), 1);
+    let second = op.snapshot_state(2).unwrap();
+    let third = op.snapshot_state(3).unwrap();
+    op.notify_checkpoint_complete(2).unwrap();
+    let dir_of = |s: &OperatorSnapshot| s.keyed.as_ref().unwrap().dir.clone();
+    assert!(!dir_of(&first).exists());
+    assert!(dir_of(&second).exists() && dir_of(&third).exists());
+
+    let last = op.snapshot_state(u64::MAX).unwrap();
+    assert_eq!(last.keyed, None);
+    assert_eq!(last.entries, vec![("watermark".to_string(), 3i64.to_le_bytes().to_vec())]);
+}
+
+#[test]
+fn windows_without_keys_go_to_the_owner_of_the_empty_key() {
+    let spec = WindowSpec {
+        key_columns: vec![],
+        event_time_column: "ts".into(),
+        assigner: WindowAssigner::Tumbling { size_ms: 10 },
+        aggregates: vec![AggregateSpec {
+            function: AggregateFunction::Sum,
+            column: Some("v".into()),
+            output: "sum".into(),
+        }],
+    };
+    let make = || -> Box<dyn Operator> {
+        Box::new(WindowOperator::new(spec.clone(), simple(&[]).schema()).unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let open = |label, parallelism, restored| {
+        Instances::open(
+            make,
+            dir.path(),
+            label,
+            StateBackendKind::Heap,
+            parallelism,
+            restored,
+            &[],
+        )
+        .unwrap()
+    };
+    let mut first = open("before", 1, None);
+    first.batch(simple(&[("a", 1, 10), ("b", 2, 20)]));
+    let restored = first.snapshot(1);
+    let mut second = open("after", 3, Some(&restored));
+    second.batch(simple(&[("c", 3, 30)]));
+    second.watermark(MAX_WATERMARK);
+    let sums: Vec<i64> = second
+        .output
+        .iter()
+        .map(|b| b.column(2).as_primitive::<Int64Type>().value(0))
+        .collect();
+    // The restored window and the new row met in one instance.
+    assert_eq!(sums, vec![60]);
+}

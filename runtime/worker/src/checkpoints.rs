@@ -1,0 +1,234 @@
+//! The worker's part of checkpointing: downloading the state a task restores, and uploading the
+//! snapshots a task takes, off the task thread, then acknowledging them to the JobMaster.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use spate_api::{BarrierKind, RestoredState};
+use spate_checkpoint::{
+    CheckpointStorage, SnapshotLocation, SnapshotTarget, StorageOptions, TaskSnapshotUploader,
+};
+use spate_proto::v1::{
+    AcknowledgeCheckpointRequest, CheckpointConfig, DeclineCheckpointRequest, KeyedStateHandle,
+    OperatorSubtaskState, StateEntry, TaskId, TaskRestore,
+};
+use spate_task::TaskSnapshot;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::jobmaster::Upward;
+
+/// Storage handles by URL and the savepoint directories announced by the JobMaster.
+#[derive(Default)]
+pub struct CheckpointHub {
+    storages: tokio::sync::Mutex<HashMap<String, CheckpointStorage>>,
+    savepoints: Mutex<HashMap<u64, String>>,
+}
+
+impl CheckpointHub {
+    pub async fn storage(&self, config: &CheckpointConfig) -> anyhow::Result<CheckpointStorage> {
+        let mut storages = self.storages.lock().await;
+        if let Some(storage) = storages.get(&config.storage_url) {
+            return Ok(storage.clone());
+        }
+        let options: BTreeMap<String, String> = config.storage_options.clone().into_iter().collect();
+        let options = StorageOptions::from_map(&options)?;
+        let storage = CheckpointStorage::open(&config.storage_url, &options)
+            .await
+            .context("opening checkpoint storage")?;
+        storages.insert(config.storage_url.clone(), storage.clone());
+        Ok(storage)
+    }
+
+    pub fn announce_savepoint(&self, id: u64, location: String) {
+        self.savepoints
+            .lock()
+            .expect("savepoints lock")
+            .insert(id, location);
+    }
+
+    fn savepoint(&self, id: u64) -> Option<String> {
+        self.savepoints
+            .lock()
+            .expect("savepoints lock")
+            .get(&id)
+            .cloned()
+    }
+}
+
+/// Downloads the keyed state of every operator of the task into `state_dir/restore/...` and
+/// returns what each operator starts from.
+pub async fn download_restore(
+    storage: &CheckpointStorage,
+    restore: &TaskRestore,
+    state_dir: &Path,
+) -> anyhow::Result<HashMap<String, RestoredState>> {
+    let location = SnapshotLocation::parse(&restore.location)?;
+    let mut restored = HashMap::new();
+    for operator in &restore.operators {
+        let mut keyed = Vec::new();
+        for (index, handle) in operator.keyed.iter().enumerate() {
+            let dir = state_dir
+                .join("restore")
+                .join(&operator.operator_id)
+                .join(index.to_string());
+            let snapshot = storage
+                .download_keyed(&location, handle, &dir)
+                .await
+                .with_context(|| format!("restoring operator {}", operator.operator_id))?;
+            keyed.push(snapshot);
+        }
+        let entries = operator
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect();
+        restored.insert(
+            operator.operator_id.clone(),
+            RestoredState {
+                checkpoint_id: restore.checkpoint_id,
+                entries,
+                keyed,
+            },
+        );
+    }
+    Ok(restored)
+}
+
+/// Uploads one task's snapshots in order and acknowledges each (or declines it, naming why).
+pub struct SnapshotUploads {
+    pub task: TaskId,
+    pub storage: CheckpointStorage,
+    pub job_dir: String,
+    pub uploaders: HashMap<String, TaskSnapshotUploader>,
+    pub upward: mpsc::UnboundedSender<Upward>,
+}
+
+impl SnapshotUploads {
+    /// Seeds the incremental base of each operator from the handles it was restored from.
+    pub fn seed(&mut self, restore: &TaskRestore) -> anyhow::Result<()> {
+        for operator in &restore.operators {
+            self.uploader(&operator.operator_id)?.seed(&operator.keyed);
+        }
+        Ok(())
+    }
+
+    fn uploader(&mut self, operator_id: &str) -> anyhow::Result<&mut TaskSnapshotUploader> {
+        if !self.uploaders.contains_key(operator_id) {
+            let uploader = TaskSnapshotUploader::new(
+                self.storage.clone(),
+                &self.job_dir,
+                operator_id,
+                self.task.subtask,
+            )?;
+            self.uploaders.insert(operator_id.to_string(), uploader);
+        }
+        Ok(self.uploaders.get_mut(operator_id).expect("inserted above"))
+    }
+
+    pub async fn run(
+        mut self,
+        hub: std::sync::Arc<CheckpointHub>,
+        mut snapshots: mpsc::UnboundedReceiver<TaskSnapshot>,
+        mut completed: mpsc::UnboundedReceiver<u64>,
+    ) {
+        loop {
+            tokio::select! {
+                snapshot = snapshots.recv() => {
+                    let Some(snapshot) = snapshot else { return };
+                    let id = snapshot.barrier.map_or(0, |b| b.id);
+                    let message = match self.upload(&hub, snapshot).await {
+                        Ok(ack) => Upward::Ack(ack),
+                        Err(e) => {
+                            warn!(checkpoint = id, error = %format!("{e:#}"), "declining checkpoint");
+                            Upward::Decline(DeclineCheckpointRequest {
+                                task: Some(self.task.clone()),
+                                checkpoint_id: id,
+                                reason: format!("{e:#}"),
+                            })
+                        }
+                    };
+                    if self.upward.send(message).is_err() {
+                        return;
+                    }
+                }
+                id = completed.recv() => {
+                    let Some(id) = id else { return };
+                    for uploader in self.uploaders.values_mut() {
+                        uploader.notify_complete(id);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn upload(
+        &mut self,
+        hub: &CheckpointHub,
+        snapshot: TaskSnapshot,
+    ) -> anyhow::Result<AcknowledgeCheckpointRequest> {
+        let started = Instant::now();
+        let target = match snapshot.barrier {
+            Some(b) if b.kind == BarrierKind::Savepoint => {
+                let location = hub
+                    .savepoint(b.id)
+                    .ok_or_else(|| anyhow!("no directory announced for savepoint {}", b.id))?;
+                Some(SnapshotTarget::Savepoint(SnapshotLocation::parse(&location)?))
+            }
+            Some(b) => Some(SnapshotTarget::Checkpoint(b.id)),
+            None => None,
+        };
+        let mut states = Vec::new();
+        let (mut uploaded_bytes, mut state_bytes) = (0, 0);
+        for (operator_id, operator) in snapshot.operators {
+            if operator.is_empty() {
+                continue;
+            }
+            let keyed = match (&operator.keyed, &target) {
+                (Some(keyed), Some(target)) => {
+                    let uploaded = self
+                        .uploader(&operator_id)?
+                        .upload(target, keyed)
+                        .await
+                        .with_context(|| format!("uploading the state of {operator_id}"))?;
+                    uploaded_bytes += uploaded.uploaded_bytes;
+                    state_bytes += uploaded.handle.files.iter().map(|f| f.size).sum::<u64>();
+                    Some(uploaded.handle)
+                }
+                _ => None,
+            };
+            states.push(subtask_state(&operator_id, self.task.subtask, keyed, operator.entries));
+        }
+        debug!(task = ?self.task, uploaded_bytes, "snapshot uploaded");
+        Ok(AcknowledgeCheckpointRequest {
+            task: Some(self.task.clone()),
+            checkpoint_id: snapshot.barrier.map_or(0, |b| b.id),
+            r#final: snapshot.barrier.is_none(),
+            states,
+            uploaded_bytes,
+            state_bytes,
+            sync_duration_us: snapshot.sync_duration.as_micros() as u64,
+            async_duration_us: started.elapsed().as_micros() as u64,
+        })
+    }
+}
+
+fn subtask_state(
+    operator_id: &str,
+    subtask: u32,
+    keyed: Option<KeyedStateHandle>,
+    entries: Vec<spate_api::StateEntry>,
+) -> OperatorSubtaskState {
+    OperatorSubtaskState {
+        operator_id: operator_id.to_string(),
+        subtask,
+        keyed,
+        entries: entries
+            .into_iter()
+            .map(|(name, value)| StateEntry { name, value })
+            .collect(),
+    }
+}
