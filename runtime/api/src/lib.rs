@@ -21,7 +21,7 @@ pub use operator::{Operator, OperatorFactory, OperatorMetrics, Output};
 pub use position::{position_entries, restored_position};
 pub use source::{SourceFactory, SourcePoll, SourceReader, Split, WatermarkStrategy};
 pub use state::{
-    KeyGroupRange, KeyedSnapshot, LocalStateFile, OperatorSnapshot, RestoredState, StateBackendKind,
-    StateContext, StateEntry,
+    KeyGroupRange, KeyedSnapshot, LocalStateFile, OperatorSnapshot, RestoredState,
+    StateBackendKind, StateContext, StateEntry,
 };
 pub use time::{MAX_WATERMARK, MIN_WATERMARK, Timestamp, event_time_column, now_millis};

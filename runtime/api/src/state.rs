@@ -19,7 +19,8 @@ impl KeyGroupRange {
 
     /// The key groups `subtask_for_key_group` sends to `subtask`.
     pub fn of_subtask(subtask: u32, parallelism: u32, max_parallelism: u32) -> Self {
-        let bound = |s: u32| (s as u64 * max_parallelism as u64).div_ceil(parallelism as u64) as u32;
+        let bound =
+            |s: u32| (s as u64 * max_parallelism as u64).div_ceil(parallelism as u64) as u32;
         KeyGroupRange::new(bound(subtask), bound(subtask + 1))
     }
 

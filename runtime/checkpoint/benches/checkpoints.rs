@@ -9,7 +9,8 @@
 //! confirmed to both, as the JobMaster would once every task acknowledged it.
 //!
 //! ```sh
-//! cargo bench -p spate-checkpoint --bench checkpoints -- [--sizes 10,100,1000] [--rounds 10] [--dir /var/tmp]
+//! cargo bench -p spate-checkpoint --bench checkpoints -- \
+//!     [--sizes 10,100,1000] [--rounds 10] [--backends rocksdb,heap] [--dir /var/tmp]
 //! ```
 //!
 //! Sizes are in MB (10^6 bytes) of keys and values; the key count is the size over 108 bytes.
@@ -30,7 +31,7 @@ use spate_state::{KeyedStateBackend, StateDescriptor, StateId, StateKind, open_b
 
 const USAGE: &str =
     "usage: checkpoints [--sizes MB,MB,...] [--rounds N] [--backends rocksdb,heap] [--dir DIR]";
-/// The runtime's default max parallelism; one subtask owns all its key groups.
+/// What `default_max_parallelism(1)` gives; the one subtask owns all the key groups.
 const MAX_PARALLELISM: u32 = 128;
 const KEY_BYTES: u64 = 8;
 const VALUE_BYTES: usize = 100;
@@ -67,8 +68,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 parsed.sizes_mb = list
                     .split(',')
                     .map(|size| match size.trim().parse::<u64>() {
-                        Ok(mb) if mb > 0 => Ok(mb),
-                        _ => Err(format!("--sizes: {size:?} is not a positive number of MB")),
+                        // Up to 1 TB, so that the byte counts derived from it cannot overflow.
+                        Ok(mb) if (1..=1_000_000).contains(&mb) => Ok(mb),
+                        _ => Err(format!(
+                            "--sizes: {size:?} is not a number of MB in 1..=1000000"
+                        )),
                     })
                     .collect::<Result<_, _>>()?;
             }
@@ -253,6 +257,7 @@ fn run(
     };
 
     let keys = (size_mb * 1_000_000 / ENTRY_BYTES).max(100);
+    // Seeded by size only: both backends get the same keys, values and changes.
     let mut rng = Rng(size_mb ^ 0x5eed);
     let mut value = [0u8; VALUE_BYTES];
     let started = Instant::now();

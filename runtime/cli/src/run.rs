@@ -122,9 +122,10 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
     config.slot_timeout = Duration::from_secs(args.slot_timeout_s);
     let checkpoints = &args.checkpoints;
     if checkpoints.checkpoint_interval_ms > 0 || checkpoints.from.is_some() {
-        let url = checkpoints.checkpoint_dir.clone().context(
-            "--checkpoint-dir is needed with --checkpoint-interval-ms or --from",
-        )?;
+        let url = checkpoints
+            .checkpoint_dir
+            .clone()
+            .context("--checkpoint-dir is needed with --checkpoint-interval-ms or --from")?;
         let interval = match checkpoints.checkpoint_interval_ms {
             // Restoring without periodic checkpoints: only the final one.
             0 => Duration::MAX,

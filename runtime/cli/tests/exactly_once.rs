@@ -53,7 +53,13 @@ fn sink(out: &Path, columns: &str) -> String {
 
 /// Runs `sql` at parallelism 2 on 2 workers with checkpoints every second, kills worker
 /// `victim` after `kill_after`, and returns the committed rows, sorted, once the job finished.
-async fn run_with_kill(sql: String, out: &Path, work: &Path, kill_after: Duration, victim: usize) -> Vec<Vec<String>> {
+async fn run_with_kill(
+    sql: String,
+    out: &Path,
+    work: &Path,
+    kill_after: Duration,
+    victim: usize,
+) -> Vec<Vec<String>> {
     let mut spec = spec("sql", work, 2, 1)
         .arg("sql", sql)
         .arg("parallelism", 2);
@@ -74,8 +80,16 @@ async fn run_with_kill(sql: String, out: &Path, work: &Path, kill_after: Duratio
         s.restarts >= 1 || s.state != JobState::Running as i32
     })
     .await;
-    assert_eq!(status.restarts, 1, "the job restarted once: {}", status.failure);
-    assert_ne!(cluster.worker_pids()[victim], killed_pid, "a replacement worker runs");
+    assert_eq!(
+        status.restarts, 1,
+        "the job restarted once: {}",
+        status.failure
+    );
+    assert_ne!(
+        cluster.worker_pids()[victim],
+        killed_pid,
+        "a replacement worker runs"
+    );
     let outcome = cluster
         .wait()
         .await
@@ -112,7 +126,10 @@ fn ts(millis: i64) -> String {
 }
 
 fn assert_same(got: &[Vec<String>], want: &[Vec<String>]) {
-    let missing = want.iter().filter(|w| got.binary_search(w).is_err()).count();
+    let missing = want
+        .iter()
+        .filter(|w| got.binary_search(w).is_err())
+        .count();
     let extra = got.len() as i64 - want.len() as i64 + missing as i64;
     assert!(
         got == want,
@@ -128,7 +145,13 @@ async fn a_killed_worker_loses_and_duplicates_no_row_of_a_stateless_job() {
         let mut rows: Vec<Vec<String>> = bids()
             .iter()
             .filter(|b| b.price % 3 == 0)
-            .map(|b| vec![b.auction.to_string(), b.bidder.to_string(), b.price.to_string()])
+            .map(|b| {
+                vec![
+                    b.auction.to_string(),
+                    b.bidder.to_string(),
+                    b.price.to_string(),
+                ]
+            })
             .collect();
         rows.sort();
         rows
@@ -141,7 +164,14 @@ async fn a_killed_worker_loses_and_duplicates_no_row_of_a_stateless_job() {
             bid_table(),
             sink(&out, "auction BIGINT, bidder BIGINT, price BIGINT")
         );
-        let got = run_with_kill(sql, &out, &dir.path().join("cluster"), kill_moment(round), victim).await;
+        let got = run_with_kill(
+            sql,
+            &out,
+            &dir.path().join("cluster"),
+            kill_moment(round),
+            victim,
+        )
+        .await;
         assert_same(&got, &want);
     }
 }
@@ -162,7 +192,12 @@ async fn a_killed_worker_loses_and_duplicates_no_window_of_a_keyed_job() {
     let mut want: Vec<Vec<String>> = counts
         .into_iter()
         .map(|((auction, start), (n, max))| {
-            vec![auction.to_string(), ts(start), n.to_string(), max.to_string()]
+            vec![
+                auction.to_string(),
+                ts(start),
+                n.to_string(),
+                max.to_string(),
+            ]
         })
         .collect();
     want.sort();
@@ -177,7 +212,14 @@ async fn a_killed_worker_loses_and_duplicates_no_window_of_a_keyed_job() {
             bid_table(),
             sink(&out, "auction BIGINT, s TIMESTAMP(3), n BIGINT, m BIGINT")
         );
-        let got = run_with_kill(sql, &out, &dir.path().join("cluster"), kill_moment(round), victim).await;
+        let got = run_with_kill(
+            sql,
+            &out,
+            &dir.path().join("cluster"),
+            kill_moment(round),
+            victim,
+        )
+        .await;
         assert_same(&got, &want);
     }
 }

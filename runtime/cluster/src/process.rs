@@ -118,10 +118,9 @@ fn spawn_worker(
     if spec.forward_stdout {
         command.stdout(Stdio::piped());
     }
-    let mut worker = command.spawn().map_err(|source| ClusterError::Spawn {
-        role: name,
-        source,
-    })?;
+    let mut worker = command
+        .spawn()
+        .map_err(|source| ClusterError::Spawn { role: name, source })?;
     if let Some(stdout) = worker.stdout.take() {
         tokio::spawn(forward_lines(stdout));
     }

@@ -55,9 +55,10 @@ impl Default for CheckpointSpec {
 impl CheckpointSpec {
     /// `spate jobmaster` arguments.
     pub fn jobmaster_args(&self, work_dir: &std::path::Path) -> Vec<String> {
-        let url = self.storage_url.clone().unwrap_or_else(|| {
-            format!("file://{}", work_dir.join("checkpoints").display())
-        });
+        let url = self
+            .storage_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", work_dir.join("checkpoints").display()));
         let mut args = vec![
             "--checkpoint-dir".to_string(),
             url,

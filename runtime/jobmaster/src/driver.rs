@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::future::join_all;
 use prost::Message;
+use spate_checkpoint::CompletedSnapshot;
 use spate_graph::JobGraph;
 use spate_proto::v1::job_master_server::JobMasterServer;
-use spate_checkpoint::CompletedSnapshot;
 use spate_proto::v1::{
     CancelTaskRequest, CheckpointConfig, JobSpec, JobState, JobStatus, ShutdownRequest, TaskId,
     TaskState,
@@ -61,9 +61,7 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
     };
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(
-                JobMasterServer::new(service).max_decoding_message_size(MAX_MESSAGE),
-            )
+            .add_service(JobMasterServer::new(service).max_decoding_message_size(MAX_MESSAGE))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     if let Some(path) = &config.address_file {
@@ -107,7 +105,17 @@ async fn drive(
         let Some(slots) = wait_for_slots(config, shared, graph.slots_needed()).await else {
             return;
         };
-        let outcome = match deploy(config, graph, shared, &slots, attempt, restore.as_ref(), coordinator.as_ref()).await {
+        let outcome = match deploy(
+            config,
+            graph,
+            shared,
+            &slots,
+            attempt,
+            restore.as_ref(),
+            coordinator.as_ref(),
+        )
+        .await
+        {
             Ok(tasks) => {
                 if let Some(coordinator) = coordinator.as_mut() {
                     let restored = restore.as_ref().map_or(0, |r| r.location.checkpoint_id());

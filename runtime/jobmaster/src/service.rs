@@ -3,10 +3,10 @@ use std::time::{Duration, Instant};
 
 use spate_proto::v1::job_master_server::JobMaster;
 use spate_proto::v1::{
-    AcknowledgeCheckpointRequest, CheckpointResponse, DeclineCheckpointRequest, TriggerSavepointRequest,
-    TriggerSavepointResponse, CancelJobRequest, CancelJobResponse, GetJobStatusRequest, HeartbeatRequest, HeartbeatResponse,
-    JobStatus, RegisterWorkerRequest, RegisterWorkerResponse, TaskState, TaskStateAck,
-    TaskStateReport, WorkerMetrics,
+    AcknowledgeCheckpointRequest, CancelJobRequest, CancelJobResponse, CheckpointResponse,
+    DeclineCheckpointRequest, GetJobStatusRequest, HeartbeatRequest, HeartbeatResponse, JobStatus,
+    RegisterWorkerRequest, RegisterWorkerResponse, TaskState, TaskStateAck, TaskStateReport,
+    TriggerSavepointRequest, TriggerSavepointResponse, WorkerMetrics,
 };
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
@@ -122,7 +122,12 @@ impl JobMaster for JobMasterService {
         &self,
         request: Request<AcknowledgeCheckpointRequest>,
     ) -> Result<Response<CheckpointResponse>, Status> {
-        self.shared.state.lock().await.acks.push(request.into_inner());
+        self.shared
+            .state
+            .lock()
+            .await
+            .acks
+            .push(request.into_inner());
         self.shared.changed.notify_one();
         Ok(Response::new(CheckpointResponse {}))
     }
@@ -131,7 +136,12 @@ impl JobMaster for JobMasterService {
         &self,
         request: Request<DeclineCheckpointRequest>,
     ) -> Result<Response<CheckpointResponse>, Status> {
-        self.shared.state.lock().await.declines.push(request.into_inner());
+        self.shared
+            .state
+            .lock()
+            .await
+            .declines
+            .push(request.into_inner());
         self.shared.changed.notify_one();
         Ok(Response::new(CheckpointResponse {}))
     }

@@ -1,10 +1,10 @@
 use std::time::Instant;
 
-use spate_proto::v1::worker_client::WorkerClient;
 use spate_graph::JobVertex;
+use spate_proto::v1::worker_client::WorkerClient;
 use spate_proto::v1::{
-    AcknowledgeCheckpointRequest, CheckpointStats, DeclineCheckpointRequest, JobState, JobStatus, TaskId,
-    TaskMetrics, TaskState, TaskStatus, WorkerMetrics, WorkerStatus,
+    AcknowledgeCheckpointRequest, CheckpointStats, DeclineCheckpointRequest, JobState, JobStatus,
+    TaskId, TaskMetrics, TaskState, TaskStatus, WorkerMetrics, WorkerStatus,
 };
 use tokio::sync::{Mutex, Notify};
 use tonic::transport::Channel;

@@ -10,7 +10,10 @@ use crate::state::Shared;
 
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn worker_client(shared: &Shared, worker_id: &str) -> anyhow::Result<WorkerClient<Channel>> {
+pub async fn worker_client(
+    shared: &Shared,
+    worker_id: &str,
+) -> anyhow::Result<WorkerClient<Channel>> {
     let address = {
         let state = shared.state.lock().await;
         let worker = state

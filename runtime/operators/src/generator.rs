@@ -247,8 +247,7 @@ impl SourceReader for GeneratorReader {
             rows = rows.min(count - self.position);
         }
         if let Some(rate) = self.config.rate_per_subtask {
-            let allowed =
-                self.start + (self.started.elapsed().as_secs_f64() * rate as f64) as u64;
+            let allowed = self.start + (self.started.elapsed().as_secs_f64() * rate as f64) as u64;
             if self.position >= allowed {
                 return Ok(SourcePoll::Idle);
             }

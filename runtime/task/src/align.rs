@@ -26,11 +26,19 @@ impl BarrierAligner {
         barrier: CheckpointBarrier,
         gate: &mut InputGate,
     ) -> Option<CheckpointBarrier> {
-        if barrier.id <= self.newest && self.pending.as_ref().is_none_or(|p| p.barrier.id != barrier.id)
+        if barrier.id <= self.newest
+            && self
+                .pending
+                .as_ref()
+                .is_none_or(|p| p.barrier.id != barrier.id)
         {
             return None;
         }
-        if self.pending.as_ref().is_some_and(|p| p.barrier.id < barrier.id) {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.barrier.id < barrier.id)
+        {
             // A newer checkpoint overtook the one being aligned, which can then never complete.
             gate.unblock_all();
             self.pending = None;

@@ -13,10 +13,10 @@ mod valve;
 mod watermarks;
 
 pub use chain::{Chain, ChainedOperator};
+pub use checkpoint::{Checkpointing, TaskCommand, TaskSnapshot};
 pub use error::TaskError;
 pub use metrics::TaskMetrics;
 pub use output::OutputWriter;
-pub use checkpoint::{Checkpointing, TaskCommand, TaskSnapshot};
 pub use source::{SourceInput, SplitGroup, group_name, restored_groups};
 pub use task::{Canceler, FINAL_SNAPSHOT, Task, TaskInput, TaskOutcome};
 pub use valve::WatermarkValve;

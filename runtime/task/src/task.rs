@@ -208,7 +208,13 @@ impl Task {
         let started = Instant::now();
         let mut operators = Vec::new();
         if let Some((id, entries)) = source {
-            operators.push((id, OperatorSnapshot { entries, keyed: None }));
+            operators.push((
+                id,
+                OperatorSnapshot {
+                    entries,
+                    keyed: None,
+                },
+            ));
         }
         operators.extend(self.chain.snapshot(barrier.id)?);
         let snapshot = TaskSnapshot {
@@ -232,7 +238,13 @@ impl Task {
         let started = Instant::now();
         let mut operators = Vec::new();
         if let Some((id, entries)) = source {
-            operators.push((id, OperatorSnapshot { entries, keyed: None }));
+            operators.push((
+                id,
+                OperatorSnapshot {
+                    entries,
+                    keyed: None,
+                },
+            ));
         }
         for (id, mut snapshot) in self.chain.snapshot(FINAL_SNAPSHOT)? {
             snapshot.keyed = None;

@@ -34,7 +34,8 @@ impl CheckpointHub {
         if let Some(storage) = storages.get(&config.storage_url) {
             return Ok(storage.clone());
         }
-        let options: BTreeMap<String, String> = config.storage_options.clone().into_iter().collect();
+        let options: BTreeMap<String, String> =
+            config.storage_options.clone().into_iter().collect();
         let options = StorageOptions::from_map(&options)?;
         let storage = CheckpointStorage::open(&config.storage_url, &options)
             .await
@@ -176,7 +177,9 @@ impl SnapshotUploads {
                 let location = hub
                     .savepoint(b.id)
                     .ok_or_else(|| anyhow!("no directory announced for savepoint {}", b.id))?;
-                Some(SnapshotTarget::Savepoint(SnapshotLocation::parse(&location)?))
+                Some(SnapshotTarget::Savepoint(SnapshotLocation::parse(
+                    &location,
+                )?))
             }
             Some(b) => Some(SnapshotTarget::Checkpoint(b.id)),
             None => None,
@@ -200,7 +203,12 @@ impl SnapshotUploads {
                 }
                 _ => None,
             };
-            states.push(subtask_state(&operator_id, self.task.subtask, keyed, operator.entries));
+            states.push(subtask_state(
+                &operator_id,
+                self.task.subtask,
+                keyed,
+                operator.entries,
+            ));
         }
         debug!(task = ?self.task, uploaded_bytes, "snapshot uploaded");
         Ok(AcknowledgeCheckpointRequest {

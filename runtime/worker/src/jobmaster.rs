@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use spate_proto::v1::job_master_client::JobMasterClient;
 use spate_proto::v1::{
-    AcknowledgeCheckpointRequest, DeclineCheckpointRequest, HeartbeatRequest, RegisterWorkerRequest, SlotOffer,
-    TaskStateReport,
+    AcknowledgeCheckpointRequest, DeclineCheckpointRequest, HeartbeatRequest,
+    RegisterWorkerRequest, SlotOffer, TaskStateReport,
 };
 use tokio::sync::mpsc;
 use tonic::transport::Channel;

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
-use spate_proto::v1::worker_server::Worker;
 use spate_api::{BarrierKind, CheckpointBarrier};
+use spate_proto::v1::worker_server::Worker;
 use spate_proto::v1::{
     CancelTaskRequest, CancelTaskResponse, DeployTaskRequest, DeployTaskResponse,
     NotifyCheckpointCompleteRequest, NotifyCheckpointCompleteResponse, ShutdownRequest,

@@ -8,13 +8,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use spate_api::{CheckpointBarrier, StateBackendKind};
 use spate_graph::JobGraph;
 use spate_network::Exchange;
 use spate_proto::v1::{
     DeployTaskRequest, TaskId, TaskMetrics as TaskMetricsProto, TaskState, TaskStateReport,
     WorkerMetrics,
 };
-use spate_api::{CheckpointBarrier, StateBackendKind};
 use spate_task::{Canceler, Checkpointing, TaskCommand, TaskMetrics, TaskOutcome};
 use tokio::sync::mpsc;
 use tracing::{error, info};
@@ -130,7 +130,10 @@ impl TaskManager {
         let (mut commands, mut completed) = (None, None);
         if let Some(config) = &request.checkpointing {
             setup.backend = StateBackendKind::parse(&config.state_backend).ok_or_else(|| {
-                anyhow!("unknown state backend '{}' (heap, rocksdb)", config.state_backend)
+                anyhow!(
+                    "unknown state backend '{}' (heap, rocksdb)",
+                    config.state_backend
+                )
             })?;
             let storage = self.checkpoints.storage(config).await?;
             let mut uploads = SnapshotUploads {

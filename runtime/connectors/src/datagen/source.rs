@@ -6,8 +6,8 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use spate_api::{
-    OperatorContext, Result, SourceFactory, SourcePoll, SourceReader, Split, StateEntry, now_millis,
-    position_entries, restored_position,
+    OperatorContext, Result, SourceFactory, SourcePoll, SourceReader, Split, StateEntry,
+    now_millis, position_entries, restored_position,
 };
 
 use super::field::{FieldGen, Kind, Random};

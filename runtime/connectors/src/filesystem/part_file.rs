@@ -103,7 +103,12 @@ impl PendingFile {
 
     /// As a checkpoint entry: the two paths, one per line.
     pub(super) fn encode(&self) -> Vec<u8> {
-        format!("{}\n{}", self.in_progress.display(), self.committed.display()).into_bytes()
+        format!(
+            "{}\n{}",
+            self.in_progress.display(),
+            self.committed.display()
+        )
+        .into_bytes()
     }
 
     pub(super) fn decode(bytes: &[u8]) -> Result<Self> {

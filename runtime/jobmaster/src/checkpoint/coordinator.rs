@@ -85,9 +85,7 @@ impl Coordinator {
         let store = CompletedCheckpointStore::recover(storage.clone(), job, settings.retained)
             .await
             .context("reading completed checkpoints")?;
-        let next_id = store
-            .latest()
-            .map_or(1, |c| c.location.checkpoint_id() + 1);
+        let next_id = store.latest().map_or(1, |c| c.location.checkpoint_id() + 1);
         let operators = graph
             .vertices
             .iter()
@@ -302,11 +300,18 @@ impl Coordinator {
             });
         if let Some(Err(e)) = join_all(sends).await.into_iter().find(Result::is_err) {
             self.worker_unreachable = true;
-            self.fail_checkpoint(id, &format!("triggering: {e:#}")).await;
+            self.fail_checkpoint(id, &format!("triggering: {e:#}"))
+                .await;
         }
     }
 
-    fn metadata(&self, id: u64, kind: SnapshotKind, trigger_ms: i64, acks: Vec<&AcknowledgeCheckpointRequest>) -> CheckpointMetadata {
+    fn metadata(
+        &self,
+        id: u64,
+        kind: SnapshotKind,
+        trigger_ms: i64,
+        acks: Vec<&AcknowledgeCheckpointRequest>,
+    ) -> CheckpointMetadata {
         let mut states: Vec<_> = acks.iter().flat_map(|a| a.states.iter().cloned()).collect();
         states.sort_by(|a, b| (&a.operator_id, a.subtask).cmp(&(&b.operator_id, b.subtask)));
         CheckpointMetadata {
@@ -326,7 +331,12 @@ impl Coordinator {
         let Some(mut pending) = self.pending.remove(&id) else {
             return;
         };
-        let metadata = self.metadata(id, pending.kind, pending.trigger_ms, pending.acks.values().collect());
+        let metadata = self.metadata(
+            id,
+            pending.kind,
+            pending.trigger_ms,
+            pending.acks.values().collect(),
+        );
         let written = match &pending.savepoint {
             Some(location) => self
                 .storage
@@ -339,7 +349,8 @@ impl Coordinator {
             Ok(location) => location,
             Err(e) => {
                 self.pending.insert(id, pending);
-                self.fail_checkpoint(id, &format!("writing its metadata: {e}")).await;
+                self.fail_checkpoint(id, &format!("writing its metadata: {e}"))
+                    .await;
                 return;
             }
         };
@@ -372,7 +383,12 @@ impl Coordinator {
         let id = self.next_id;
         self.next_id += 1;
         let finals = std::mem::take(&mut self.finals);
-        let metadata = self.metadata(id, SnapshotKind::Final, spate_api::now_millis(), finals.values().collect());
+        let metadata = self.metadata(
+            id,
+            SnapshotKind::Final,
+            spate_api::now_millis(),
+            finals.values().collect(),
+        );
         match self.store.add(metadata).await {
             Ok(location) => {
                 info!(checkpoint = id, location = %self.storage.url_of(&location.dir()), "final checkpoint complete");
@@ -433,7 +449,11 @@ impl Coordinator {
         if let Some(reply) = pending.reply.take() {
             let _ = reply.send(Err(format!("savepoint {id} failed: {reason}")));
         }
-        let states: Vec<_> = pending.acks.values().flat_map(|a| a.states.clone()).collect();
+        let states: Vec<_> = pending
+            .acks
+            .values()
+            .flat_map(|a| a.states.clone())
+            .collect();
         if pending.savepoint.is_none()
             && let Err(e) = self.store.discard_aborted(id, &states).await
         {
@@ -442,7 +462,10 @@ impl Coordinator {
     }
 }
 
-pub async fn resolve(storage: &CheckpointStorage, location: &str) -> anyhow::Result<CompletedSnapshot> {
+pub async fn resolve(
+    storage: &CheckpointStorage,
+    location: &str,
+) -> anyhow::Result<CompletedSnapshot> {
     let location = storage.resolve(location)?;
     let metadata = storage
         .read_metadata(&location, true)

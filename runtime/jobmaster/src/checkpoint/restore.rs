@@ -21,12 +21,7 @@ pub fn check_compatible(snapshot: &CompletedSnapshot, graph: &JobGraph) -> anyho
             graph.max_parallelism
         );
     }
-    let known: BTreeSet<String> = graph
-        .stream
-        .nodes
-        .iter()
-        .map(|n| n.operator_id())
-        .collect();
+    let known: BTreeSet<String> = graph.stream.nodes.iter().map(|n| n.operator_id()).collect();
     let unknown: BTreeSet<&str> = metadata
         .states
         .iter()
@@ -77,10 +72,12 @@ pub fn task_restore(
                 restore.keyed.push(keyed.clone());
             }
         }
-        restore.entries.extend(state.entries.iter().map(|e| StateEntry {
-            name: e.name.clone(),
-            value: e.value.clone(),
-        }));
+        restore
+            .entries
+            .extend(state.entries.iter().map(|e| StateEntry {
+                name: e.name.clone(),
+                value: e.value.clone(),
+            }));
     }
     let mut operators: Vec<OperatorRestore> = by_operator
         .into_values()

@@ -186,7 +186,13 @@ fn check_restores(backend: StateBackendKind, seed: u64) {
         let cut = 1 + rng.below(batches.len() as u64 - 1) as usize;
         for (before, after) in [(1, 1), (2, 3), (2, 1)] {
             let label = format!("{attempt}-{before}-{after}");
-            let mut first = open(backend, dir.path(), &format!("{label}-before"), before, None);
+            let mut first = open(
+                backend,
+                dir.path(),
+                &format!("{label}-before"),
+                before,
+                None,
+            );
             feed(&mut first, &batches[..cut]);
             let restored = first.snapshot(cut as u64);
             let mut second = open(
@@ -250,8 +256,9 @@ fn a_corrupt_snapshot_is_refused_naming_the_file() {
         entries: snapshot.entries,
         keyed: vec![keyed],
     };
-    let err = make()
-        .open(&context("second", Some(restored)))
-        .unwrap_err();
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    let err = make().open(&context("second", Some(restored))).unwrap_err();
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 }

@@ -111,7 +111,9 @@ impl<'a> KeyedContext<'a> {
     }
 
     fn register(&mut self, domain: TimeDomain, timestamp: Timestamp) -> Result<()> {
-        self.backend.timers().register(domain, self.key, timestamp)?;
+        self.backend
+            .timers()
+            .register(domain, self.key, timestamp)?;
         Ok(())
     }
 

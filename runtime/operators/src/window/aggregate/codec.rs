@@ -68,7 +68,12 @@ impl State {
         }
     }
 
-    fn decode(&mut self, slot: usize, reader: &mut Reader<'_>, what: &str) -> Result<(), Malformed> {
+    fn decode(
+        &mut self,
+        slot: usize,
+        reader: &mut Reader<'_>,
+        what: &str,
+    ) -> Result<(), Malformed> {
         match self {
             State::Count(counts) => counts[slot] = reader.i64(what)?,
             State::SumInt(f) => f.decode(slot, reader, what)?,
@@ -123,7 +128,12 @@ where
         self.values[slot].put(out);
     }
 
-    fn decode(&mut self, slot: usize, reader: &mut Reader<'_>, what: &str) -> Result<(), Malformed> {
+    fn decode(
+        &mut self,
+        slot: usize,
+        reader: &mut Reader<'_>,
+        what: &str,
+    ) -> Result<(), Malformed> {
         self.seen[slot] = reader.bool(what)?;
         self.values[slot] = F::T::read(reader, what)?;
         Ok(())

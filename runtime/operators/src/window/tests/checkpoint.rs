@@ -83,7 +83,10 @@ fn check_restores(assigner: WindowAssigner, seed: u64) {
         let cut = 1 + rng.below(batches.len() as u64 - 1) as usize;
         for scale in [(1, 1), (2, 3), (2, 1)] {
             let got = interrupted(assigner, &batches, cut, scale);
-            assert!(got == expected, "{assigner:?}, cut at batch {cut}, {scale:?}");
+            assert!(
+                got == expected,
+                "{assigner:?}, cut at batch {cut}, {scale:?}"
+            );
         }
     }
 }
@@ -157,7 +160,10 @@ fn a_corrupt_snapshot_is_refused_naming_the_file() {
     let err = fresh
         .open(&context(&dir.path().join("next"), Some(restored(snapshot))))
         .unwrap_err();
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -186,7 +192,10 @@ fn the_final_snapshot_has_the_watermark_only_and_old_snapshots_are_released() {
 
     let last = op.snapshot_state(u64::MAX).unwrap();
     assert_eq!(last.keyed, None);
-    assert_eq!(last.entries, vec![("watermark".to_string(), 3i64.to_le_bytes().to_vec())]);
+    assert_eq!(
+        last.entries,
+        vec![("watermark".to_string(), 3i64.to_le_bytes().to_vec())]
+    );
 }
 
 #[test]
