@@ -85,11 +85,10 @@ async fn run_with_kill(
         "the job restarted once: {}",
         status.failure
     );
-    assert_ne!(
-        cluster.worker_pids()[victim],
-        killed_pid,
-        "a replacement worker runs"
-    );
+    // The embedded cluster replaces the dead process; the restarted job waits for its slots.
+    while cluster.worker_pids()[victim] == killed_pid {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let outcome = cluster
         .wait()
         .await
