@@ -85,8 +85,7 @@ pub(crate) fn restored_watermark(restored: Option<&RestoredState>) -> Result<Tim
         let watermark = Timestamp::from_le_bytes(bytes);
         least = Some(least.map_or(watermark, |l| l.min(watermark)));
     }
-    let _ = least;
-    Ok(MIN_WATERMARK)
+    Ok(least.unwrap_or(MIN_WATERMARK))
 }
 
 #[cfg(test)]
