@@ -11,26 +11,12 @@ use std::time::Duration;
 
 use common::*;
 use spate_cluster::{CheckpointSpec, LocalCluster};
-use spate_connectors::nexmark::{Bid, NexmarkConfig, NexmarkEvent};
 use spate_proto::v1::JobState;
 
 const EVENTS: u64 = 300_000;
 /// Wall-clock events per second per source subtask: the job runs for several seconds, long
 /// enough for checkpoints to complete before and after the kill.
 const RATE: u64 = 25_000;
-
-fn bids() -> Vec<Bid> {
-    let config = NexmarkConfig {
-        events: Some(EVENTS),
-        ..NexmarkConfig::default()
-    };
-    (0..EVENTS)
-        .filter_map(|n| match config.event(n) {
-            NexmarkEvent::Bid(bid) => Some(bid),
-            _ => None,
-        })
-        .collect()
-}
 
 fn bid_table() -> String {
     format!(
@@ -115,15 +101,6 @@ fn kill_moment(salt: u64) -> Duration {
     Duration::from_millis((nanos ^ salt.wrapping_mul(0x9e37_79b9)) % 2_500)
 }
 
-/// Flink's timestamp text for epoch milliseconds (by chrono, independent of Spate).
-fn ts(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .expect("in range")
-        .naive_utc()
-        .format("%Y-%m-%d %H:%M:%S%.3f")
-        .to_string()
-}
-
 fn assert_same(got: &[Vec<String>], want: &[Vec<String>]) {
     let missing = want
         .iter()
@@ -141,7 +118,7 @@ fn assert_same(got: &[Vec<String>], want: &[Vec<String>]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_loses_and_duplicates_no_row_of_a_stateless_job() {
     let want = {
-        let mut rows: Vec<Vec<String>> = bids()
+        let mut rows: Vec<Vec<String>> = nexmark_bids(EVENTS)
             .iter()
             .filter(|b| b.price % 3 == 0)
             .map(|b| {
@@ -179,7 +156,7 @@ async fn a_killed_worker_loses_and_duplicates_no_row_of_a_stateless_job() {
 async fn a_killed_worker_loses_and_duplicates_no_window_of_a_keyed_job() {
     let (slide, size) = (2_000i64, 10_000i64);
     let mut counts: BTreeMap<(i64, i64), (u64, i64)> = BTreeMap::new();
-    for b in bids() {
+    for b in nexmark_bids(EVENTS) {
         let mut start = b.date_time - b.date_time.rem_euclid(slide);
         while start > b.date_time - size {
             let entry = counts.entry((b.auction, start)).or_default();

@@ -10,7 +10,6 @@ use std::path::Path;
 
 use common::*;
 use spate_cluster::{CheckpointSpec, LocalCluster};
-use spate_connectors::nexmark::{NexmarkConfig, NexmarkEvent};
 use spate_proto::v1::job_master_client::JobMasterClient;
 use spate_proto::v1::{JobState, TriggerSavepointRequest};
 
@@ -36,18 +35,12 @@ fn job(out: &Path) -> String {
 }
 
 fn reference() -> Vec<Vec<String>> {
-    let config = NexmarkConfig {
-        events: Some(EVENTS),
-        ..NexmarkConfig::default()
-    };
     let mut windows: BTreeMap<(i64, i64), (u64, i64)> = BTreeMap::new();
-    for n in 0..EVENTS {
-        if let NexmarkEvent::Bid(b) = config.event(n) {
-            let start = b.date_time - b.date_time.rem_euclid(2_000);
-            let w = windows.entry((b.auction, start)).or_default();
-            w.0 += 1;
-            w.1 += b.price;
-        }
+    for b in nexmark_bids(EVENTS) {
+        let start = b.date_time - b.date_time.rem_euclid(2_000);
+        let w = windows.entry((b.auction, start)).or_default();
+        w.0 += 1;
+        w.1 += b.price;
     }
     let mut rows: Vec<Vec<String>> = windows
         .into_iter()
@@ -62,14 +55,6 @@ fn reference() -> Vec<Vec<String>> {
         .collect();
     rows.sort();
     rows
-}
-
-fn ts(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .expect("in range")
-        .naive_utc()
-        .format("%Y-%m-%d %H:%M:%S%.3f")
-        .to_string()
 }
 
 fn checkpoints(storage: &Path, restore_from: Option<String>) -> CheckpointSpec {

@@ -8,22 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
-use spate_connectors::nexmark::{Bid, NexmarkConfig, NexmarkEvent};
 
 const EVENTS: u64 = 200_000;
-
-fn bids() -> Vec<Bid> {
-    let config = NexmarkConfig {
-        events: Some(EVENTS),
-        ..NexmarkConfig::default()
-    };
-    (0..EVENTS)
-        .filter_map(|n| match config.event(n) {
-            NexmarkEvent::Bid(bid) => Some(bid),
-            _ => None,
-        })
-        .collect()
-}
 
 /// An example job with fewer events and its blackhole sink turned into CSV files under `out`.
 fn example(name: &str, out: &Path) -> String {
@@ -76,16 +62,6 @@ fn bid_job(out: &Path, columns: &str, insert: &str) -> String {
     )
 }
 
-/// Flink's timestamp text, `yyyy-MM-dd HH:mm:ss.SSS`, for epoch milliseconds (by chrono, an
-/// implementation independent of Spate's).
-fn ts(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .expect("in range")
-        .naive_utc()
-        .format("%Y-%m-%d %H:%M:%S%.3f")
-        .to_string()
-}
-
 /// CSV text of a string field as the filesystem sink writes it (quoted only when needed).
 fn text(value: &str) -> String {
     if value.contains([',', '"', '\n']) {
@@ -115,7 +91,7 @@ fn assert_rows(got: &[Vec<String>], want: &[Vec<String>]) {
 
 async fn q0(parallelism: u32) {
     let want = sorted(
-        bids()
+        nexmark_bids(EVENTS)
             .iter()
             .map(|b| {
                 vec![
@@ -133,7 +109,7 @@ async fn q0(parallelism: u32) {
 
 async fn q1(parallelism: u32) {
     let got = run_example("q1.sql", parallelism).await;
-    let mut want: Vec<(i64, i64, f64, String)> = bids()
+    let mut want: Vec<(i64, i64, f64, String)> = nexmark_bids(EVENTS)
         .iter()
         .map(|b| (b.auction, b.bidder, 0.908 * b.price as f64, ts(b.date_time)))
         .collect();
@@ -171,7 +147,7 @@ async fn q1(parallelism: u32) {
 
 async fn q2(parallelism: u32) {
     let want = sorted(
-        bids()
+        nexmark_bids(EVENTS)
             .iter()
             .filter(|b| b.auction % 123 == 0)
             .map(|b| vec![b.auction.to_string(), b.price.to_string()])
@@ -184,7 +160,7 @@ async fn q2(parallelism: u32) {
 async fn hop_count(parallelism: u32) {
     let (slide, size) = (2_000, 10_000);
     let mut counts: BTreeMap<(i64, i64), u64> = BTreeMap::new();
-    for b in bids() {
+    for b in nexmark_bids(EVENTS) {
         let mut start = b.date_time - b.date_time.rem_euclid(slide);
         while start > b.date_time - size {
             *counts.entry((b.auction, start)).or_default() += 1;
@@ -226,7 +202,7 @@ async fn window_table_functions(parallelism: u32) {
 
     let size = 10_000;
     let mut windows: BTreeMap<(i64, i64), (u64, i64)> = BTreeMap::new();
-    for b in bids() {
+    for b in nexmark_bids(EVENTS) {
         let start = b.date_time - b.date_time.rem_euclid(size);
         let w = windows.entry((b.bidder % 10, start)).or_insert((0, 0));
         w.0 += 1;
@@ -264,7 +240,7 @@ async fn window_table_functions(parallelism: u32) {
 
 /// SESSION group windows per bidder, every aggregate, against sessions cut by brute force.
 async fn sessions(parallelism: u32) {
-    let events: Vec<spate_operators::generator::GeneratedEvent> = bids()
+    let events: Vec<spate_operators::generator::GeneratedEvent> = nexmark_bids(EVENTS)
         .iter()
         .enumerate()
         .map(|(i, b)| spate_operators::generator::GeneratedEvent {
@@ -297,7 +273,7 @@ async fn sessions(parallelism: u32) {
 async fn tumble_max(parallelism: u32) {
     let size = 10_000;
     let mut max: BTreeMap<i64, i64> = BTreeMap::new();
-    for b in bids() {
+    for b in nexmark_bids(EVENTS) {
         let end = b.date_time - b.date_time.rem_euclid(size) + size;
         let m = max.entry(end).or_insert(i64::MIN);
         *m = (*m).max(b.price);
@@ -505,7 +481,7 @@ async fn gift_room_windows_equal_aggregates_of_the_raw_gifts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn expressions_and_filters_equal_their_rust_reference() {
     let want = sorted(
-        bids()
+        nexmark_bids(EVENTS)
             .iter()
             .filter(|b| b.bidder % 2 == 0 && b.channel != "Google")
             .map(|b| {
@@ -609,7 +585,7 @@ async fn a_json_file_source_feeds_a_csv_sink() {
 async fn count_distinct_in_windows_equals_its_reference() {
     let size = 10_000;
     let mut bidders: BTreeMap<(i64, i64), std::collections::BTreeSet<i64>> = BTreeMap::new();
-    for b in bids() {
+    for b in nexmark_bids(EVENTS) {
         let start = b.date_time - b.date_time.rem_euclid(size);
         bidders
             .entry((b.auction, start))

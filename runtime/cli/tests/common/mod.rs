@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use spate_cluster::{ClusterOutcome, ClusterSpec, LocalCluster, log_tail};
+use spate_connectors::nexmark::{Bid, NexmarkConfig, NexmarkEvent};
 use spate_operators::generator::{GeneratedEvent, GeneratorConfig};
 use spate_proto::v1::{JobState, JobStatus};
 
@@ -247,4 +248,28 @@ pub fn assert_same_windows(got: &Windows, want: &Windows) {
             w.avg
         );
     }
+}
+
+/// The bids among the first `events` events of the default Nexmark stream.
+pub fn nexmark_bids(events: u64) -> Vec<Bid> {
+    let config = NexmarkConfig {
+        events: Some(events),
+        ..NexmarkConfig::default()
+    };
+    (0..events)
+        .filter_map(|n| match config.event(n) {
+            NexmarkEvent::Bid(bid) => Some(bid),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Flink's timestamp text, `yyyy-MM-dd HH:mm:ss.SSS`, for epoch milliseconds (by chrono, an
+/// implementation independent of Spate's).
+pub fn ts(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .expect("in range")
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
 }
