@@ -67,20 +67,29 @@ fn interrupted(
     results(&[first, second])
 }
 
-fn check_restores(assigner: WindowAssigner, seed: u64) {
-    // Late rows make the restored watermark matter: without it, a late row after the cut would
-    // reopen a window that fired before it.
-    let batches = with_late_rows(generate(seed, 2000, 6), seed);
+fn uninterrupted(assigner: WindowAssigner, batches: &[(Vec<Row>, Timestamp)]) -> (Vec<Out>, u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut whole = open(assigner, dir.path(), "whole", 1, None).unwrap();
-    feed(&mut whole, &batches);
+    feed(&mut whole, batches);
     whole.watermark(MAX_WATERMARK);
-    let expected = results(&[whole]);
-    assert!(expected.0.len() > 50 && expected.1 > 5, "{assigner:?}");
+    results(&[whole])
+}
 
+fn check_restores(assigner: WindowAssigner, seed: u64) {
+    let stream = with_late_rows(generate(seed, 2000, 6), seed);
     let mut rng = Lcg(seed);
     for _ in 0..3 {
-        let cut = 1 + rng.below(batches.len() as u64 - 1) as usize;
+        let cut = 1 + rng.below(stream.len() as u64 - 1) as usize;
+        // A row far behind the watermark right after the cut: late in the uninterrupted run, so
+        // it must be late after the restore too instead of reopening a window that fired.
+        let mut batches = stream.clone();
+        let late = Row {
+            ts: batches[cut - 1].1 - 20,
+            ..batches[cut].0[0].clone()
+        };
+        batches[cut].0.insert(0, late);
+        let expected = uninterrupted(assigner, &batches);
+        assert!(expected.0.len() > 50 && expected.1 > 0, "{assigner:?}");
         for scale in [(1, 1), (2, 3), (2, 1)] {
             let got = interrupted(assigner, &batches, cut, scale);
             assert!(
@@ -142,6 +151,31 @@ fn restored(snapshot: OperatorSnapshot) -> RestoredState {
         entries: snapshot.entries,
         keyed: snapshot.keyed.into_iter().collect(),
     }
+}
+
+#[test]
+fn a_record_late_before_the_checkpoint_is_late_after_the_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut op = simple_operator(WindowAssigner::Tumbling { size_ms: 10 });
+    op.open(&context(dir.path(), None)).unwrap();
+    op.process_batch(simple(&[("a", 5, 1)]), &mut Output::default())
+        .unwrap();
+    op.process_watermark(9, &mut Output::default()).unwrap();
+    let snapshot = op.snapshot_state(1).unwrap();
+
+    let mut restored_op = simple_operator(WindowAssigner::Tumbling { size_ms: 10 });
+    restored_op
+        .open(&context(&dir.path().join("next"), Some(restored(snapshot))))
+        .unwrap();
+    let mut out = Output::default();
+    restored_op
+        .process_batch(simple(&[("a", 3, 10)]), &mut out)
+        .unwrap();
+    restored_op
+        .process_watermark(MAX_WATERMARK, &mut out)
+        .unwrap();
+    assert_eq!(emitted(&mut out), vec![]);
+    assert_eq!(restored_op.metrics().late_records_dropped, 1);
 }
 
 #[test]
