@@ -115,6 +115,24 @@ fn assert_same(got: &[Vec<String>], want: &[Vec<String>]) {
     );
 }
 
+/// Runs `insert` from the bid table into a CSV table of `columns` once per (kill salt, victim
+/// worker) round; each round's committed output must equal `want`.
+async fn assert_exactly_once(
+    columns: &str,
+    insert: &str,
+    rounds: [(u64, usize); 2],
+    want: &[Vec<String>],
+) {
+    for (round, victim) in rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let sql = format!("{}{}{insert}", bid_table(), sink(&out, columns));
+        let work = dir.path().join("cluster");
+        let got = run_with_kill(sql, &out, &work, kill_moment(round), victim).await;
+        assert_same(&got, want);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_loses_and_duplicates_no_row_of_a_stateless_job() {
     let want = {
@@ -132,24 +150,13 @@ async fn a_killed_worker_loses_and_duplicates_no_row_of_a_stateless_job() {
         rows.sort();
         rows
     };
-    for (round, victim) in [(0u64, 0usize), (1, 1)] {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out");
-        let sql = format!(
-            "{}{}INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
-            bid_table(),
-            sink(&out, "auction BIGINT, bidder BIGINT, price BIGINT")
-        );
-        let got = run_with_kill(
-            sql,
-            &out,
-            &dir.path().join("cluster"),
-            kill_moment(round),
-            victim,
-        )
-        .await;
-        assert_same(&got, &want);
-    }
+    assert_exactly_once(
+        "auction BIGINT, bidder BIGINT, price BIGINT",
+        "INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
+        [(0, 0), (1, 1)],
+        &want,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -177,25 +184,14 @@ async fn a_killed_worker_loses_and_duplicates_no_window_of_a_keyed_job() {
         })
         .collect();
     want.sort();
-    for (round, victim) in [(2u64, 1usize), (3, 0)] {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out");
-        let sql = format!(
-            "{}{}INSERT INTO out
-             SELECT auction, HOP_START(dateTime, INTERVAL '2' SECOND, INTERVAL '10' SECOND) AS s,
-                    COUNT(*) AS n, MAX(price) AS m
-             FROM bid GROUP BY auction, HOP(dateTime, INTERVAL '2' SECOND, INTERVAL '10' SECOND);",
-            bid_table(),
-            sink(&out, "auction BIGINT, s TIMESTAMP(3), n BIGINT, m BIGINT")
-        );
-        let got = run_with_kill(
-            sql,
-            &out,
-            &dir.path().join("cluster"),
-            kill_moment(round),
-            victim,
-        )
-        .await;
-        assert_same(&got, &want);
-    }
+    assert_exactly_once(
+        "auction BIGINT, s TIMESTAMP(3), n BIGINT, m BIGINT",
+        "INSERT INTO out
+         SELECT auction, HOP_START(dateTime, INTERVAL '2' SECOND, INTERVAL '10' SECOND) AS s,
+                COUNT(*) AS n, MAX(price) AS m
+         FROM bid GROUP BY auction, HOP(dateTime, INTERVAL '2' SECOND, INTERVAL '10' SECOND);",
+        [(2, 1), (3, 0)],
+        &want,
+    )
+    .await;
 }

@@ -97,6 +97,7 @@ pub use error::{Result, StateError};
 pub use heap::HeapBackend;
 pub use heap::snapshot::{HeapSnapshotReader, HeapSnapshotWriter, SnapshotEntry};
 pub use key::{Key, MAX_KEY_GROUPS, OwnedKey};
+pub use local::{fresh_checkpoint_dir, release_older_than};
 pub use rocks::RocksDbBackend;
 pub use timers::{TimeDomain, Timer, TimerService};
 pub use ttl::{Clock, ManualClock, SystemClock, Ttl};

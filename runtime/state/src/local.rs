@@ -9,9 +9,10 @@ use crate::error::{Result, StateError};
 
 const CHECKPOINTS: &str = "checkpoints";
 
-/// A fresh path for checkpoint `id`'s snapshot, whose parent exists. Leftovers of an earlier
+/// A fresh path for checkpoint `id`'s snapshot, whose parent exists (the path itself does not:
+/// RocksDB creates its checkpoint directory). Leftovers of an earlier
 /// attempt at the same checkpoint (a failure between snapshot and restart) are removed.
-pub(crate) fn fresh_checkpoint_dir(base: &Path, id: u64) -> Result<PathBuf> {
+pub fn fresh_checkpoint_dir(base: &Path, id: u64) -> Result<PathBuf> {
     if base.as_os_str().is_empty() {
         return Err(StateError::Invalid(
             "this operator instance has no state directory to write snapshots to".into(),
@@ -28,7 +29,7 @@ pub(crate) fn fresh_checkpoint_dir(base: &Path, id: u64) -> Result<PathBuf> {
 
 /// Deletes the snapshot directories of checkpoints before `completed`. The completed one stays
 /// (restoring from it needs no download) and so do later ones (still being uploaded).
-pub(crate) fn release_older_than(base: &Path, completed: u64) -> Result<()> {
+pub fn release_older_than(base: &Path, completed: u64) -> Result<()> {
     let parent = base.join(CHECKPOINTS);
     let entries = match std::fs::read_dir(&parent) {
         Ok(entries) => entries,

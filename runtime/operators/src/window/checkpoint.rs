@@ -20,7 +20,6 @@ use spate_state::{HeapSnapshotReader, HeapSnapshotWriter, SnapshotEntry};
 use super::aggregate::Accumulators;
 use super::bytes::{Reader, put_i64};
 use super::operator::Windows;
-use crate::checkpoint::fresh_snapshot_dir;
 use crate::keyed::table::KeyTable;
 
 /// The snapshot file in a checkpoint's directory.
@@ -57,7 +56,9 @@ impl Instance {
         table: &KeyTable,
         accumulators: &Accumulators,
     ) -> Result<KeyedSnapshot> {
-        let dir = fresh_snapshot_dir(&self.dir, id)?;
+        let dir = spate_state::fresh_checkpoint_dir(&self.dir, id)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| OperatorError::invalid(format!("cannot create {}: {e}", dir.display())))?;
         let size = self.write(&dir.join(FILE), windows, table, accumulators)?;
         Ok(KeyedSnapshot {
             backend: StateBackendKind::Heap,

@@ -12,9 +12,7 @@ use super::output::OutputBuilder;
 use super::panes::Panes;
 use super::session::Sessions;
 use super::{Resolved, WindowSpec};
-use crate::checkpoint::{
-    FINAL_CHECKPOINT, release_older_than, restored_watermark, watermark_entry,
-};
+use crate::checkpoint::{FINAL_CHECKPOINT, restored_watermark, watermark_entry};
 use crate::keyed::table::KeyTable;
 
 /// Aggregates records per key and event-time window; a window's row is emitted when the
@@ -208,7 +206,10 @@ impl Operator for WindowOperator {
     }
 
     fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<()> {
-        release_older_than(self.instance.dir(), checkpoint_id)
+        Ok(spate_state::release_older_than(
+            self.instance.dir(),
+            checkpoint_id,
+        )?)
     }
 
     fn metrics(&self) -> OperatorMetrics {
