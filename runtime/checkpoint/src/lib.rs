@@ -92,6 +92,7 @@ pub use layout::{METADATA_FILE, SnapshotLocation};
 pub use metadata::{CompletedSnapshot, METADATA_FORMAT_VERSION};
 pub use options::{STORAGE_OPTION_KEYS, StorageOptions};
 pub use registry::{CompletedCheckpointStore, DEFAULT_RETAINED_CHECKPOINTS};
+pub use restore::RestoredKeyed;
 pub use retry::RetryPolicy;
 pub use storage::CheckpointStorage;
 pub use transfer::UploadedFile;

@@ -79,9 +79,25 @@ pub struct CheckpointArgs {
     /// Keyed state backend: heap or rocksdb.
     #[arg(long, default_value = "heap")]
     pub state_backend: String,
-    /// Restarts from the latest checkpoint before the job fails for good.
+    /// Restarts from the latest checkpoint before the job fails for good (for failure-rate:
+    /// failures allowed per interval).
     #[arg(long, default_value_t = 10)]
     pub max_restarts: u32,
+    /// none, fixed-delay, exponential-delay or failure-rate.
+    #[arg(long, default_value = "fixed-delay")]
+    pub restart_strategy: String,
+    /// Delay before a restart (the first one for exponential-delay).
+    #[arg(long, default_value_t = 500)]
+    pub restart_delay_ms: u64,
+    /// Longest delay of exponential-delay.
+    #[arg(long, default_value_t = 30_000)]
+    pub restart_max_delay_ms: u64,
+    /// failure-rate's interval; exponential-delay's quiet time before its delay resets.
+    #[arg(long, default_value_t = 60_000)]
+    pub restart_interval_ms: u64,
+    /// What restarts after a failure: region (the failed tasks' pipelined regions) or full.
+    #[arg(long, default_value = "region")]
+    pub failover: String,
     /// Start from this checkpoint or savepoint (its directory or its _metadata file).
     #[arg(long)]
     pub from: Option<String>,
@@ -112,6 +128,10 @@ pub struct WorkerArgs {
     /// The JobMaster's address, host:port.
     #[arg(long)]
     pub jobmaster: String,
+    /// Fail the first attempt of subtask SUBTASK of vertex VERTEX after it read RECORDS records
+    /// (VERTEX/SUBTASK/RECORDS): recovery tests and benchmarks.
+    #[arg(long, hide = true, value_parser = spate_worker::InjectedFailure::parse)]
+    pub inject_failure: Option<spate_worker::InjectedFailure>,
     #[arg(long, default_value_t = 2)]
     pub slots: u32,
     #[arg(long)]

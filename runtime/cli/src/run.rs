@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use spate_cluster::{CheckpointSpec, ClusterSpec, LocalCluster, log_tail};
 use spate_graph::JobGraph;
-use spate_jobmaster::{CheckpointSettings, JobMasterConfig};
+use spate_jobmaster::{CheckpointSettings, FailoverScope, JobMasterConfig, RestartStrategy};
 use spate_network::ExchangeConfig;
 use spate_proto::v1::job_master_client::JobMasterClient;
 use spate_proto::v1::{JobState, TriggerSavepointRequest};
@@ -135,7 +135,16 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
         settings.storage_options = checkpoints.storage_options.iter().cloned().collect();
         settings.state_backend = checkpoints.state_backend.clone();
         config.checkpointing = Some(settings);
-        config.restart.max_restarts = checkpoints.max_restarts;
+        config.restart = RestartStrategy::parse(
+            &checkpoints.restart_strategy,
+            checkpoints.max_restarts,
+            Duration::from_millis(checkpoints.restart_delay_ms),
+            Duration::from_millis(checkpoints.restart_max_delay_ms),
+            Duration::from_millis(checkpoints.restart_interval_ms),
+        )
+        .map_err(|e| anyhow::anyhow!("--restart-strategy: {e}"))?;
+        config.failover = FailoverScope::parse(&checkpoints.failover)
+            .map_err(|e| anyhow::anyhow!("--failover: {e}"))?;
         config.restore_from = checkpoints.from.clone();
     }
     let status = spate_jobmaster::run(config).await?;
@@ -155,6 +164,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         config.worker_id = id;
     }
     config.bind_host = args.bind_host;
+    config.inject_failure = args.inject_failure;
     config.jobmaster_timeout = Duration::from_secs(args.jobmaster_timeout_s);
     if let Some(dir) = args.state_dir {
         config.state_dir = dir;
@@ -177,7 +187,20 @@ fn checkpoint_spec(args: &CheckpointArgs) -> Option<CheckpointSpec> {
         storage_options: args.storage_options.iter().cloned().collect(),
         interval_ms: args.checkpoint_interval_ms,
         state_backend: args.state_backend.clone(),
-        max_restarts: args.max_restarts,
+        restart: vec![
+            "--max-restarts".into(),
+            args.max_restarts.to_string(),
+            "--restart-strategy".into(),
+            args.restart_strategy.clone(),
+            "--restart-delay-ms".into(),
+            args.restart_delay_ms.to_string(),
+            "--restart-max-delay-ms".into(),
+            args.restart_max_delay_ms.to_string(),
+            "--restart-interval-ms".into(),
+            args.restart_interval_ms.to_string(),
+            "--failover".into(),
+            args.failover.clone(),
+        ],
         restore_from: args.from.clone(),
     })
 }

@@ -18,25 +18,6 @@ const EVENTS: u64 = 300_000;
 /// enough for checkpoints to complete before and after the kill.
 const RATE: u64 = 25_000;
 
-fn bid_table() -> String {
-    format!(
-        "CREATE TABLE bid (
-            auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3),
-            WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
-        ) WITH (
-            'connector' = 'nexmark', 'nexmark.table' = 'bid',
-            'events' = '{EVENTS}', 'rate' = '{RATE}', 'batch-size' = '500'
-        );\n"
-    )
-}
-
-fn sink(out: &Path, columns: &str) -> String {
-    format!(
-        "CREATE TABLE out ({columns}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n",
-        out.display()
-    )
-}
-
 /// Runs `sql` at parallelism 2 on 2 workers with checkpoints every second, kills worker
 /// `victim` after `kill_after`, and returns the committed rows, sorted, once the job finished.
 async fn run_with_kill(
@@ -101,20 +82,6 @@ fn kill_moment(salt: u64) -> Duration {
     Duration::from_millis((nanos ^ salt.wrapping_mul(0x9e37_79b9)) % 2_500)
 }
 
-fn assert_same(got: &[Vec<String>], want: &[Vec<String>]) {
-    let missing = want
-        .iter()
-        .filter(|w| got.binary_search(w).is_err())
-        .count();
-    let extra = got.len() as i64 - want.len() as i64 + missing as i64;
-    assert!(
-        got == want,
-        "committed output differs from the reference: {} rows, want {}; {missing} missing, {extra} extra or duplicated",
-        got.len(),
-        want.len()
-    );
-}
-
 /// Runs `insert` from the bid table into a CSV table of `columns` once per (kill salt, victim
 /// worker) round; each round's committed output must equal `want`.
 async fn assert_exactly_once(
@@ -126,7 +93,7 @@ async fn assert_exactly_once(
     for (round, victim) in rounds {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let sql = format!("{}{}{insert}", bid_table(), sink(&out, columns));
+        let sql = format!("{}{}{insert}", bid_table(EVENTS, RATE), sink(&out, columns));
         let work = dir.path().join("cluster");
         let got = run_with_kill(sql, &out, &work, kill_moment(round), victim).await;
         assert_same(&got, want);

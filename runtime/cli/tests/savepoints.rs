@@ -63,7 +63,7 @@ fn checkpoints(storage: &Path, restore_from: Option<String>) -> CheckpointSpec {
         // Only savepoints and the final checkpoint: what is committed is what they cover.
         interval_ms: 3_600_000,
         restore_from,
-        max_restarts: 0,
+        restart: vec!["--restart-strategy".into(), "none".into()],
         ..CheckpointSpec::default()
     }
 }

@@ -115,6 +115,9 @@ fn spawn_worker(
         .arg(spec.credits_per_channel.to_string())
         .arg("--state-dir")
         .arg(spec.work_dir.join("state").join(&name));
+    if let Some(failure) = &spec.inject_failure {
+        command.arg("--inject-failure").arg(failure);
+    }
     if spec.forward_stdout {
         command.stdout(Stdio::piped());
     }

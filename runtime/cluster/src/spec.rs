@@ -22,6 +22,8 @@ pub struct ClusterSpec {
     pub forward_stdout: bool,
     /// Checkpoints and recovery; `None` runs without them.
     pub checkpoints: Option<CheckpointSpec>,
+    /// Passed to every worker as `--inject-failure` (VERTEX/SUBTASK/RECORDS).
+    pub inject_failure: Option<String>,
 }
 
 /// How the embedded cluster's job checkpoints and recovers. With it, a worker process that dies
@@ -34,7 +36,9 @@ pub struct CheckpointSpec {
     pub interval_ms: u64,
     /// "heap" or "rocksdb".
     pub state_backend: String,
-    pub max_restarts: u32,
+    /// `spate jobmaster` flags of the restart strategy and failover scope (`--max-restarts 3`,
+    /// `--failover full`, ...); the JobMaster's defaults apply to what is left out.
+    pub restart: Vec<String>,
     /// Checkpoint or savepoint to start from.
     pub restore_from: Option<String>,
 }
@@ -46,7 +50,7 @@ impl Default for CheckpointSpec {
             storage_options: BTreeMap::new(),
             interval_ms: 1_000,
             state_backend: "heap".into(),
-            max_restarts: 10,
+            restart: Vec::new(),
             restore_from: None,
         }
     }
@@ -66,9 +70,8 @@ impl CheckpointSpec {
             self.interval_ms.to_string(),
             "--state-backend".to_string(),
             self.state_backend.clone(),
-            "--max-restarts".to_string(),
-            self.max_restarts.to_string(),
         ];
+        args.extend(self.restart.iter().cloned());
         for (key, value) in &self.storage_options {
             args.push("--storage-option".to_string());
             args.push(format!("{key}={value}"));
@@ -96,6 +99,7 @@ impl ClusterSpec {
             log_filter: "info".into(),
             forward_stdout: false,
             checkpoints: None,
+            inject_failure: None,
         }
     }
 

@@ -5,8 +5,10 @@
 mod chain;
 mod error;
 mod job;
+mod regions;
 mod stream;
 
 pub use error::GraphError;
 pub use job::{JobEdge, JobGraph, JobVertex};
+pub use regions::{SubtaskRef, pipelined_regions};
 pub use stream::{NodeId, NodeKind, Partitioning, StreamEdge, StreamGraph, StreamNode};

@@ -2,7 +2,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::checkpoint::{CheckpointSettings, RestartSettings};
+use crate::checkpoint::CheckpointSettings;
+use crate::failover::{FailoverScope, RestartStrategy};
 
 #[derive(Debug, Clone)]
 pub struct JobMasterConfig {
@@ -22,7 +23,9 @@ pub struct JobMasterConfig {
     pub status_file: Option<PathBuf>,
     /// `None`: no checkpoints (and no restarts).
     pub checkpointing: Option<CheckpointSettings>,
-    pub restart: RestartSettings,
+    /// Restarts need checkpoints to restore from; without them the first failure is final.
+    pub restart: RestartStrategy,
+    pub failover: FailoverScope,
     /// A checkpoint or savepoint to start from (`spate run --from`).
     pub restore_from: Option<String>,
 }
@@ -41,7 +44,8 @@ impl JobMasterConfig {
             address_file: None,
             status_file: None,
             checkpointing: None,
-            restart: RestartSettings::default(),
+            restart: RestartStrategy::None,
+            failover: FailoverScope::Region,
             restore_from: None,
         }
     }

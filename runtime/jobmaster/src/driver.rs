@@ -1,3 +1,4 @@
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -5,7 +6,7 @@ use anyhow::{Context, bail};
 use futures::future::join_all;
 use prost::Message;
 use spate_checkpoint::CompletedSnapshot;
-use spate_graph::JobGraph;
+use spate_graph::{JobGraph, SubtaskRef};
 use spate_proto::v1::job_master_server::JobMasterServer;
 use spate_proto::v1::{
     CancelTaskRequest, CheckpointConfig, JobSpec, JobState, JobStatus, ShutdownRequest, TaskId,
@@ -17,7 +18,8 @@ use tracing::{error, info, warn};
 
 use crate::checkpoint::{Coordinator, TaskRef, check_compatible, resolve, task_restore};
 use crate::config::JobMasterConfig;
-use crate::placement::{SlotRef, deployment, place};
+use crate::failover::{FailoverPlanner, Failure, RestartBackoff};
+use crate::placement::{Placement, SlotRef, deployment, place, replace};
 use crate::service::JobMasterService;
 use crate::state::{Shared, TaskEntry};
 use crate::workers::{RPC_TIMEOUT, worker_client};
@@ -83,16 +85,16 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
     Ok(status)
 }
 
-/// How an attempt of the job ended.
+/// How the running job stopped.
 enum Outcome {
     /// Finished or canceled: the state says which.
     Over,
-    Failed(String),
+    Failed(Failure),
 }
 
-/// Runs attempts of the job until one ends it. After a failure, with checkpoints and restarts
-/// left, every task is canceled, lost workers are forgotten, and a new attempt restores the
-/// latest completed checkpoint (the whole job is the failover region here).
+/// Deploys the job, then restarts what each failure hits (the failed tasks' pipelined regions,
+/// restored from the latest completed checkpoint, in their previous slots where their worker
+/// lives) until the job ends or the restart strategy gives up.
 async fn drive(
     config: &JobMasterConfig,
     graph: &JobGraph,
@@ -100,69 +102,100 @@ async fn drive(
     mut coordinator: Option<Coordinator>,
     mut restore: Option<CompletedSnapshot>,
 ) {
+    let planner = FailoverPlanner::new(graph, config.failover);
+    let mut backoff = RestartBackoff::new(config.restart.clone());
+    let Some(slots) = wait_for_slots(config, shared, |live| {
+        (live.len() as u32 >= graph.slots_needed()).then(|| live.to_vec())
+    })
+    .await
+    else {
+        return;
+    };
+    let mut placement = place(graph, &slots);
+    let mut to_deploy = planner.all();
     let mut attempt = 0;
     loop {
-        let Some(slots) = wait_for_slots(config, shared, graph.slots_needed()).await else {
-            return;
-        };
-        let outcome = match deploy(
+        let deployed = deploy(
             config,
             graph,
             shared,
-            &slots,
-            attempt,
+            &placement,
+            &to_deploy,
             restore.as_ref(),
             coordinator.as_ref(),
         )
-        .await
-        {
+        .await;
+        let outcome = match deployed {
             Ok(tasks) => {
                 if let Some(coordinator) = coordinator.as_mut() {
                     let restored = restore.as_ref().map_or(0, |r| r.location.checkpoint_id());
-                    coordinator.start_attempt(attempt, tasks, restored).await;
+                    coordinator.deployed(tasks, restored).await;
                 }
                 monitor(config, shared, coordinator.as_mut()).await
             }
-            Err(reason) => Outcome::Failed(reason),
+            Err(reason) => Outcome::Failed(Failure {
+                reason,
+                tasks: to_deploy.clone(),
+            }),
         };
-        let Outcome::Failed(reason) = outcome else {
-            cancel_unfinished(shared).await;
+        let Outcome::Failed(failure) = outcome else {
+            cancel_unfinished(shared, None).await;
             return;
         };
-        let restarts = shared.state.lock().await.restarts;
-        if coordinator.is_none() || restarts >= config.restart.max_restarts {
-            error!(%reason, "job failed");
-            shared.state.lock().await.fail(reason);
-            cancel_unfinished(shared).await;
-            return;
-        }
-        warn!(%reason, attempt, "restarting the job from its latest checkpoint");
-        cancel_unfinished(shared).await;
+        let delay = match (&coordinator, backoff.on_failure(Instant::now())) {
+            (None, _) => Err("the job takes no checkpoints to restart from".to_string()),
+            (Some(_), delay) => delay,
+        };
+        let delay = match delay {
+            Ok(delay) => delay,
+            Err(why) => {
+                error!(reason = %failure.reason, %why, "job failed");
+                shared
+                    .state
+                    .lock()
+                    .await
+                    .fail(format!("{} (not restarted: {why})", failure.reason));
+                cancel_unfinished(shared, None).await;
+                return;
+            }
+        };
+        to_deploy = planner.to_restart(&failure);
+        warn!(reason = %failure.reason, tasks = to_deploy.len(), ?delay, "restarting from the latest checkpoint");
+        cancel_unfinished(shared, Some(&to_deploy)).await;
         {
             let mut state = shared.state.lock().await;
             state.workers.retain(|w| !w.lost);
             state.restarts += 1;
-            state.last_failure = reason;
+            state.task_restarts += to_deploy.len() as u32;
+            state.last_failure = failure.reason;
         }
         if let Some(latest) = coordinator.as_ref().and_then(Coordinator::latest) {
             restore = Some(latest);
         }
-        tokio::time::sleep(config.restart.delay).await;
+        tokio::time::sleep(delay).await;
         attempt += 1;
+        let mut next = placement.clone();
+        let replaced = wait_for_slots(config, shared, |live| {
+            replace(&mut next, &to_deploy, live, attempt)
+        })
+        .await;
+        if replaced.is_none() {
+            return;
+        }
+        placement = next;
     }
 }
 
-/// Deploys every subtask of the job as attempt `attempt`; returns them for the coordinator.
+/// Deploys the subtasks in `which` as placed; returns them for the coordinator.
 async fn deploy(
     config: &JobMasterConfig,
     graph: &JobGraph,
     shared: &Shared,
-    slots: &[SlotRef],
-    attempt: u32,
+    placement: &Placement,
+    which: &BTreeSet<SubtaskRef>,
     restore: Option<&CompletedSnapshot>,
     coordinator: Option<&Coordinator>,
 ) -> Result<Vec<TaskRef>, String> {
-    let placement = place(graph, slots);
     let job = JobSpec {
         name: config.job_name.clone(),
         args: config.job_args.clone().into_iter().collect(),
@@ -181,29 +214,32 @@ async fn deploy(
     let mut tasks = Vec::new();
     {
         let mut state = shared.state.lock().await;
-        state.tasks.clear();
-        for vertex in &graph.vertices {
-            let is_source = graph.node(vertex.nodes[0]).is_source();
-            for subtask in 0..vertex.parallelism {
-                let id = TaskId {
-                    job_id: config.job_id.clone(),
-                    vertex: vertex.id,
-                    subtask,
-                    attempt,
-                };
-                let slot = &placement[vertex.id as usize][subtask as usize];
-                state.tasks.push(TaskEntry::new(id.clone(), vertex, slot));
-                tasks.push(TaskRef {
-                    id: id.clone(),
-                    worker_id: slot.worker_id.clone(),
-                    is_source,
-                });
-                let mut request = deployment(graph, &placement, &job, id, &fingerprint);
-                request.checkpointing = checkpointing.clone();
-                request.restore = restore.map(|r| task_restore(r, graph, vertex.id, subtask));
-                requests.push((slot.worker_id.clone(), request));
-            }
+        state
+            .tasks
+            .retain(|t| !which.contains(&(t.id.vertex, t.id.subtask)));
+        for &(vertex_id, subtask) in which {
+            let vertex = &graph.vertices[vertex_id as usize];
+            let assignment = &placement[vertex_id as usize][subtask as usize];
+            let id = TaskId {
+                job_id: config.job_id.clone(),
+                vertex: vertex_id,
+                subtask,
+                attempt: assignment.attempt,
+            };
+            state
+                .tasks
+                .push(TaskEntry::new(id.clone(), vertex, &assignment.slot));
+            tasks.push(TaskRef {
+                id: id.clone(),
+                worker_id: assignment.slot.worker_id.clone(),
+                is_source: graph.node(vertex.nodes[0]).is_source(),
+            });
+            let mut request = deployment(graph, placement, &job, id, &fingerprint);
+            request.checkpointing = checkpointing.clone();
+            request.restore = restore.map(|r| task_restore(r, graph, vertex_id, subtask));
+            requests.push((assignment.slot.worker_id.clone(), request));
         }
+        state.tasks.sort_by_key(|t| (t.id.vertex, t.id.subtask));
         state.job_state = JobState::Running;
         state.started.get_or_insert_with(Instant::now);
     }
@@ -230,36 +266,36 @@ async fn deploy(
     }
 }
 
-async fn wait_for_slots(
+/// Waits until `ready` accepts the slots of the live workers (returning what it made of them),
+/// the job is canceled, or the slot timeout passes (which fails the job).
+async fn wait_for_slots<T>(
     config: &JobMasterConfig,
     shared: &Shared,
-    needed: u32,
-) -> Option<Vec<SlotRef>> {
+    mut ready: impl FnMut(&[SlotRef]) -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + config.slot_timeout;
     loop {
         {
             let mut state = shared.state.lock().await;
-            let offered: u32 = state.workers.iter().map(|w| w.slots).sum();
-            if offered >= needed {
+            let live: Vec<SlotRef> = state
+                .workers
+                .iter()
+                .filter(|w| !w.lost)
+                .flat_map(|w| {
+                    (0..w.slots).map(|slot| SlotRef {
+                        worker_id: w.id.clone(),
+                        data_address: w.data_address.clone(),
+                        slot,
+                    })
+                })
+                .collect();
+            if let Some(ready) = ready(&live) {
                 info!(
-                    needed,
-                    offered,
+                    offered = live.len(),
                     workers = state.workers.len(),
                     "enough slots; deploying"
                 );
-                return Some(
-                    state
-                        .workers
-                        .iter()
-                        .flat_map(|w| {
-                            (0..w.slots).map(|slot| SlotRef {
-                                worker_id: w.id.clone(),
-                                data_address: w.data_address.clone(),
-                                slot,
-                            })
-                        })
-                        .collect(),
-                );
+                return Some(ready);
             }
             if let Some(reason) = state.cancel_requested.clone() {
                 state.job_state = JobState::Canceled;
@@ -267,15 +303,30 @@ async fn wait_for_slots(
                 return None;
             }
             if Instant::now() > deadline {
-                state.fail(format!(
-                    "not enough slots: the job needs {needed}, workers offered {offered} within {:?}",
+                let reason = format!(
+                    "not enough slots: the job needs {}, workers offered {} within {:?}",
+                    needed_slots(&state),
+                    live.len(),
                     config.slot_timeout
-                ));
+                );
+                state.fail(reason);
                 return None;
             }
         }
         let _ = tokio::time::timeout(POLL, shared.changed.notified()).await;
     }
+}
+
+/// The slots the deployed tasks occupy or wait for, for the slot timeout's message.
+fn needed_slots(state: &crate::state::State) -> usize {
+    let mut slots: Vec<(&str, u32)> = state
+        .tasks
+        .iter()
+        .map(|t| (t.worker_id.as_str(), t.slot))
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots.len()
 }
 
 async fn monitor(
@@ -284,7 +335,7 @@ async fn monitor(
     mut coordinator: Option<&mut Coordinator>,
 ) -> Outcome {
     loop {
-        let (failed_task, acks, declines, savepoints, all_running) = {
+        let (failed_tasks, acks, declines, savepoints, all_running) = {
             let mut state = shared.state.lock().await;
             if state.is_terminal() {
                 return Outcome::Over;
@@ -305,43 +356,54 @@ async fn monitor(
                 .find(|w| !w.lost && w.last_heartbeat.elapsed() > config.heartbeat_timeout)
             {
                 lost.lost = true;
-                return Outcome::Failed(format!(
+                let reason = format!(
                     "worker {} lost: no heartbeat for {:.1}s",
                     lost.describe(),
                     lost.last_heartbeat.elapsed().as_secs_f64()
-                ));
+                );
+                let worker = lost.id.clone();
+                return Outcome::Failed(Failure {
+                    reason,
+                    tasks: tasks_on(&state, &worker),
+                });
             }
-            let failed_task = state
+            let failed: Vec<(SubtaskRef, String)> = state
                 .tasks
                 .iter()
-                .find(|t| t.state == TaskState::Failed)
+                .filter(|t| t.state == TaskState::Failed)
                 .map(|t| {
-                    format!(
+                    let reason = format!(
                         "task {} on {} failed: {}",
                         t.describe(),
                         t.worker_id,
                         t.failure
-                    )
-                });
+                    );
+                    ((t.id.vertex, t.id.subtask), reason)
+                })
+                .collect();
             let all_running = state.tasks.iter().all(|t| t.state == TaskState::Running);
             (
-                failed_task,
+                failed,
                 std::mem::take(&mut state.acks),
                 std::mem::take(&mut state.declines),
                 std::mem::take(&mut state.savepoint_requests),
                 all_running,
             )
         };
-        if let Some(task_failure) = failed_task {
+        if let Some((_, first)) = failed_tasks.first() {
             // A task failure is often the echo of a dead worker (its exchanges broke); if a worker
-            // is gone, that is the cause to report.
+            // is gone, that is the cause to report, and its tasks fail with it.
+            let mut tasks: BTreeSet<SubtaskRef> = failed_tasks.iter().map(|(t, _)| *t).collect();
             let reason = match unreachable_worker(shared).await {
-                Some(worker) => format!(
-                    "worker {worker} is gone (its control port refuses connections); first task failure: {task_failure}"
-                ),
-                None => task_failure,
+                Some((worker, name)) => {
+                    tasks.extend(tasks_on(&*shared.state.lock().await, &worker));
+                    format!(
+                        "worker {name} is gone (its control port refuses connections); first task failure: {first}"
+                    )
+                }
+                None => first.clone(),
             };
-            return Outcome::Failed(reason);
+            return Outcome::Failed(Failure { reason, tasks });
         }
         match coordinator.as_deref_mut() {
             Some(coordinator) => {
@@ -351,14 +413,25 @@ async fn monitor(
                 let failed = coordinator.tick(shared, acks, declines, all_running).await;
                 shared.state.lock().await.checkpoints = coordinator.stats.clone();
                 if let Some(reason) = failed {
-                    return Outcome::Failed(reason);
+                    let tasks = shared
+                        .state
+                        .lock()
+                        .await
+                        .tasks
+                        .iter()
+                        .map(|t| (t.id.vertex, t.id.subtask))
+                        .collect();
+                    return Outcome::Failed(Failure { reason, tasks });
                 }
                 if std::mem::take(&mut coordinator.worker_unreachable)
-                    && let Some(worker) = unreachable_worker(shared).await
+                    && let Some((worker, name)) = unreachable_worker(shared).await
                 {
-                    return Outcome::Failed(format!(
-                        "worker {worker} is gone (its control port refuses connections)"
-                    ));
+                    return Outcome::Failed(Failure {
+                        reason: format!(
+                            "worker {name} is gone (its control port refuses connections)"
+                        ),
+                        tasks: tasks_on(&*shared.state.lock().await, &worker),
+                    });
                 }
             }
             None => {
@@ -371,11 +444,20 @@ async fn monitor(
     }
 }
 
+fn tasks_on(state: &crate::state::State, worker: &str) -> BTreeSet<SubtaskRef> {
+    state
+        .tasks
+        .iter()
+        .filter(|t| t.worker_id == worker)
+        .map(|t| (t.id.vertex, t.id.subtask))
+        .collect()
+}
+
 /// The first worker whose control port cannot be reached, if any. A killed process closes its
 /// sockets one by one while it exits, so its data connections may break (failing the tasks that
 /// read them) a moment before its control port goes: probe a few times before concluding that
 /// every worker lives.
-async fn unreachable_worker(shared: &Shared) -> Option<String> {
+async fn unreachable_worker(shared: &Shared) -> Option<(String, String)> {
     let workers: Vec<(String, String, String)> = {
         let state = shared.state.lock().await;
         state
@@ -399,14 +481,16 @@ async fn unreachable_worker(shared: &Shared) -> Option<String> {
             if let Some(worker) = shared.state.lock().await.worker_mut(id) {
                 worker.lost = true;
             }
-            return Some(name.clone());
+            return Some((id.clone(), name.clone()));
         }
     }
     None
 }
 
-/// After a failure or cancellation: cancels what still runs and waits briefly for the reports.
-async fn cancel_unfinished(shared: &Shared) {
+/// After a failure or cancellation: cancels what still runs (of `which`, or every task) and
+/// waits briefly for the reports.
+async fn cancel_unfinished(shared: &Shared, which: Option<&BTreeSet<SubtaskRef>>) {
+    let selected = |t: &TaskEntry| which.is_none_or(|w| w.contains(&(t.id.vertex, t.id.subtask)));
     let running: Vec<(String, TaskId)> = {
         let mut guard = shared.state.lock().await;
         if guard.job_state == JobState::Finished {
@@ -430,7 +514,7 @@ async fn cancel_unfinished(shared: &Shared) {
         state
             .tasks
             .iter()
-            .filter(|t| !t.is_terminal())
+            .filter(|t| !t.is_terminal() && selected(t))
             .map(|t| (t.worker_id.clone(), t.id.clone()))
             .collect()
     };
@@ -450,6 +534,7 @@ async fn cancel_unfinished(shared: &Shared) {
             .await
             .tasks
             .iter()
+            .filter(|t| selected(t))
             .all(TaskEntry::is_terminal)
         {
             return;
@@ -462,7 +547,7 @@ async fn cancel_unfinished(shared: &Shared) {
         .await
         .tasks
         .iter_mut()
-        .filter(|t| !t.is_terminal())
+        .filter(|t| !t.is_terminal() && selected(t))
     {
         task.state = TaskState::Canceled;
     }

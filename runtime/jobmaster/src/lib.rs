@@ -1,15 +1,18 @@
 //! The per-job JobMaster: builds the job graph, waits for workers to offer enough slots, places
 //! subtask i of every vertex into slot i (slot sharing), deploys, tracks task and worker state,
-//! and ends the job: FINISHED when every task finished, FAILED with the cause otherwise.
+//! restarts the pipelined regions of failed tasks (in their previous slots when their worker
+//! lives), and ends the job: FINISHED when every task finished, FAILED with the cause otherwise.
 
 mod checkpoint;
 mod config;
 mod driver;
+mod failover;
 mod placement;
 mod service;
 mod state;
 mod workers;
 
-pub use checkpoint::{CheckpointSettings, RestartSettings};
+pub use checkpoint::CheckpointSettings;
 pub use config::JobMasterConfig;
 pub use driver::run;
+pub use failover::{FailoverScope, RestartStrategy};

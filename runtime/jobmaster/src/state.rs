@@ -93,7 +93,9 @@ pub struct State {
     pub declines: Vec<DeclineCheckpointRequest>,
     pub savepoint_requests: Vec<SavepointReply>,
     pub checkpoints: CheckpointStats,
+    /// Failovers (each restarts one or more regions) and the task restarts they made.
     pub restarts: u32,
+    pub task_restarts: u32,
     /// Why the job last restarted.
     pub last_failure: String,
 }
@@ -115,6 +117,7 @@ impl State {
             savepoint_requests: Vec::new(),
             checkpoints: CheckpointStats::default(),
             restarts: 0,
+            task_restarts: 0,
             last_failure: String::new(),
         }
     }
@@ -176,6 +179,7 @@ impl State {
             running_ms: self.started.map_or(0, |s| s.elapsed().as_millis() as u64),
             checkpoints: Some(self.checkpoints.clone()),
             restarts: self.restarts,
+            task_restarts: self.task_restarts,
         }
     }
 }

@@ -11,6 +11,9 @@ pub struct TaskMetrics {
     pub batches_out: AtomicU64,
     pub watermark: AtomicI64,
     pub late_records_dropped: AtomicU64,
+    /// State bytes this attempt restored from checkpoint storage, and from a local copy.
+    pub restored_bytes_downloaded: AtomicU64,
+    pub restored_bytes_local: AtomicU64,
 }
 
 impl Default for TaskMetrics {
@@ -22,6 +25,8 @@ impl Default for TaskMetrics {
             batches_out: AtomicU64::new(0),
             watermark: AtomicI64::new(MIN_WATERMARK),
             late_records_dropped: AtomicU64::new(0),
+            restored_bytes_downloaded: AtomicU64::new(0),
+            restored_bytes_local: AtomicU64::new(0),
         }
     }
 }

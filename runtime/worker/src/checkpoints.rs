@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::jobmaster::Upward;
+use crate::local_recovery::{LocalCopy, LocalRecovery};
 
 /// Storage handles by URL and the savepoint directories announced by the JobMaster.
 #[derive(Default)]
@@ -60,34 +61,64 @@ impl CheckpointHub {
     }
 }
 
-/// Downloads the keyed state of every operator of the task into `state_dir/restore/...` and
-/// returns what each operator starts from.
+/// What a task restores, and where its bytes came from.
+pub struct Restored {
+    /// By operator id.
+    pub operators: HashMap<String, RestoredState>,
+    pub downloaded_bytes: u64,
+    pub local_bytes: u64,
+}
+
+/// Brings the keyed state of every operator of `task` into `state_dir/restore/...`: from this
+/// worker's local copy of the checkpoint where it has one (same subtask, same key groups),
+/// downloaded otherwise. The restored directories become the subtask's local copy.
 pub async fn download_restore(
     storage: &CheckpointStorage,
     restore: &TaskRestore,
     state_dir: &Path,
-) -> anyhow::Result<HashMap<String, RestoredState>> {
+    local: &LocalRecovery,
+    task: &TaskId,
+) -> anyhow::Result<Restored> {
     let location = SnapshotLocation::parse(&restore.location)?;
-    let mut restored = HashMap::new();
+    let subtask = (task.job_id.clone(), task.vertex, task.subtask);
+    let mut restored = Restored {
+        operators: HashMap::new(),
+        downloaded_bytes: 0,
+        local_bytes: 0,
+    };
+    let mut copy = LocalCopy {
+        checkpoint_id: restore.checkpoint_id,
+        operators: HashMap::new(),
+    };
     for operator in &restore.operators {
         let mut keyed = Vec::new();
+        // Only a subtask restoring exactly one snapshot (no rescaling) can match a local copy.
+        let local_copy = match operator.keyed.len() {
+            1 => local.find(&subtask, restore.checkpoint_id, &operator.operator_id),
+            _ => None,
+        };
         for (index, handle) in operator.keyed.iter().enumerate() {
             let dir = state_dir
                 .join("restore")
                 .join(&operator.operator_id)
                 .join(index.to_string());
-            let snapshot = storage
-                .download_keyed(&location, handle, &dir)
+            let from = storage
+                .restore_keyed(&location, handle, &dir, local_copy.as_deref())
                 .await
                 .with_context(|| format!("restoring operator {}", operator.operator_id))?;
-            keyed.push(snapshot);
+            restored.downloaded_bytes += from.downloaded_bytes;
+            restored.local_bytes += from.local_bytes;
+            if operator.keyed.len() == 1 {
+                copy.operators.insert(operator.operator_id.clone(), dir);
+            }
+            keyed.push(from.snapshot);
         }
         let entries = operator
             .entries
             .iter()
             .map(|e| (e.name.clone(), e.value.clone()))
             .collect();
-        restored.insert(
+        restored.operators.insert(
             operator.operator_id.clone(),
             RestoredState {
                 checkpoint_id: restore.checkpoint_id,
@@ -95,6 +126,9 @@ pub async fn download_restore(
                 keyed,
             },
         );
+    }
+    if !copy.operators.is_empty() {
+        local.completed(subtask, copy);
     }
     Ok(restored)
 }
@@ -106,6 +140,9 @@ pub struct SnapshotUploads {
     pub job_dir: String,
     pub uploaders: HashMap<String, TaskSnapshotUploader>,
     pub upward: mpsc::UnboundedSender<Upward>,
+    pub local: Arc<LocalRecovery>,
+    /// Local snapshot directories of checkpoints uploaded but not yet complete.
+    pub local_copies: BTreeMap<u64, LocalCopy>,
 }
 
 impl SnapshotUploads {
@@ -132,7 +169,7 @@ impl SnapshotUploads {
 
     pub async fn run(
         mut self,
-        hub: std::sync::Arc<CheckpointHub>,
+        hub: Arc<CheckpointHub>,
         mut snapshots: mpsc::UnboundedReceiver<TaskSnapshot>,
         mut completed: mpsc::UnboundedReceiver<u64>,
     ) {
@@ -161,6 +198,15 @@ impl SnapshotUploads {
                     for uploader in self.uploaders.values_mut() {
                         uploader.notify_complete(id);
                     }
+                    let older: Vec<u64> = self.local_copies.range(..=id).map(|(&k, _)| k).collect();
+                    for checkpoint in older {
+                        if let Some(copy) = self.local_copies.remove(&checkpoint)
+                            && checkpoint == id
+                        {
+                            let task = &self.task;
+                            self.local.completed((task.job_id.clone(), task.vertex, task.subtask), copy);
+                        }
+                    }
                 }
             }
         }
@@ -184,6 +230,20 @@ impl SnapshotUploads {
             Some(b) => Some(SnapshotTarget::Checkpoint(b.id)),
             None => None,
         };
+        if let Some(SnapshotTarget::Checkpoint(id)) = &target {
+            let operators = snapshot
+                .operators
+                .iter()
+                .filter_map(|(op, s)| s.keyed.as_ref().map(|k| (op.clone(), k.dir.clone())))
+                .collect();
+            self.local_copies.insert(
+                *id,
+                LocalCopy {
+                    checkpoint_id: *id,
+                    operators,
+                },
+            );
+        }
         let mut states = Vec::new();
         let (mut uploaded_bytes, mut state_bytes) = (0, 0);
         for (operator_id, operator) in snapshot.operators {

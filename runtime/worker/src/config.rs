@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use spate_network::ExchangeConfig;
 
+use crate::faults::InjectedFailure;
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub worker_id: String,
@@ -17,6 +19,8 @@ pub struct WorkerConfig {
     pub jobmaster_timeout: Duration,
     /// Where tasks keep local state (RocksDB instances, snapshots, downloaded checkpoints).
     pub state_dir: PathBuf,
+    /// Fails one task on purpose (recovery tests and benchmarks).
+    pub inject_failure: Option<InjectedFailure>,
 }
 
 impl WorkerConfig {
@@ -29,6 +33,7 @@ impl WorkerConfig {
             exchange: ExchangeConfig::default(),
             jobmaster_timeout: Duration::from_secs(15),
             state_dir: std::env::temp_dir().join(format!("spate-worker-{}", std::process::id())),
+            inject_failure: None,
         }
     }
 }

@@ -4,11 +4,14 @@
 mod checkpoints;
 mod config;
 mod deploy;
+mod faults;
 mod jobmaster;
+mod local_recovery;
 mod service;
 mod tasks;
 
 pub use config::WorkerConfig;
+pub use faults::InjectedFailure;
 
 use std::sync::Arc;
 
@@ -47,6 +50,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         data_address,
         link.reporter(),
         config.state_dir.clone(),
+        config.inject_failure,
     ));
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let service = WorkerService::new(tasks.clone(), shutdown.clone());

@@ -17,11 +17,13 @@ use spate_proto::v1::{
 };
 use spate_task::{Canceler, Checkpointing, TaskCommand, TaskMetrics, TaskOutcome};
 use tokio::sync::mpsc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::checkpoints::{CheckpointHub, SnapshotUploads, download_restore};
 use crate::deploy::{TaskStateSetup, prepare};
+use crate::faults::InjectedFailure;
 use crate::jobmaster::Upward;
+use crate::local_recovery::LocalRecovery;
 
 struct RunningTask {
     id: TaskId,
@@ -39,7 +41,9 @@ pub struct TaskManager {
     data_address: String,
     reports: mpsc::UnboundedSender<Upward>,
     state_dir: PathBuf,
+    inject_failure: Option<InjectedFailure>,
     checkpoints: Arc<CheckpointHub>,
+    local: Arc<LocalRecovery>,
     tasks: Mutex<HashMap<String, RunningTask>>,
     /// Job graphs built from their specs, by job id.
     graphs: Mutex<HashMap<String, Arc<JobGraph>>>,
@@ -54,6 +58,8 @@ fn snapshot(id: &TaskId, m: &TaskMetrics) -> TaskMetricsProto {
         batches_out: TaskMetrics::get(&m.batches_out),
         watermark: m.watermark.load(Ordering::Relaxed),
         late_records_dropped: TaskMetrics::get(&m.late_records_dropped),
+        restored_bytes_downloaded: TaskMetrics::get(&m.restored_bytes_downloaded),
+        restored_bytes_local: TaskMetrics::get(&m.restored_bytes_local),
     }
 }
 
@@ -68,6 +74,7 @@ impl TaskManager {
         data_address: String,
         reports: mpsc::UnboundedSender<Upward>,
         state_dir: PathBuf,
+        inject_failure: Option<InjectedFailure>,
     ) -> Self {
         TaskManager {
             worker_id,
@@ -75,7 +82,9 @@ impl TaskManager {
             data_address,
             reports,
             state_dir,
+            inject_failure,
             checkpoints: Arc::default(),
+            local: Arc::default(),
             tasks: Mutex::new(HashMap::new()),
             graphs: Mutex::new(HashMap::new()),
         }
@@ -142,10 +151,27 @@ impl TaskManager {
                 job_dir: config.job_dir.clone(),
                 uploaders: HashMap::new(),
                 upward: self.reports.clone(),
+                local: self.local.clone(),
+                local_copies: BTreeMap::new(),
             };
             if let Some(restore) = &request.restore {
-                setup.restored = download_restore(&storage, restore, &dir).await?;
+                let restored = download_restore(&storage, restore, &dir, &self.local, &id).await?;
+                metrics
+                    .restored_bytes_downloaded
+                    .store(restored.downloaded_bytes, Ordering::Relaxed);
+                metrics
+                    .restored_bytes_local
+                    .store(restored.local_bytes, Ordering::Relaxed);
+                info!(
+                    task = %key(&id),
+                    checkpoint = restore.checkpoint_id,
+                    downloaded = restored.downloaded_bytes,
+                    local = restored.local_bytes,
+                    "state restored"
+                );
+                setup.restored = restored.operators;
                 uploads.seed(restore)?;
+                remove_earlier_attempts(&self.state_dir, &id);
             }
             let (command_tx, command_rx) = mpsc::unbounded_channel();
             let (snapshot_tx, snapshot_rx) = mpsc::unbounded_channel();
@@ -173,6 +199,7 @@ impl TaskManager {
         let exchange = self.exchange.clone();
         let task_id = id.clone();
         let task_metrics = metrics.clone();
+        let fault = self.inject_failure.filter(|f| f.hits(&id));
         let thread = std::thread::Builder::new()
             .name(format!("task-{}.{}", id.vertex, id.subtask))
             .spawn(move || {
@@ -200,7 +227,16 @@ impl TaskManager {
                 let outcome = runtime.block_on(async {
                     let task = pending.connect(&exchange).await?;
                     report(TaskState::Running, String::new());
-                    Ok::<_, anyhow::Error>(task.run().await?)
+                    let strike = async {
+                        match fault {
+                            Some(fault) => fault.strike(task_metrics.clone()).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        outcome = task.run() => Ok(outcome?),
+                        failure = strike => Err(anyhow!(failure)),
+                    }
                 });
                 match outcome {
                     Ok(TaskOutcome::Finished) => report(TaskState::Finished, String::new()),
@@ -289,6 +325,21 @@ impl TaskManager {
         WorkerMetrics {
             buffered_batches: self.exchange.gauge.current(),
             max_buffered_batches: self.exchange.gauge.max(),
+        }
+    }
+}
+
+/// Deletes the state directories of earlier attempts of `id`'s subtask: the restore either
+/// linked what it needed from them or downloaded it, and the restored attempt's own copy is the
+/// local one from now on.
+fn remove_earlier_attempts(state_dir: &std::path::Path, id: &TaskId) {
+    let job = state_dir.join(&id.job_id);
+    for attempt in 0..id.attempt {
+        let dir = job.join(format!("{}-{}-{attempt}", id.vertex, id.subtask));
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(dir = %dir.display(), error = %e, "removing an earlier attempt's state");
         }
     }
 }

@@ -3,6 +3,12 @@
 
 #![allow(dead_code)]
 
+mod bids;
+
+// Each test binary uses its own part of this module.
+#[allow(unused_imports)]
+pub use bids::*;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

@@ -29,7 +29,7 @@ const FINAL_SNAPSHOT: u64 = u64::MAX;
 
 pub type SavepointReply = oneshot::Sender<Result<(u64, String), String>>;
 
-/// A task of the current attempt, as the coordinator needs it.
+/// A deployed task (its current attempt), as the coordinator needs it.
 #[derive(Debug, Clone)]
 pub struct TaskRef {
     pub id: TaskId,
@@ -58,8 +58,8 @@ pub struct Coordinator {
     pending: BTreeMap<u64, Pending>,
     /// Final snapshots of tasks whose input ended, by (vertex, subtask).
     finals: HashMap<(u32, u32), AcknowledgeCheckpointRequest>,
-    tasks: Vec<TaskRef>,
-    attempt: u32,
+    /// The current attempt of every subtask, by (vertex, subtask).
+    tasks: BTreeMap<(u32, u32), TaskRef>,
     last_end: Instant,
     /// The first checkpoint of an attempt waits one interval, like the ones after it.
     last_trigger: Option<Instant>,
@@ -107,8 +107,7 @@ impl Coordinator {
             next_id,
             pending: BTreeMap::new(),
             finals: HashMap::new(),
-            tasks: Vec::new(),
-            attempt: 0,
+            tasks: BTreeMap::new(),
             last_end: Instant::now(),
             last_trigger: None,
             consecutive_failures: 0,
@@ -131,16 +130,18 @@ impl Coordinator {
         self.store.latest().cloned()
     }
 
-    /// A new attempt of the job is running with `tasks`: whatever was pending belongs to the
-    /// old one and can never complete.
-    pub async fn start_attempt(&mut self, attempt: u32, tasks: Vec<TaskRef>, restored_from: u64) {
+    /// `tasks` were (re)deployed, restored from checkpoint `restored_from` (0: none): whatever
+    /// was pending misses their acknowledgements and can never complete.
+    pub async fn deployed(&mut self, tasks: Vec<TaskRef>, restored_from: u64) {
         let stale: Vec<u64> = self.pending.keys().copied().collect();
         for id in stale {
-            self.abort(id, "the job restarted").await;
+            self.abort(id, "tasks restarted").await;
         }
-        self.finals.clear();
-        self.tasks = tasks;
-        self.attempt = attempt;
+        for task in tasks {
+            let key = (task.id.vertex, task.id.subtask);
+            self.finals.remove(&key);
+            self.tasks.insert(key, task);
+        }
         self.last_end = Instant::now();
         self.last_trigger = Some(Instant::now());
         self.stats.restored_from = restored_from;
@@ -229,10 +230,14 @@ impl Coordinator {
         let Some(task) = ack.task.clone() else {
             return;
         };
-        if task.attempt != self.attempt {
+        let key = (task.vertex, task.subtask);
+        if self
+            .tasks
+            .get(&key)
+            .is_none_or(|t| t.id.attempt != task.attempt)
+        {
             return;
         }
-        let key = (task.vertex, task.subtask);
         if ack.r#final {
             self.finals.insert(key, ack);
         } else if let Some(pending) = self.pending.get_mut(&ack.checkpoint_id) {
@@ -275,7 +280,7 @@ impl Coordinator {
         );
         // Every worker learns of a savepoint's directory; the ones with sources inject barriers.
         let mut by_worker: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
-        for task in &self.tasks {
+        for task in self.tasks.values() {
             let sources = by_worker.entry(task.worker_id.clone()).or_default();
             if task.is_source {
                 sources.push(task.id.clone());
@@ -408,7 +413,7 @@ impl Coordinator {
 
     async fn notify_complete(&self, shared: &Shared, id: u64) {
         let mut by_worker: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
-        for task in &self.tasks {
+        for task in self.tasks.values() {
             by_worker
                 .entry(task.worker_id.clone())
                 .or_default()

@@ -6,4 +6,4 @@ mod settings;
 
 pub use coordinator::{Coordinator, SavepointReply, TaskRef, resolve};
 pub use restore::{check_compatible, task_restore};
-pub use settings::{CheckpointSettings, RestartSettings};
+pub use settings::CheckpointSettings;

@@ -39,20 +39,3 @@ impl CheckpointSettings {
         }
     }
 }
-
-/// What the JobMaster does when a task fails or a worker is lost (Flink's fixed-delay restart
-/// strategy with the whole job as the failover region).
-#[derive(Debug, Clone)]
-pub struct RestartSettings {
-    pub max_restarts: u32,
-    pub delay: Duration,
-}
-
-impl Default for RestartSettings {
-    fn default() -> Self {
-        RestartSettings {
-            max_restarts: 0,
-            delay: Duration::from_millis(500),
-        }
-    }
-}

@@ -1,0 +1,173 @@
+//! Fine-grained failover on real processes: what restarts after a failure, where it restarts,
+//! and what it downloads; the committed output must still equal the brute-force reference.
+
+mod common;
+
+use common::*;
+use spate_cluster::{CheckpointSpec, LocalCluster};
+use spate_proto::v1::JobState;
+
+const EVENTS: u64 = 200_000;
+const RATE: u64 = 20_000;
+
+fn filtered_bids() -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = nexmark_bids(EVENTS)
+        .iter()
+        .filter(|b| b.price % 3 == 0)
+        .map(|b| {
+            vec![
+                b.auction.to_string(),
+                b.bidder.to_string(),
+                b.price.to_string(),
+            ]
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_task_restarts_only_its_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, work) = (dir.path().join("out"), dir.path().join("cluster"));
+    let sql = format!(
+        "{}{}INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
+        bid_table(EVENTS, RATE),
+        sink(&out, "auction BIGINT, bidder BIGINT, price BIGINT")
+    );
+    // Four forward-only pipelines: four regions. Subtask 2 fails once, mid-stream.
+    let mut spec = spec("sql", &work, 2, 2)
+        .arg("sql", sql)
+        .arg("parallelism", 4);
+    spec.checkpoints = Some(CheckpointSpec {
+        interval_ms: 500,
+        ..CheckpointSpec::default()
+    });
+    spec.inject_failure = Some("0/2/20000".into());
+    let cluster = LocalCluster::start(spec).await.expect("cluster starts");
+    let outcome = cluster
+        .wait()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&work)));
+    let status = outcome.status;
+    assert_eq!(
+        status.state,
+        JobState::Finished as i32,
+        "{}\n{}",
+        status.failure,
+        logs(&work)
+    );
+    assert_eq!(status.restarts, 1, "one failover");
+    let restarted: Vec<(u32, u32)> = status
+        .tasks
+        .iter()
+        .filter_map(|t| t.task.as_ref())
+        .filter(|t| t.attempt > 0)
+        .map(|t| (t.vertex, t.subtask))
+        .collect();
+    assert!(
+        !restarted.is_empty() && restarted.iter().all(|&(_, subtask)| subtask == 2),
+        "only the failed pipeline restarted: {restarted:?}"
+    );
+    assert_eq!(status.task_restarts as usize, restarted.len());
+    let mut rows = read_rows(&out);
+    rows.sort();
+    assert_same(&rows, &filtered_bids());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_worker_moves_only_its_tasks_and_the_others_restore_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, work) = (dir.path().join("out"), dir.path().join("cluster"));
+    let size = 2_000i64;
+    let sql = format!(
+        "{}{}INSERT INTO out
+         SELECT auction, TUMBLE_START(dateTime, INTERVAL '2' SECOND) AS s, COUNT(*) AS n
+         FROM bid GROUP BY auction, TUMBLE(dateTime, INTERVAL '2' SECOND);",
+        bid_table(EVENTS, RATE / 2),
+        sink(&out, "auction BIGINT, s TIMESTAMP(3), n BIGINT")
+    );
+    let mut spec = spec("sql", &work, 2, 1)
+        .arg("sql", sql)
+        .arg("parallelism", 2);
+    spec.heartbeat_timeout_ms = 3_000;
+    spec.checkpoints = Some(CheckpointSpec {
+        interval_ms: 500,
+        ..CheckpointSpec::default()
+    });
+    let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
+    wait_for(&mut cluster, |s| {
+        s.checkpoints.as_ref().is_some_and(|c| c.completed >= 2)
+    })
+    .await;
+    let survivor = cluster.worker_pids()[0].expect("worker 0 runs");
+    let victim = cluster.worker_pids()[1].expect("worker 1 runs");
+    cluster.kill_worker(1).expect("kill");
+    let status = wait_for(&mut cluster, |s| s.restarts >= 1).await;
+    assert_eq!(status.restarts, 1, "{}", status.failure);
+    let outcome = cluster
+        .wait()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&work)));
+    let status = outcome.status;
+    assert_eq!(
+        status.state,
+        JobState::Finished as i32,
+        "{}\n{}",
+        status.failure,
+        logs(&work)
+    );
+    let pids: Vec<u32> = status.workers.iter().map(|w| w.pid).collect();
+    assert!(
+        pids.contains(&survivor),
+        "the healthy worker lives on: {pids:?}"
+    );
+    assert!(!pids.contains(&victim), "{pids:?}");
+    let survivor_id = &status
+        .workers
+        .iter()
+        .find(|w| w.pid == survivor)
+        .expect("survivor")
+        .worker_id;
+    // Sources keep positions only; the window subtasks hold keyed state.
+    let keyed: Vec<_> = status
+        .tasks
+        .iter()
+        .filter(|t| t.task.as_ref().is_some_and(|id| id.vertex == 1))
+        .collect();
+    assert_eq!(keyed.len(), 2);
+    for task in keyed {
+        let metrics = task.metrics.clone().unwrap_or_default();
+        let attempt = task.task.as_ref().map_or(0, |t| t.attempt);
+        assert!(attempt > 0, "every task of the single region restarted");
+        if &task.worker_id == survivor_id {
+            assert_eq!(
+                (
+                    metrics.restored_bytes_downloaded,
+                    metrics.restored_bytes_local > 0
+                ),
+                (0, true),
+                "back in its slot, the task restores from the local copy: {metrics:?}"
+            );
+        } else {
+            assert!(
+                metrics.restored_bytes_downloaded > 0 && metrics.restored_bytes_local == 0,
+                "the moved task downloads its state: {metrics:?}"
+            );
+        }
+    }
+    let mut counts: std::collections::BTreeMap<(i64, i64), u64> = Default::default();
+    for b in nexmark_bids(EVENTS) {
+        *counts
+            .entry((b.auction, b.date_time - b.date_time.rem_euclid(size)))
+            .or_default() += 1;
+    }
+    let mut want: Vec<Vec<String>> = counts
+        .into_iter()
+        .map(|((auction, start), n)| vec![auction.to_string(), ts(start), n.to_string()])
+        .collect();
+    want.sort();
+    let mut rows = read_rows(&out);
+    rows.sort();
+    assert_same(&rows, &want);
+}
