@@ -119,6 +119,13 @@ pub struct JobMasterArgs {
     pub heartbeat_timeout_ms: u64,
     #[arg(long, default_value_t = 60)]
     pub slot_timeout_s: u64,
+    /// The job's id, which names its checkpoint directory (by default NAME-PID).
+    #[arg(long)]
+    pub job_id: Option<String>,
+    /// Replace a JobMaster of the same job id that died: adopt the tasks its workers kept
+    /// running, or restore the job's latest completed checkpoint.
+    #[arg(long)]
+    pub recover: bool,
     #[command(flatten)]
     pub checkpoints: CheckpointArgs,
 }

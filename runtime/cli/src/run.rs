@@ -120,6 +120,10 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
     config.status_file = args.status_file;
     config.heartbeat_timeout = Duration::from_millis(args.heartbeat_timeout_ms);
     config.slot_timeout = Duration::from_secs(args.slot_timeout_s);
+    if let Some(id) = args.job_id {
+        config.job_id = id;
+    }
+    config.recover = args.recover;
     let checkpoints = &args.checkpoints;
     if checkpoints.checkpoint_interval_ms > 0 || checkpoints.from.is_some() {
         let url = checkpoints

@@ -79,27 +79,7 @@ async fn a_failed_task_restarts_only_its_region() {
 async fn a_killed_worker_moves_only_its_tasks_and_the_others_restore_locally() {
     let dir = tempfile::tempdir().unwrap();
     let (out, work) = (dir.path().join("out"), dir.path().join("cluster"));
-    let size = 2_000i64;
-    let sql = format!(
-        "{}{}INSERT INTO out
-         SELECT auction, TUMBLE_START(dateTime, INTERVAL '2' SECOND) AS s, COUNT(*) AS n
-         FROM bid GROUP BY auction, TUMBLE(dateTime, INTERVAL '2' SECOND);",
-        bid_table(EVENTS, RATE / 2),
-        sink(&out, "auction BIGINT, s TIMESTAMP(3), n BIGINT")
-    );
-    let mut spec = spec("sql", &work, 2, 1)
-        .arg("sql", sql)
-        .arg("parallelism", 2);
-    spec.heartbeat_timeout_ms = 3_000;
-    spec.checkpoints = Some(CheckpointSpec {
-        interval_ms: 500,
-        ..CheckpointSpec::default()
-    });
-    let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
-    wait_for(&mut cluster, |s| {
-        s.checkpoints.as_ref().is_some_and(|c| c.completed >= 2)
-    })
-    .await;
+    let mut cluster = start_keyed_job(&out, &work).await;
     let survivor = cluster.worker_pids()[0].expect("worker 0 runs");
     let victim = cluster.worker_pids()[1].expect("worker 1 runs");
     cluster.kill_worker(1).expect("kill");
@@ -156,6 +136,82 @@ async fn a_killed_worker_moves_only_its_tasks_and_the_others_restore_locally() {
             );
         }
     }
+    let mut rows = read_rows(&out);
+    rows.sort();
+    assert_same(&rows, &bid_counts());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_jobmaster_is_replaced_and_no_task_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, work) = (dir.path().join("out"), dir.path().join("cluster"));
+    let mut cluster = start_keyed_job(&out, &work).await;
+    let workers = cluster.worker_pids();
+    let first = cluster.jobmaster_pid().expect("the JobMaster runs");
+    cluster.kill_jobmaster().expect("kill");
+    let outcome = cluster
+        .wait()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&work)));
+    let status = outcome.status;
+    assert_eq!(
+        status.state,
+        JobState::Finished as i32,
+        "{}\n{}",
+        status.failure,
+        logs(&work)
+    );
+    assert!(
+        work.join("logs/jobmaster.1.log").exists(),
+        "a replacement JobMaster (not pid {first}) ended the job"
+    );
+    let pids: Vec<Option<u32>> = status.workers.iter().map(|w| Some(w.pid)).collect();
+    assert_eq!(pids.len(), workers.len());
+    assert!(
+        pids.iter().all(|p| workers.contains(p)),
+        "the workers lived on: {pids:?} vs {workers:?}"
+    );
+    let attempts: Vec<u32> = status
+        .tasks
+        .iter()
+        .filter_map(|t| t.task.as_ref().map(|id| id.attempt))
+        .collect();
+    assert_eq!(attempts, vec![0; 4], "no task restarted");
+    assert_eq!(status.restarts, 0);
+    let mut rows = read_rows(&out);
+    rows.sort();
+    assert_same(&rows, &bid_counts());
+}
+
+/// A keyed job (bids counted per auction in 2-second tumbling windows) at parallelism 2 on two
+/// workers of one slot, checkpointing every 500 ms, once two checkpoints completed.
+async fn start_keyed_job(out: &std::path::Path, work: &std::path::Path) -> LocalCluster {
+    let sql = format!(
+        "{}{}INSERT INTO out
+         SELECT auction, TUMBLE_START(dateTime, INTERVAL '2' SECOND) AS s, COUNT(*) AS n
+         FROM bid GROUP BY auction, TUMBLE(dateTime, INTERVAL '2' SECOND);",
+        bid_table(EVENTS, RATE / 2),
+        sink(out, "auction BIGINT, s TIMESTAMP(3), n BIGINT")
+    );
+    let mut spec = spec("sql", work, 2, 1)
+        .arg("sql", sql)
+        .arg("parallelism", 2);
+    spec.heartbeat_timeout_ms = 3_000;
+    spec.checkpoints = Some(CheckpointSpec {
+        interval_ms: 500,
+        ..CheckpointSpec::default()
+    });
+    let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
+    wait_for(&mut cluster, |s| {
+        s.checkpoints.as_ref().is_some_and(|c| c.completed >= 2)
+    })
+    .await;
+    cluster
+}
+
+/// The reference for [`start_keyed_job`], by brute force.
+fn bid_counts() -> Vec<Vec<String>> {
+    let size = 2_000i64;
     let mut counts: std::collections::BTreeMap<(i64, i64), u64> = Default::default();
     for b in nexmark_bids(EVENTS) {
         *counts
@@ -167,7 +223,5 @@ async fn a_killed_worker_moves_only_its_tasks_and_the_others_restore_locally() {
         .map(|((auction, start), n)| vec![auction.to_string(), ts(start), n.to_string()])
         .collect();
     want.sort();
-    let mut rows = read_rows(&out);
-    rows.sort();
-    assert_same(&rows, &want);
+    want
 }

@@ -18,6 +18,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long workers get to exit on their own after their JobMaster did.
 const WORKER_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 const SUPERVISE_INTERVAL: Duration = Duration::from_millis(100);
+/// JobMasters started in place of dead ones before the cluster stops replacing them.
+const MAX_JOBMASTER_REPLACEMENTS: u32 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -41,7 +43,7 @@ pub enum ClusterError {
 
 pub struct LocalCluster {
     spec: ClusterSpec,
-    jobmaster: Child,
+    jobmaster: Arc<Mutex<Child>>,
     workers: Arc<Mutex<Vec<Child>>>,
     /// Replaces dead workers while the job may recover (with checkpoints only).
     supervisor: Option<JoinHandle<()>>,
@@ -130,12 +132,82 @@ fn spawn_worker(
     Ok(worker)
 }
 
+/// The JobMaster process; a replacement (`generation` > 0) binds the address of the first and
+/// recovers the job.
+fn spawn_jobmaster(
+    spec: &ClusterSpec,
+    job_id: &str,
+    bind: &str,
+    generation: u32,
+) -> Result<Child, ClusterError> {
+    let log = match generation {
+        0 => spec.work_dir.join("logs/jobmaster.log"),
+        g => spec.work_dir.join(format!("logs/jobmaster.{g}.log")),
+    };
+    let mut command = child_command(spec, &log)?;
+    command
+        .arg("jobmaster")
+        .arg("--job")
+        .arg(&spec.job_name)
+        .arg("--job-id")
+        .arg(job_id)
+        .arg("--bind")
+        .arg(bind)
+        .arg("--address-file")
+        .arg(spec.work_dir.join("jobmaster.addr"))
+        .arg("--status-file")
+        .arg(spec.work_dir.join("status.pb"))
+        .arg("--heartbeat-timeout-ms")
+        .arg(spec.heartbeat_timeout_ms.to_string());
+    if generation > 0 {
+        command.arg("--recover");
+    }
+    if let Some(checkpoints) = &spec.checkpoints {
+        command.args(checkpoints.jobmaster_args(&spec.work_dir));
+    }
+    for (key, value) in &spec.job_args {
+        command.arg("--arg").arg(format!("{key}={value}"));
+    }
+    command.spawn().map_err(|source| ClusterError::Spawn {
+        role: "the JobMaster".into(),
+        source,
+    })
+}
+
+/// Whether the JobMaster ended the job: it writes the final status before it exits.
+fn job_over(spec: &ClusterSpec) -> bool {
+    spec.work_dir.join("status.pb").exists()
+}
+
 /// Starts a new worker in place of each one that died (as a resource manager would ask for a
-/// new machine), so the JobMaster finds slots to restart the job in.
-async fn supervise(spec: ClusterSpec, jobmaster: String, workers: Arc<Mutex<Vec<Child>>>) {
+/// new machine), so the JobMaster finds slots to restart the job in; and a new JobMaster in
+/// place of one that died before it ended the job, at the same address, which takes the job
+/// over from the workers (as Kubernetes restarts a JobMaster pod).
+async fn supervise(
+    spec: ClusterSpec,
+    job_id: String,
+    jobmaster: String,
+    jobmasters: Arc<Mutex<Child>>,
+    workers: Arc<Mutex<Vec<Child>>>,
+) {
     let mut generations = vec![0u32; spec.workers as usize];
+    let mut jobmaster_generation = 0;
     loop {
         tokio::time::sleep(SUPERVISE_INTERVAL).await;
+        {
+            let mut current = jobmasters.lock().expect("jobmaster lock");
+            if let Ok(Some(exit)) = current.try_wait()
+                && !job_over(&spec)
+                && jobmaster_generation < MAX_JOBMASTER_REPLACEMENTS
+            {
+                jobmaster_generation += 1;
+                warn!(%exit, "the JobMaster died; starting a replacement");
+                match spawn_jobmaster(&spec, &job_id, &jobmaster, jobmaster_generation) {
+                    Ok(replacement) => *current = replacement,
+                    Err(e) => warn!(error = %e, "cannot start a replacement JobMaster"),
+                }
+            }
+        }
         let mut workers = workers.lock().expect("workers lock");
         for (index, worker) in workers.iter_mut().enumerate() {
             let Ok(Some(exit)) = worker.try_wait() else {
@@ -166,27 +238,11 @@ impl LocalCluster {
         let address_file = spec.work_dir.join("jobmaster.addr");
         let _ = std::fs::remove_file(&address_file);
         let _ = std::fs::remove_file(spec.work_dir.join("status.pb"));
-        let mut command = child_command(&spec, &spec.work_dir.join("logs/jobmaster.log"))?;
-        command
-            .arg("jobmaster")
-            .arg("--job")
-            .arg(&spec.job_name)
-            .arg("--address-file")
-            .arg(&address_file)
-            .arg("--status-file")
-            .arg(spec.work_dir.join("status.pb"))
-            .arg("--heartbeat-timeout-ms")
-            .arg(spec.heartbeat_timeout_ms.to_string());
-        if let Some(checkpoints) = &spec.checkpoints {
-            command.args(checkpoints.jobmaster_args(&spec.work_dir));
-        }
-        for (key, value) in &spec.job_args {
-            command.arg("--arg").arg(format!("{key}={value}"));
-        }
-        let mut jobmaster = command.spawn().map_err(|source| ClusterError::Spawn {
-            role: "the JobMaster".into(),
-            source,
-        })?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let job_id = format!("{}-{}-{nanos:08x}", spec.job_name, std::process::id());
+        let mut jobmaster = spawn_jobmaster(&spec, &job_id, "127.0.0.1:0", 0)?;
 
         let started = Instant::now();
         let address = loop {
@@ -210,10 +266,16 @@ impl LocalCluster {
             workers.push(spawn_worker(&spec, &address, index as usize, 0)?);
         }
         let workers = Arc::new(Mutex::new(workers));
-        let supervisor = spec
-            .checkpoints
-            .is_some()
-            .then(|| tokio::spawn(supervise(spec.clone(), address.clone(), workers.clone())));
+        let jobmaster = Arc::new(Mutex::new(jobmaster));
+        let supervisor = spec.checkpoints.is_some().then(|| {
+            tokio::spawn(supervise(
+                spec.clone(),
+                job_id,
+                address.clone(),
+                jobmaster.clone(),
+                workers.clone(),
+            ))
+        });
         Ok(LocalCluster {
             spec,
             jobmaster,
@@ -276,6 +338,20 @@ impl LocalCluster {
         Ok(())
     }
 
+    pub fn jobmaster_pid(&self) -> Option<u32> {
+        self.jobmaster.lock().expect("jobmaster lock").id()
+    }
+
+    /// Kills the JobMaster process outright (SIGKILL). With checkpoints, the cluster starts a
+    /// new one, which takes the job over.
+    pub fn kill_jobmaster(&mut self) -> Result<(), ClusterError> {
+        Ok(self
+            .jobmaster
+            .lock()
+            .expect("jobmaster lock")
+            .start_kill()?)
+    }
+
     /// Kills a worker process outright (SIGKILL), as a machine failure would.
     pub fn kill_worker(&mut self, index: usize) -> Result<(), ClusterError> {
         Ok(self.workers.lock().expect("workers lock")[index].start_kill()?)
@@ -283,7 +359,23 @@ impl LocalCluster {
 
     /// Waits for the JobMaster to end the job, then for the workers to exit.
     pub async fn wait(mut self) -> Result<ClusterOutcome, ClusterError> {
-        let jobmaster_exit = self.jobmaster.wait().await?;
+        // A JobMaster that died before ending the job is replaced by the supervisor, unless it
+        // ran out of replacements: then the dead one stays.
+        let mut dead_since: Option<Instant> = None;
+        let jobmaster_exit = loop {
+            let exit = self.jobmaster.lock().expect("jobmaster lock").try_wait()?;
+            match exit {
+                Some(exit) if self.supervisor.is_none() || job_over(&self.spec) => break exit,
+                Some(exit) if dead_since.is_some_and(|t| t.elapsed() > 10 * SUPERVISE_INTERVAL) => {
+                    break exit;
+                }
+                Some(_) => {
+                    dead_since.get_or_insert_with(Instant::now);
+                }
+                None => dead_since = None,
+            }
+            tokio::time::sleep(SUPERVISE_INTERVAL / 2).await;
+        };
         if let Some(supervisor) = self.supervisor.take() {
             supervisor.abort();
         }

@@ -28,6 +28,9 @@ pub struct JobMasterConfig {
     pub failover: FailoverScope,
     /// A checkpoint or savepoint to start from (`spate run --from`).
     pub restore_from: Option<String>,
+    /// This JobMaster replaces one that died: adopt the tasks the workers kept running, or
+    /// restore the latest completed checkpoint of `job_id`.
+    pub recover: bool,
 }
 
 impl JobMasterConfig {
@@ -47,6 +50,7 @@ impl JobMasterConfig {
             restart: RestartStrategy::None,
             failover: FailoverScope::Region,
             restore_from: None,
+            recover: false,
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info, warn};
 
+use crate::adopt::{adopt, cancel_unadopted};
 use crate::checkpoint::{Coordinator, TaskRef, check_compatible, resolve, task_restore};
 use crate::config::JobMasterConfig;
 use crate::failover::{FailoverPlanner, Failure, RestartBackoff};
@@ -42,6 +43,7 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
         None => None,
     };
     let restore = match (&config.restore_from, &coordinator) {
+        (None, Some(coordinator)) if config.recover => coordinator.latest(),
         (None, _) => None,
         (Some(_), None) => bail!("restoring needs checkpoint storage to read from"),
         (Some(location), Some(coordinator)) => {
@@ -104,30 +106,58 @@ async fn drive(
 ) {
     let planner = FailoverPlanner::new(graph, config.failover);
     let mut backoff = RestartBackoff::new(config.restart.clone());
-    let Some(slots) = wait_for_slots(config, shared, |live| {
-        (live.len() as u32 >= graph.slots_needed()).then(|| live.to_vec())
-    })
-    .await
-    else {
-        return;
+    let adopted = match config.recover {
+        true => adopt(graph, shared, config.heartbeat_timeout).await,
+        false => None,
     };
-    let mut placement = place(graph, &slots);
-    let mut to_deploy = planner.all();
-    let mut attempt = 0;
+    let (mut placement, mut attempt, mut to_deploy) = match adopted {
+        Some(adopted) => {
+            if let Some(coordinator) = coordinator.as_mut() {
+                let last_seen = shared.state.lock().await.last_checkpoint_seen;
+                coordinator.adopted(shared, adopted.tasks, last_seen).await;
+            }
+            (adopted.placement, adopted.attempt, BTreeSet::new())
+        }
+        None => {
+            // Attempts above any a worker may still run from before a JobMaster failover.
+            let attempt = match config.recover {
+                true => 1 + max_reported_attempt(shared).await,
+                false => 0,
+            };
+            cancel_unadopted(shared).await;
+            let Some(slots) = wait_for_slots(config, shared, |live| {
+                (live.len() as u32 >= graph.slots_needed()).then(|| live.to_vec())
+            })
+            .await
+            else {
+                return;
+            };
+            let mut placement = place(graph, &slots);
+            placement
+                .iter_mut()
+                .flatten()
+                .for_each(|a| a.attempt = attempt);
+            (placement, attempt, planner.all())
+        }
+    };
     loop {
-        let deployed = deploy(
-            config,
-            graph,
-            shared,
-            &placement,
-            &to_deploy,
-            restore.as_ref(),
-            coordinator.as_ref(),
-        )
-        .await;
+        let deployed = match to_deploy.is_empty() {
+            true => Ok(None),
+            false => deploy(
+                config,
+                graph,
+                shared,
+                &placement,
+                &to_deploy,
+                restore.as_ref(),
+                coordinator.as_ref(),
+            )
+            .await
+            .map(Some),
+        };
         let outcome = match deployed {
             Ok(tasks) => {
-                if let Some(coordinator) = coordinator.as_mut() {
+                if let (Some(coordinator), Some(tasks)) = (coordinator.as_mut(), tasks) {
                     let restored = restore.as_ref().map_or(0, |r| r.location.checkpoint_id());
                     coordinator.deployed(tasks, restored).await;
                 }
@@ -335,6 +365,7 @@ async fn monitor(
     mut coordinator: Option<&mut Coordinator>,
 ) -> Outcome {
     loop {
+        cancel_unadopted(shared).await;
         let (failed_tasks, acks, declines, savepoints, all_running) = {
             let mut state = shared.state.lock().await;
             if state.is_terminal() {
@@ -442,6 +473,17 @@ async fn monitor(
         }
         let _ = tokio::time::timeout(POLL, shared.changed.notified()).await;
     }
+}
+
+async fn max_reported_attempt(shared: &Shared) -> u32 {
+    let state = shared.state.lock().await;
+    state
+        .workers
+        .iter()
+        .flat_map(|w| &w.reported)
+        .filter_map(|t| t.task.as_ref().map(|id| id.attempt))
+        .max()
+        .unwrap_or(0)
 }
 
 fn tasks_on(state: &crate::state::State, worker: &str) -> BTreeSet<SubtaskRef> {

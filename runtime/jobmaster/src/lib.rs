@@ -3,6 +3,7 @@
 //! restarts the pipelined regions of failed tasks (in their previous slots when their worker
 //! lives), and ends the job: FINISHED when every task finished, FAILED with the cause otherwise.
 
+mod adopt;
 mod checkpoint;
 mod config;
 mod driver;

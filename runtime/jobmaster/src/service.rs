@@ -31,8 +31,9 @@ impl JobMaster for JobMasterService {
             ));
         }
         let mut state = self.shared.state.lock().await;
-        info!(worker = %r.worker_id, pid = r.pid, slots = r.slots.len(), data = %r.data_address, "worker registered");
+        info!(worker = %r.worker_id, pid = r.pid, slots = r.slots.len(), data = %r.data_address, tasks = r.tasks.len(), "worker registered");
         state.workers.retain(|w| w.id != r.worker_id);
+        state.last_checkpoint_seen = state.last_checkpoint_seen.max(r.last_checkpoint_id);
         state.workers.push(WorkerEntry {
             id: r.worker_id,
             pid: r.pid,
@@ -43,6 +44,7 @@ impl JobMaster for JobMasterService {
             metrics: WorkerMetrics::default(),
             client: None,
             lost: false,
+            reported: r.tasks,
         });
         let job_id = state.job_id.clone();
         drop(state);

@@ -23,6 +23,8 @@ pub struct WorkerEntry {
     pub client: Option<WorkerClient<Channel>>,
     /// Declared gone (silent or unreachable): nothing more is asked of it.
     pub lost: bool,
+    /// Tasks it said it runs when it registered (again), not yet adopted or canceled.
+    pub reported: Vec<TaskStatus>,
 }
 
 impl WorkerEntry {
@@ -93,6 +95,8 @@ pub struct State {
     pub declines: Vec<DeclineCheckpointRequest>,
     pub savepoint_requests: Vec<SavepointReply>,
     pub checkpoints: CheckpointStats,
+    /// The highest checkpoint id registering workers said their tasks were asked to take.
+    pub last_checkpoint_seen: u64,
     /// Failovers (each restarts one or more regions) and the task restarts they made.
     pub restarts: u32,
     pub task_restarts: u32,
@@ -116,6 +120,7 @@ impl State {
             declines: Vec::new(),
             savepoint_requests: Vec::new(),
             checkpoints: CheckpointStats::default(),
+            last_checkpoint_seen: 0,
             restarts: 0,
             task_restarts: 0,
             last_failure: String::new(),

@@ -29,6 +29,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct JobMasterLink {
     client: JobMasterClient<Channel>,
+    /// What this worker offers; sent again, with its live tasks, to a new JobMaster.
+    registration: RegisterWorkerRequest,
     worker_id: String,
     address: String,
     heartbeat_interval: Duration,
@@ -51,6 +53,7 @@ impl JobMasterLink {
             data_address: data_address.to_string(),
             slots: (0..config.slots).map(|index| SlotOffer { index }).collect(),
             pid: std::process::id(),
+            ..RegisterWorkerRequest::default()
         };
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
@@ -85,6 +88,7 @@ impl JobMasterLink {
         client = client.max_decoding_message_size(64 << 20);
         Ok(JobMasterLink {
             client,
+            registration: request,
             worker_id: config.worker_id.clone(),
             address: config.jobmaster.clone(),
             heartbeat_interval: Duration::from_millis(response.heartbeat_interval_ms.max(10)),
@@ -98,7 +102,9 @@ impl JobMasterLink {
     }
 
     /// Sends heartbeats with metrics until the JobMaster ends the job (`Ok`) or stays silent
-    /// for longer than the timeout (`Err`).
+    /// for longer than the timeout (`Err`). Tasks keep running while the JobMaster is silent: a
+    /// JobMaster that does not know this worker (a new one, after a JobMaster failover) gets
+    /// the worker's registration again with the tasks it runs, and adopts them.
     pub async fn heartbeats(&self, tasks: Arc<TaskManager>) -> anyhow::Result<String> {
         let mut client = self.client.clone();
         let mut last_answer = Instant::now();
@@ -118,10 +124,18 @@ impl JobMasterLink {
                         return Ok("the job is over".into());
                     }
                     if !response.known {
-                        return Err(anyhow!(
-                            "the JobMaster at {} no longer knows this worker",
-                            self.address
-                        ));
+                        let mut again = self.registration.clone();
+                        again.tasks = tasks.live_tasks();
+                        again.last_checkpoint_id = tasks.last_checkpoint();
+                        let live = again.tasks.len();
+                        client.register_worker(again).await.map_err(|status| {
+                            anyhow!(
+                                "registering again with the JobMaster at {}: {}",
+                                self.address,
+                                status.message()
+                            )
+                        })?;
+                        info!(jobmaster = %self.address, tasks = live, "registered again with running tasks");
                     }
                 }
                 Err(status) if last_answer.elapsed() > self.timeout => {

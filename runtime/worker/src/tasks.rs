@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use spate_graph::JobGraph;
 use spate_network::Exchange;
 use spate_proto::v1::{
     DeployTaskRequest, TaskId, TaskMetrics as TaskMetricsProto, TaskState, TaskStateReport,
-    WorkerMetrics,
+    TaskStatus, WorkerMetrics,
 };
 use spate_task::{Canceler, Checkpointing, TaskCommand, TaskMetrics, TaskOutcome};
 use tokio::sync::mpsc;
@@ -27,6 +27,9 @@ use crate::local_recovery::LocalRecovery;
 
 struct RunningTask {
     id: TaskId,
+    slot: u32,
+    /// The last state the task reported.
+    state: Arc<Mutex<TaskState>>,
     canceler: Canceler,
     metrics: Arc<TaskMetrics>,
     thread: Option<JoinHandle<()>>,
@@ -47,6 +50,8 @@ pub struct TaskManager {
     tasks: Mutex<HashMap<String, RunningTask>>,
     /// Job graphs built from their specs, by job id.
     graphs: Mutex<HashMap<String, Arc<JobGraph>>>,
+    /// The highest checkpoint id a task here was asked to take.
+    last_checkpoint: AtomicU64,
 }
 
 fn snapshot(id: &TaskId, m: &TaskMetrics) -> TaskMetricsProto {
@@ -87,6 +92,7 @@ impl TaskManager {
             local: Arc::default(),
             tasks: Mutex::new(HashMap::new()),
             graphs: Mutex::new(HashMap::new()),
+            last_checkpoint: AtomicU64::new(0),
         }
     }
 
@@ -200,10 +206,13 @@ impl TaskManager {
         let task_id = id.clone();
         let task_metrics = metrics.clone();
         let fault = self.inject_failure.filter(|f| f.hits(&id));
+        let state = Arc::new(Mutex::new(TaskState::Deploying));
+        let reported = state.clone();
         let thread = std::thread::Builder::new()
             .name(format!("task-{}.{}", id.vertex, id.subtask))
             .spawn(move || {
                 let report = |state: TaskState, failure: String| {
+                    *reported.lock().expect("task state lock") = state;
                     let _ = reports.send(Upward::State(TaskStateReport {
                         worker_id: worker_id.clone(),
                         task: Some(task_id.clone()),
@@ -253,6 +262,8 @@ impl TaskManager {
             key(&id),
             RunningTask {
                 id,
+                slot: request.slot,
+                state,
                 canceler,
                 metrics,
                 thread: Some(thread),
@@ -265,6 +276,8 @@ impl TaskManager {
 
     /// Has the listed source tasks inject checkpoint `barrier`'s barrier.
     pub fn trigger_checkpoint(&self, barrier: CheckpointBarrier, tasks: &[TaskId]) {
+        self.last_checkpoint
+            .fetch_max(barrier.id, Ordering::Relaxed);
         let running = self.tasks.lock().expect("tasks lock");
         for id in tasks {
             if let Some(commands) = running.get(&key(id)).and_then(|t| t.commands.as_ref()) {
@@ -311,6 +324,29 @@ impl TaskManager {
         let joined =
             tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())));
         let _ = tokio::time::timeout(Duration::from_secs(5), joined).await;
+    }
+
+    /// The tasks here that have not ended, for a new JobMaster to adopt.
+    pub fn live_tasks(&self) -> Vec<TaskStatus> {
+        let tasks = self.tasks.lock().expect("tasks lock");
+        tasks
+            .values()
+            .filter_map(|t| {
+                let state = *t.state.lock().expect("task state lock");
+                matches!(state, TaskState::Deploying | TaskState::Running).then(|| TaskStatus {
+                    task: Some(t.id.clone()),
+                    state: state as i32,
+                    worker_id: self.worker_id.clone(),
+                    slot: t.slot,
+                    metrics: Some(snapshot(&t.id, &t.metrics)),
+                    ..TaskStatus::default()
+                })
+            })
+            .collect()
+    }
+
+    pub fn last_checkpoint(&self) -> u64 {
+        self.last_checkpoint.load(Ordering::Relaxed)
     }
 
     pub fn metrics(&self) -> Vec<TaskMetricsProto> {

@@ -149,6 +149,22 @@ impl Coordinator {
         self.next_id = self.next_id.max(restored_from + 1);
     }
 
+    /// A new JobMaster took over `tasks`, running since before it started; the workers' tasks
+    /// were asked for checkpoints up to `last_seen`. The latest completed checkpoint is
+    /// announced again: the old JobMaster may have died before it told the tasks.
+    pub async fn adopted(&mut self, shared: &Shared, tasks: Vec<TaskRef>, last_seen: u64) {
+        self.tasks = tasks
+            .into_iter()
+            .map(|t| ((t.id.vertex, t.id.subtask), t))
+            .collect();
+        self.next_id = self.next_id.max(last_seen + 1);
+        self.last_end = Instant::now();
+        self.last_trigger = Some(Instant::now());
+        if let Some(latest) = self.store.latest().map(|c| c.location.checkpoint_id()) {
+            self.notify_complete(shared, latest).await;
+        }
+    }
+
     pub fn request_savepoint(&mut self, reply: SavepointReply) {
         self.waiting_savepoints.push(reply);
     }
