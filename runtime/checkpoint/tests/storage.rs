@@ -13,8 +13,8 @@ use spate_checkpoint::{
     RetryPolicy, SnapshotLocation, SnapshotTarget, StorageOptions, TaskSnapshotUploader,
 };
 use spate_proto::v1::{CheckpointMetadata, SnapshotKind, StateFile};
-use support::fixtures::{dir_of, listing, metadata, set, snapshot, sst_content};
-use support::minio::Minio;
+use spate_testkit::{Minio, listing};
+use support::fixtures::{dir_of, metadata, set, snapshot, sst_content};
 
 const MIB: usize = 1024 * 1024;
 

@@ -1,11 +1,9 @@
-//! Local snapshots as a RocksDB backend would hand them over, and views of the store.
+//! Local snapshots as a RocksDB backend would hand them over, and checkpoint metadata.
 
 use std::collections::BTreeSet;
 use std::path::Path as LocalPath;
 
 use spate_api::{KeyGroupRange, KeyedSnapshot, LocalStateFile, StateBackendKind};
-use spate_checkpoint::CheckpointStorage;
-use spate_checkpoint::object_store::path::Path;
 use spate_proto::v1::{
     CheckpointMetadata, KeyedStateHandle, OperatorSubtaskState, SnapshotKind, StateEntry,
 };
@@ -76,17 +74,6 @@ pub fn metadata(
     };
     metadata.set_kind(kind);
     metadata
-}
-
-/// Every object under `prefix`.
-pub async fn listing(storage: &CheckpointStorage, prefix: &str) -> BTreeSet<String> {
-    storage
-        .list(&Path::from(prefix))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|object| object.location.to_string())
-        .collect()
 }
 
 /// The stored directory of the file `name` of `handle`.

@@ -1,4 +1,4 @@
-//! Shared by the integration tests: a real MinIO, and local snapshot fixtures.
+//! Shared by the integration tests: local snapshot fixtures (the MinIO server is
+//! `spate_testkit::Minio`).
 
 pub mod fixtures;
-pub mod minio;

@@ -2,25 +2,29 @@
 //! `${SPATE_TOOLS:-/var/tmp/spate-tools}/bin` (or `$SPATE_MINIO`), on a free loopback port with a
 //! temporary data directory and fixed credentials, killed when dropped.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use spate_checkpoint::object_store::path::Path as StorePath;
 use spate_checkpoint::{CheckpointStorage, RetryPolicy, StorageOptions};
 use tempfile::TempDir;
 
 pub const ACCESS_KEY: &str = "spate-test";
 pub const SECRET_KEY: &str = "spate-test-secret";
 pub const BUCKET: &str = "spate";
+pub const REGION: &str = "us-east-1";
 const STARTUP: Duration = Duration::from_secs(60);
 
 pub struct Minio {
     child: Child,
     dir: TempDir,
+    /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
 }
 
@@ -47,6 +51,11 @@ impl Minio {
         // A top-level directory of a fresh data directory is served as a bucket: this creates
         // the bucket without an S3 client that can sign bucket requests.
         std::fs::create_dir_all(data.join(BUCKET)).expect("bucket directory");
+        std::fs::write(
+            dir.path().join("credentials"),
+            format!("aws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
+        )
+        .expect("credentials file");
         let log = File::create(dir.path().join("minio.log")).expect("MinIO log file");
         let port = free_port();
         let mut command = Command::new(&binary);
@@ -95,32 +104,56 @@ impl Minio {
         panic!("MinIO was not live after {STARTUP:?}:\n{}", self.log());
     }
 
-    fn log(&self) -> String {
+    /// The server's log so far, for a failing assertion's message.
+    pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("minio.log")).unwrap_or_default()
     }
 
+    /// A credentials file (the `credentials_file` storage option) with this server's keys.
+    pub fn credentials_file(&self) -> PathBuf {
+        self.dir.path().join("credentials")
+    }
+
+    /// The storage URL `s3://spate/<prefix>`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{BUCKET}/{prefix}")
+    }
+
+    /// The storage options to reach this server, as `spate run --storage-option KEY=VALUE`
+    /// takes them: path-style requests over plain HTTP, credentials from the credentials file.
+    pub fn storage_options(&self) -> BTreeMap<String, String> {
+        [
+            ("endpoint", self.endpoint.clone()),
+            ("region", REGION.to_string()),
+            ("virtual_hosted_style_request", "false".to_string()),
+            ("allow_http", "true".to_string()),
+            (
+                "credentials_file",
+                self.credentials_file().display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
+    }
+
     /// Storage at `s3://spate/<prefix>` on this server, path-style over plain HTTP, with the
-    /// credentials in a credentials file.
+    /// credentials in a credentials file; `options` gives everything else (retries are capped
+    /// at 3 attempts).
     pub async fn storage(&self, prefix: &str, options: StorageOptions) -> CheckpointStorage {
-        let credentials = self.dir.path().join("credentials");
-        std::fs::write(
-            &credentials,
-            format!("aws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
-        )
-        .expect("credentials file");
         let options = StorageOptions {
             endpoint: Some(self.endpoint.clone()),
-            region: Some("us-east-1".into()),
+            region: Some(REGION.into()),
             virtual_hosted_style_request: Some(false),
             allow_http: Some(true),
-            credentials_file: Some(credentials),
+            credentials_file: Some(self.credentials_file()),
             retry: RetryPolicy {
                 max_attempts: 3,
                 ..options.retry
             },
             ..options
         };
-        CheckpointStorage::open(&format!("s3://{BUCKET}/{prefix}"), &options)
+        CheckpointStorage::open(&self.url(prefix), &options)
             .await
             .expect("opening MinIO storage")
     }
@@ -133,6 +166,18 @@ impl Drop for Minio {
     }
 }
 
+/// Every object under `prefix` of `storage` (listed through the object store, not MinIO's
+/// data directory), as paths relative to the storage root.
+pub async fn listing(storage: &CheckpointStorage, prefix: &str) -> BTreeSet<String> {
+    storage
+        .list(&StorePath::from(prefix))
+        .await
+        .unwrap_or_else(|e| panic!("listing {}: {e}", storage.url_of(&prefix.into())))
+        .into_iter()
+        .map(|object| object.location.to_string())
+        .collect()
+}
+
 fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("SPATE_MINIO") {
         return PathBuf::from(path);
@@ -143,8 +188,8 @@ fn binary() -> PathBuf {
 
 /// MinIO refuses writes once its drive is 99% full, which a shared build machine's disk can
 /// be; memory-backed /dev/shm, where there is one, keeps that from failing the test.
-fn data_root() -> Option<PathBuf> {
-    let shm = PathBuf::from("/dev/shm");
+fn data_root() -> Option<&'static Path> {
+    let shm = Path::new("/dev/shm");
     shm.is_dir().then_some(shm)
 }
 
