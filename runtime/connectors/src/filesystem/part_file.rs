@@ -21,10 +21,10 @@ pub(super) struct PartFileWriter {
 }
 
 impl PartFileWriter {
-    /// Starts `part-<subtask>-<index>.<extension>` in `directory`.
+    /// Starts `part-<writer>-<index>.<extension>` in `directory`.
     pub(super) fn create(
         directory: &Path,
-        subtask: u32,
+        writer: &str,
         index: &str,
         extension: &str,
     ) -> Result<Self> {
@@ -34,10 +34,10 @@ impl PartFileWriter {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let in_progress = directory.join(format!(
-            ".part-{subtask}-{index}-{:x}-{nanos:x}.inprogress",
+            ".part-{writer}-{index}-{:x}-{nanos:x}.inprogress",
             std::process::id()
         ));
-        let committed = directory.join(format!("part-{subtask}-{index}.{extension}"));
+        let committed = directory.join(format!("part-{writer}-{index}.{extension}"));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)

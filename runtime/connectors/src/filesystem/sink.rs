@@ -34,6 +34,7 @@ pub(super) fn factory(
             directory: directory.clone(),
             format,
             subtask: ctx.subtask,
+            run: run_token(),
             parallelism: ctx.parallelism,
             checkpointing: ctx.state.checkpointing,
             part: None,
@@ -49,6 +50,10 @@ struct FileSink {
     directory: PathBuf,
     format: Format,
     subtask: u32,
+    /// Unique to this sink instance and part of every file name it commits, so that a later
+    /// job, or a later run of the same job, writing into the same directory never replaces
+    /// committed output.
+    run: String,
     parallelism: u32,
     checkpointing: bool,
     /// Started with the first row, so a subtask without rows leaves no empty file (as in Flink).
@@ -101,7 +106,7 @@ impl Operator for FileSink {
             Some(part) => part,
             none => none.insert(PartFileWriter::create(
                 &self.directory,
-                self.subtask,
+                &format!("{}-{}", self.run, self.subtask),
                 // Named when it is committed: by the checkpoint it belongs to (see snapshot).
                 "0",
                 self.format.name(),
@@ -130,7 +135,12 @@ impl Operator for FileSink {
                 id => id.to_string(),
             };
             let mut pending = part.close()?;
-            let name = format!("part-{}-{index}.{}", self.subtask, self.format.name());
+            let name = format!(
+                "part-{}-{}-{index}.{}",
+                self.run,
+                self.subtask,
+                self.format.name()
+            );
             pending.committed = self.directory.join(name);
             self.pending.insert(checkpoint_id, pending);
         }
@@ -159,4 +169,12 @@ impl Operator for FileSink {
         }
         Ok(())
     }
+}
+
+/// Process id and start instant, in hex: distinct for every sink instance ever started here.
+fn run_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}{nanos:x}", std::process::id())
 }
