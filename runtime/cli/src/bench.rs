@@ -57,7 +57,7 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| {

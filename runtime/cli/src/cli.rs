@@ -23,6 +23,9 @@ pub enum Command {
     Explain(JobArgs),
     /// Measure throughput of built-in pipelines on the embedded cluster.
     Bench(BenchArgs),
+    /// Measure recovery from a failed task, a killed worker and a killed JobMaster with large
+    /// keyed state.
+    BenchFailover(BenchFailoverArgs),
     /// Take a savepoint of a running job and print its location.
     Savepoint(SavepointArgs),
 }
@@ -126,6 +129,17 @@ pub struct JobMasterArgs {
     /// running, or restore the job's latest completed checkpoint.
     #[arg(long)]
     pub recover: bool,
+    /// Where workers come from: standalone (they are started elsewhere and register) or local
+    /// (this JobMaster starts worker processes for the slots the job needs, and replaces them).
+    #[arg(long, default_value = "standalone")]
+    pub resource_manager: String,
+    /// Slots of each worker a local resource manager starts.
+    #[arg(long, default_value_t = 2)]
+    pub worker_slots: u32,
+    /// State and logs of the workers a local resource manager starts (by default a directory
+    /// in the system's temporary directory).
+    #[arg(long)]
+    pub workers_dir: Option<PathBuf>,
     #[command(flatten)]
     pub checkpoints: CheckpointArgs,
 }
@@ -178,6 +192,27 @@ pub struct BenchArgs {
     /// Run only the pipelines whose name contains this text.
     #[arg(long)]
     pub only: Option<String>,
+}
+
+#[derive(Args)]
+pub struct BenchFailoverArgs {
+    /// Checkpointed keyed state per window task to build up before each failure, in MB.
+    #[arg(long, default_value_t = 100)]
+    pub state_mb: u64,
+    /// Events per second per source subtask.
+    #[arg(long, default_value_t = 200_000)]
+    pub rate: u64,
+    /// Distinct keys of the generator; by default ten times the keys the target state holds.
+    #[arg(long)]
+    pub keys: Option<u64>,
+    #[arg(long, default_value_t = 3000)]
+    pub checkpoint_interval_ms: u64,
+    /// A worker silent for this long is lost.
+    #[arg(long, default_value_t = 3000)]
+    pub heartbeat_timeout_ms: u64,
+    /// Append the results as a Markdown table to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

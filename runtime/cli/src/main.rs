@@ -2,6 +2,7 @@
 //! `spate jobmaster` and `spate worker` are the roles those processes (or pods) play.
 
 mod bench;
+mod bench_failover;
 mod cli;
 mod progress;
 mod run;
@@ -56,6 +57,10 @@ fn main() -> ExitCode {
             Command::Bench(args) => {
                 init_logging("warn");
                 bench::bench(args).await
+            }
+            Command::BenchFailover(args) => {
+                init_logging("warn");
+                bench_failover::bench_failover(args).await
             }
         }
     });

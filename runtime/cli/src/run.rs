@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::Context;
 use spate_cluster::{CheckpointSpec, ClusterSpec, LocalCluster, log_tail};
 use spate_graph::JobGraph;
-use spate_jobmaster::{CheckpointSettings, FailoverScope, JobMasterConfig, RestartStrategy};
+use spate_jobmaster::{
+    CheckpointSettings, FailoverScope, JobMasterConfig, ResourceSettings, RestartStrategy,
+};
 use spate_network::ExchangeConfig;
 use spate_proto::v1::job_master_client::JobMasterClient;
 use spate_proto::v1::{JobState, TriggerSavepointRequest};
@@ -124,6 +126,21 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
         config.job_id = id;
     }
     config.recover = args.recover;
+    config.resources = match args.resource_manager.as_str() {
+        "standalone" => ResourceSettings::Standalone,
+        "local" => {
+            let dir = args.workers_dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("spate-workers-{}", std::process::id()))
+            });
+            ResourceSettings::Local {
+                binary: std::env::current_exe().context("finding the spate binary")?,
+                slots: args.worker_slots,
+                state_root: dir.join("state"),
+                log_dir: dir.join("logs"),
+            }
+        }
+        other => anyhow::bail!("--resource-manager: unknown '{other}' (standalone, local)"),
+    };
     let checkpoints = &args.checkpoints;
     if checkpoints.checkpoint_interval_ms > 0 || checkpoints.from.is_some() {
         let url = checkpoints

@@ -4,8 +4,10 @@
 mod common;
 
 use common::*;
+use prost::Message;
 use spate_cluster::{CheckpointSpec, LocalCluster};
-use spate_proto::v1::JobState;
+use spate_proto::v1::job_master_client::JobMasterClient;
+use spate_proto::v1::{GetJobStatusRequest, JobState, JobStatus};
 
 const EVENTS: u64 = 200_000;
 const RATE: u64 = 20_000;
@@ -183,18 +185,104 @@ async fn a_killed_jobmaster_is_replaced_and_no_task_restarts() {
     assert_same(&rows, &bid_counts());
 }
 
-/// A keyed job (bids counted per auction in 2-second tumbling windows) at parallelism 2 on two
-/// workers of one slot, checkpointing every 500 ms, once two checkpoints completed.
-async fn start_keyed_job(out: &std::path::Path, work: &std::path::Path) -> LocalCluster {
-    let sql = format!(
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jobmaster_with_local_workers_replaces_a_killed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, work) = (dir.path().join("out"), dir.path().join("jobmaster"));
+    let address_file = dir.path().join("jobmaster.addr");
+    let status_file = dir.path().join("status.pb");
+    std::fs::create_dir_all(&work).unwrap();
+    let log = std::fs::File::create(dir.path().join("jobmaster.log")).unwrap();
+    // No embedded cluster: the JobMaster starts its own worker processes, and replaces them.
+    let mut jobmaster = tokio::process::Command::new(spate())
+        .args(["jobmaster", "--job", "sql", "--resource-manager", "local"])
+        .args(["--worker-slots", "1", "--heartbeat-timeout-ms", "3000"])
+        .args(["--checkpoint-interval-ms", "500", "--max-restarts", "3"])
+        .arg("--checkpoint-dir")
+        .arg(format!(
+            "file://{}",
+            dir.path().join("checkpoints").display()
+        ))
+        .arg("--workers-dir")
+        .arg(&work)
+        .arg("--address-file")
+        .arg(&address_file)
+        .arg("--status-file")
+        .arg(&status_file)
+        .arg("--arg")
+        .arg(format!("sql={}", keyed_sql(&out)))
+        .args(["--arg", "parallelism=2"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the JobMaster starts");
+    let address = loop {
+        if let Ok(address) = std::fs::read_to_string(&address_file) {
+            break address;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let mut client = JobMasterClient::connect(format!("http://{address}"))
+        .await
+        .expect("JobMaster client");
+    let before = loop {
+        let status = client
+            .get_job_status(GetJobStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        if status
+            .checkpoints
+            .as_ref()
+            .is_some_and(|c| c.completed >= 2)
+        {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let pids: Vec<u32> = before.workers.iter().map(|w| w.pid).collect();
+    assert_eq!(pids.len(), 2, "one worker of one slot per subtask");
+    // SAFETY: kill(2) with a pid this test read from the JobMaster's status.
+    assert_eq!(unsafe { libc::kill(pids[1] as i32, libc::SIGKILL) }, 0);
+    let exit = jobmaster.wait().await.unwrap();
+    let status = JobStatus::decode(std::fs::read(&status_file).unwrap().as_slice()).unwrap();
+    let jobmaster_log = std::fs::read_to_string(dir.path().join("jobmaster.log")).unwrap();
+    assert!(
+        exit.success() && status.state == JobState::Finished as i32,
+        "{}\n{jobmaster_log}",
+        status.failure
+    );
+    assert_eq!(status.restarts, 1);
+    let after: Vec<u32> = status.workers.iter().map(|w| w.pid).collect();
+    assert!(
+        after.contains(&pids[0]),
+        "the healthy worker stays: {after:?}"
+    );
+    assert!(
+        !after.contains(&pids[1]) && after.len() == 2,
+        "a new worker process took the killed one's place: {after:?}"
+    );
+    let mut rows = read_rows(&out);
+    rows.sort();
+    assert_same(&rows, &bid_counts());
+}
+
+fn keyed_sql(out: &std::path::Path) -> String {
+    format!(
         "{}{}INSERT INTO out
          SELECT auction, TUMBLE_START(dateTime, INTERVAL '2' SECOND) AS s, COUNT(*) AS n
          FROM bid GROUP BY auction, TUMBLE(dateTime, INTERVAL '2' SECOND);",
         bid_table(EVENTS, RATE / 2),
         sink(out, "auction BIGINT, s TIMESTAMP(3), n BIGINT")
-    );
+    )
+}
+
+/// A keyed job (bids counted per auction in 2-second tumbling windows) at parallelism 2 on two
+/// workers of one slot, checkpointing every 500 ms, once two checkpoints completed.
+async fn start_keyed_job(out: &std::path::Path, work: &std::path::Path) -> LocalCluster {
     let mut spec = spec("sql", work, 2, 1)
-        .arg("sql", sql)
+        .arg("sql", keyed_sql(out))
         .arg("parallelism", 2);
     spec.heartbeat_timeout_ms = 3_000;
     spec.checkpoints = Some(CheckpointSpec {

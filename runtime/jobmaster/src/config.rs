@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::checkpoint::CheckpointSettings;
 use crate::failover::{FailoverScope, RestartStrategy};
+use crate::resources::ResourceSettings;
 
 #[derive(Debug, Clone)]
 pub struct JobMasterConfig {
@@ -31,6 +32,8 @@ pub struct JobMasterConfig {
     /// This JobMaster replaces one that died: adopt the tasks the workers kept running, or
     /// restore the latest completed checkpoint of `job_id`.
     pub recover: bool,
+    /// Where workers come from.
+    pub resources: ResourceSettings,
 }
 
 impl JobMasterConfig {
@@ -51,6 +54,7 @@ impl JobMasterConfig {
             failover: FailoverScope::Region,
             restore_from: None,
             recover: false,
+            resources: ResourceSettings::Standalone,
         }
     }
 }

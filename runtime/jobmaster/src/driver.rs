@@ -21,6 +21,7 @@ use crate::checkpoint::{Coordinator, TaskRef, check_compatible, resolve, task_re
 use crate::config::JobMasterConfig;
 use crate::failover::{FailoverPlanner, Failure, RestartBackoff};
 use crate::placement::{Placement, SlotRef, deployment, place, replace};
+use crate::resources::ResourceManager;
 use crate::service::JobMasterService;
 use crate::state::{Shared, TaskEntry};
 use crate::workers::{RPC_TIMEOUT, worker_client};
@@ -76,7 +77,12 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
     }
     info!(%address, job = %config.job_id, "JobMaster listening");
 
-    drive(&config, &graph, &shared, coordinator, restore).await;
+    let mut resources = config.resources.build(&config.job_id);
+    let workers = Workers {
+        resources: resources.as_mut(),
+        jobmaster: &address,
+    };
+    drive(&config, &graph, &shared, workers, coordinator, restore).await;
     shut_down_workers(&shared).await;
     let status = shared.state.lock().await.status();
     if let Some(path) = &config.status_file {
@@ -101,6 +107,7 @@ async fn drive(
     config: &JobMasterConfig,
     graph: &JobGraph,
     shared: &Shared,
+    mut workers: Workers<'_>,
     mut coordinator: Option<Coordinator>,
     mut restore: Option<CompletedSnapshot>,
 ) {
@@ -125,10 +132,11 @@ async fn drive(
                 false => 0,
             };
             cancel_unadopted(shared).await;
-            let Some(slots) = wait_for_slots(config, shared, |live| {
-                (live.len() as u32 >= graph.slots_needed()).then(|| live.to_vec())
-            })
-            .await
+            let Some(slots) =
+                wait_for_slots(config, shared, &mut workers, graph.slots_needed(), |live| {
+                    (live.len() as u32 >= graph.slots_needed()).then(|| live.to_vec())
+                })
+                .await
             else {
                 return;
             };
@@ -161,7 +169,7 @@ async fn drive(
                     let restored = restore.as_ref().map_or(0, |r| r.location.checkpoint_id());
                     coordinator.deployed(tasks, restored).await;
                 }
-                monitor(config, shared, coordinator.as_mut()).await
+                monitor(config, shared, &mut workers, coordinator.as_mut()).await
             }
             Err(reason) => Outcome::Failed(Failure {
                 reason,
@@ -194,6 +202,9 @@ async fn drive(
         cancel_unfinished(shared, Some(&to_deploy)).await;
         {
             let mut state = shared.state.lock().await;
+            for lost in state.workers.iter().filter(|w| w.lost) {
+                workers.resources.release(&lost.id);
+            }
             state.workers.retain(|w| !w.lost);
             state.restarts += 1;
             state.task_restarts += to_deploy.len() as u32;
@@ -205,7 +216,7 @@ async fn drive(
         tokio::time::sleep(delay).await;
         attempt += 1;
         let mut next = placement.clone();
-        let replaced = wait_for_slots(config, shared, |live| {
+        let replaced = wait_for_slots(config, shared, &mut workers, graph.slots_needed(), |live| {
             replace(&mut next, &to_deploy, live, attempt)
         })
         .await;
@@ -296,17 +307,45 @@ async fn deploy(
     }
 }
 
+/// The resource manager and the address its workers register at.
+struct Workers<'a> {
+    resources: &'a mut dyn ResourceManager,
+    jobmaster: &'a str,
+}
+
+impl Workers<'_> {
+    /// Marks the workers whose processes ended as lost; returns the first one.
+    fn mark_exited(&mut self, state: &mut crate::state::State) -> Option<String> {
+        let exited = self.resources.exited();
+        for id in &exited {
+            if let Some(worker) = state.worker_mut(id) {
+                worker.lost = true;
+            }
+        }
+        exited.into_iter().next()
+    }
+}
+
 /// Waits until `ready` accepts the slots of the live workers (returning what it made of them),
-/// the job is canceled, or the slot timeout passes (which fails the job).
+/// the job is canceled, or the slot timeout passes (which fails the job). The resource manager
+/// is asked for workers offering `needed` slots meanwhile.
 async fn wait_for_slots<T>(
     config: &JobMasterConfig,
     shared: &Shared,
+    workers: &mut Workers<'_>,
+    needed: u32,
     mut ready: impl FnMut(&[SlotRef]) -> Option<T>,
 ) -> Option<T> {
     let deadline = Instant::now() + config.slot_timeout;
     loop {
         {
             let mut state = shared.state.lock().await;
+            workers.mark_exited(&mut state);
+            for lost in state.workers.iter().filter(|w| w.lost) {
+                workers.resources.release(&lost.id);
+            }
+            state.workers.retain(|w| !w.lost);
+            workers.resources.require_slots(needed, workers.jobmaster);
             let live: Vec<SlotRef> = state
                 .workers
                 .iter()
@@ -362,6 +401,7 @@ fn needed_slots(state: &crate::state::State) -> usize {
 async fn monitor(
     config: &JobMasterConfig,
     shared: &Shared,
+    workers: &mut Workers<'_>,
     mut coordinator: Option<&mut Coordinator>,
 ) -> Outcome {
     loop {
@@ -380,6 +420,12 @@ async fn monitor(
                 state.job_state = JobState::Finished;
                 info!(job = %state.job_id, "job finished");
                 return Outcome::Over;
+            }
+            if let Some(worker) = workers.mark_exited(&mut state) {
+                return Outcome::Failed(Failure {
+                    reason: format!("worker {worker} exited (its process ended)"),
+                    tasks: tasks_on(&state, &worker),
+                });
             }
             if let Some(lost) = state
                 .workers
