@@ -43,8 +43,14 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
         Some(settings) => Some(Coordinator::new(settings.clone(), &config.job_id, &graph).await?),
         None => None,
     };
+    // A recovering JobMaster goes on from the job's own latest checkpoint; the snapshot the job
+    // was first started from (`--from`) only counts while the job has none.
+    let latest = match (&coordinator, config.recover) {
+        (Some(coordinator), true) => coordinator.latest(),
+        _ => None,
+    };
     let restore = match (&config.restore_from, &coordinator) {
-        (None, Some(coordinator)) if config.recover => coordinator.latest(),
+        _ if latest.is_some() => latest,
         (None, _) => None,
         (Some(_), None) => bail!("restoring needs checkpoint storage to read from"),
         (Some(location), Some(coordinator)) => {

@@ -1,0 +1,92 @@
+//! `spate-operator`: runs the StreamJob controller, and serves `/metrics` (Prometheus text) and
+//! `/healthz` over HTTP.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+use kube::api::{Api, ListParams};
+use kube::runtime::events::Reporter;
+use kube::{Client, CustomResourceExt};
+use prometheus_client::registry::Registry;
+use spate_operator::controller::{self, Context};
+use spate_operator::crd::StreamJob;
+use spate_operator::metrics::{self, Metrics};
+use spate_operator::telemetry;
+use tracing::info;
+
+#[derive(Parser)]
+#[command(
+    name = "spate-operator",
+    version,
+    about = "The Kubernetes operator of Spate"
+)]
+struct Args {
+    /// Watch StreamJobs (and their objects) in this namespace only; by default in every
+    /// namespace. Also read from SPATE_WATCH_NAMESPACE.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Address of the HTTP endpoint serving /metrics and /healthz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_bind: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let namespace = args
+        .namespace
+        .or_else(|| std::env::var("SPATE_WATCH_NAMESPACE").ok())
+        .filter(|ns| !ns.is_empty());
+
+    let client = Client::try_default()
+        .await
+        .context("no Kubernetes configuration (in-cluster or kubeconfig)")?;
+    let jobs: Api<StreamJob> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    jobs.list(&ListParams::default().limit(1))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot list {}: is the CRD installed (kubectl apply -f crds/streamjob.yaml)?",
+                StreamJob::crd_name()
+            )
+        })?;
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::default().register(&mut registry);
+    let app = metrics::router(Arc::new(registry));
+    let listener = tokio::net::TcpListener::bind(&args.metrics_bind)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_bind))?;
+    info!(address = %listener.local_addr()?, "serving /metrics and /healthz");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let reporter = Reporter {
+        controller: "spate-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context::new(client, reporter, metrics));
+    info!(
+        namespace = namespace.as_deref().unwrap_or("(all)"),
+        "watching StreamJobs"
+    );
+    controller::run(ctx, namespace.as_deref()).await;
+    server.abort();
+    info!("stopped");
+    Ok(())
+}
