@@ -106,7 +106,17 @@ impl JobMaster for JobMasterService {
                     task.metrics = metrics;
                 }
             }
-            None => warn!(?id, "state report for an unknown task"),
+            None => {
+                // A task a worker listed when it registered again, not adopted yet: its state
+                // counts for the adoption.
+                let listed = state
+                    .worker_mut(&r.worker_id)
+                    .and_then(|w| w.reported.iter_mut().find(|t| t.task.as_ref() == Some(&id)));
+                match listed {
+                    Some(task) => task.state = new_state as i32,
+                    None => warn!(?id, "state report for an unknown task"),
+                }
+            }
         }
         drop(state);
         self.shared.changed.notify_one();
