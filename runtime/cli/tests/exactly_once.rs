@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -102,21 +101,7 @@ async fn assert_exactly_once(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_loses_and_duplicates_no_row_of_a_stateless_job() {
-    let want = {
-        let mut rows: Vec<Vec<String>> = nexmark_bids(EVENTS)
-            .iter()
-            .filter(|b| b.price % 3 == 0)
-            .map(|b| {
-                vec![
-                    b.auction.to_string(),
-                    b.bidder.to_string(),
-                    b.price.to_string(),
-                ]
-            })
-            .collect();
-        rows.sort();
-        rows
-    };
+    let want = bids_priced_in_threes(EVENTS);
     assert_exactly_once(
         "auction BIGINT, bidder BIGINT, price BIGINT",
         "INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
@@ -128,29 +113,7 @@ async fn a_killed_worker_loses_and_duplicates_no_row_of_a_stateless_job() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_loses_and_duplicates_no_window_of_a_keyed_job() {
-    let (slide, size) = (2_000i64, 10_000i64);
-    let mut counts: BTreeMap<(i64, i64), (u64, i64)> = BTreeMap::new();
-    for b in nexmark_bids(EVENTS) {
-        let mut start = b.date_time - b.date_time.rem_euclid(slide);
-        while start > b.date_time - size {
-            let entry = counts.entry((b.auction, start)).or_default();
-            entry.0 += 1;
-            entry.1 = entry.1.max(b.price);
-            start -= slide;
-        }
-    }
-    let mut want: Vec<Vec<String>> = counts
-        .into_iter()
-        .map(|((auction, start), (n, max))| {
-            vec![
-                auction.to_string(),
-                ts(start),
-                n.to_string(),
-                max.to_string(),
-            ]
-        })
-        .collect();
-    want.sort();
+    let want = hop_counts(EVENTS);
     assert_exactly_once(
         "auction BIGINT, s TIMESTAMP(3), n BIGINT, m BIGINT",
         "INSERT INTO out

@@ -12,22 +12,6 @@ use spate_proto::v1::{GetJobStatusRequest, JobState, JobStatus};
 const EVENTS: u64 = 200_000;
 const RATE: u64 = 20_000;
 
-fn filtered_bids() -> Vec<Vec<String>> {
-    let mut rows: Vec<Vec<String>> = nexmark_bids(EVENTS)
-        .iter()
-        .filter(|b| b.price % 3 == 0)
-        .map(|b| {
-            vec![
-                b.auction.to_string(),
-                b.bidder.to_string(),
-                b.price.to_string(),
-            ]
-        })
-        .collect();
-    rows.sort();
-    rows
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_task_restarts_only_its_region() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +58,7 @@ async fn a_failed_task_restarts_only_its_region() {
     assert_eq!(status.task_restarts as usize, restarted.len());
     let mut rows = read_rows(&out);
     rows.sort();
-    assert_same(&rows, &filtered_bids());
+    assert_same(&rows, &bids_priced_in_threes(EVENTS));
 }
 
 #[tokio::test(flavor = "multi_thread")]

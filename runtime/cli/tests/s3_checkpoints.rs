@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{logs, nexmark_bids, spate, ts};
+use common::{hop_counts, logs, spate};
 use prost::Message;
 use spate_checkpoint::{CompletedSnapshot, SnapshotLocation, StorageOptions};
 use spate_proto::v1::job_master_client::JobMasterClient;
@@ -57,32 +57,8 @@ fn job(out: &Path) -> String {
     )
 }
 
-/// The job's windows by brute force: every bid into every hopping window it belongs to.
 fn reference() -> Vec<Vec<String>> {
-    let (slide, size) = (2_000i64, 10_000i64);
-    let mut windows: BTreeMap<(i64, i64), (u64, i64)> = BTreeMap::new();
-    for b in nexmark_bids(EVENTS) {
-        let mut start = b.date_time - b.date_time.rem_euclid(slide);
-        while start > b.date_time - size {
-            let w = windows.entry((b.auction, start)).or_insert((0, i64::MIN));
-            w.0 += 1;
-            w.1 = w.1.max(b.price);
-            start -= slide;
-        }
-    }
-    let mut rows: Vec<Vec<String>> = windows
-        .into_iter()
-        .map(|((auction, start), (n, max))| {
-            vec![
-                auction.to_string(),
-                ts(start),
-                n.to_string(),
-                max.to_string(),
-            ]
-        })
-        .collect();
-    rows.sort();
-    rows
+    hop_counts(EVENTS)
 }
 
 /// The committed part files under `out`, by name (hidden files are in progress or uncommitted,

@@ -1,6 +1,9 @@
 //! Nexmark bid jobs in SQL with a CSV file sink, and a comparison of their committed output.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use super::{nexmark_bids, ts};
 
 /// A bid table of `events` Nexmark events at `rate` events per second per source subtask.
 pub fn bid_table(events: u64, rate: u64) -> String {
@@ -36,4 +39,51 @@ pub fn assert_same(got: &[Vec<String>], want: &[Vec<String>]) {
         got.len(),
         want.len()
     );
+}
+
+/// (auction, bidder, price) of the first `events` events' bids whose price is a multiple of 3,
+/// sorted: the reference of a stateless filter job.
+pub fn bids_priced_in_threes(events: u64) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = nexmark_bids(events)
+        .iter()
+        .filter(|b| b.price % 3 == 0)
+        .map(|b| {
+            vec![
+                b.auction.to_string(),
+                b.bidder.to_string(),
+                b.price.to_string(),
+            ]
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// (auction, window start, count, max price) per auction in 10-second windows sliding by 2
+/// seconds, by brute force (every bid into every window it belongs to), sorted.
+pub fn hop_counts(events: u64) -> Vec<Vec<String>> {
+    let (slide, size) = (2_000i64, 10_000i64);
+    let mut windows: BTreeMap<(i64, i64), (u64, i64)> = BTreeMap::new();
+    for b in nexmark_bids(events) {
+        let mut start = b.date_time - b.date_time.rem_euclid(slide);
+        while start > b.date_time - size {
+            let w = windows.entry((b.auction, start)).or_insert((0, i64::MIN));
+            w.0 += 1;
+            w.1 = w.1.max(b.price);
+            start -= slide;
+        }
+    }
+    let mut rows: Vec<Vec<String>> = windows
+        .into_iter()
+        .map(|((auction, start), (n, max))| {
+            vec![
+                auction.to_string(),
+                ts(start),
+                n.to_string(),
+                max.to_string(),
+            ]
+        })
+        .collect();
+    rows.sort();
+    rows
 }
