@@ -3,8 +3,10 @@
 #
 # That is the Rust workspace (formatting, lints, unit tests, and the integration tests that start
 # real JobMaster and worker processes) plus what the tests need: libclang for building RocksDB,
-# and MinIO (an S3-compatible server, built from its Go module) for checkpoints on s3://.
-# protoc comes from a vendored crate. The Kubernetes e2e suite will hook in here.
+# MinIO (an S3-compatible server, built from its Go module) for checkpoints on s3://, and a
+# Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler), kubectl and
+# helm built from their Go modules at the versions pinned in e2e/k8s/go/. protoc comes from a
+# vendored crate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,15 @@ fi
 
 step "MinIO for the s3:// checkpoint tests"
 bash e2e/minio.sh install
+
+step "Kubernetes control plane and helm, built once from their Go modules"
+bash e2e/k8s/tools.sh install
+
+step "Helm chart: lint, render, refused values, CRD copy"
+bash e2e/chart.sh
+
+step "CRD, examples and chart on a real kube-apiserver (server-side dry run, schema validation)"
+bash e2e/k8s/smoke.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
