@@ -112,6 +112,14 @@ pub struct JobMasterArgs {
     pub job: JobArgs,
     #[arg(long, default_value = "127.0.0.1:0")]
     pub bind: String,
+    /// The address workers reach this JobMaster at, when not the bound one (a pod binds
+    /// 0.0.0.0 and is reached at its IP: `--advertise $(POD_IP):6123`).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// After the job ended (or could not be built), keep serving its status until stopped
+    /// (SIGTERM), so that an orchestrator reads why instead of restarting the JobMaster.
+    #[arg(long)]
+    pub keep_serving: bool,
     /// Write the bound address here once listening.
     #[arg(long)]
     pub address_file: Option<PathBuf>,
@@ -129,8 +137,9 @@ pub struct JobMasterArgs {
     /// running, or restore the job's latest completed checkpoint.
     #[arg(long)]
     pub recover: bool,
-    /// Where workers come from: standalone (they are started elsewhere and register) or local
-    /// (this JobMaster starts worker processes for the slots the job needs, and replaces them).
+    /// Where workers come from: standalone (they are started elsewhere and register), local
+    /// (this JobMaster starts worker processes for the slots the job needs, and replaces them)
+    /// or kubernetes (worker pods in the JobMaster's namespace, from --worker-pod-template).
     #[arg(long, default_value = "standalone")]
     pub resource_manager: String,
     /// Slots of each worker a local resource manager starts.
@@ -140,6 +149,9 @@ pub struct JobMasterArgs {
     /// in the system's temporary directory).
     #[arg(long)]
     pub workers_dir: Option<PathBuf>,
+    /// The Pod manifest (JSON) the kubernetes resource manager completes for each worker.
+    #[arg(long, default_value = "/etc/spate/worker-pod.json")]
+    pub worker_pod_template: PathBuf,
     #[command(flatten)]
     pub checkpoints: CheckpointArgs,
 }
@@ -159,6 +171,9 @@ pub struct WorkerArgs {
     pub id: Option<String>,
     #[arg(long, default_value = "127.0.0.1")]
     pub bind_host: String,
+    /// Port of the worker's control (gRPC) service; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub control_port: u16,
     /// Elements a subpartition queue holds before its producer waits.
     #[arg(long, default_value_t = 4)]
     pub queue_capacity: usize,
@@ -179,6 +194,9 @@ pub struct SavepointArgs {
     /// <work dir>/jobmaster.addr).
     #[arg(long)]
     pub jobmaster: String,
+    /// Stop the job once the savepoint completes (nothing is committed after it).
+    #[arg(long)]
+    pub stop: bool,
 }
 
 #[derive(Args)]

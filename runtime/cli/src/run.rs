@@ -42,7 +42,7 @@ pub fn job_graph(job: &JobArgs) -> anyhow::Result<JobGraph> {
 }
 
 fn exit_code(state: JobState) -> ExitCode {
-    if state == JobState::Finished {
+    if matches!(state, JobState::Finished | JobState::Stopped) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -93,7 +93,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             if JobState::try_from(status.state).is_ok_and(|s| {
                 matches!(
                     s,
-                    JobState::Finished | JobState::Failed | JobState::Canceled
+                    JobState::Finished | JobState::Failed | JobState::Canceled | JobState::Stopped
                 )
             }) {
                 break;
@@ -108,7 +108,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("see {}", log.display()))?;
     let state = JobState::try_from(outcome.status.state).unwrap_or(JobState::Failed);
     println!("{}", progress.summary(&outcome.status));
-    if state != JobState::Finished {
+    if !matches!(state, JobState::Finished | JobState::Stopped) {
         eprintln!("JobMaster log (last lines):\n{}", log_tail(&log, 15));
     }
     Ok(exit_code(state))
@@ -118,6 +118,8 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
     let (name, job_args) = job_spec(&args.job)?;
     let mut config = JobMasterConfig::new(&name, job_args);
     config.bind = args.bind;
+    config.advertise = args.advertise;
+    config.keep_serving = args.keep_serving;
     config.address_file = args.address_file;
     config.status_file = args.status_file;
     config.heartbeat_timeout = Duration::from_millis(args.heartbeat_timeout_ms);
@@ -139,7 +141,12 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
                 log_dir: dir.join("logs"),
             }
         }
-        other => anyhow::bail!("--resource-manager: unknown '{other}' (standalone, local)"),
+        "kubernetes" => {
+            kubernetes_pods(args.worker_pod_template.clone(), args.worker_slots, &config).await?
+        }
+        other => {
+            anyhow::bail!("--resource-manager: unknown '{other}' (standalone, local, kubernetes)")
+        }
     };
     let checkpoints = &args.checkpoints;
     if checkpoints.checkpoint_interval_ms > 0 || checkpoints.from.is_some() {
@@ -170,7 +177,7 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
     }
     let status = spate_jobmaster::run(config).await?;
     let state = JobState::try_from(status.state).unwrap_or(JobState::Failed);
-    if state != JobState::Finished {
+    if !matches!(state, JobState::Finished | JobState::Stopped) {
         eprintln!(
             "job {} ended {:?}: {}",
             status.job_id, state, status.failure
@@ -179,12 +186,48 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(state))
 }
 
+/// Worker pods in the JobMaster's own namespace, owned by its Deployment (both from the
+/// downward API environment the operator sets).
+async fn kubernetes_pods(
+    template: std::path::PathBuf,
+    slots_per_worker: u32,
+    config: &JobMasterConfig,
+) -> anyhow::Result<ResourceSettings> {
+    let namespace = std::env::var("POD_NAMESPACE")
+        .context("POD_NAMESPACE is not set: the kubernetes resource manager runs in a pod")?;
+    let jobmaster = config.advertise.clone().context(
+        "--resource-manager kubernetes needs --advertise (workers reach the JobMaster there)",
+    )?;
+    let owner_deployment = std::env::var("SPATE_OWNER_DEPLOYMENT").ok();
+    let settings = spate_kubernetes::Settings {
+        namespace,
+        template,
+        slots_per_worker,
+        jobmaster,
+        name_prefix: owner_deployment
+            .clone()
+            .unwrap_or_else(|| spate_kubernetes::job_label(&config.job_id)),
+        owner_deployment,
+    };
+    let connected = spate_kubernetes::connect(settings).await?;
+    Ok(ResourceSettings::External {
+        name: "kubernetes".into(),
+        build: std::sync::Arc::new(move |job_id: &str| {
+            Box::new(spate_kubernetes::KubernetesPods::start(
+                connected.clone(),
+                job_id,
+            )) as Box<dyn spate_jobmaster::ResourceManager>
+        }),
+    })
+}
+
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let mut config = WorkerConfig::new(args.jobmaster, args.slots);
     if let Some(id) = args.id {
         config.worker_id = id;
     }
     config.bind_host = args.bind_host;
+    config.control_port = args.control_port;
     config.inject_failure = args.inject_failure;
     config.jobmaster_timeout = Duration::from_secs(args.jobmaster_timeout_s);
     if let Some(dir) = args.state_dir {
@@ -231,11 +274,12 @@ pub async fn savepoint(args: SavepointArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("connecting to the JobMaster at {}", args.jobmaster))?;
     let response = client
-        .trigger_savepoint(TriggerSavepointRequest {})
+        .trigger_savepoint(TriggerSavepointRequest { stop: args.stop })
         .await
         .map_err(|status| anyhow::anyhow!("savepoint failed: {}", status.message()))?
         .into_inner();
-    eprintln!("savepoint {} complete", response.checkpoint_id);
+    let stopped = if args.stop { "; the job stops" } else { "" };
+    eprintln!("savepoint {} complete{stopped}", response.checkpoint_id);
     println!("{}", response.location);
     Ok(ExitCode::SUCCESS)
 }

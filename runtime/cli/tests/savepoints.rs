@@ -1,7 +1,9 @@
 //! Savepoints on real processes: a keyed window job at parallelism 2 takes a savepoint and is
 //! canceled; the same job restored from it at parallelism 3 and at 1 finishes the input. The
 //! output committed before the savepoint plus the output of the restored run must equal the
-//! brute-force reference exactly.
+//! brute-force reference exactly. A stop-with-savepoint, taken while checkpoints run every
+//! 200 ms, ends the job with nothing committed after the savepoint, so its restore completes
+//! the output exactly.
 
 mod common;
 
@@ -57,24 +59,36 @@ fn reference() -> Vec<Vec<String>> {
     rows
 }
 
-fn checkpoints(storage: &Path, restore_from: Option<String>) -> CheckpointSpec {
+/// How the first run ends.
+#[derive(Clone, Copy, PartialEq)]
+enum End {
+    /// A savepoint, then a cancellation; only savepoints and the final checkpoint are taken.
+    SavepointThenCancel,
+    /// A stop-with-savepoint while checkpoints run every 200 ms.
+    StopWithSavepoint,
+}
+
+fn checkpoints(storage: &Path, restore_from: Option<String>, end: End) -> CheckpointSpec {
     CheckpointSpec {
         storage_url: Some(format!("file://{}", storage.display())),
         // Only savepoints and the final checkpoint: what is committed is what they cover.
-        interval_ms: 3_600_000,
+        interval_ms: match end {
+            End::SavepointThenCancel => 3_600_000,
+            End::StopWithSavepoint => 200,
+        },
         restore_from,
         restart: vec!["--restart-strategy".into(), "none".into()],
         ..CheckpointSpec::default()
     }
 }
 
-/// Runs the job at parallelism 2 until part of the input is processed, takes a savepoint,
-/// cancels; returns the savepoint's location.
-async fn savepoint_at_parallelism_2(work: &Path, storage: &Path, out: &Path) -> String {
+/// Runs the job at parallelism 2 until part of the input is processed, takes a savepoint and
+/// ends as `end` says; returns the savepoint's location.
+async fn savepoint_at_parallelism_2(work: &Path, storage: &Path, out: &Path, end: End) -> String {
     let mut spec = spec("sql", work, 2, 1)
         .arg("sql", job(out))
         .arg("parallelism", 2);
-    spec.checkpoints = Some(checkpoints(storage, None));
+    spec.checkpoints = Some(checkpoints(storage, None, end));
     let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
     wait_for(&mut cluster, |s| {
         s.tasks
@@ -87,21 +101,37 @@ async fn savepoint_at_parallelism_2(work: &Path, storage: &Path, out: &Path) -> 
     let mut client = JobMasterClient::connect(format!("http://{}", cluster.jobmaster_address()))
         .await
         .expect("JobMaster reachable");
+    let stop = end == End::StopWithSavepoint;
     let savepoint = client
-        .trigger_savepoint(TriggerSavepointRequest {})
+        .trigger_savepoint(TriggerSavepointRequest { stop })
         .await
         .unwrap_or_else(|e| panic!("savepoint: {}\n{}", e.message(), logs(work)))
         .into_inner();
-    cluster.cancel("savepoint taken").await.expect("cancel");
+    if !stop {
+        cluster.cancel("savepoint taken").await.expect("cancel");
+    }
     let outcome = cluster.wait().await.expect("cluster ends");
-    assert_eq!(outcome.status.state, JobState::Canceled as i32);
+    let (state, failure) = (outcome.status.state, &outcome.status.failure);
+    match end {
+        End::SavepointThenCancel => assert_eq!(state, JobState::Canceled as i32, "{failure}"),
+        End::StopWithSavepoint => {
+            assert_eq!(state, JobState::Stopped as i32, "{failure}\n{}", logs(work));
+            assert!(failure.contains(&savepoint.location), "{failure}");
+            let checkpoints = outcome.status.checkpoints.unwrap_or_default();
+            assert_eq!(checkpoints.savepoint_location, savepoint.location);
+            assert!(
+                checkpoints.completed > 1,
+                "periodic checkpoints ran before the savepoint"
+            );
+        }
+    }
     savepoint.location
 }
 
-async fn restore_at(parallelism: u32) {
+async fn restore_at(parallelism: u32, end: End) {
     let dir = tempfile::tempdir().unwrap();
     let (storage, out) = (dir.path().join("checkpoints"), dir.path().join("out"));
-    let location = savepoint_at_parallelism_2(&dir.path().join("first"), &storage, &out).await;
+    let location = savepoint_at_parallelism_2(&dir.path().join("first"), &storage, &out, end).await;
     // The savepoint's completion may reach the sinks before or after the cancellation; what
     // they had pending is committed by the restored run either way.
     let before = read_rows(&out).len();
@@ -110,7 +140,7 @@ async fn restore_at(parallelism: u32) {
     let mut spec = spec("sql", &work, parallelism, 1)
         .arg("sql", job(&out))
         .arg("parallelism", parallelism);
-    spec.checkpoints = Some(checkpoints(&storage, Some(location)));
+    spec.checkpoints = Some(checkpoints(&storage, Some(location), end));
     let outcome = run_to_end(spec).await;
     assert!(outcome.status.checkpoints.unwrap_or_default().restored_from > 0);
     let mut got = read_rows(&out);
@@ -126,10 +156,15 @@ async fn restore_at(parallelism: u32) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_savepoint_at_parallelism_2_restores_at_3() {
-    restore_at(3).await;
+    restore_at(3, End::SavepointThenCancel).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_savepoint_at_parallelism_2_restores_at_1() {
-    restore_at(1).await;
+    restore_at(1, End::SavepointThenCancel).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_with_savepoint_commits_nothing_after_it_and_its_restore_completes_the_output() {
+    restore_at(2, End::StopWithSavepoint).await;
 }

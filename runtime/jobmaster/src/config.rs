@@ -10,6 +10,12 @@ use crate::resources::ResourceSettings;
 pub struct JobMasterConfig {
     /// `host:port` for the gRPC service; port 0 picks a free one.
     pub bind: String,
+    /// The address workers reach the JobMaster at, when not the bound one (a wildcard bind in
+    /// a pod, reached at the pod's IP).
+    pub advertise: Option<String>,
+    /// Keep serving the job's status after the job ended, or could not be built, until the
+    /// process is stopped: an orchestrator reads why instead of restarting the JobMaster.
+    pub keep_serving: bool,
     pub job_name: String,
     pub job_args: BTreeMap<String, String>,
     pub job_id: String,
@@ -41,6 +47,8 @@ impl JobMasterConfig {
         let job_name = job_name.into();
         JobMasterConfig {
             bind: "127.0.0.1:0".into(),
+            advertise: None,
+            keep_serving: false,
             job_id: format!("{job_name}-{}", std::process::id()),
             job_name,
             job_args,

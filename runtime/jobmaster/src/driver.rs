@@ -34,8 +34,95 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Runs the job to its end and returns its final status. An `Err` means the job could not even
 /// be built (bad job name, arguments or graph, a checkpoint to restore that does not fit):
-/// nothing was started.
+/// nothing was started. With `keep_serving`, that failure is the job's status instead, and the
+/// status stays readable until the process is stopped.
 pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
+    let prepared = prepare(&config).await;
+    if let Err(e) = &prepared
+        && !config.keep_serving
+    {
+        bail!("{e:#}");
+    }
+    let shared = Arc::new(Shared::new(&config.job_id, &config.job_name));
+    let listener = TcpListener::bind(&config.bind)
+        .await
+        .with_context(|| format!("binding the JobMaster to {}", config.bind))?;
+    let address = listener.local_addr()?.to_string();
+    let service = JobMasterService {
+        shared: shared.clone(),
+        heartbeat_interval: config.heartbeat_interval,
+    };
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(JobMasterServer::new(service).max_decoding_message_size(MAX_MESSAGE))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    if let Some(path) = &config.address_file {
+        // Written whole and renamed, so a reader never sees half an address.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, &address)?;
+        std::fs::rename(&partial, path)?;
+    }
+    let advertised = config.advertise.clone().unwrap_or(address);
+    info!(address = %advertised, job = %config.job_id, "JobMaster listening");
+
+    let mut resources = config.resources.build(&config.job_id);
+    match prepared {
+        Ok(Prepared {
+            graph,
+            coordinator,
+            restore,
+        }) => {
+            {
+                let mut state = shared.state.lock().await;
+                state.parallelism = graph
+                    .vertices
+                    .iter()
+                    .map(|v| v.parallelism)
+                    .max()
+                    .unwrap_or(0);
+                state.source_vertices = graph
+                    .vertices
+                    .iter()
+                    .filter(|v| graph.node(v.nodes[0]).is_source())
+                    .map(|v| v.id)
+                    .collect();
+            }
+            let workers = Workers {
+                resources: resources.as_mut(),
+                jobmaster: &advertised,
+            };
+            drive(&config, &graph, &shared, workers, coordinator, restore).await;
+            shut_down_workers(&shared).await;
+        }
+        Err(e) => {
+            error!(error = %format!("{e:#}"), "the job cannot be built");
+            shared.state.lock().await.fail(format!("{e:#}"));
+        }
+    }
+    let status = shared.state.lock().await.status();
+    if let Some(path) = &config.status_file {
+        std::fs::write(path, status.encode_to_vec())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if config.keep_serving {
+        info!(state = ?status.state(), "the job is over; serving its status until stopped");
+        terminated().await;
+    }
+    drop(resources);
+    server.abort();
+    Ok(status)
+}
+
+/// What a job needs before it can start: its graph, its checkpoint coordinator, and the
+/// snapshot it starts from.
+struct Prepared {
+    graph: JobGraph,
+    coordinator: Option<Coordinator>,
+    restore: Option<CompletedSnapshot>,
+}
+
+async fn prepare(config: &JobMasterConfig) -> anyhow::Result<Prepared> {
     let stream = spate_jobs::build(&config.job_name, &config.job_args)?;
     let graph = JobGraph::build(stream).with_context(|| format!("job '{}'", config.job_name))?;
     info!(plan = %graph.explain(), "job graph");
@@ -60,43 +147,26 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
             Some(snapshot)
         }
     };
+    Ok(Prepared {
+        graph,
+        coordinator,
+        restore,
+    })
+}
 
-    let shared = Arc::new(Shared::new(&config.job_id, &config.job_name));
-    let listener = TcpListener::bind(&config.bind)
-        .await
-        .with_context(|| format!("binding the JobMaster to {}", config.bind))?;
-    let address = listener.local_addr()?.to_string();
-    let service = JobMasterService {
-        shared: shared.clone(),
-        heartbeat_interval: config.heartbeat_interval,
-    };
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(JobMasterServer::new(service).max_decoding_message_size(MAX_MESSAGE))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    if let Some(path) = &config.address_file {
-        // Written whole and renamed, so a reader never sees half an address.
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, &address)?;
-        std::fs::rename(&partial, path)?;
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
-    info!(%address, job = %config.job_id, "JobMaster listening");
-
-    let mut resources = config.resources.build(&config.job_id);
-    let workers = Workers {
-        resources: resources.as_mut(),
-        jobmaster: &address,
-    };
-    drive(&config, &graph, &shared, workers, coordinator, restore).await;
-    shut_down_workers(&shared).await;
-    let status = shared.state.lock().await.status();
-    if let Some(path) = &config.status_file {
-        std::fs::write(path, status.encode_to_vec())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    server.abort();
-    Ok(status)
 }
 
 /// How the running job stopped.
@@ -490,11 +560,18 @@ async fn monitor(
         }
         match coordinator.as_deref_mut() {
             Some(coordinator) => {
-                for reply in savepoints {
-                    coordinator.request_savepoint(reply);
+                for request in savepoints {
+                    coordinator.request_savepoint(request);
                 }
                 let failed = coordinator.tick(shared, acks, declines, all_running).await;
                 shared.state.lock().await.checkpoints = coordinator.stats.clone();
+                if let Some(location) = coordinator.stopped.take() {
+                    let mut state = shared.state.lock().await;
+                    state.job_state = JobState::Stopped;
+                    state.failure = format!("stopped with savepoint {location}");
+                    info!(%location, "job stopped with a savepoint");
+                    return Outcome::Over;
+                }
                 if let Some(reason) = failed {
                     let tasks = shared
                         .state
@@ -518,8 +595,10 @@ async fn monitor(
                 }
             }
             None => {
-                for reply in savepoints {
-                    let _ = reply.send(Err("the job takes no checkpoints".into()));
+                for request in savepoints {
+                    let _ = request
+                        .reply
+                        .send(Err("the job takes no checkpoints".into()));
                 }
             }
         }

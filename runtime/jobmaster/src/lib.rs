@@ -12,10 +12,11 @@ mod placement;
 mod resources;
 mod service;
 mod state;
+mod throughput;
 mod workers;
 
 pub use checkpoint::CheckpointSettings;
 pub use config::JobMasterConfig;
 pub use driver::run;
 pub use failover::{FailoverScope, RestartStrategy};
-pub use resources::ResourceSettings;
+pub use resources::{ResourceManager, ResourceManagerFactory, ResourceSettings};

@@ -11,6 +11,7 @@ use spate_proto::v1::{
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
+use crate::checkpoint::SavepointRequest;
 use crate::state::{Shared, WorkerEntry};
 
 pub struct JobMasterService {
@@ -78,6 +79,7 @@ impl JobMaster for JobMasterService {
                 task.metrics = metrics;
             }
         }
+        state.sample_sources();
         Ok(Response::new(HeartbeatResponse {
             known: true,
             shutdown,
@@ -160,7 +162,7 @@ impl JobMaster for JobMasterService {
 
     async fn trigger_savepoint(
         &self,
-        _: Request<TriggerSavepointRequest>,
+        request: Request<TriggerSavepointRequest>,
     ) -> Result<Response<TriggerSavepointResponse>, Status> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.shared
@@ -168,7 +170,10 @@ impl JobMaster for JobMasterService {
             .lock()
             .await
             .savepoint_requests
-            .push(reply);
+            .push(SavepointRequest {
+                stop: request.into_inner().stop,
+                reply,
+            });
         self.shared.changed.notify_one();
         match answer.await {
             Ok(Ok((checkpoint_id, location))) => Ok(Response::new(TriggerSavepointResponse {

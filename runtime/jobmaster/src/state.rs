@@ -1,3 +1,4 @@
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use spate_graph::JobVertex;
@@ -9,8 +10,9 @@ use spate_proto::v1::{
 use tokio::sync::{Mutex, Notify};
 use tonic::transport::Channel;
 
-use crate::checkpoint::SavepointReply;
+use crate::checkpoint::SavepointRequest;
 use crate::placement::SlotRef;
+use crate::throughput::Throughput;
 
 pub struct WorkerEntry {
     pub id: String,
@@ -93,8 +95,13 @@ pub struct State {
     /// Checkpoint acknowledgements, declines and savepoint requests for the coordinator.
     pub acks: Vec<AcknowledgeCheckpointRequest>,
     pub declines: Vec<DeclineCheckpointRequest>,
-    pub savepoint_requests: Vec<SavepointReply>,
+    pub savepoint_requests: Vec<SavepointRequest>,
     pub checkpoints: CheckpointStats,
+    /// Highest parallelism of the job's vertices.
+    pub parallelism: u32,
+    /// Vertices whose tasks are sources, for the source rate.
+    pub source_vertices: BTreeSet<u32>,
+    pub throughput: Throughput,
     /// The highest checkpoint id registering workers said their tasks were asked to take.
     pub last_checkpoint_seen: u64,
     /// Failovers (each restarts one or more regions) and the task restarts they made.
@@ -120,6 +127,9 @@ impl State {
             declines: Vec::new(),
             savepoint_requests: Vec::new(),
             checkpoints: CheckpointStats::default(),
+            parallelism: 0,
+            source_vertices: BTreeSet::new(),
+            throughput: Throughput::default(),
             last_checkpoint_seen: 0,
             restarts: 0,
             task_restarts: 0,
@@ -130,7 +140,7 @@ impl State {
     pub fn is_terminal(&self) -> bool {
         matches!(
             self.job_state,
-            JobState::Finished | JobState::Failed | JobState::Canceled
+            JobState::Finished | JobState::Failed | JobState::Canceled | JobState::Stopped
         )
     }
 
@@ -185,7 +195,33 @@ impl State {
             checkpoints: Some(self.checkpoints.clone()),
             restarts: self.restarts,
             task_restarts: self.task_restarts,
+            source_records_per_second: self.throughput.per_second(),
+            back_pressure: self.back_pressure(),
+            parallelism: self.parallelism,
         }
+    }
+
+    /// Records what the sources emitted in all, after a heartbeat updated their metrics.
+    pub fn sample_sources(&mut self) {
+        let total = self
+            .tasks
+            .iter()
+            .filter(|t| self.source_vertices.contains(&t.id.vertex))
+            .map(|t| t.metrics.records_out)
+            .sum();
+        self.throughput.record(Instant::now(), total);
+    }
+
+    /// The fullest worker's output pool usage (Flink's outPoolUsage): near 1 while a slow
+    /// consumer holds its producers back.
+    fn back_pressure(&self) -> f64 {
+        self.workers
+            .iter()
+            .filter(|w| w.metrics.buffer_capacity > 0)
+            .map(|w| {
+                (w.metrics.buffered_batches as f64 / w.metrics.buffer_capacity as f64).min(1.0)
+            })
+            .fold(0.0, f64::max)
     }
 }
 

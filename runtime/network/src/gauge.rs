@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 pub struct BufferGauge {
     current: AtomicI64,
     max: AtomicU64,
+    /// Batches the live output queues can hold in all.
+    capacity: AtomicU64,
 }
 
 impl BufferGauge {
@@ -24,5 +26,17 @@ impl BufferGauge {
 
     pub fn max(&self) -> u64 {
         self.max.load(Ordering::Acquire)
+    }
+
+    pub fn open_queue(&self, capacity: usize) {
+        self.capacity.fetch_add(capacity as u64, Ordering::AcqRel);
+    }
+
+    pub fn close_queue(&self, capacity: usize) {
+        self.capacity.fetch_sub(capacity as u64, Ordering::AcqRel);
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.capacity.load(Ordering::Acquire)
     }
 }

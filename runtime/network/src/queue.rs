@@ -10,6 +10,7 @@ use crate::gauge::BufferGauge;
 /// push back on its producer.
 pub fn queue(capacity: usize, gauge: Arc<BufferGauge>) -> (QueueSender, QueueReceiver) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
+    gauge.open_queue(rx.max_capacity());
     (
         QueueSender {
             tx,
@@ -66,6 +67,7 @@ impl Drop for QueueReceiver {
     fn drop(&mut self) {
         // Batches still queued leave the worker's buffers with the receiver.
         self.rx.close();
+        self.gauge.close_queue(self.rx.max_capacity());
         while let Ok(element) = self.rx.try_recv() {
             if element.is_batch() {
                 self.gauge.remove();

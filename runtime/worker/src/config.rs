@@ -13,6 +13,9 @@ pub struct WorkerConfig {
     pub slots: u32,
     /// Host the worker's control and data ports bind to; other workers reach it there.
     pub bind_host: String,
+    /// Port of the worker's gRPC service; 0 picks a free one. A fixed port lets a replacement
+    /// JobMaster that knows only the worker's host (a pod IP) reach it.
+    pub control_port: u16,
     pub exchange: ExchangeConfig,
     /// How long the worker keeps running without an answer from its JobMaster before it gives up
     /// (so that no worker outlives its job).
@@ -30,6 +33,7 @@ impl WorkerConfig {
             jobmaster: jobmaster.into(),
             slots,
             bind_host: "127.0.0.1".into(),
+            control_port: 0,
             exchange: ExchangeConfig::default(),
             jobmaster_timeout: Duration::from_secs(15),
             state_dir: std::env::temp_dir().join(format!("spate-worker-{}", std::process::id())),

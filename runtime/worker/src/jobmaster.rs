@@ -9,8 +9,8 @@ use spate_proto::v1::{
     AcknowledgeCheckpointRequest, DeclineCheckpointRequest, HeartbeatRequest,
     RegisterWorkerRequest, SlotOffer, TaskStateReport,
 };
-use tokio::sync::mpsc;
-use tonic::transport::Channel;
+use tokio::sync::{mpsc, watch};
+use tonic::transport::{Channel, Endpoint};
 use tracing::{info, warn};
 
 use crate::config::WorkerConfig;
@@ -27,12 +27,47 @@ pub enum Upward {
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Where the job's JobMaster is. A replacement JobMaster at another address (a new pod) moves
+/// it, and the heartbeats and reports follow.
+#[derive(Clone)]
+pub struct JobMasterAddress {
+    job_id: String,
+    address: Arc<watch::Sender<String>>,
+}
+
+impl JobMasterAddress {
+    /// Moves to `address` when `job_id` is this worker's job; a JobMaster of another job is
+    /// refused, so a stray call cannot take the worker away from its job.
+    pub fn switch(&self, job_id: &str, address: &str) -> Result<bool, String> {
+        if job_id != self.job_id {
+            return Err(format!(
+                "this worker runs job '{}', not '{job_id}'",
+                self.job_id
+            ));
+        }
+        Ok(self.address.send_if_modified(|current| {
+            let moved = current != address;
+            if moved {
+                address.clone_into(current);
+            }
+            moved
+        }))
+    }
+}
+
+fn client_for(address: &str) -> anyhow::Result<JobMasterClient<Channel>> {
+    let channel = Endpoint::from_shared(format!("http://{address}"))
+        .with_context(|| format!("JobMaster address '{address}'"))?
+        .connect_lazy();
+    Ok(JobMasterClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
 pub struct JobMasterLink {
     client: JobMasterClient<Channel>,
     /// What this worker offers; sent again, with its live tasks, to a new JobMaster.
     registration: RegisterWorkerRequest,
     worker_id: String,
-    address: String,
+    address: JobMasterAddress,
     heartbeat_interval: Duration,
     timeout: Duration,
     reports: mpsc::UnboundedSender<Upward>,
@@ -83,14 +118,22 @@ impl JobMasterLink {
             }
         };
         info!(jobmaster = %config.jobmaster, job = %response.job_id, "registered");
+        let address = JobMasterAddress {
+            job_id: response.job_id.clone(),
+            address: Arc::new(watch::Sender::new(config.jobmaster.clone())),
+        };
         let (reports, pending) = mpsc::unbounded_channel();
-        tokio::spawn(send_reports(client.clone(), pending));
+        tokio::spawn(send_reports(
+            client.clone(),
+            address.address.subscribe(),
+            pending,
+        ));
         client = client.max_decoding_message_size(64 << 20);
         Ok(JobMasterLink {
             client,
             registration: request,
             worker_id: config.worker_id.clone(),
-            address: config.jobmaster.clone(),
+            address,
             heartbeat_interval: Duration::from_millis(response.heartbeat_interval_ms.max(10)),
             timeout: config.jobmaster_timeout,
             reports,
@@ -101,16 +144,28 @@ impl JobMasterLink {
         self.reports.clone()
     }
 
+    pub fn address(&self) -> JobMasterAddress {
+        self.address.clone()
+    }
+
     /// Sends heartbeats with metrics until the JobMaster ends the job (`Ok`) or stays silent
     /// for longer than the timeout (`Err`). Tasks keep running while the JobMaster is silent: a
     /// JobMaster that does not know this worker (a new one, after a JobMaster failover) gets
     /// the worker's registration again with the tasks it runs, and adopts them.
     pub async fn heartbeats(&self, tasks: Arc<TaskManager>) -> anyhow::Result<String> {
         let mut client = self.client.clone();
+        let mut moves = self.address.address.subscribe();
+        let mut address = moves.borrow_and_update().clone();
         let mut last_answer = Instant::now();
         let mut ticker = tokio::time::interval(self.heartbeat_interval);
         loop {
             ticker.tick().await;
+            if moves.has_changed().unwrap_or(false) {
+                address = moves.borrow_and_update().clone();
+                client = client_for(&address)?;
+                last_answer = Instant::now();
+                info!(jobmaster = %address, "following the JobMaster to its new address");
+            }
             let request = HeartbeatRequest {
                 worker_id: self.worker_id.clone(),
                 tasks: tasks.metrics(),
@@ -130,24 +185,22 @@ impl JobMasterLink {
                         let live = again.tasks.len();
                         client.register_worker(again).await.map_err(|status| {
                             anyhow!(
-                                "registering again with the JobMaster at {}: {}",
-                                self.address,
+                                "registering again with the JobMaster at {address}: {}",
                                 status.message()
                             )
                         })?;
-                        info!(jobmaster = %self.address, tasks = live, "registered again with running tasks");
+                        info!(jobmaster = %address, tasks = live, "registered again with running tasks");
                     }
                 }
                 Err(status) if last_answer.elapsed() > self.timeout => {
                     return Err(anyhow!(
-                        "lost the JobMaster at {}: no answer for {:.1}s (last error: {})",
-                        self.address,
+                        "lost the JobMaster at {address}: no answer for {:.1}s (last error: {})",
                         last_answer.elapsed().as_secs_f64(),
                         status.message()
                     ));
                 }
                 Err(status) => {
-                    warn!(jobmaster = %self.address, error = %status.message(), "heartbeat failed")
+                    warn!(jobmaster = %address, error = %status.message(), "heartbeat failed")
                 }
             }
         }
@@ -158,11 +211,19 @@ impl JobMasterLink {
 /// the JobMaster takes it.
 async fn send_reports(
     mut client: JobMasterClient<Channel>,
+    mut moves: watch::Receiver<String>,
     mut pending: mpsc::UnboundedReceiver<Upward>,
 ) {
     while let Some(report) = pending.recv().await {
         let mut backoff = FIRST_BACKOFF;
         for _ in 0..10 {
+            if moves.has_changed().unwrap_or(false) {
+                let address = moves.borrow_and_update().clone();
+                match client_for(&address) {
+                    Ok(moved) => client = moved,
+                    Err(e) => warn!(error = %format!("{e:#}"), "cannot follow the JobMaster"),
+                }
+            }
             let sent = match report.clone() {
                 Upward::State(state) => client.report_task_state(state).await.map(drop),
                 Upward::Ack(ack) => client.acknowledge_checkpoint(ack).await.map(drop),

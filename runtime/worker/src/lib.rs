@@ -36,7 +36,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     )
     .await
     .context("starting the data exchange server")?;
-    let listener = TcpListener::bind(format!("{}:0", config.bind_host))
+    let listener = TcpListener::bind(format!("{}:{}", config.bind_host, config.control_port))
         .await
         .context("binding the worker's control port")?;
     let control_address = listener.local_addr()?.to_string();
@@ -53,7 +53,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         config.inject_failure,
     ));
     let shutdown = Arc::new(tokio::sync::Notify::new());
-    let service = WorkerService::new(tasks.clone(), shutdown.clone());
+    let service = WorkerService::new(tasks.clone(), shutdown.clone(), link.address());
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(WorkerServer::new(service))

@@ -5,22 +5,33 @@ use spate_proto::v1::worker_server::Worker;
 use spate_proto::v1::{
     CancelTaskRequest, CancelTaskResponse, DeployTaskRequest, DeployTaskResponse,
     NotifyCheckpointCompleteRequest, NotifyCheckpointCompleteResponse, ShutdownRequest,
-    ShutdownResponse, TriggerCheckpointRequest, TriggerCheckpointResponse,
+    ShutdownResponse, SwitchJobMasterRequest, SwitchJobMasterResponse, TriggerCheckpointRequest,
+    TriggerCheckpointResponse,
 };
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
+use crate::jobmaster::JobMasterAddress;
 use crate::tasks::TaskManager;
 
 pub struct WorkerService {
     tasks: Arc<TaskManager>,
     shutdown: Arc<Notify>,
+    jobmaster: JobMasterAddress,
 }
 
 impl WorkerService {
-    pub fn new(tasks: Arc<TaskManager>, shutdown: Arc<Notify>) -> Self {
-        WorkerService { tasks, shutdown }
+    pub fn new(
+        tasks: Arc<TaskManager>,
+        shutdown: Arc<Notify>,
+        jobmaster: JobMasterAddress,
+    ) -> Self {
+        WorkerService {
+            tasks,
+            shutdown,
+            jobmaster,
+        }
     }
 }
 
@@ -87,5 +98,20 @@ impl Worker for WorkerService {
         info!(reason = %request.into_inner().reason, "shutdown requested");
         self.shutdown.notify_one();
         Ok(Response::new(ShutdownResponse {}))
+    }
+
+    async fn switch_job_master(
+        &self,
+        request: Request<SwitchJobMasterRequest>,
+    ) -> Result<Response<SwitchJobMasterResponse>, Status> {
+        let request = request.into_inner();
+        let moved = self
+            .jobmaster
+            .switch(&request.job_id, &request.address)
+            .map_err(Status::failed_precondition)?;
+        if moved {
+            info!(jobmaster = %request.address, "the JobMaster moved");
+        }
+        Ok(Response::new(SwitchJobMasterResponse {}))
     }
 }

@@ -361,6 +361,7 @@ impl TaskManager {
         WorkerMetrics {
             buffered_batches: self.exchange.gauge.current(),
             max_buffered_batches: self.exchange.gauge.max(),
+            buffer_capacity: self.exchange.gauge.capacity(),
         }
     }
 }

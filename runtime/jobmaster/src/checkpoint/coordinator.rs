@@ -29,6 +29,13 @@ const FINAL_SNAPSHOT: u64 = u64::MAX;
 
 pub type SavepointReply = oneshot::Sender<Result<(u64, String), String>>;
 
+/// A savepoint someone asked for; with `stop`, the job ends once it completes and nothing after
+/// it is committed (stop-with-savepoint).
+pub struct SavepointRequest {
+    pub stop: bool,
+    pub reply: SavepointReply,
+}
+
 /// A deployed task (its current attempt), as the coordinator needs it.
 #[derive(Debug, Clone)]
 pub struct TaskRef {
@@ -44,6 +51,7 @@ struct Pending {
     started: Instant,
     acks: HashMap<(u32, u32), AcknowledgeCheckpointRequest>,
     reply: Option<SavepointReply>,
+    stop: bool,
 }
 
 pub struct Coordinator {
@@ -64,7 +72,11 @@ pub struct Coordinator {
     /// The first checkpoint of an attempt waits one interval, like the ones after it.
     last_trigger: Option<Instant>,
     consecutive_failures: u32,
-    waiting_savepoints: Vec<SavepointReply>,
+    waiting_savepoints: Vec<SavepointRequest>,
+    /// A stop-with-savepoint is under way: no other checkpoint starts.
+    stopping: bool,
+    /// Where the stop-with-savepoint went, once it completed: the job is to end.
+    pub stopped: Option<String>,
     pub stats: CheckpointStats,
     /// A worker did not take a checkpoint call: it may be gone, which nothing else may notice
     /// soon when no exchange connects it to the others (forward-only pipelines).
@@ -112,6 +124,8 @@ impl Coordinator {
             last_trigger: None,
             consecutive_failures: 0,
             waiting_savepoints: Vec::new(),
+            stopping: false,
+            stopped: None,
             stats: CheckpointStats::default(),
             worker_unreachable: false,
         })
@@ -165,8 +179,8 @@ impl Coordinator {
         }
     }
 
-    pub fn request_savepoint(&mut self, reply: SavepointReply) {
-        self.waiting_savepoints.push(reply);
+    pub fn request_savepoint(&mut self, request: SavepointRequest) {
+        self.waiting_savepoints.push(request);
     }
 
     /// One round of the coordinator: time-outs, completions, and a trigger when one is due.
@@ -222,15 +236,15 @@ impl Coordinator {
             ));
         }
         // Once a task finished its input, no barrier can pass it any more.
-        if all_running && self.finals.is_empty() {
-            if let Some(reply) = self.waiting_savepoints.pop() {
-                self.trigger(shared, Some(reply)).await;
+        if all_running && self.finals.is_empty() && !self.stopping {
+            if let Some(request) = self.waiting_savepoints.pop() {
+                self.trigger(shared, Some(request)).await;
             } else if self.pending.len() < self.settings.max_concurrent && self.trigger_due() {
                 self.trigger(shared, None).await;
             }
         } else if !self.finals.is_empty() {
-            for reply in self.waiting_savepoints.drain(..) {
-                let _ = reply.send(Err("the job's input has ended".into()));
+            for request in self.waiting_savepoints.drain(..) {
+                let _ = request.reply.send(Err("the job's input has ended".into()));
             }
         }
         None
@@ -261,22 +275,21 @@ impl Coordinator {
         }
     }
 
-    async fn trigger(&mut self, shared: &Shared, reply: Option<SavepointReply>) {
+    async fn trigger(&mut self, shared: &Shared, request: Option<SavepointRequest>) {
         let id = self.next_id;
         self.next_id += 1;
         self.last_trigger = Some(Instant::now());
-        let savepoint = match reply {
-            Some(_) => match SnapshotLocation::new_savepoint(&self.job, id) {
-                Ok(location) => Some(location),
+        let (savepoint, reply, stop) = match request {
+            Some(request) => match SnapshotLocation::new_savepoint(&self.job, id) {
+                Ok(location) => (Some(location), Some(request.reply), request.stop),
                 Err(e) => {
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Err(e.to_string()));
-                    }
+                    let _ = request.reply.send(Err(e.to_string()));
                     return;
                 }
             },
-            None => None,
+            None => (None, None, false),
         };
+        self.stopping |= stop;
         let trigger_ms = spate_api::now_millis();
         let kind = if savepoint.is_some() {
             SnapshotKind::Savepoint
@@ -292,6 +305,7 @@ impl Coordinator {
                 started: Instant::now(),
                 acks: HashMap::new(),
                 reply,
+                stop,
             },
         );
         // Every worker learns of a savepoint's directory; the ones with sources inject barriers.
@@ -386,6 +400,13 @@ impl Coordinator {
         self.stats.latest_max_sync_us = acks.map(|a| a.sync_duration_us).max().unwrap_or(0);
         self.consecutive_failures = 0;
         self.last_end = Instant::now();
+        let completed_ms = spate_api::now_millis().max(0) as u64;
+        self.stats.latest_completed_unix_ms = completed_ms;
+        if pending.savepoint.is_some() {
+            self.stats.savepoint_id = id;
+            self.stats.savepoint_location = url.clone();
+            self.stats.savepoint_completed_unix_ms = completed_ms;
+        }
         info!(
             checkpoint = id,
             kind = pending.kind.as_str_name(),
@@ -394,6 +415,15 @@ impl Coordinator {
             uploaded_bytes = self.stats.latest_uploaded_bytes,
             "checkpoint complete"
         );
+        if pending.stop {
+            // Checkpoints begun after the savepoint would commit output past it.
+            let later: Vec<u64> = self.pending.range(id + 1..).map(|(&id, _)| id).collect();
+            for later in later {
+                self.abort(later, "the job stops with an earlier savepoint")
+                    .await;
+            }
+            self.stopped = Some(url.clone());
+        }
         if let Some(reply) = pending.reply.take() {
             let _ = reply.send(Ok((id, url)));
         }
@@ -467,6 +497,9 @@ impl Coordinator {
             return;
         };
         self.last_end = Instant::now();
+        if pending.stop {
+            self.stopping = false;
+        }
         if let Some(reply) = pending.reply.take() {
             let _ = reply.send(Err(format!("savepoint {id} failed: {reason}")));
         }

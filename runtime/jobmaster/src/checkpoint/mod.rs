@@ -4,6 +4,6 @@ mod coordinator;
 mod restore;
 mod settings;
 
-pub use coordinator::{Coordinator, SavepointReply, TaskRef, resolve};
+pub use coordinator::{Coordinator, SavepointRequest, TaskRef, resolve};
 pub use restore::{check_compatible, task_restore};
 pub use settings::CheckpointSettings;

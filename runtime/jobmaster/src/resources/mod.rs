@@ -4,7 +4,9 @@
 
 mod local;
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use local::LocalProcesses;
 
@@ -36,8 +38,12 @@ impl ResourceManager for Standalone {
     fn release(&mut self, _worker: &str) {}
 }
 
+/// Builds a resource manager for a job id; for resource managers that live outside this crate
+/// (Kubernetes pods).
+pub type ResourceManagerFactory = Arc<dyn Fn(&str) -> Box<dyn ResourceManager> + Send + Sync>;
+
 /// How the JobMaster gets workers (`spate jobmaster --resource-manager`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum ResourceSettings {
     Standalone,
     /// Worker processes of `binary`, `slots` slots each, as children of the JobMaster, with
@@ -48,6 +54,31 @@ pub enum ResourceSettings {
         state_root: PathBuf,
         log_dir: PathBuf,
     },
+    External {
+        name: String,
+        build: ResourceManagerFactory,
+    },
+}
+
+impl fmt::Debug for ResourceSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResourceSettings::Standalone => f.write_str("Standalone"),
+            ResourceSettings::Local {
+                binary,
+                slots,
+                state_root,
+                log_dir,
+            } => f
+                .debug_struct("Local")
+                .field("binary", binary)
+                .field("slots", slots)
+                .field("state_root", state_root)
+                .field("log_dir", log_dir)
+                .finish(),
+            ResourceSettings::External { name, .. } => write!(f, "External({name})"),
+        }
+    }
 }
 
 impl ResourceSettings {
@@ -65,6 +96,7 @@ impl ResourceSettings {
                 state_root.join(job_id),
                 log_dir.clone(),
             )),
+            ResourceSettings::External { build, .. } => build(job_id),
         }
     }
 }
