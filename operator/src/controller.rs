@@ -1,11 +1,15 @@
-//! The StreamJob controller: for each `StreamJob`, apply its children (`resources`) by
-//! server-side apply, then report what it observed in the status subresource (`status`).
+//! The StreamJob controller. For each `StreamJob` it reads the job's status from its JobMaster,
+//! acts on what changed (a first run, an upgrade per `upgradeMode`, a rescale, a restart, a
+//! suspension or resumption, a savepoint nonce, a job that ended), applies the job's children
+//! (`resources`) by server-side apply, and writes the status (`status`).
 //!
 //! * Children are applied with the field manager `spate-operator` and owned by the job, so the
 //!   garbage collector removes them with it; the controller watches them (`owns`) and repairs
 //!   one that is changed or deleted.
-//! * `state: suspended` scales the JobMaster Deployment to zero.
-//! * A finalizer gives the deletion of a job a step of the operator's own (see `cleanup`).
+//! * The operator's memory of what it deployed is the status (`status.deployed`): each
+//!   redeployment is a new run of the job with its own job id (`upgrade`), whose JobMaster
+//!   starts once the previous run's pods are gone (`workers`).
+//! * A finalizer gives the deletion of a job a step of the operator's own (`deletion`).
 //! * A failed reconciliation is retried with an exponential backoff per job.
 
 use std::collections::HashMap;
@@ -22,23 +26,39 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as Finalizer, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::{Predicate, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use spate_proto::v1::JobState;
 use tracing::{debug, info, warn};
 
-use crate::crd::{Phase, StreamJob};
+use crate::crd::{DeployedRun, DesiredState, Phase, StreamJob, StreamJobStatus};
 use crate::metrics::Metrics;
-use crate::resources::{self, LABEL_MANAGED_BY, MANAGED_BY, SpecError};
-use crate::status::{self, Observation};
+use crate::resources::{self, LABEL_MANAGED_BY, MANAGED_BY, Run, SpecError};
+use crate::status::{self, Health};
+use jobmaster_api::{JobMasterApi, RpcError};
+use observe::JobMasterView;
+use upgrade::Carry;
+
+mod deletion;
+pub mod jobmaster_api;
+mod lifecycle;
+mod observe;
+mod upgrade;
+mod workers;
 
 /// The field manager of everything the operator applies.
 pub const FIELD_MANAGER: &str = "spate-operator";
 pub const FINALIZER: &str = "streamjobs.spate.dev/finalizer";
 
-/// Requeue a healthy job this often even without a watch event (a fallback only).
+/// Requeue a job without a JobMaster this often even without a watch event (a fallback only).
 const RESYNC: Duration = Duration::from_secs(300);
+/// Read the status of a job whose JobMaster is to run this often: its changes (checkpoints,
+/// failovers, the job ending) come from the JobMaster, which Kubernetes does not watch.
+const POLL: Duration = Duration::from_secs(5);
+/// Look again this soon while the pods of a stopped run are going.
+const STOPPING_POLL: Duration = Duration::from_secs(2);
 /// Retry a job whose SQL is not there yet (its ConfigMap is not watched).
 const WAIT_FOR_SOURCE: Duration = Duration::from_secs(30);
 /// Backoff of failed reconciliations: doubling from the first, up to the last.
@@ -53,6 +73,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("{what}: {source}")]
+    JobMaster {
+        what: &'static str,
+        #[source]
+        source: RpcError,
+    },
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
@@ -64,6 +90,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Api { .. } => "api",
+            Error::JobMaster { .. } => "jobmaster",
             Error::Spec(_) => "spec",
             Error::Finalizer(inner) => match inner.as_ref() {
                 finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.kind(),
@@ -84,16 +111,24 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Metrics,
+    /// The JobMasters' gRPC service.
+    pub jobmaster: Arc<dyn JobMasterApi>,
     /// Consecutive failed reconciliations per job (by uid), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(client: Client, reporter: Reporter, metrics: Metrics) -> Self {
+    pub fn new(
+        client: Client,
+        reporter: Reporter,
+        metrics: Metrics,
+        jobmaster: Arc<dyn JobMasterApi>,
+    ) -> Self {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            jobmaster,
             failures: Mutex::default(),
         }
     }
@@ -132,7 +167,7 @@ pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Action,
     let result = finalizer(&jobs, FINALIZER, job.clone(), |event| async {
         match event {
             Finalizer::Apply(job) => apply(&job, &ctx).await,
-            Finalizer::Cleanup(job) => cleanup(&job, &ctx).await,
+            Finalizer::Cleanup(job) => deletion::cleanup(&job, &ctx).await,
         }
     })
     .await
@@ -219,51 +254,226 @@ where
 
 async fn apply(job: &StreamJob, ctx: &Context) -> Result<Action, Error> {
     let namespace = job.namespace().ok_or(SpecError::NoNamespace)?;
+    let now = status::now();
+    // What the API server has, and what this reconciliation makes of it.
+    let mut written = job.status.clone();
+    let mut status = written.clone().unwrap_or_default();
     if let Err(e) = resources::check(job) {
         let message = e.to_string();
-        let observed = Observation::Invalid {
+        let health = Health::Invalid {
             reason: "InvalidSpec",
             message: &message,
         };
+        status::assess(job, &mut status, health, &now);
         // Nothing to do until the spec changes.
-        return report(job, ctx, observed, Action::await_change()).await;
+        write_status(job, ctx, &mut written, &status).await?;
+        return Ok(Action::await_change());
     }
     let sql = match job_sql(job, ctx, &namespace).await? {
         JobSql::Found(sql) => sql,
         JobSql::Missing(message) => {
-            let observed = Observation::Waiting {
+            let health = Health::Waiting {
                 reason: "JobSourceMissing",
                 message: &message,
             };
-            return report(job, ctx, observed, Action::requeue(WAIT_FOR_SOURCE)).await;
+            status::assess(job, &mut status, health, &now);
+            write_status(job, ctx, &mut written, &status).await?;
+            return Ok(Action::requeue(WAIT_FOR_SOURCE));
         }
     };
+    let spec_hash = lifecycle::spec_hash(job, &sql);
+    let jobmaster = observe::jobmaster(ctx, job, &namespace).await?;
+    if let Some(live) = jobmaster.status_of(status.job_id.as_deref()) {
+        status::fold(job, &mut status, live);
+    }
+    let took_savepoint = if status.deployed.is_none() {
+        start(job, &mut status, spec_hash);
+        false
+    } else {
+        act_on_changes(ctx, job, &mut status, &jobmaster, spec_hash).await?
+    };
+    if took_savepoint {
+        // The savepoint may have stopped the job: where it went must outlive a failure of
+        // what follows.
+        write_status(job, ctx, &mut written, &status).await?;
+    }
+    let mut deployed = status.deployed.clone().unwrap_or_default();
+    if deployed.stopping.is_some()
+        && workers::jobmaster_gone(ctx, job, &namespace, &jobmaster).await?
+    {
+        workers::delete(ctx, job, &namespace).await?;
+        deployed.stopping = None;
+        status.deployed = Some(deployed.clone());
+    }
+
+    let run = lifecycle::run_of(job, &status, &deployed);
     let client = &ctx.client;
     apply_child(client, &namespace, resources::service_account(job)?).await?;
     apply_child(client, &namespace, resources::role(job)?).await?;
     apply_child(client, &namespace, resources::role_binding(job)?).await?;
     apply_child(client, &namespace, resources::config_map(job, &sql)?).await?;
     apply_child(client, &namespace, resources::service(job)?).await?;
-    let deployment = apply_child(client, &namespace, resources::deployment(job, &sql)?).await?;
-    report(
+    let deployment = apply_child(client, &namespace, resources::deployment(job, &run)?).await?;
+
+    let failure = status.error.clone().unwrap_or_default();
+    let unavailable = jobmaster.unavailable();
+    let stalled = status::stalled(&deployment);
+    let health = health(
         job,
-        ctx,
-        Observation::Applied(&deployment),
-        Action::requeue(RESYNC),
-    )
-    .await
+        &status,
+        &deployed,
+        &jobmaster,
+        &failure,
+        &unavailable,
+        stalled.as_deref(),
+    );
+    status::assess(job, &mut status, health, &now);
+    write_status(job, ctx, &mut written, &status).await?;
+    Ok(Action::requeue(requeue_after(&deployed, &run)))
 }
 
-/// Writes the status (when it changed) and announces a new phase as an event.
-async fn report(
+/// A new job's first run.
+fn start(job: &StreamJob, status: &mut StreamJobStatus, spec_hash: String) {
+    let deployed = lifecycle::first_run(job, spec_hash);
+    status.job_id = Some(resources::job_id(job, deployed.run));
+    status.deployed = Some(deployed);
+    // A nonce in the manifest the job was created with asks for nothing.
+    status.savepoint_trigger_nonce = job.spec.savepoint_trigger_nonce;
+    status::forget_run(job, status);
+    if job.spec.state == DesiredState::Suspended {
+        // Created suspended: the run is prepared, nothing is to stop.
+        status.phase = Some(Phase::Suspended);
+    }
+}
+
+/// Acts on what changed since the last reconciliation. Returns whether a savepoint was taken.
+async fn act_on_changes(
+    ctx: &Context,
+    job: &StreamJob,
+    status: &mut StreamJobStatus,
+    jobmaster: &JobMasterView,
+    spec_hash: String,
+) -> Result<bool, Error> {
+    let mut took_savepoint = upgrade::savepoint_on_nonce(ctx, job, status, jobmaster).await?;
+    let deployed = status.deployed.clone().unwrap_or_default();
+    let generation = job.metadata.generation.unwrap_or_default();
+    let suspending =
+        job.spec.state == DesiredState::Suspended && status.phase != Some(Phase::Suspended);
+    if deployed.spec_hash != spec_hash && lifecycle::prepared_only(status) {
+        // The run prepared by a suspension never ran: it takes the new spec as it is.
+        status.deployed = Some(DeployedRun {
+            generation,
+            spec_hash,
+            ..deployed
+        });
+    } else if deployed.spec_hash != spec_hash || suspending {
+        let carry = match suspending {
+            true => Carry::for_suspension(job),
+            false => Carry::for_upgrade(job.spec.upgrade_mode),
+        };
+        took_savepoint |=
+            upgrade::replace_run(ctx, job, status, jobmaster, carry, spec_hash).await?;
+        status.phase = Some(match job.spec.state {
+            DesiredState::Running => Phase::Upgrading,
+            DesiredState::Suspended => Phase::Suspended,
+        });
+    } else {
+        let mut deployed = deployed;
+        // A change that needs no redeployment (a nonce, the upgrade mode).
+        deployed.generation = generation;
+        if status::ended(status.job_state.as_deref())
+            && jobmaster.pods > 0
+            && deployed.stopping.is_none()
+        {
+            // The job ended: its JobMaster goes, and its workers after it. It stays so until
+            // the spec changes.
+            deployed.stopping = status.job_id.clone();
+        }
+        status.deployed = Some(deployed);
+    }
+    Ok(took_savepoint)
+}
+
+/// How the job is, from the status this reconciliation made and what it observed.
+fn health<'a>(
+    job: &StreamJob,
+    status: &StreamJobStatus,
+    deployed: &DeployedRun,
+    jobmaster: &JobMasterView,
+    failure: &'a str,
+    unavailable: &'a str,
+    stalled: Option<&'a str>,
+) -> Health<'a> {
+    if job.spec.state == DesiredState::Suspended {
+        return Health::Suspended {
+            stopping: deployed.stopping.is_some() || jobmaster.pods > 0,
+        };
+    }
+    match status.job_state.as_deref() {
+        Some("FAILED") => return Health::Failed { message: failure },
+        Some("FINISHED") => {
+            return Health::Finished {
+                reason: "JobFinished",
+            };
+        }
+        Some("CANCELED") => {
+            return Health::Finished {
+                reason: "JobCanceled",
+            };
+        }
+        Some("STOPPED") => {
+            return Health::Finished {
+                reason: "JobStopped",
+            };
+        }
+        _ => {}
+    }
+    if deployed.stopping.is_some() {
+        return Health::Upgrading;
+    }
+    let upgrading = status.phase == Some(Phase::Upgrading);
+    match jobmaster.status_of(status.job_id.as_deref()) {
+        Some(live) if live.state() == JobState::Running => Health::Running,
+        Some(_) => Health::Starting {
+            upgrading,
+            message: "the JobMaster is starting the job",
+            stalled: None,
+        },
+        // The job ran: its workers keep their tasks for the next JobMaster pod to adopt.
+        None if status.job_state.is_some() => Health::Lost {
+            phase: match status.phase {
+                Some(phase @ (Phase::Deploying | Phase::Upgrading)) => phase,
+                _ => Phase::Running,
+            },
+            message: unavailable,
+        },
+        None => Health::Starting {
+            upgrading,
+            message: "waiting for the JobMaster pod",
+            stalled,
+        },
+    }
+}
+
+fn requeue_after(deployed: &DeployedRun, run: &Run) -> Duration {
+    if deployed.stopping.is_some() {
+        STOPPING_POLL
+    } else if run.replicas > 0 {
+        POLL
+    } else {
+        RESYNC
+    }
+}
+
+/// Writes the status when it changed, and announces a new phase as an event.
+async fn write_status(
     job: &StreamJob,
     ctx: &Context,
-    observed: Observation<'_>,
-    action: Action,
-) -> Result<Action, Error> {
-    let status = status::desired(job, observed, &status::now());
-    if status::unchanged(job.status.as_ref(), &status) {
-        return Ok(action);
+    written: &mut Option<StreamJobStatus>,
+    status: &StreamJobStatus,
+) -> Result<(), Error> {
+    if written.as_ref() == Some(status) {
+        return Ok(());
     }
     let name = job.name_any();
     let jobs: Api<StreamJob> =
@@ -277,7 +487,8 @@ async fn report(
         .await
         .map_err(api_error(format!("writing the status of StreamJob {name}")))?;
 
-    let before = job.status.as_ref().and_then(|s| s.phase);
+    let before = written.as_ref().and_then(|s| s.phase);
+    *written = Some(status.clone());
     if let Some(phase) = status.phase
         && before != Some(phase)
     {
@@ -296,26 +507,7 @@ async fn report(
             .unwrap_or_default();
         ctx.publish(job, type_, &format!("{phase:?}"), note).await;
     }
-    Ok(action)
-}
-
-/// The job is being deleted. Its children are owned by it and the garbage collector removes
-/// them (the JobMaster's worker pods go with the JobMaster), so there is nothing to delete
-/// here. Events are best-effort: a namespace being deleted refuses new events, and failing
-/// here would keep the finalizer and hang the namespace's deletion.
-async fn cleanup(job: &StreamJob, ctx: &Context) -> Result<Action, Error> {
-    // Future work: with `upgradeMode: savepoint`, take a savepoint before the pods go (what
-    // Flink's operator calls savepoint-on-deletion). That needs the operator's JobMaster
-    // client (trigger a savepoint, read where it went), which does not exist yet.
-    ctx.publish(
-        job,
-        EventType::Normal,
-        "Deleting",
-        "the JobMaster and the job's objects are removed with the StreamJob".into(),
-    )
-    .await;
-    ctx.failures().remove(&backoff_key(job));
-    Ok(Action::await_change())
+    Ok(())
 }
 
 /// Runs the controller until SIGINT/SIGTERM: StreamJobs in `namespace`, or in every namespace.
@@ -332,25 +524,37 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
     }
     // Only the operator's own objects: the caches stay small in a busy cluster.
     let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
-    Controller::new(
+    // A change of a job's spec (its generation, which deletion bumps too) or finalizers
+    // reconciles it; a change of its status does not, or every status write (each few
+    // seconds while the job runs) would bring another reconciliation at once.
+    let (reader, writer) = reflector::store();
+    let jobs = watcher(
         api::<StreamJob>(&client, namespace),
         watcher::Config::default(),
     )
-    .owns(api::<Deployment>(&client, namespace), owned.clone())
-    .owns(api::<ConfigMap>(&client, namespace), owned.clone())
-    .owns(api::<Service>(&client, namespace), owned.clone())
-    .owns(api::<ServiceAccount>(&client, namespace), owned.clone())
-    .owns(api::<Role>(&client, namespace), owned.clone())
-    .owns(api::<RoleBinding>(&client, namespace), owned)
-    .shutdown_on_signal()
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        match result {
-            Ok((job, action)) => debug!(%job, ?action, "reconciled"),
-            Err(e) => debug!(error = %e, "reconcile did not complete"),
-        }
-    })
-    .await;
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(
+        predicates::generation::<StreamJob>.combine(predicates::finalizers::<StreamJob>),
+        Default::default(),
+    );
+    Controller::for_stream(jobs, reader)
+        .owns(api::<Deployment>(&client, namespace), owned.clone())
+        .owns(api::<ConfigMap>(&client, namespace), owned.clone())
+        .owns(api::<Service>(&client, namespace), owned.clone())
+        .owns(api::<ServiceAccount>(&client, namespace), owned.clone())
+        .owns(api::<Role>(&client, namespace), owned.clone())
+        .owns(api::<RoleBinding>(&client, namespace), owned)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((job, action)) => debug!(%job, ?action, "reconciled"),
+                Err(e) => debug!(error = %e, "reconcile did not complete"),
+            }
+        })
+        .await;
 }
 
 #[cfg(test)]

@@ -244,6 +244,39 @@ pub struct StreamJobStatus {
     pub back_pressure: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The job's state as its JobMaster last reported it (CREATED, RUNNING, FINISHED, FAILED,
+    /// CANCELED, STOPPED); cleared when a new run is deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_state: Option<String>,
+    /// The operator's record of what it deployed, which drives upgrades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed: Option<DeployedRun>,
+    /// The last `savepointTriggerNonce` a savepoint was taken for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_trigger_nonce: Option<i64>,
+}
+
+/// The run of the job the JobMaster Deployment is built for. Each redeployment (upgrade,
+/// rescale, restart, resume) is a new run: a new job id, so that the JobMaster's `--recover`
+/// (which prefers the job id's own checkpoints) restores what the operator chose instead.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployedRun {
+    /// Counts the runs; the last part of the job id.
+    pub run: i64,
+    /// The `metadata.generation` of the spec this run was built from (or last found equal to).
+    pub generation: i64,
+    /// Fingerprint of what shapes the running job (the SQL and the spec but `state`,
+    /// `upgradeMode`, `initialSavepoint`, `savepointTriggerNonce` and `autoscaler`): a
+    /// new generation with the same fingerprint is no upgrade.
+    pub spec_hash: String,
+    /// The savepoint or checkpoint the run started from (its `--from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
+    /// The job id of a run being stopped: the JobMaster Deployment stays at zero until that
+    /// run's JobMaster pod is gone, then its worker pods are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]

@@ -1,8 +1,10 @@
 //! Test support: a `kube::Client` whose API server is the test itself (a `tower_test` mock
 //! service). The test answers each request in turn and checks what the reconciler sent.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use http::{Method, Request, Response};
 use kube::client::Body;
@@ -12,7 +14,10 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle, SendResponse};
 
+use spate_proto::v1::{CheckpointStats, JobState, JobStatus};
+
 use crate::controller::Context;
+use crate::controller::jobmaster_api::{JobMasterApi, RpcError, Savepoint};
 use crate::crd::{StreamJob, StreamJobSpec};
 use crate::metrics::Metrics;
 
@@ -53,18 +58,129 @@ pub fn being_deleted(mut job: StreamJob) -> StreamJob {
     job
 }
 
-/// A context on a mocked API server, and its metrics registry.
-pub fn context() -> (Arc<Context>, ApiServer, Registry) {
+/// A client whose API server is the test.
+pub fn api() -> (Client, ApiServer) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, "default");
+    (Client::new(service, "default"), ApiServer(handle))
+}
+
+/// A context on a mocked API server and a fake JobMaster, and its metrics registry.
+pub fn context() -> (Arc<Context>, ApiServer, Registry, Arc<FakeJobMaster>) {
+    let (client, server) = api();
+    let jobmaster = Arc::new(FakeJobMaster::default());
     let mut registry = Registry::default();
     let metrics = Metrics::default().register(&mut registry);
     let reporter = Reporter {
         controller: "spate-operator".into(),
         instance: None,
     };
-    let ctx = Context::new(client, reporter, metrics);
-    (Arc::new(ctx), ApiServer(handle), registry)
+    let ctx = Context::new(client, reporter, metrics, jobmaster.clone());
+    (Arc::new(ctx), server, registry, jobmaster)
+}
+
+/// The JobMaster pod's IP in the tests, and the address the operator calls.
+pub const JOBMASTER_IP: &str = "10.1.2.3";
+pub const JOBMASTER_ADDRESS: &str = "10.1.2.3:6123";
+
+/// A JobMaster that answers what the test set, and records the calls it got.
+#[derive(Default)]
+pub struct FakeJobMaster {
+    status: Mutex<Option<JobStatus>>,
+    savepoint: Mutex<Option<Savepoint>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeJobMaster {
+    /// What GetJobStatus answers from now on (an Unavailable error when none).
+    pub fn set_status(&self, status: JobStatus) {
+        *self.status.lock().unwrap() = Some(status);
+    }
+
+    /// What TriggerSavepoint answers (an Internal error when none).
+    pub fn set_savepoint(&self, id: u64, location: &str) {
+        *self.savepoint.lock().unwrap() = Some(Savepoint {
+            id,
+            location: location.into(),
+        });
+    }
+
+    /// The calls so far, as `status <address>` or `savepoint stop=<bool> <address>`; forgets
+    /// them.
+    pub fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn unavailable(address: &str, code: tonic::Code) -> RpcError {
+        RpcError::Call {
+            address: address.into(),
+            code,
+            message: "not set by the test".into(),
+        }
+    }
+}
+
+impl JobMasterApi for FakeJobMaster {
+    fn job_status<'a>(&'a self, address: &'a str) -> BoxFuture<'a, Result<JobStatus, RpcError>> {
+        self.calls.lock().unwrap().push(format!("status {address}"));
+        let answer = self.status.lock().unwrap().clone();
+        Box::pin(async move {
+            answer.ok_or_else(|| Self::unavailable(address, tonic::Code::Unavailable))
+        })
+    }
+
+    fn trigger_savepoint<'a>(
+        &'a self,
+        address: &'a str,
+        stop: bool,
+    ) -> BoxFuture<'a, Result<Savepoint, RpcError>> {
+        let call = format!("savepoint stop={stop} {address}");
+        self.calls.lock().unwrap().push(call);
+        let answer = self.savepoint.lock().unwrap().clone();
+        if stop && answer.is_some() {
+            // The job ends in STOPPED with the savepoint, as the JobMaster's does.
+            if let Some(status) = self.status.lock().unwrap().as_mut() {
+                status.state = JobState::Stopped as i32;
+            }
+        }
+        Box::pin(
+            async move { answer.ok_or_else(|| Self::unavailable(address, tonic::Code::Internal)) },
+        )
+    }
+}
+
+/// A JobMaster's status of run `run` of the job: its state, and the latest checkpoint when
+/// `checkpoint` is given (its id).
+pub fn job_status(run: i64, state: JobState, checkpoint: Option<u64>) -> JobStatus {
+    JobStatus {
+        job_id: format!("{NAMESPACE}-{NAME}-6f1c5e0a-{run}"),
+        state: state as i32,
+        parallelism: 2,
+        restarts: 1,
+        source_records_per_second: 1234.56,
+        back_pressure: 0.123,
+        checkpoints: checkpoint.map(|id| CheckpointStats {
+            completed: id,
+            latest_id: id,
+            latest_location: format!("s3://ckpt/run-{run}/chk-{id}"),
+            latest_completed_unix_ms: 1_750_000_000_000,
+            latest_state_bytes: 4096,
+            ..CheckpointStats::default()
+        }),
+        ..JobStatus::default()
+    }
+}
+
+/// A JobMaster pod: ready with the test's IP, or not ready yet.
+pub fn jobmaster_pod(ready: bool) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{NAME}-jobmaster-7d9f-abcde"), "namespace": NAMESPACE},
+        "status": {
+            "phase": "Running",
+            "podIP": JOBMASTER_IP,
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+        },
+    })
 }
 
 /// One request the reconciler sent.
@@ -152,6 +268,41 @@ impl ApiServer {
         body
     }
 
+    /// Expects the list of the job's JobMaster pods; answers with `pods`.
+    pub async fn expect_jobmaster_pods(&mut self, pods: Vec<Value>) {
+        let path = format!("/api/v1/namespaces/{NAMESPACE}/pods");
+        let call = self.expect(Method::GET, &path).await;
+        assert_eq!(
+            label_selector(&call.query),
+            format!("spate.dev/job={NAME},spate.dev/component=jobmaster")
+        );
+        call.ok(&json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods}));
+    }
+
+    /// Expects the deletion of the job's worker pods (by label).
+    pub async fn expect_workers_deleted(&mut self) {
+        let path = format!("/api/v1/namespaces/{NAMESPACE}/pods");
+        let call = self.expect(Method::DELETE, &path).await;
+        assert_eq!(
+            label_selector(&call.query),
+            format!("spate.dev/job={NAME},spate.dev/component=worker")
+        );
+        call.ok(&json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}));
+    }
+
+    /// Expects a read of the JobMaster Deployment; answers that it is scaled to zero with
+    /// `pods` pods left.
+    pub async fn expect_deployment_read(&mut self, replicas: i32, pods: i32) {
+        let path = format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{NAME}-jobmaster");
+        let call = self.expect(Method::GET, &path).await;
+        call.ok(&json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": format!("{NAME}-jobmaster"), "namespace": NAMESPACE},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}},
+            "status": {"replicas": pods},
+        }));
+    }
+
     /// Expects the six children of the job `NAME`, applied in order, and answers each with
     /// what was sent, but the Deployment with `deployment_status` added. Returns the bodies.
     pub async fn expect_children(&mut self, deployment_status: Option<Value>) -> Vec<Value> {
@@ -210,6 +361,15 @@ impl ApiServer {
         event
     }
 
+    /// Expects the status of the job to be applied; returns it with the answer's job (`job`
+    /// carrying the status), for the next reconciliation.
+    pub async fn expect_status_of(&mut self, job: &StreamJob) -> (Value, StreamJob) {
+        let status = self.expect_status(job).await;
+        let mut next = job.clone();
+        next.status = Some(serde_json::from_value(status.clone()).unwrap());
+        (status, next)
+    }
+
     /// Asserts that no request is waiting.
     pub async fn expect_nothing_more(&mut self) {
         let next = tokio::time::timeout(Duration::from_millis(100), self.0.next_request()).await;
@@ -217,4 +377,16 @@ impl ApiServer {
             panic!("unexpected {} {}", request.method(), request.uri());
         }
     }
+}
+
+/// The `labelSelector` of a query, decoded.
+fn label_selector(query: &str) -> String {
+    let encoded = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("labelSelector="))
+        .unwrap_or_default();
+    encoded
+        .replace("%3D", "=")
+        .replace("%2C", ",")
+        .replace("%2F", "/")
 }

@@ -2,6 +2,7 @@
 
 pub mod controller;
 pub mod crd;
+pub mod leader;
 pub mod metrics;
 pub mod resources;
 pub mod status;

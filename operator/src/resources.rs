@@ -3,16 +3,18 @@
 //! Service. Each is owned by the StreamJob (an ownerReference with `controller: true`, so the
 //! garbage collector removes it with the job) and labelled with the job's name.
 //!
-//! Worker pods are not built here: the JobMaster starts them through its resource manager.
+//! Worker pods are not made here: the JobMaster creates them through its resource manager,
+//! from the worker pod manifest the ConfigMap carries (`worker_pod`).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::DeepMerge;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SecretEnvSource, Service, ServiceAccount,
-    ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, EnvVar,
+    EnvVarSource, ObjectFieldSelector, Pod, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SecretEnvSource, Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -20,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::{DesiredState, PullPolicy, RestartKind, StreamJob};
+use crate::crd::{PullPolicy, Resources, RestartKind, StreamJob};
 
 /// The JobMaster's gRPC port (workers register there, `spate savepoint` calls it).
 pub const RPC_PORT: i32 = 6123;
@@ -31,13 +33,16 @@ pub const MAIN_CONTAINER: &str = "spate";
 pub const JOB_DIR: &str = "/etc/spate";
 /// The ConfigMap key (and file name) holding the job's SQL.
 pub const JOB_SQL_KEY: &str = "job.sql";
-/// A hash of the job's SQL on the JobMaster's pod template: a changed script rolls the pod
-/// instead of waiting, stale, for the next restart to pick up the new file.
-pub const JOB_HASH_ANNOTATION: &str = "spate.dev/job-sql-hash";
+/// The ConfigMap key (and file name) holding the worker pod manifest the JobMaster completes
+/// for each worker pod it creates.
+pub const WORKER_POD_KEY: &str = "worker-pod.json";
+/// The worker pod's main container.
+pub const WORKER_CONTAINER: &str = "worker";
 /// Longest StreamJob name: `<name>-jobmaster` must fit a Service name and a label value (63).
 pub const MAX_NAME_LEN: usize = 53;
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_JOB: &str = "spate.dev/job";
 pub const LABEL_COMPONENT: &str = "spate.dev/component";
@@ -72,10 +77,12 @@ pub fn job_config_map_name(job: &StreamJob) -> String {
     format!("{}-job", job.name_any())
 }
 
-/// The job id the JobMaster runs under; it names the job's checkpoint directory, so it must
-/// stay the same across JobMaster restarts, and differ for a job deleted and created again
-/// under the same name (which starts fresh, as in Flink): the object's uid is part of it.
-pub fn job_id(job: &StreamJob) -> String {
+/// The job id of the job's `run`-th run. It names the run's checkpoint directory and the
+/// JobMaster's `--recover` restores that directory's latest checkpoint in preference to
+/// `--from`, so it stays the same across JobMaster restarts of one run and changes with every
+/// redeployment from a state the operator chose. It differs for a job deleted and created
+/// again under the same name (which starts fresh, as in Flink): the object's uid is part of it.
+pub fn job_id(job: &StreamJob, run: i64) -> String {
     let uid: String = job
         .metadata
         .uid
@@ -87,9 +94,20 @@ pub fn job_id(job: &StreamJob) -> String {
         .collect();
     let base = format!("{}-{}", job.namespace().unwrap_or_default(), job.name_any());
     match uid.is_empty() {
-        true => base,
-        false => format!("{base}-{uid}"),
+        true => format!("{base}-{run}"),
+        false => format!("{base}-{uid}-{run}"),
     }
+}
+
+/// What of the JobMaster Deployment the controller decides rather than the spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub job_id: String,
+    /// The savepoint or checkpoint to start from (`--from`).
+    pub from: Option<String>,
+    /// JobMaster pods: 1, or 0 while the job is suspended, a run is being stopped, or the job
+    /// ended.
+    pub replicas: i32,
 }
 
 /// Labels of the objects and pods of one component of a job.
@@ -141,8 +159,14 @@ pub fn check(job: &StreamJob) -> Result<(), SpecError> {
     }
     job.namespace().ok_or(SpecError::NoNamespace)?;
     job.uid().ok_or(SpecError::NoUid)?;
-    jobmaster_args(job)?;
-    pod_template(job, "")?;
+    let run = Run {
+        job_id: job_id(job, 1),
+        from: None,
+        replicas: 1,
+    };
+    jobmaster_args(job, &run)?;
+    pod_template(job, &run)?;
+    worker_pod(job)?;
     Ok(())
 }
 
@@ -154,10 +178,11 @@ pub fn service_account(job: &StreamJob) -> Result<ServiceAccount, SpecError> {
 }
 
 /// What the JobMaster may do, in the job's namespace only: run worker pods (its resource
-/// manager), and keep ConfigMaps (its own state across restarts).
+/// manager creates, watches, labels and deletes them), keep ConfigMaps (its own state across
+/// restarts), and read its own Deployment (the owner of the worker pods).
 pub fn role(job: &StreamJob) -> Result<Role, SpecError> {
-    let rule = |resource: &str, verbs: &[&str]| PolicyRule {
-        api_groups: Some(vec![String::new()]),
+    let rule = |group: &str, resource: &str, verbs: &[&str]| PolicyRule {
+        api_groups: Some(vec![group.to_string()]),
         resources: Some(vec![resource.to_string()]),
         verbs: verbs.iter().map(|v| v.to_string()).collect(),
         ..PolicyRule::default()
@@ -165,11 +190,19 @@ pub fn role(job: &StreamJob) -> Result<Role, SpecError> {
     Ok(Role {
         metadata: owned_meta(job, jobmaster_name(job))?,
         rules: Some(vec![
-            rule("pods", &["create", "get", "list", "watch", "delete"]),
             rule(
-                "configmaps",
-                &["get", "list", "watch", "create", "update", "delete"],
+                "",
+                "pods",
+                &["get", "list", "watch", "create", "delete", "patch"],
             ),
+            rule(
+                "",
+                "configmaps",
+                &[
+                    "get", "list", "watch", "create", "update", "patch", "delete",
+                ],
+            ),
+            rule("apps", "deployments", &["get"]),
         ]),
     })
 }
@@ -192,13 +225,59 @@ pub fn role_binding(job: &StreamJob) -> Result<RoleBinding, SpecError> {
     })
 }
 
-/// The job's SQL (inline in the spec, or copied from the ConfigMap the spec names), mounted as
-/// a file in the JobMaster pod.
+/// The job's SQL (inline in the spec, or copied from the ConfigMap the spec names) and the
+/// worker pod manifest, mounted as files in the JobMaster pod.
 pub fn config_map(job: &StreamJob, sql: &str) -> Result<ConfigMap, SpecError> {
+    let worker_pod = serde_json::to_string_pretty(&worker_pod(job)?)
+        .map_err(|e| SpecError::PodTemplate(e.to_string()))?;
     Ok(ConfigMap {
         metadata: owned_meta(job, job_config_map_name(job))?,
-        data: Some(BTreeMap::from([(JOB_SQL_KEY.to_string(), sql.to_string())])),
+        data: Some(BTreeMap::from([
+            (JOB_SQL_KEY.to_string(), sql.to_string()),
+            (WORKER_POD_KEY.to_string(), worker_pod),
+        ])),
         ..ConfigMap::default()
+    })
+}
+
+/// The worker pod as far as the spec decides it; the JobMaster completes it for each worker
+/// (name, command, `POD_IP`, the `spate.dev/job-id` label, owner, restart policy, service
+/// account). `spec.podTemplate` is its base like the JobMaster's, and the template's `spate`
+/// container is merged into the `worker` container.
+pub fn worker_pod(job: &StreamJob) -> Result<Pod, SpecError> {
+    let name = job.name_any();
+    let mut template = user_template(job)?;
+    if let Some(spec) = template.spec.as_mut() {
+        for container in &mut spec.containers {
+            if container.name == MAIN_CONTAINER {
+                container.name = WORKER_CONTAINER.into();
+            }
+        }
+    }
+    let mut pod_labels = labels(&name, COMPONENT_WORKER);
+    pod_labels.remove(LABEL_MANAGED_BY);
+    pod_labels.insert(LABEL_INSTANCE.into(), name);
+    template.merge_from(PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: WORKER_CONTAINER.into(),
+                image: Some(job.spec.image.clone()),
+                image_pull_policy: pull_policy(job),
+                resources: requests_and_limits(job.spec.worker.resources.as_ref()),
+                env_from: credentials(job),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+    });
+    Ok(Pod {
+        metadata: template.metadata.unwrap_or_default(),
+        spec: template.spec,
+        status: None,
     })
 }
 
@@ -219,17 +298,13 @@ pub fn service(job: &StreamJob) -> Result<Service, SpecError> {
     })
 }
 
-/// The JobMaster: one pod (none while suspended), replaced by `Recreate` so that two
-/// JobMasters of one job never run at once.
-pub fn deployment(job: &StreamJob, sql: &str) -> Result<Deployment, SpecError> {
-    let replicas = match job.spec.state {
-        DesiredState::Running => 1,
-        DesiredState::Suspended => 0,
-    };
+/// The JobMaster of `run`: one pod (or none), replaced by `Recreate` so that two JobMasters of
+/// one job never run at once.
+pub fn deployment(job: &StreamJob, run: &Run) -> Result<Deployment, SpecError> {
     Ok(Deployment {
         metadata: owned_meta(job, jobmaster_name(job))?,
         spec: Some(DeploymentSpec {
-            replicas: Some(replicas),
+            replicas: Some(run.replicas),
             selector: LabelSelector {
                 match_labels: Some(selector(&job.name_any(), COMPONENT_JOBMASTER)),
                 ..LabelSelector::default()
@@ -238,7 +313,7 @@ pub fn deployment(job: &StreamJob, sql: &str) -> Result<Deployment, SpecError> {
                 type_: Some("Recreate".into()),
                 ..DeploymentStrategy::default()
             }),
-            template: pod_template(job, sql)?,
+            template: pod_template(job, run)?,
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()
@@ -248,57 +323,102 @@ pub fn deployment(job: &StreamJob, sql: &str) -> Result<Deployment, SpecError> {
 /// The JobMaster's pod: `spec.podTemplate` first, then what the operator needs on top of it
 /// (Kubernetes' merge rules: containers, env and volumes by name, ports by number; the
 /// operator's values win).
-pub fn pod_template(job: &StreamJob, sql: &str) -> Result<PodTemplateSpec, SpecError> {
-    let mut template = match &job.spec.pod_template {
-        Some(value) => serde_json::from_value::<PodTemplateSpec>(value.clone())
-            .map_err(|e| SpecError::PodTemplate(e.to_string()))?,
-        None => PodTemplateSpec::default(),
-    };
-    template.merge_from(jobmaster_pod(job, sql)?);
+pub fn pod_template(job: &StreamJob, run: &Run) -> Result<PodTemplateSpec, SpecError> {
+    let mut template = user_template(job)?;
+    template.merge_from(jobmaster_pod(job, run)?);
     Ok(template)
 }
 
-fn jobmaster_pod(job: &StreamJob, sql: &str) -> Result<PodTemplateSpec, SpecError> {
-    let name = job.name_any();
-    let env_from = job
+/// `spec.podTemplate`, the base of the JobMaster and worker pods.
+fn user_template(job: &StreamJob) -> Result<PodTemplateSpec, SpecError> {
+    match &job.spec.pod_template {
+        Some(value) => serde_json::from_value::<PodTemplateSpec>(value.clone())
+            .map_err(|e| SpecError::PodTemplate(e.to_string())),
+        None => Ok(PodTemplateSpec::default()),
+    }
+}
+
+fn pull_policy(job: &StreamJob) -> Option<String> {
+    job.spec.image_pull_policy.map(|policy| {
+        match policy {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+        .to_string()
+    })
+}
+
+/// The checkpoint storage credentials as environment variables: the storage client reads them
+/// from there (AWS_ACCESS_KEY_ID, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY, ...).
+fn credentials(job: &StreamJob) -> Option<Vec<EnvFromSource>> {
+    let secret = job
         .spec
         .checkpointing
-        .as_ref()
-        .and_then(|c| c.credentials_secret.as_ref())
-        .map(|secret| {
-            // The storage client reads its credentials from the environment
-            // (AWS_ACCESS_KEY_ID, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY, ...).
-            vec![EnvFromSource {
-                secret_ref: Some(SecretEnvSource {
-                    name: secret.clone(),
-                    optional: Some(false),
-                }),
-                ..EnvFromSource::default()
-            }]
-        });
+        .as_ref()?
+        .credentials_secret
+        .as_ref()?;
+    Some(vec![EnvFromSource {
+        secret_ref: Some(SecretEnvSource {
+            name: secret.clone(),
+            optional: Some(false),
+        }),
+        ..EnvFromSource::default()
+    }])
+}
+
+/// An environment variable from the pod's own fields (the downward API).
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn jobmaster_pod(job: &StreamJob, run: &Run) -> Result<PodTemplateSpec, SpecError> {
+    let name = job.name_any();
+    let env = vec![
+        // `--advertise $(POD_IP):6123`: workers reach the JobMaster at its pod's address.
+        field_env("POD_IP", "status.podIP"),
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        // Worker pods are owned by the Deployment, not by the JobMaster pod: a replacement
+        // JobMaster adopts them, and deleting the Deployment garbage-collects them.
+        EnvVar {
+            name: "SPATE_OWNER_DEPLOYMENT".into(),
+            value: Some(jobmaster_name(job)),
+            ..EnvVar::default()
+        },
+    ];
     let container = Container {
         name: MAIN_CONTAINER.into(),
         image: Some(job.spec.image.clone()),
-        image_pull_policy: job.spec.image_pull_policy.map(|policy| {
-            match policy {
-                PullPolicy::Always => "Always",
-                PullPolicy::IfNotPresent => "IfNotPresent",
-                PullPolicy::Never => "Never",
-            }
-            .to_string()
-        }),
+        image_pull_policy: pull_policy(job),
         command: Some(vec!["spate".into()]),
-        args: Some(jobmaster_args(job)?),
+        args: Some(jobmaster_args(job, run)?),
         ports: Some(vec![ContainerPort {
             name: Some("rpc".into()),
             container_port: RPC_PORT,
             protocol: Some("TCP".into()),
             ..ContainerPort::default()
         }]),
-        env_from,
-        resources: jobmaster_resources(job),
-        // The port is bound once the job's graph is built: a JobMaster that cannot plan the
-        // job never becomes ready.
+        env: Some(env),
+        env_from: credentials(job),
+        resources: requests_and_limits(
+            job.spec
+                .job_master
+                .as_ref()
+                .and_then(|j| j.resources.as_ref()),
+        ),
+        // The port is bound once the JobMaster has started; with `--keep-serving` it stays
+        // bound after the job ended, to report how (a job whose SQL does not plan included).
         readiness_probe: Some(Probe {
             tcp_socket: Some(TCPSocketAction {
                 port: IntOrString::String("rpc".into()),
@@ -317,13 +437,10 @@ fn jobmaster_pod(job: &StreamJob, sql: &str) -> Result<PodTemplateSpec, SpecErro
     };
     let mut pod_labels = labels(&name, COMPONENT_JOBMASTER);
     pod_labels.remove(LABEL_MANAGED_BY);
+    pod_labels.insert(LABEL_INSTANCE.into(), name);
     Ok(PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(pod_labels),
-            annotations: Some(BTreeMap::from([(
-                JOB_HASH_ANNOTATION.to_string(),
-                format!("{:016x}", fnv1a(sql.as_bytes())),
-            )])),
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
@@ -342,9 +459,9 @@ fn jobmaster_pod(job: &StreamJob, sql: &str) -> Result<PodTemplateSpec, SpecErro
     })
 }
 
-/// `spec.jobMaster.resources` as requests and equal limits.
-fn jobmaster_resources(job: &StreamJob) -> Option<ResourceRequirements> {
-    let resources = job.spec.job_master.as_ref()?.resources.as_ref()?;
+/// CPU and memory as requests and equal limits.
+fn requests_and_limits(resources: Option<&Resources>) -> Option<ResourceRequirements> {
+    let resources = resources?;
     let mut amounts = BTreeMap::new();
     if let Some(cpu) = &resources.cpu {
         amounts.insert("cpu".to_string(), Quantity(cpu.clone()));
@@ -365,22 +482,32 @@ fn jobmaster_resources(job: &StreamJob) -> Option<ResourceRequirements> {
 /// The arguments of `spate` in the JobMaster container (`spate jobmaster --help`).
 ///
 /// `--recover` is always given: a JobMaster pod that replaces one that died takes over the
-/// tasks its workers kept running, or restores the job's latest completed checkpoint; on the
-/// first start there is neither and the job starts fresh (or from `--from`).
-pub fn jobmaster_args(job: &StreamJob) -> Result<Vec<String>, SpecError> {
+/// tasks its workers kept running, or restores the run's latest completed checkpoint; on the
+/// first start of a run there is neither and the job starts fresh or from `--from`.
+/// `--keep-serving` keeps the JobMaster up after the job ended (a job whose SQL does not plan
+/// included) to report how, instead of exiting into a crash loop.
+pub fn jobmaster_args(job: &StreamJob, run: &Run) -> Result<Vec<String>, SpecError> {
     let spec = &job.spec;
     let mut args: Vec<String> = vec![
         "jobmaster".into(),
         format!("{JOB_DIR}/{JOB_SQL_KEY}"),
         "--bind".into(),
         format!("0.0.0.0:{RPC_PORT}"),
+        // Kubernetes expands $(POD_IP) from the container's environment.
+        "--advertise".into(),
+        format!("$(POD_IP):{RPC_PORT}"),
         "--job-id".into(),
-        job_id(job),
+        run.job_id.clone(),
         "--recover".into(),
-        "--arg".into(),
-        format!("parallelism={}", spec.parallelism),
+        "--keep-serving".into(),
+        "--resource-manager".into(),
+        "kubernetes".into(),
+        "--worker-pod-template".into(),
+        format!("{JOB_DIR}/{WORKER_POD_KEY}"),
         "--worker-slots".into(),
         spec.worker.slots.to_string(),
+        "--arg".into(),
+        format!("parallelism={}", spec.parallelism),
     ];
     if let Some(checkpointing) = &spec.checkpointing {
         let interval = duration_ms("spec.checkpointing.interval", &checkpointing.interval)?;
@@ -406,8 +533,8 @@ pub fn jobmaster_args(job: &StreamJob) -> Result<Vec<String>, SpecError> {
             args.extend(["--restart-delay-ms".into(), delay.to_string()]);
         }
     }
-    if let Some(savepoint) = &spec.initial_savepoint {
-        args.extend(["--from".into(), savepoint.clone()]);
+    if let Some(from) = &run.from {
+        args.extend(["--from".into(), from.clone()]);
     }
     Ok(args)
 }
@@ -437,7 +564,7 @@ pub fn duration_ms(field: &'static str, text: &str) -> Result<u64, SpecError> {
 }
 
 /// FNV-1a, 64 bits: a hash that stays the same across Rust releases and processes.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -461,8 +588,16 @@ mod tests {
         job
     }
 
+    fn run() -> Run {
+        Run {
+            job_id: "streams-hop-0b9e2a8c-1".into(),
+            from: None,
+            replicas: 1,
+        }
+    }
+
     fn args_of(job: &StreamJob) -> Vec<String> {
-        jobmaster_args(job).unwrap()
+        jobmaster_args(job, &run()).unwrap()
     }
 
     /// The value following `flag` in `args`.
@@ -488,7 +623,7 @@ mod tests {
             role_binding(&job).unwrap().metadata,
             config_map(&job, "sql").unwrap().metadata,
             service(&job).unwrap().metadata,
-            deployment(&job, "sql").unwrap().metadata,
+            deployment(&job, &run()).unwrap().metadata,
         ];
         for meta in metas {
             assert_eq!(meta.namespace.as_deref(), Some("streams"));
@@ -517,30 +652,33 @@ mod tests {
     }
 
     #[test]
-    fn the_role_allows_pods_and_configmaps_in_the_namespace_only() {
+    fn the_role_allows_pods_configmaps_and_reading_deployments_in_the_namespace_only() {
         let job = job();
         let role = role(&job).unwrap();
         // A Role (not a ClusterRole) grants nothing outside its namespace.
         assert_eq!(role.metadata.namespace.as_deref(), Some("streams"));
         let rules = role.rules.unwrap();
-        assert_eq!(rules.len(), 2);
-        let verbs_for = |resource: &str| {
+        assert_eq!(rules.len(), 3);
+        let verbs_for = |group: &str, resource: &str| {
             let rule = rules
                 .iter()
                 .find(|r| r.resources.as_deref() == Some(&[resource.to_string()][..]))
                 .unwrap();
-            assert_eq!(rule.api_groups.as_deref(), Some(&[String::new()][..]));
+            assert_eq!(rule.api_groups.as_deref(), Some(&[group.to_string()][..]));
             assert!(rule.resource_names.is_none() && rule.non_resource_urls.is_none());
             rule.verbs.clone()
         };
         assert_eq!(
-            verbs_for("pods"),
-            ["create", "get", "list", "watch", "delete"]
+            verbs_for("", "pods"),
+            ["get", "list", "watch", "create", "delete", "patch"]
         );
         assert_eq!(
-            verbs_for("configmaps"),
-            ["get", "list", "watch", "create", "update", "delete"]
+            verbs_for("", "configmaps"),
+            [
+                "get", "list", "watch", "create", "update", "patch", "delete"
+            ]
         );
+        assert_eq!(verbs_for("apps", "deployments"), ["get"]);
         for rule in &rules {
             assert!(!rule.verbs.iter().any(|v| v == "*" || v == "escalate"));
         }
@@ -560,10 +698,68 @@ mod tests {
     }
 
     #[test]
-    fn the_config_map_holds_the_sql_under_job_sql() {
+    fn the_config_map_holds_the_sql_and_the_worker_pod() {
         let cm = config_map(&job(), "SELECT 1").unwrap();
         assert_eq!(cm.metadata.name.as_deref(), Some("hop-job"));
-        assert_eq!(cm.data.unwrap()[JOB_SQL_KEY], "SELECT 1");
+        let data = cm.data.unwrap();
+        assert_eq!(data[JOB_SQL_KEY], "SELECT 1");
+        let pod: serde_json::Value = serde_json::from_str(&data[WORKER_POD_KEY]).unwrap();
+        assert_eq!(pod["kind"], "Pod");
+        assert_eq!(pod["spec"]["containers"][0]["name"], "worker");
+    }
+
+    #[test]
+    fn the_worker_pod_has_the_spec_image_resources_credentials_labels_and_template() {
+        let mut job = job();
+        job.spec.image_pull_policy = Some(PullPolicy::Always);
+        job.spec.worker.resources = Some(Resources {
+            cpu: Some("2".into()),
+            memory: Some("4Gi".into()),
+        });
+        job.spec.checkpointing = Some(CheckpointingSpec {
+            interval: "10s".into(),
+            storage: "s3://bucket/hop".into(),
+            credentials_secret: Some("s3-creds".into()),
+            retained: None,
+        });
+        job.spec.pod_template = Some(serde_json::json!({
+            "metadata": {"labels": {"team": "ads"}},
+            "spec": {
+                "nodeSelector": {"pool": "streaming"},
+                "containers": [
+                    {"name": "spate", "env": [{"name": "RUST_LOG", "value": "debug"}]},
+                    {"name": "sidecar", "image": "proxy:1"}
+                ]
+            }
+        }));
+        let pod = worker_pod(&job).unwrap();
+        let labels = pod.metadata.labels.unwrap();
+        assert_eq!(labels[LABEL_NAME], "spate");
+        assert_eq!(labels[LABEL_INSTANCE], "hop");
+        assert_eq!(labels[LABEL_JOB], "hop");
+        assert_eq!(labels[LABEL_COMPONENT], "worker");
+        assert_eq!(labels["team"], "ads");
+        assert!(!labels.contains_key(LABEL_MANAGED_BY));
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.node_selector.unwrap()["pool"], "streaming");
+        let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["worker", "sidecar"],
+            "the template's spate container is the worker"
+        );
+        let worker = &spec.containers[0];
+        assert_eq!(worker.image.as_deref(), Some("spate:1.0"));
+        assert_eq!(worker.image_pull_policy.as_deref(), Some("Always"));
+        assert_eq!(worker.env.as_ref().unwrap()[0].name, "RUST_LOG");
+        let resources = worker.resources.as_ref().unwrap();
+        assert_eq!(resources.requests.as_ref().unwrap()["cpu"].0, "2");
+        assert_eq!(resources.limits.as_ref().unwrap()["memory"].0, "4Gi");
+        let env_from = worker.env_from.as_ref().unwrap();
+        assert_eq!(env_from[0].secret_ref.as_ref().unwrap().name, "s3-creds");
+        // What the JobMaster decides per worker is not in the manifest.
+        assert!(worker.command.is_none() && worker.args.is_none());
+        assert!(spec.restart_policy.is_none());
     }
 
     #[test]
@@ -572,17 +768,30 @@ mod tests {
         assert_eq!(args[0], "jobmaster");
         assert_eq!(args[1], "/etc/spate/job.sql");
         assert_eq!(flag(&args, "--bind"), Some("0.0.0.0:6123"));
-        assert_eq!(flag(&args, "--job-id"), Some("streams-hop-0b9e2a8c"));
+        assert_eq!(flag(&args, "--advertise"), Some("$(POD_IP):6123"));
+        assert_eq!(flag(&args, "--job-id"), Some("streams-hop-0b9e2a8c-1"));
         assert_eq!(flag(&args, "--arg"), Some("parallelism=4"));
         assert_eq!(flag(&args, "--worker-slots"), Some("2"));
+        assert_eq!(flag(&args, "--resource-manager"), Some("kubernetes"));
+        assert_eq!(
+            flag(&args, "--worker-pod-template"),
+            Some("/etc/spate/worker-pod.json")
+        );
         assert!(args.contains(&"--recover".to_string()));
+        assert!(args.contains(&"--keep-serving".to_string()));
         for absent in ["--checkpoint-interval-ms", "--restart-strategy", "--from"] {
             assert!(!args.iter().any(|a| a == absent), "{absent} in {args:?}");
         }
     }
 
     #[test]
-    fn checkpointing_restarts_and_the_initial_savepoint_become_flags() {
+    fn job_ids_name_the_namespace_the_job_its_uid_and_the_run() {
+        assert_eq!(job_id(&job(), 1), "streams-hop-0b9e2a8c-1");
+        assert_eq!(job_id(&job(), 12), "streams-hop-0b9e2a8c-12");
+    }
+
+    #[test]
+    fn checkpointing_restarts_and_the_runs_state_become_flags() {
         let mut job = job();
         job.spec.checkpointing = Some(CheckpointingSpec {
             interval: "10s".into(),
@@ -595,8 +804,11 @@ mod tests {
             attempts: Some(7),
             delay: Some("2s".into()),
         });
-        job.spec.initial_savepoint = Some("s3://bucket/savepoints/sp-1".into());
-        let args = args_of(&job);
+        let from = Run {
+            from: Some("s3://bucket/savepoints/sp-1".into()),
+            ..run()
+        };
+        let args = jobmaster_args(&job, &from).unwrap();
         assert_eq!(flag(&args, "--checkpoint-interval-ms"), Some("10000"));
         assert_eq!(flag(&args, "--checkpoint-dir"), Some("s3://bucket/hop"));
         assert_eq!(flag(&args, "--restart-strategy"), Some("exponential-delay"));
@@ -606,7 +818,7 @@ mod tests {
 
         // The credentials reach the JobMaster as environment variables, never as arguments.
         assert!(!args.iter().any(|a| a.contains("s3-creds")));
-        let template = pod_template(&job, "").unwrap();
+        let template = pod_template(&job, &run()).unwrap();
         let env_from = main_container(&template).env_from.clone().unwrap();
         assert_eq!(env_from[0].secret_ref.as_ref().unwrap().name, "s3-creds");
     }
@@ -641,7 +853,7 @@ mod tests {
     }
 
     #[test]
-    fn the_deployment_runs_one_jobmaster_from_the_spec_image_and_none_when_suspended() {
+    fn the_deployment_runs_the_runs_jobmaster_from_the_spec_image() {
         let mut job = job();
         job.spec.image_pull_policy = Some(PullPolicy::IfNotPresent);
         job.spec.job_master = Some(JobMasterSpec {
@@ -650,7 +862,7 @@ mod tests {
                 memory: Some("1Gi".into()),
             }),
         });
-        let deployment = deployment(&job, "SELECT 1").unwrap();
+        let deployment = deployment(&job, &run()).unwrap();
         let spec = deployment.spec.unwrap();
         assert_eq!(spec.replicas, Some(1));
         assert_eq!(
@@ -683,35 +895,31 @@ mod tests {
         );
         let volume = &pod.volumes.as_ref().unwrap()[0];
         assert_eq!(volume.config_map.as_ref().unwrap().name, "hop-job");
-
-        job.spec.state = DesiredState::Suspended;
-        assert_eq!(
-            super::deployment(&job, "").unwrap().spec.unwrap().replicas,
-            Some(0)
-        );
-    }
-
-    #[test]
-    fn a_changed_script_changes_the_pod_template() {
-        let job = job();
-        let hash = |sql| {
-            pod_template(&job, sql)
-                .unwrap()
-                .metadata
-                .unwrap()
-                .annotations
-                .unwrap()[JOB_HASH_ANNOTATION]
-                .clone()
+        let env = container.env.as_ref().unwrap();
+        let field = |name: &str| {
+            let var = env.iter().find(|e| e.name == name).unwrap();
+            let source = var.value_from.as_ref().unwrap();
+            source.field_ref.as_ref().unwrap().field_path.clone()
         };
-        assert_eq!(hash("SELECT 1"), hash("SELECT 1"));
-        assert_ne!(hash("SELECT 1"), hash("SELECT 2"));
+        assert_eq!(field("POD_IP"), "status.podIP");
+        assert_eq!(field("POD_NAME"), "metadata.name");
+        assert_eq!(field("POD_NAMESPACE"), "metadata.namespace");
+        let owner = env.iter().find(|e| e.name == "SPATE_OWNER_DEPLOYMENT");
+        assert_eq!(owner.unwrap().value.as_deref(), Some("hop-jobmaster"));
+
+        let stopped = Run {
+            replicas: 0,
+            ..run()
+        };
+        let spec = super::deployment(&job, &stopped).unwrap().spec.unwrap();
+        assert_eq!(spec.replicas, Some(0));
     }
 
     #[test]
     fn the_service_selects_the_jobmaster_pod_on_the_rpc_port() {
         let job = job();
         let spec = service(&job).unwrap().spec.unwrap();
-        let template = pod_template(&job, "").unwrap();
+        let template = pod_template(&job, &run()).unwrap();
         let pod_labels = template.metadata.unwrap().labels.unwrap();
         for (k, v) in spec.selector.unwrap() {
             assert_eq!(pod_labels.get(&k), Some(&v));
@@ -741,7 +949,7 @@ mod tests {
                 "volumes": [{"name": "scratch", "emptyDir": {}}]
             }
         }));
-        let template = pod_template(&job, "").unwrap();
+        let template = pod_template(&job, &run()).unwrap();
         let labels = template.metadata.as_ref().unwrap().labels.clone().unwrap();
         assert_eq!(labels["team"], "ads");
         assert_eq!(labels[LABEL_JOB], "hop", "the operator's labels win");

@@ -1,163 +1,300 @@
-//! The status the operator reports for a `StreamJob`, computed from the job and what it
-//! observed of its JobMaster Deployment: the phase, the Ready/Progressing/Degraded conditions,
-//! `observedGeneration`, and the scale subresource's `replicas` and `labelSelector`.
+//! The status the operator reports for a `StreamJob`: what the job's JobMaster says (`fold`),
+//! and the phase and Ready/Progressing/Degraded conditions of how the reconciler found the job
+//! (`assess`).
 //!
-//! Until the operator reads the job's state from the JobMaster itself, `Running` means the
-//! JobMaster pod is up and serving, not that every task runs.
+//! The status is also the operator's memory of what it deployed (`deployed`, the handled
+//! savepoint nonce): the status is written whole, each field derived from the previous status
+//! and what was observed since.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
+use spate_proto::v1::{JobState, JobStatus};
 
-use crate::crd::{Condition, DesiredState, Phase, StreamJob, StreamJobStatus};
+use crate::crd::{CheckpointInfo, Condition, Phase, StreamJob, StreamJobStatus, WorkerCounts};
 use crate::resources;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 
-/// What the reconciler found.
+/// How the reconciler found the job.
 #[derive(Debug, Clone, Copy)]
-pub enum Observation<'a> {
-    /// The children were applied; the Deployment as the API server returned it.
-    Applied(&'a Deployment),
+pub enum Health<'a> {
     /// The spec cannot be turned into objects (nothing was applied).
-    Invalid { reason: &'a str, message: &'a str },
+    Invalid {
+        reason: &'a str,
+        message: &'a str,
+    },
     /// The job's SQL is not there yet (a missing ConfigMap or key); retried.
-    Waiting { reason: &'a str, message: &'a str },
+    Waiting {
+        reason: &'a str,
+        message: &'a str,
+    },
+    /// `state: suspended`; `stopping` while the JobMaster pod is still there.
+    Suspended {
+        stopping: bool,
+    },
+    /// A new run replaces the previous one, whose pods are being removed.
+    Upgrading,
+    /// The run's JobMaster or job is starting; `upgrading` keeps the phase of an upgrade.
+    Starting {
+        upgrading: bool,
+        message: &'a str,
+        stalled: Option<&'a str>,
+    },
+    /// The job ran, but its JobMaster is now missing, not ready or not answering: its
+    /// replacement adopts the tasks the workers kept running. Not a failure.
+    Lost {
+        phase: Phase,
+        message: &'a str,
+    },
+    Running,
+    /// The job failed (its SQL does not plan, or its restarts ran out).
+    Failed {
+        message: &'a str,
+    },
+    /// The job ended by itself (a bounded job), or was canceled or stopped from outside.
+    Finished {
+        reason: &'a str,
+    },
 }
 
-/// The status fields the operator owns (the others, such as checkpoints, are left out so that
-/// server-side apply does not claim them).
-pub fn desired(job: &StreamJob, observed: Observation<'_>, now: &str) -> StreamJobStatus {
+/// Sets the phase, the conditions, the error and the scale subresource's fields of `status`
+/// from `health`. Conditions keep their transition time while their status stays.
+pub fn assess(job: &StreamJob, status: &mut StreamJobStatus, health: Health<'_>, now: &str) {
     let generation = job.metadata.generation;
-    let cond = |type_: &str, status: bool, reason: &str, message: &str| Condition {
+    let cond = |type_: &str, on: bool, reason: &str, message: &str| Condition {
         type_: type_.into(),
-        status: if status { "True" } else { "False" }.into(),
+        status: if on { "True" } else { "False" }.into(),
         reason: reason.into(),
         message: message.into(),
         last_transition_time: now.into(),
         observed_generation: generation,
     };
-    let (phase, conditions, error) = match observed {
-        Observation::Invalid { reason, message } => (
+    let fine = || cond(DEGRADED, false, "AsExpected", "nothing is wrong");
+    let (phase, conditions, error) = match health {
+        Health::Invalid { reason, message } => (
             Phase::Failed,
-            vec![
+            [
                 cond(READY, false, reason, message),
                 cond(PROGRESSING, false, reason, message),
                 cond(DEGRADED, true, reason, message),
             ],
-            Some(message.to_string()),
+            Some(message),
         ),
-        Observation::Waiting { reason, message } => (
+        Health::Waiting { reason, message } => (
             Phase::Pending,
-            vec![
+            [
                 cond(READY, false, reason, message),
                 cond(PROGRESSING, true, reason, message),
                 cond(DEGRADED, true, reason, message),
             ],
-            Some(message.to_string()),
+            Some(message),
         ),
-        Observation::Applied(deployment) => from_deployment(job, deployment, cond),
-    };
-    let mut status = StreamJobStatus {
-        phase: Some(phase),
-        conditions,
-        observed_generation: generation,
-        job_id: Some(resources::job_id(job)),
-        parallelism: Some(job.spec.parallelism),
-        replicas: Some(job.spec.parallelism),
-        label_selector: Some(resources::worker_selector(&job.name_any())),
-        error,
-        ..StreamJobStatus::default()
-    };
-    keep_transition_times(&mut status.conditions, job.status.as_ref());
-    status
-}
-
-fn from_deployment(
-    job: &StreamJob,
-    deployment: &Deployment,
-    cond: impl Fn(&str, bool, &str, &str) -> Condition,
-) -> (Phase, Vec<Condition>, Option<String>) {
-    let status = deployment.status.clone().unwrap_or_default();
-    let current = status.observed_generation.is_some()
-        && status.observed_generation >= deployment.metadata.generation;
-    let pods = status.replicas.unwrap_or(0);
-    let stalled = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "Progressing" && c.status == "False" && c.reason.is_some());
-    let degraded = match stalled {
-        Some(c) => cond(
-            DEGRADED,
-            true,
-            "JobMasterStalled",
-            &format!(
-                "the JobMaster Deployment is not progressing ({}): {}",
-                c.reason.as_deref().unwrap_or_default(),
-                c.message.as_deref().unwrap_or_default()
-            ),
-        ),
-        None => cond(DEGRADED, false, "AsExpected", "nothing is wrong"),
-    };
-    if job.spec.state == DesiredState::Suspended {
-        let stopping = !current || pods > 0;
-        let (reason, message) = if stopping {
-            ("Suspending", "stopping the JobMaster pod")
-        } else {
-            ("Suspended", "the job is suspended: no JobMaster pod runs")
-        };
-        return (
-            Phase::Suspended,
-            vec![
-                cond(READY, false, "Suspended", "the job is suspended"),
-                cond(PROGRESSING, stopping, reason, message),
-                degraded,
+        Health::Suspended { stopping } => {
+            let (reason, message) = if stopping {
+                ("Suspending", "stopping the JobMaster and worker pods")
+            } else {
+                ("Suspended", "the job is suspended: no pod runs")
+            };
+            (
+                Phase::Suspended,
+                [
+                    cond(READY, false, "Suspended", "the job is suspended"),
+                    cond(PROGRESSING, stopping, reason, message),
+                    fine(),
+                ],
+                None,
+            )
+        }
+        Health::Upgrading => {
+            let message = "stopping the previous run's pods before the new run starts";
+            (
+                Phase::Upgrading,
+                [
+                    cond(READY, false, "Upgrading", message),
+                    cond(PROGRESSING, true, "Upgrading", message),
+                    fine(),
+                ],
+                None,
+            )
+        }
+        Health::Starting {
+            upgrading,
+            message,
+            stalled,
+        } => (
+            if upgrading {
+                Phase::Upgrading
+            } else {
+                Phase::Deploying
+            },
+            [
+                cond(READY, false, "JobStarting", message),
+                cond(PROGRESSING, true, "JobStarting", message),
+                match stalled {
+                    Some(why) => cond(DEGRADED, true, "JobMasterStalled", why),
+                    None => fine(),
+                },
             ],
             None,
-        );
-    }
-    let ready = current
-        && status.updated_replicas.unwrap_or(0) >= 1
-        && status.ready_replicas.unwrap_or(0) >= 1
-        && pods == status.updated_replicas.unwrap_or(0);
-    if ready {
-        (
-            Phase::Running,
-            vec![
-                cond(
-                    READY,
-                    true,
-                    "JobMasterReady",
-                    "the JobMaster pod is ready (the job's own state is not read from it yet)",
-                ),
-                cond(PROGRESSING, false, "Deployed", "the JobMaster is deployed"),
-                degraded,
-            ],
-            None,
-        )
-    } else {
-        (
-            Phase::Deploying,
-            vec![
-                cond(
-                    READY,
-                    false,
-                    "JobMasterStarting",
-                    "waiting for the JobMaster pod",
-                ),
+        ),
+        Health::Lost { phase, message } => (
+            phase,
+            [
+                cond(READY, false, "JobMasterLost", message),
                 cond(
                     PROGRESSING,
                     true,
-                    "JobMasterStarting",
-                    "waiting for the JobMaster pod",
+                    "JobMasterLost",
+                    "waiting for the JobMaster to be back",
                 ),
-                degraded,
+                cond(DEGRADED, true, "JobMasterLost", message),
             ],
             None,
-        )
+        ),
+        Health::Running => (
+            Phase::Running,
+            [
+                cond(READY, true, "JobRunning", "the job is running"),
+                cond(PROGRESSING, false, "Deployed", "the job is deployed"),
+                fine(),
+            ],
+            None,
+        ),
+        Health::Failed { message } => (
+            Phase::Failed,
+            [
+                cond(READY, false, "JobFailed", message),
+                cond(
+                    PROGRESSING,
+                    false,
+                    "JobFailed",
+                    "the job failed: change the spec to retry",
+                ),
+                cond(DEGRADED, true, "JobFailed", message),
+            ],
+            Some(message),
+        ),
+        Health::Finished { reason } => {
+            let message = "the job ended";
+            (
+                Phase::Finished,
+                [
+                    cond(READY, false, reason, message),
+                    cond(PROGRESSING, false, reason, message),
+                    fine(),
+                ],
+                None,
+            )
+        }
+    };
+    status.phase = Some(phase);
+    status.conditions = conditions.to_vec();
+    status.error = error.map(str::to_string);
+    status.observed_generation = generation;
+    status.label_selector = Some(resources::worker_selector(&job.name_any()));
+    status.replicas = status.parallelism;
+    keep_transition_times(&mut status.conditions, job.status.as_ref());
+}
+
+/// Takes what the JobMaster of the current run reports into `status`.
+pub fn fold(job: &StreamJob, status: &mut StreamJobStatus, live: &JobStatus) {
+    status.job_state = Some(state_name(live.state()).to_string());
+    if live.parallelism > 0 {
+        status.parallelism = i32::try_from(live.parallelism).ok();
     }
+    status.workers = Some(WorkerCounts {
+        desired: workers_needed(job),
+        ready: i32::try_from(live.workers.len()).unwrap_or(i32::MAX),
+    });
+    if let Some(checkpoints) = &live.checkpoints {
+        if checkpoints.latest_id > 0 && !checkpoints.latest_location.is_empty() {
+            status.last_checkpoint = Some(CheckpointInfo {
+                id: i64::try_from(checkpoints.latest_id).ok(),
+                time: time_of(checkpoints.latest_completed_unix_ms),
+                location: checkpoints.latest_location.clone(),
+                size_bytes: i64::try_from(checkpoints.latest_state_bytes).ok(),
+            });
+        }
+        // A savepoint this JobMaster took, also one asked for outside the operator.
+        if checkpoints.savepoint_id > 0 && !checkpoints.savepoint_location.is_empty() {
+            status.last_savepoint = Some(CheckpointInfo {
+                id: i64::try_from(checkpoints.savepoint_id).ok(),
+                time: time_of(checkpoints.savepoint_completed_unix_ms),
+                location: checkpoints.savepoint_location.clone(),
+                size_bytes: None,
+            });
+        }
+    }
+    status.failover_count = Some(i64::from(live.restarts));
+    // Rounded: a status that changes in the noise of a rate is written for nothing.
+    status.records_per_second = Some((live.source_records_per_second * 10.0).round() / 10.0);
+    status.back_pressure = Some((live.back_pressure * 100.0).round() / 100.0);
+    if live.state() == JobState::Failed {
+        let failure = match live.failure.is_empty() {
+            true => "the job failed (the JobMaster gave no reason)".to_string(),
+            false => live.failure.clone(),
+        };
+        status.error = Some(failure);
+    }
+}
+
+/// Forgets what was observed of a run that is replaced.
+pub fn forget_run(job: &StreamJob, status: &mut StreamJobStatus) {
+    status.job_state = None;
+    status.last_checkpoint = None;
+    status.failover_count = None;
+    status.records_per_second = None;
+    status.back_pressure = None;
+    status.error = None;
+    status.parallelism = Some(job.spec.parallelism);
+    status.workers = Some(WorkerCounts {
+        desired: workers_needed(job),
+        ready: 0,
+    });
+}
+
+/// Worker pods the job needs: its parallelism over the slots of one worker, rounded up.
+fn workers_needed(job: &StreamJob) -> i32 {
+    let slots = job.spec.worker.slots.max(1);
+    (job.spec.parallelism + slots - 1) / slots
+}
+
+/// The names the status uses for job states.
+pub fn state_name(state: JobState) -> &'static str {
+    match state {
+        JobState::Unspecified => "UNKNOWN",
+        JobState::Created => "CREATED",
+        JobState::Running => "RUNNING",
+        JobState::Finished => "FINISHED",
+        JobState::Failed => "FAILED",
+        JobState::Canceled => "CANCELED",
+        JobState::Stopped => "STOPPED",
+    }
+}
+
+/// Whether the job of a run is over (the JobMaster serves its final status).
+pub fn ended(job_state: Option<&str>) -> bool {
+    matches!(
+        job_state,
+        Some("FINISHED" | "FAILED" | "CANCELED" | "STOPPED")
+    )
+}
+
+/// Why the JobMaster Deployment does not progress, when it says so.
+pub fn stalled(deployment: &Deployment) -> Option<String> {
+    let status = deployment.status.as_ref()?;
+    let c = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing" && c.status == "False" && c.reason.is_some())?;
+    Some(format!(
+        "the JobMaster Deployment is not progressing ({}): {}",
+        c.reason.as_deref().unwrap_or_default(),
+        c.message.as_deref().unwrap_or_default()
+    ))
 }
 
 /// A condition whose status did not change keeps the time it last changed.
@@ -174,17 +311,16 @@ fn keep_transition_times(conditions: &mut [Condition], previous: Option<&StreamJ
     }
 }
 
-/// True when applying `desired` would change nothing the operator owns in `current`.
-pub fn unchanged(current: Option<&StreamJobStatus>, desired: &StreamJobStatus) -> bool {
-    let Some(current) = current else { return false };
-    current.phase == desired.phase
-        && current.conditions == desired.conditions
-        && current.observed_generation == desired.observed_generation
-        && current.job_id == desired.job_id
-        && current.parallelism == desired.parallelism
-        && current.replicas == desired.replicas
-        && current.label_selector == desired.label_selector
-        && current.error == desired.error
+/// Milliseconds since the Unix epoch in RFC 3339 (now, when the JobMaster gave none).
+fn time_of(unix_ms: u64) -> String {
+    let at = i64::try_from(unix_ms)
+        .ok()
+        .filter(|ms| *ms > 0)
+        .and_then(|ms| k8s_openapi::jiff::Timestamp::from_millisecond(ms).ok());
+    match at {
+        Some(at) => at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => now(),
+    }
 }
 
 /// Now, in RFC 3339 to the second (as Kubernetes writes condition times).
@@ -195,168 +331,4 @@ pub fn now() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
-
-    fn job(state: DesiredState) -> StreamJob {
-        let spec = serde_json::from_value(serde_json::json!({
-            "image": "spate:1.0",
-            "parallelism": 3,
-            "state": state,
-            "job": {"sql": "SELECT 1"},
-        }))
-        .unwrap();
-        let mut job = StreamJob::new("hop", spec);
-        job.metadata.namespace = Some("streams".into());
-        job.metadata.generation = Some(4);
-        job
-    }
-
-    fn deployment(status: Option<DeploymentStatus>) -> Deployment {
-        let mut d = Deployment::default();
-        d.metadata.generation = Some(2);
-        d.status = status;
-        d
-    }
-
-    fn running_pod() -> DeploymentStatus {
-        DeploymentStatus {
-            observed_generation: Some(2),
-            replicas: Some(1),
-            updated_replicas: Some(1),
-            ready_replicas: Some(1),
-            available_replicas: Some(1),
-            ..DeploymentStatus::default()
-        }
-    }
-
-    fn condition<'a>(status: &'a StreamJobStatus, type_: &str) -> &'a Condition {
-        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
-    }
-
-    #[test]
-    fn a_new_deployment_is_deploying_and_progressing() {
-        let job = job(DesiredState::Running);
-        let d = deployment(None);
-        let status = desired(&job, Observation::Applied(&d), "T1");
-        assert_eq!(status.phase, Some(Phase::Deploying));
-        assert_eq!(condition(&status, READY).status, "False");
-        assert_eq!(condition(&status, PROGRESSING).status, "True");
-        assert_eq!(condition(&status, DEGRADED).status, "False");
-        assert_eq!(status.observed_generation, Some(4));
-        assert_eq!(condition(&status, READY).observed_generation, Some(4));
-        assert_eq!(status.replicas, Some(3));
-        assert_eq!(status.parallelism, Some(3));
-        assert_eq!(status.job_id.as_deref(), Some("streams-hop"));
-        assert_eq!(
-            status.label_selector.as_deref(),
-            Some("app.kubernetes.io/name=spate,spate.dev/component=worker,spate.dev/job=hop")
-        );
-    }
-
-    #[test]
-    fn a_ready_jobmaster_makes_the_job_running() {
-        let job = job(DesiredState::Running);
-        let d = deployment(Some(running_pod()));
-        let status = desired(&job, Observation::Applied(&d), "T1");
-        assert_eq!(status.phase, Some(Phase::Running));
-        assert_eq!(condition(&status, READY).status, "True");
-        assert_eq!(condition(&status, READY).reason, "JobMasterReady");
-        assert_eq!(condition(&status, PROGRESSING).status, "False");
-    }
-
-    #[test]
-    fn a_deployment_status_of_an_older_generation_is_not_ready_yet() {
-        let job = job(DesiredState::Running);
-        let mut d = deployment(Some(running_pod()));
-        d.metadata.generation = Some(3);
-        let status = desired(&job, Observation::Applied(&d), "T1");
-        assert_eq!(status.phase, Some(Phase::Deploying));
-    }
-
-    #[test]
-    fn a_stalled_rollout_is_degraded() {
-        let job = job(DesiredState::Running);
-        let d = deployment(Some(DeploymentStatus {
-            observed_generation: Some(2),
-            replicas: Some(1),
-            updated_replicas: Some(1),
-            ready_replicas: Some(0),
-            conditions: Some(vec![DeploymentCondition {
-                type_: "Progressing".into(),
-                status: "False".into(),
-                reason: Some("ProgressDeadlineExceeded".into()),
-                message: Some("took too long".into()),
-                ..DeploymentCondition::default()
-            }]),
-            ..DeploymentStatus::default()
-        }));
-        let status = desired(&job, Observation::Applied(&d), "T1");
-        assert_eq!(status.phase, Some(Phase::Deploying));
-        let degraded = condition(&status, DEGRADED);
-        assert_eq!(degraded.status, "True");
-        assert!(degraded.message.contains("ProgressDeadlineExceeded"));
-    }
-
-    #[test]
-    fn a_suspended_job_is_suspended_and_progressing_until_its_pod_is_gone() {
-        let job = job(DesiredState::Suspended);
-        let d = deployment(Some(running_pod()));
-        let status = desired(&job, Observation::Applied(&d), "T1");
-        assert_eq!(status.phase, Some(Phase::Suspended));
-        assert_eq!(condition(&status, READY).status, "False");
-        assert_eq!(condition(&status, PROGRESSING).reason, "Suspending");
-
-        let d = deployment(Some(DeploymentStatus {
-            observed_generation: Some(2),
-            replicas: None,
-            ..DeploymentStatus::default()
-        }));
-        let status = desired(&job, Observation::Applied(&d), "T1");
-        assert_eq!(condition(&status, PROGRESSING).status, "False");
-        assert_eq!(condition(&status, PROGRESSING).reason, "Suspended");
-    }
-
-    #[test]
-    fn an_invalid_spec_fails_with_its_message() {
-        let job = job(DesiredState::Running);
-        let observed = Observation::Invalid {
-            reason: "InvalidSpec",
-            message: "bad template",
-        };
-        let status = desired(&job, observed, "T1");
-        assert_eq!(status.phase, Some(Phase::Failed));
-        assert_eq!(status.error.as_deref(), Some("bad template"));
-        assert_eq!(condition(&status, DEGRADED).reason, "InvalidSpec");
-    }
-
-    #[test]
-    fn conditions_keep_their_transition_time_until_their_status_changes() {
-        let mut job = job(DesiredState::Running);
-        let d = deployment(None);
-        job.status = Some(desired(&job, Observation::Applied(&d), "T1"));
-        let again = desired(&job, Observation::Applied(&d), "T2");
-        assert!(
-            again
-                .conditions
-                .iter()
-                .all(|c| c.last_transition_time == "T1")
-        );
-        assert!(unchanged(job.status.as_ref(), &again));
-
-        let d = deployment(Some(running_pod()));
-        let ready = desired(&job, Observation::Applied(&d), "T3");
-        assert_eq!(condition(&ready, READY).last_transition_time, "T3");
-        assert_eq!(condition(&ready, PROGRESSING).last_transition_time, "T3");
-        assert_eq!(condition(&ready, DEGRADED).last_transition_time, "T1");
-        assert!(!unchanged(job.status.as_ref(), &ready));
-    }
-
-    #[test]
-    fn now_is_rfc3339_to_the_second() {
-        let now = now();
-        assert_eq!(now.len(), "2025-01-01T00:00:00Z".len(), "{now}");
-        assert!(now.ends_with('Z'));
-    }
-}
+mod tests;

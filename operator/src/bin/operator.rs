@@ -1,5 +1,5 @@
-//! `spate-operator`: runs the StreamJob controller, and serves `/metrics` (Prometheus text) and
-//! `/healthz` over HTTP.
+//! `spate-operator`: runs the StreamJob controller (with `--leader-election`, only while it holds
+//! the lease), and serves `/metrics` (Prometheus text) and `/healthz` over HTTP.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,8 +10,10 @@ use kube::api::{Api, ListParams};
 use kube::runtime::events::Reporter;
 use kube::{Client, CustomResourceExt};
 use prometheus_client::registry::Registry;
+use spate_operator::controller::jobmaster_api::GrpcJobMaster;
 use spate_operator::controller::{self, Context};
 use spate_operator::crd::StreamJob;
+use spate_operator::leader::LeaderElection;
 use spate_operator::metrics::{self, Metrics};
 use spate_operator::telemetry;
 use tracing::info;
@@ -30,6 +32,16 @@ struct Args {
     /// Address of the HTTP endpoint serving /metrics and /healthz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_bind: String,
+    /// Reconcile only while holding a coordination.k8s.io Lease, so that several replicas can
+    /// run (one leads, the others wait to take over).
+    #[arg(long)]
+    leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "spate-operator")]
+    lease_name: String,
+    /// Namespace of the Lease; by default the operator's own (POD_NAMESPACE).
+    #[arg(long)]
+    lease_namespace: Option<String>,
 }
 
 #[tokio::main]
@@ -80,13 +92,60 @@ async fn run() -> anyhow::Result<()> {
         controller: "spate-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let ctx = Arc::new(Context::new(client, reporter, metrics));
-    info!(
-        namespace = namespace.as_deref().unwrap_or("(all)"),
-        "watching StreamJobs"
-    );
-    controller::run(ctx, namespace.as_deref()).await;
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        reporter,
+        metrics,
+        Arc::new(GrpcJobMaster),
+    ));
+    let watch = async {
+        info!(
+            namespace = namespace.as_deref().unwrap_or("(all)"),
+            "watching StreamJobs"
+        );
+        controller::run(ctx, namespace.as_deref()).await;
+    };
+    let outcome = match args.leader_election {
+        false => {
+            watch.await;
+            Ok(())
+        }
+        true => {
+            let lease_namespace = args
+                .lease_namespace
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .filter(|ns| !ns.is_empty())
+                .context("--leader-election needs --lease-namespace or POD_NAMESPACE")?;
+            let identity = std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_else(|_| format!("spate-operator-{}", std::process::id()));
+            let mut election =
+                LeaderElection::new(client, &lease_namespace, &args.lease_name, &identity);
+            tokio::select! {
+                () = election.acquire() => {}
+                () = shutdown_signal() => return Ok(()),
+            }
+            election.lead(watch).await
+        }
+    };
     server.abort();
     info!("stopped");
-    Ok(())
+    // A lost lease ends the process: its restart campaigns again, from a clean state.
+    outcome.context("leader election")
+}
+
+/// SIGINT or SIGTERM (what Kubernetes sends a pod it stops).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
