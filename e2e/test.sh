@@ -47,4 +47,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (unit and real-process integration tests)"
 cargo test --workspace --locked
 
+step "node agent on the real control plane: pods run as processes, as their service accounts"
+bash e2e/node-agent/smoke.sh
+
+step "E2E on the real control plane: helm install, run, failover, JobMaster loss, scale, suspend/resume, bad input, delete"
+bash e2e/k8s/scenarios.sh
+
 step "done"

@@ -488,7 +488,15 @@ async fn write_status(
         .map_err(api_error(format!("writing the status of StreamJob {name}")))?;
 
     let before = written.as_ref().and_then(|s| s.phase);
+    let failovers_before = written.as_ref().and_then(|s| s.failover_count);
     *written = Some(status.clone());
+    if let (Some(before), Some(now)) = (failovers_before, status.failover_count)
+        && now > before
+    {
+        let cause = status.last_failover.as_deref().unwrap_or("no reason given");
+        let note = format!("failover {now}: tasks restarted from the latest checkpoint ({cause})");
+        ctx.publish(job, EventType::Warning, "Failover", note).await;
+    }
     if let Some(phase) = status.phase
         && before != Some(phase)
     {

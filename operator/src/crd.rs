@@ -237,6 +237,9 @@ pub struct StreamJobStatus {
     pub last_savepoint: Option<CheckpointInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover_count: Option<i64>,
+    /// Why the job last failed over (restarted tasks from a checkpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_per_second: Option<f64>,
     /// Fraction of time the job's sources were back-pressured, 0 to 1.

@@ -228,6 +228,7 @@ pub fn fold(job: &StreamJob, status: &mut StreamJobStatus, live: &JobStatus) {
         }
     }
     status.failover_count = Some(i64::from(live.restarts));
+    status.last_failover = Some(live.last_failover.clone()).filter(|f| !f.is_empty());
     // Rounded: a status that changes in the noise of a rate is written for nothing.
     status.records_per_second = Some((live.source_records_per_second * 10.0).round() / 10.0);
     status.back_pressure = Some((live.back_pressure * 100.0).round() / 100.0);
@@ -245,6 +246,7 @@ pub fn forget_run(job: &StreamJob, status: &mut StreamJobStatus) {
     status.job_state = None;
     status.last_checkpoint = None;
     status.failover_count = None;
+    status.last_failover = None;
     status.records_per_second = None;
     status.back_pressure = None;
     status.error = None;

@@ -224,7 +224,8 @@ pub fn pod_status(input: &Input) -> PodStatus {
         pod_ip: pod_ip.map(|ip| ip.to_string()),
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip: ip.to_string() }]),
         start_time: Some(Time(input.start_time)),
-        qos_class: Some("BestEffort".into()),
+        // The API server sets the QoS class at creation and refuses any change to it.
+        qos_class: input.previous.and_then(|p| p.qos_class.clone()),
         container_statuses: Some(input.containers.iter().map(container_status).collect()),
         ..PodStatus::default()
     }

@@ -271,6 +271,46 @@ async fn a_running_job_reports_what_its_jobmaster_says() {
 }
 
 #[tokio::test]
+async fn a_failover_is_counted_in_the_status_and_announced_as_a_warning_event() {
+    let (ctx, mut server, _, jobmaster) = fixtures::context();
+    let mut job = deployed(
+        fixtures::with_finalizer(fixtures::job(json!({}))),
+        1,
+        None,
+        "Running",
+        Some("RUNNING"),
+    );
+    job.status.as_mut().unwrap().failover_count = Some(1);
+    let mut live = job_status(1, JobState::Running, Some(42));
+    live.restarts = 2;
+    live.last_failover = "worker hop-jobmaster-worker-x exited (its process ended)".into();
+    jobmaster.set_status(live);
+    let reconciling = start(&job, &ctx);
+
+    server
+        .expect_jobmaster_pods(vec![jobmaster_pod(true)])
+        .await;
+    server.expect_children(None).await;
+    let status = server.expect_status(&job).await;
+    assert_eq!(status["phase"], "Running");
+    assert_eq!(status["failoverCount"], 2);
+    assert_eq!(
+        status["lastFailover"],
+        "worker hop-jobmaster-worker-x exited (its process ended)"
+    );
+    let event = server.expect_event().await;
+    assert_eq!(event["reason"], "Failover");
+    assert_eq!(event["type"], "Warning");
+    let note = event["note"].as_str().unwrap();
+    assert!(
+        note.contains("failover 2") && note.contains("exited"),
+        "{note}"
+    );
+    finish(reconciling).await.unwrap();
+    server.expect_nothing_more().await;
+}
+
+#[tokio::test]
 async fn a_jobmaster_of_another_run_is_not_taken_for_this_runs() {
     let (ctx, mut server, _, jobmaster) = fixtures::context();
     let job = deployed(

@@ -198,6 +198,7 @@ impl State {
             source_records_per_second: self.throughput.per_second(),
             back_pressure: self.back_pressure(),
             parallelism: self.parallelism,
+            last_failover: self.last_failure.clone(),
         }
     }
 

@@ -442,8 +442,11 @@ impl Coordinator {
         );
         match self.store.add(metadata).await {
             Ok(location) => {
-                info!(checkpoint = id, location = %self.storage.url_of(&location.dir()), "final checkpoint complete");
+                let url = self.storage.url_of(&location.dir());
+                info!(checkpoint = id, location = %url, "final checkpoint complete");
                 self.stats.latest_id = id;
+                self.stats.latest_location = url;
+                self.stats.latest_completed_unix_ms = spate_api::now_millis().max(0) as u64;
                 self.notify_complete(shared, FINAL_SNAPSHOT).await;
             }
             Err(e) => {
