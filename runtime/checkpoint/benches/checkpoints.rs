@@ -6,14 +6,22 @@
 //! as the task takes it: the synchronous part (`KeyedStateBackend::snapshot`), then the upload
 //! of its files to a `file://` checkpoint storage by a `TaskSnapshotUploader`, which sends only
 //! the shared files that the last confirmed checkpoint did not send. Then the checkpoint is
-//! confirmed to both, as the JobMaster would once every task acknowledged it.
+//! confirmed to both, as the JobMaster would once every task acknowledged it, and a few thousand
+//! point reads of random keys are timed (what the state's layout costs reads). With `--pause-ms`
+//! the instance then idles before the next round, as between a job's checkpoints, so that
+//! background compactions keep up as they would at a realistic checkpoint interval.
 //!
 //! ```sh
 //! cargo bench -p spate-checkpoint --bench checkpoints -- \
-//!     [--sizes 10,100,1000] [--rounds 10] [--backends rocksdb,heap] [--dir /var/tmp]
+//!     [--sizes 10,100,1000] [--rounds 10] [--backends rocksdb,heap] [--dir /var/tmp] \
+//!     [--pause-ms 0]
 //! ```
 //!
 //! Sizes are in MB (10^6 bytes) of keys and values; the key count is the size over 108 bytes.
+//! Uploads are compared with the full checkpoint (checkpoint 1: the state without overwritten
+//! versions), which is what "a share of the state" means, and with the round's own snapshot,
+//! which also counts the overwritten versions RocksDB has not compacted away yet. A steady rate
+//! needs enough rounds to include the compactions that 1% changes cause (hundreds, not ten).
 //! Progress goes to stderr, the results as Markdown to stdout. Everything written lives in a
 //! temporary directory under `--dir`, removed after each backend and size.
 
@@ -29,8 +37,8 @@ use spate_checkpoint::{
 };
 use spate_state::{KeyedStateBackend, StateDescriptor, StateId, StateKind, open_backend};
 
-const USAGE: &str =
-    "usage: checkpoints [--sizes MB,MB,...] [--rounds N] [--backends rocksdb,heap] [--dir DIR]";
+const USAGE: &str = "usage: checkpoints [--sizes MB,MB,...] [--rounds N] [--backends rocksdb,heap] \
+                     [--dir DIR] [--pause-ms MS]";
 /// What `default_max_parallelism(1)` gives; the one subtask owns all the key groups.
 const MAX_PARALLELISM: u32 = 128;
 const KEY_BYTES: u64 = 8;
@@ -45,12 +53,19 @@ const AIM_SIZE_MB: u64 = 1000;
 /// Percentiles need this many rounds before p99 is something other than the maximum
 /// (nearest rank: the ceil(0.99 n)-th of n sorted values is the largest below 100).
 const ROUNDS_FOR_P99: usize = 100;
+/// Up to this many rounds the results include a table of every round.
+const PER_ROUND_TABLE_ROUNDS: usize = 20;
+/// The rounds with compaction output listed per run (the first ones).
+const LISTED_COMPACTION_ROUNDS: usize = 8;
+/// Point reads of random existing keys after each round's checkpoint.
+const READS_PER_ROUND: u32 = 5_000;
 
 struct Args {
     sizes_mb: Vec<u64>,
     rounds: usize,
     backends: Vec<StateBackendKind>,
     dir: PathBuf,
+    pause: Duration,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -59,6 +74,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         rounds: 10,
         backends: vec![StateBackendKind::RocksDb, StateBackendKind::Heap],
         dir: PathBuf::from("/var/tmp"),
+        pause: Duration::ZERO,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -93,6 +109,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--dir" => parsed.dir = PathBuf::from(value("--dir")?),
+            "--pause-ms" => {
+                let pause = value("--pause-ms")?;
+                parsed.pause = Duration::from_millis(
+                    pause
+                        .parse()
+                        .map_err(|_| format!("--pause-ms: {pause:?} is not a number"))?,
+                );
+            }
             // `cargo bench` passes `--bench` to every bench target.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}")),
@@ -132,6 +156,11 @@ struct Checkpoint {
     uploaded_files: usize,
     /// All files of the snapshot: what a full checkpoint of this state uploads.
     state_bytes: u64,
+    /// The snapshot's files that are not shared (RocksDB: MANIFEST, OPTIONS, ...; timers),
+    /// which every checkpoint uploads again.
+    private_bytes: u64,
+    /// Mean time of a point read of an existing key, measured after the checkpoint.
+    read: Duration,
 }
 
 impl Checkpoint {
@@ -204,7 +233,27 @@ impl Instance {
             uploaded_bytes: uploaded.uploaded_bytes,
             uploaded_files: uploaded.uploaded_files.len(),
             state_bytes: snapshot.files.iter().map(|file| file.size).sum(),
+            private_bytes: snapshot
+                .files
+                .iter()
+                .filter(|file| !file.shared)
+                .map(|file| file.size)
+                .sum(),
+            read: Duration::ZERO,
         })
+    }
+
+    /// The mean time of `count` point reads of random existing keys.
+    fn reads(&mut self, rng: &mut Rng, keys: u64, count: u32) -> Result<Duration, Box<dyn Error>> {
+        let start = Instant::now();
+        for _ in 0..count {
+            let bytes = (rng.next() % keys).to_be_bytes();
+            let key = self.backend.key(&bytes);
+            if self.backend.get(self.state, key)?.is_none() {
+                return Err("a loaded key has no value".into());
+            }
+        }
+        Ok(start.elapsed() / count)
     }
 
     fn put(&mut self, index: u64, value: &[u8]) -> Result<(), Box<dyn Error>> {
@@ -286,6 +335,8 @@ fn run(
     let changed = (keys * CHANGED_PERCENT / 100).max(1);
     let mut rounds = Vec::with_capacity(args.rounds);
     let mut chosen = HashSet::with_capacity(changed as usize);
+    // Its own generator, so that the changes are the same with or without reads.
+    let mut read_rng = Rng(size_mb ^ 0x7ead);
     for round in 0..args.rounds {
         // Distinct keys, so that each round changes exactly 1% of them.
         chosen.clear();
@@ -297,18 +348,23 @@ fn run(
             instance.put(index, &value)?;
         }
         let id = round as u64 + 2;
-        let checkpoint = instance.checkpoint(runtime, id)?;
+        let mut checkpoint = instance.checkpoint(runtime, id)?;
+        checkpoint.read = instance.reads(&mut read_rng, keys, READS_PER_ROUND)?;
         eprintln!(
             "[{label}] checkpoint {id}: {changed} keys changed; sync {:.0} ms, total {:.0} ms, \
-             uploaded {:.2} MiB in {} files ({:.2}% of {:.1} MiB)",
+             uploaded {:.2} MiB in {} files ({:.2}% of {:.1} MiB; {:.1} KiB not shared); \
+             get {:.2} us",
             ms(checkpoint.sync),
             ms(checkpoint.total),
             mib(checkpoint.uploaded_bytes),
             checkpoint.uploaded_files,
             checkpoint.ratio() * 100.0,
-            mib(checkpoint.state_bytes)
+            mib(checkpoint.state_bytes),
+            checkpoint.private_bytes as f64 / 1024.0,
+            checkpoint.read.as_secs_f64() * 1e6
         );
         rounds.push(checkpoint);
+        std::thread::sleep(args.pause);
     }
     // The backend holds files in the directory: close it before the directory goes.
     drop(instance);
@@ -340,55 +396,98 @@ fn size_label(size_mb: u64) -> String {
 
 struct Summary {
     sync_p50: Duration,
-    sync_high: Duration,
+    sync_p99: Duration,
+    sync_max: Duration,
     total_p50: Duration,
-    total_high: Duration,
-    mean_ratio: f64,
-    worst: Checkpoint,
-    worst_round: usize,
+    total_p99: Duration,
+    total_max: Duration,
+    /// Upload over the bytes of the full checkpoint (checkpoint 1, the state without
+    /// overwritten versions): what the aim is about.
+    mean_of_full: f64,
+    p99_of_full: f64,
+    max_of_full: f64,
+    /// Upload over the bytes of the round's own snapshot, which include overwritten versions
+    /// not yet compacted away.
+    mean_of_snapshot: f64,
+    /// Upload over the full checkpoint, averaged over whole compaction cycles: the rounds after
+    /// the first round with compaction output up to the last one (when there are two), which
+    /// estimates the steady rate without depending on where the window cuts the cycle.
+    cycles_of_full: Option<(f64, usize)>,
+    snapshot_mean: u64,
+    snapshot_max: u64,
+    read_p50: Duration,
+    read_max: Duration,
 }
 
 fn summarize(run: &Run) -> Option<Summary> {
     if run.rounds.is_empty() {
         return None;
     }
-    let high = if run.rounds.len() >= ROUNDS_FOR_P99 {
-        99.0
-    } else {
-        100.0
-    };
+    let n = run.rounds.len();
     let syncs: Vec<Duration> = run.rounds.iter().map(|c| c.sync).collect();
     let totals: Vec<Duration> = run.rounds.iter().map(|c| c.total).collect();
-    let (worst_round, worst) = run.rounds.iter().enumerate().max_by(|a, b| {
-        // Ties (every round of a full backend uploads everything) go to the slower one.
-        (a.1.ratio().total_cmp(&b.1.ratio())).then(a.1.total.cmp(&b.1.total))
-    })?;
+    let reads: Vec<Duration> = run.rounds.iter().map(|c| c.read).collect();
+    let full = run.full.state_bytes.max(1) as f64;
+    let of_full = |c: &Checkpoint| c.uploaded_bytes as f64 / full;
     Some(Summary {
         sync_p50: percentile(&syncs, 50.0),
-        sync_high: percentile(&syncs, high),
+        sync_p99: percentile(&syncs, 99.0),
+        sync_max: percentile(&syncs, 100.0),
         total_p50: percentile(&totals, 50.0),
-        total_high: percentile(&totals, high),
-        mean_ratio: run.rounds.iter().map(Checkpoint::ratio).sum::<f64>() / run.rounds.len() as f64,
-        worst: *worst,
-        worst_round: worst_round + 2,
+        total_p99: percentile(&totals, 99.0),
+        total_max: percentile(&totals, 100.0),
+        mean_of_full: run.rounds.iter().map(of_full).sum::<f64>() / n as f64,
+        p99_of_full: {
+            let mut shares: Vec<f64> = run.rounds.iter().map(of_full).collect();
+            shares.sort_by(f64::total_cmp);
+            let rank = (0.99 * n as f64).ceil() as usize;
+            shares[rank.clamp(1, n) - 1]
+        },
+        max_of_full: run.rounds.iter().map(of_full).fold(0.0, f64::max),
+        mean_of_snapshot: run.rounds.iter().map(Checkpoint::ratio).sum::<f64>() / n as f64,
+        cycles_of_full: match compaction_rounds(run)[..] {
+            [first, .., last] => {
+                let cycles = &run.rounds[first + 1..=last];
+                Some((
+                    cycles.iter().map(of_full).sum::<f64>() / cycles.len() as f64,
+                    cycles.len(),
+                ))
+            }
+            _ => None,
+        },
+        snapshot_mean: run.rounds.iter().map(|c| c.state_bytes).sum::<u64>() / n as u64,
+        snapshot_max: run.rounds.iter().map(|c| c.state_bytes).max().unwrap_or(0),
+        read_p50: percentile(&reads, 50.0),
+        read_max: percentile(&reads, 100.0),
     })
 }
 
+/// The indices of the rounds that uploaded more than twice the median round: the flush alone
+/// is about the same every round, so these are the ones with compaction output.
+fn compaction_rounds(run: &Run) -> Vec<usize> {
+    if run.rounds.is_empty() {
+        return Vec::new();
+    }
+    let mut uploads: Vec<u64> = run.rounds.iter().map(|c| c.uploaded_bytes).collect();
+    uploads.sort_unstable();
+    let median = uploads[(uploads.len() - 1) / 2];
+    (0..run.rounds.len())
+        .filter(|&round| run.rounds[round].uploaded_bytes > 2 * median)
+        .collect()
+}
+
 fn print_results(runs: &[Run], rounds: usize) {
-    let high = if rounds >= ROUNDS_FOR_P99 {
-        "p99"
-    } else {
-        "max"
-    };
     println!(
-        "| backend | state | keys | checkpoint 1: sync ms | checkpoint 1: total ms | checkpoint 1: uploaded MiB \
-         | rounds | sync p50 ms | sync {high} ms | total p50 ms | total {high} ms \
-         | mean upload / state after 1% change | worst round: upload / state (MiB, total ms) |"
+        "| backend | state | keys | checkpoint 1 (full): sync / total ms, MiB | rounds \
+         | sync ms: p50 / p99 / max | total ms: p50 / p99 / max \
+         | upload / full checkpoint: mean, over whole cycles (rounds), p99, max \
+         | upload / own snapshot: mean \
+         | snapshot MiB: mean / max | get us: p50 / max |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for run in runs {
         let first = format!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.1} |",
+            "| {} | {} | {} | {:.0} / {:.0}, {:.1} |",
             run.backend.name(),
             size_label(run.size_mb),
             run.keys,
@@ -398,32 +497,38 @@ fn print_results(runs: &[Run], rounds: usize) {
         );
         match summarize(run) {
             Some(s) => println!(
-                "{first} {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}% | {:.2}% ({:.2} of {:.1} MiB, {:.0} ms; checkpoint {}) |",
+                "{first} {} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.2}%, {}, {:.2}%, {:.2}% | {:.2}% \
+                 | {:.0} / {:.0} | {:.1} / {:.1} |",
                 run.rounds.len(),
                 ms(s.sync_p50),
-                ms(s.sync_high),
+                ms(s.sync_p99),
+                ms(s.sync_max),
                 ms(s.total_p50),
-                ms(s.total_high),
-                s.mean_ratio * 100.0,
-                s.worst.ratio() * 100.0,
-                mib(s.worst.uploaded_bytes),
-                mib(s.worst.state_bytes),
-                ms(s.worst.total),
-                s.worst_round
+                ms(s.total_p99),
+                ms(s.total_max),
+                s.mean_of_full * 100.0,
+                cycles_label(s.cycles_of_full),
+                s.p99_of_full * 100.0,
+                s.max_of_full * 100.0,
+                s.mean_of_snapshot * 100.0,
+                mib(s.snapshot_mean),
+                mib(s.snapshot_max),
+                s.read_p50.as_secs_f64() * 1e6,
+                s.read_max.as_secs_f64() * 1e6
             ),
             None => println!("{first} 0 | | | | | | |"),
         }
     }
 
-    // Per round, so that compaction rounds can be told from flush-only rounds.
-    println!();
-    println!("RocksDB rounds (uploaded MiB / total ms):");
-    println!();
     let rocks: Vec<&Run> = runs
         .iter()
-        .filter(|run| run.backend == StateBackendKind::RocksDb)
+        .filter(|run| run.backend == StateBackendKind::RocksDb && !run.rounds.is_empty())
         .collect();
-    if !rocks.is_empty() {
+    if !rocks.is_empty() && rounds <= PER_ROUND_TABLE_ROUNDS {
+        // Per round, so that compaction rounds can be told from flush-only rounds.
+        println!();
+        println!("RocksDB rounds (uploaded MiB / total ms):");
+        println!();
         let header: Vec<String> = rocks.iter().map(|run| size_label(run.size_mb)).collect();
         println!("| checkpoint | {} |", header.join(" | "));
         println!("|---|{}", "---|".repeat(rocks.len()));
@@ -438,6 +543,53 @@ fn print_results(runs: &[Run], rounds: usize) {
             println!("| {} | {} |", round + 2, cells.join(" | "));
         }
     }
+    if !rocks.is_empty() {
+        // The rounds whose upload includes compaction output, which set the mean and the tail.
+        println!();
+        println!(
+            "RocksDB rounds that uploaded more than twice the median round (compaction output):"
+        );
+        println!();
+        println!(
+            "| state | rounds | share of all bytes uploaded in rounds | checkpoint: MiB (% of full checkpoint), total ms |"
+        );
+        println!("|---|---|---|---|");
+        for run in &rocks {
+            let big: Vec<(usize, &Checkpoint)> = compaction_rounds(run)
+                .into_iter()
+                .map(|round| (round, &run.rounds[round]))
+                .collect();
+            let all: u64 = run.rounds.iter().map(|c| c.uploaded_bytes).sum();
+            let big_bytes: u64 = big.iter().map(|(_, c)| c.uploaded_bytes).sum();
+            let mut list: Vec<String> = big
+                .iter()
+                .take(LISTED_COMPACTION_ROUNDS)
+                .map(|(round, c)| {
+                    format!(
+                        "{}: {:.0} ({:.0}%), {:.0}",
+                        round + 2,
+                        mib(c.uploaded_bytes),
+                        c.uploaded_bytes as f64 / run.full.state_bytes.max(1) as f64 * 100.0,
+                        ms(c.total)
+                    )
+                })
+                .collect();
+            if big.len() > LISTED_COMPACTION_ROUNDS {
+                list.push(format!(
+                    "... ({} more)",
+                    big.len() - LISTED_COMPACTION_ROUNDS
+                ));
+            }
+            println!(
+                "| {} | {} of {} | {:.0}% | {} |",
+                size_label(run.size_mb),
+                big.len(),
+                run.rounds.len(),
+                big_bytes as f64 / all.max(1) as f64 * 100.0,
+                list.join("; ")
+            );
+        }
+    }
 
     println!();
     let at_aim_size = |backend| {
@@ -445,19 +597,25 @@ fn print_results(runs: &[Run], rounds: usize) {
             .find(|run| run.backend == backend && run.size_mb == AIM_SIZE_MB)
             .and_then(summarize)
     };
-    let verdict = |high: Duration| {
-        if high <= AIM_P99_TOTAL {
+    let verdict = |p99: Duration| {
+        if p99 <= AIM_P99_TOTAL {
             "met"
         } else {
             "NOT met"
         }
     };
+    let rank = if rounds >= ROUNDS_FOR_P99 {
+        format!("nearest-rank p99 of {rounds} rounds")
+    } else {
+        format!("p99 of {rounds} rounds, which is their maximum")
+    };
     match at_aim_size(StateBackendKind::RocksDb) {
         Some(s) => println!(
             "Aim \"p99 checkpoint <= 1 s at 1 GB\" (RocksDB, rounds after a 1% change, sync + upload; \
-             {high} of {rounds}): {:.0} ms: {}",
-            ms(s.total_high),
-            verdict(s.total_high)
+             {rank}): {:.0} ms: {} (max {:.0} ms)",
+            ms(s.total_p99),
+            verdict(s.total_p99),
+            ms(s.total_max)
         ),
         None => println!(
             "Aim \"p99 checkpoint <= 1 s at 1 GB\": not evaluated (no RocksDB run at 1 GB with rounds)"
@@ -465,25 +623,38 @@ fn print_results(runs: &[Run], rounds: usize) {
     }
     if let Some(s) = at_aim_size(StateBackendKind::Heap) {
         println!(
-            "(heap at 1 GB, full every time: {high} {:.0} ms: {})",
-            ms(s.total_high),
-            verdict(s.total_high)
+            "(heap at 1 GB, full every time: p99 {:.0} ms: {})",
+            ms(s.total_p99),
+            verdict(s.total_p99)
         );
     }
     for run in &rocks {
         if let Some(s) = summarize(run) {
+            // The steady rate if whole cycles were seen, else what the rounds give.
+            let steady = s.cycles_of_full.map_or(s.mean_of_full, |(mean, _)| mean);
             println!(
-                "Aim \"upload <= 2% of the state after a 1% change\" (RocksDB, {}): mean {:.2}%, worst {:.2}%: {}",
+                "Aim \"upload <= 2% of the state after a 1% change\" (RocksDB, {}): mean {:.2}% of the \
+                 full checkpoint over all rounds, {} over whole compaction cycles ({:.2}% of the \
+                 round's own snapshot), max {:.2}%: {}",
                 size_label(run.size_mb),
-                s.mean_ratio * 100.0,
-                s.worst.ratio() * 100.0,
-                if s.mean_ratio <= AIM_UPLOAD_RATIO {
+                s.mean_of_full * 100.0,
+                cycles_label(s.cycles_of_full),
+                s.mean_of_snapshot * 100.0,
+                s.max_of_full * 100.0,
+                if steady <= AIM_UPLOAD_RATIO {
                     "met on average"
                 } else {
                     "NOT met"
                 }
             );
         }
+    }
+}
+
+fn cycles_label(cycles: Option<(f64, usize)>) -> String {
+    match cycles {
+        Some((mean, rounds)) => format!("{:.2}% ({rounds})", mean * 100.0),
+        None => "n/a".to_string(),
     }
 }
 
