@@ -28,10 +28,12 @@ COPY . .
 
 # Caches survive between builds (BuildKit); the binaries are copied out of the cached target
 # directory in the same step, since a cache mount is not part of the image.
+# The operator is built with its `otel` feature, so that the chart's tracing.otlpEndpoint
+# (OTEL_EXPORTER_OTLP_ENDPOINT) exports its spans; without an endpoint it exports nothing.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin spate --bin spate-operator \
+    cargo build --release --locked --bin spate --bin spate-operator --features spate-operator/otel \
     && mkdir -p /out \
     && cp target/release/spate target/release/spate-operator /out/ \
     && strip --strip-debug /out/spate /out/spate-operator

@@ -47,6 +47,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (unit and real-process integration tests)"
 cargo test --workspace --locked
 
+step "the operator's optional OpenTelemetry exporter (feature otel): tests and lints"
+cargo test -p spate-operator --features otel --locked
+cargo clippy -p spate-operator --features otel --all-targets --locked -- -D warnings
+
 step "node agent on the real control plane: pods run as processes, as their service accounts"
 bash e2e/node-agent/smoke.sh
 

@@ -31,7 +31,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use spate_proto::v1::JobState;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, instrument, warn};
 
 use crate::crd::{DeployedRun, DesiredState, Phase, StreamJob, StreamJobStatus};
 use crate::metrics::Metrics;
@@ -158,7 +158,12 @@ fn backoff_key(job: &StreamJob) -> String {
 }
 
 /// Reconciles one job: adds the finalizer, then applies (or, when the job is being deleted,
-/// cleans up).
+/// cleans up). One `reconcile` span per call, carrying the job's name and namespace.
+#[instrument(
+    name = "reconcile",
+    skip_all,
+    fields(job = %job.name_any(), namespace = %job.namespace().unwrap_or_default())
+)]
 pub async fn reconcile(job: Arc<StreamJob>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started();
     let namespace = job.namespace().ok_or(SpecError::NoNamespace)?;

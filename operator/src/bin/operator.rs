@@ -42,12 +42,28 @@ struct Args {
     /// Namespace of the Lease; by default the operator's own (POD_NAMESPACE).
     #[arg(long)]
     lease_namespace: Option<String>,
+    /// Export spans over OTLP (HTTP/protobuf) to this collector base URL, e.g.
+    /// http://otel-collector:4318 (spans go to <url>/v1/traces). Also read from
+    /// OTEL_EXPORTER_OTLP_ENDPOINT. Needs a build with the `otel` feature.
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
-    match run().await {
+    let args = Args::parse();
+    let telemetry =
+        match telemetry::init(telemetry::otlp_endpoint(args.otlp_endpoint.clone()).as_deref()) {
+            Ok(telemetry) => telemetry,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let outcome = run(args).await;
+    // The spans not exported yet, including the last reconciliations'.
+    telemetry.shutdown().await;
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -56,8 +72,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn run(args: Args) -> anyhow::Result<()> {
     let namespace = args
         .namespace
         .or_else(|| std::env::var("SPATE_WATCH_NAMESPACE").ok())
