@@ -226,7 +226,8 @@ cluster_up() {
 free_port() {
     local port
     for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 40000))
+        # Below Linux's ephemeral range (32768 and up), where outgoing connections take ports.
+        port=$((10000 + RANDOM % 22000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return
