@@ -40,19 +40,8 @@ install_minio() {
     [ -x "$BINARY" ] || die "go install finished but $BINARY is missing"
 }
 
-# A port nothing listens on; MinIO fails loudly if another process takes it first.
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        # Below Linux's ephemeral range (32768 and up), where outgoing connections take ports.
-        port=$((10000 + RANDOM % 22000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    die "no free port found on 127.0.0.1"
-}
+# shellcheck source=e2e/lib/free_port.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/free_port.sh"
 
 # The HTTP status of the liveness probe, or nothing while MinIO does not answer.
 health_status() {

@@ -50,19 +50,8 @@ log() {
     echo "cluster: $*" >&2
 }
 
-# A port nothing listens on (as in e2e/minio.sh); a server fails loudly if it is taken meanwhile.
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        # Below Linux's ephemeral range (32768 and up), where outgoing connections take ports.
-        port=$((10000 + RANDOM % 22000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    die "no free port found on 127.0.0.1"
-}
+# shellcheck source=e2e/lib/free_port.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/free_port.sh"
 
 # --- certificates ----------------------------------------------------------------------------
 

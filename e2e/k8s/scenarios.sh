@@ -222,19 +222,8 @@ cluster_up() {
     ln -sfn "$CLUSTER_DIR/logs" "$LOGS/control-plane"
 }
 
-# A free port on 127.0.0.1, as cluster.sh and minio.sh find one.
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        # Below Linux's ephemeral range (32768 and up), where outgoing connections take ports.
-        port=$((10000 + RANDOM % 22000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    die "no free port found on 127.0.0.1"
-}
+# shellcheck source=e2e/lib/free_port.sh
+source "$ROOT/e2e/lib/free_port.sh"
 
 # MinIO as a plain local process (pods are local processes too, so they reach it at
 # 127.0.0.1:PORT), the bucket made as a directory of its fresh data directory.

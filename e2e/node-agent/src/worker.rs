@@ -246,19 +246,8 @@ impl PodWorker {
             }
             let deadline = self.next_deadline();
             tokio::select! {
-                message = rx.recv() => match message {
-                    Some(Message::Updated(pod)) => {
-                        let deleting = pod.metadata.deletion_timestamp.is_some();
-                        self.pod = *pod;
-                        if deleting {
-                            return End::Deleted;
-                        }
-                    }
-                    Some(Message::Removed(last)) => {
-                        self.pod = last.map_or_else(|| self.pod.clone(), |p| *p);
-                        return End::Removed;
-                    }
-                    Some(Message::Shutdown) | None => return End::Shutdown,
+                message = rx.recv() => if let Some(end) = self.on_message(message) {
+                    return end;
                 },
                 Some(event) = self.events_rx.recv() => self.on_event(event, false),
                 () = sleep_until(deadline) => self.on_due().await,
@@ -269,20 +258,25 @@ impl PodWorker {
     /// A pod with nothing left to run waits for its deletion.
     async fn wait_for_end(&mut self, rx: &mut mpsc::UnboundedReceiver<Message>) -> End {
         loop {
-            match rx.recv().await {
-                Some(Message::Updated(pod)) => {
-                    let deleting = pod.metadata.deletion_timestamp.is_some();
-                    self.pod = *pod;
-                    if deleting {
-                        return End::Deleted;
-                    }
-                }
-                Some(Message::Removed(last)) => {
-                    self.pod = last.map_or_else(|| self.pod.clone(), |p| *p);
-                    return End::Removed;
-                }
-                Some(Message::Shutdown) | None => return End::Shutdown,
+            if let Some(end) = self.on_message(rx.recv().await) {
+                return end;
             }
+        }
+    }
+
+    /// Takes in the pod's latest object; returns how the pod's life ends when the message says.
+    fn on_message(&mut self, message: Option<Message>) -> Option<End> {
+        match message {
+            Some(Message::Updated(pod)) => {
+                let deleting = pod.metadata.deletion_timestamp.is_some();
+                self.pod = *pod;
+                deleting.then_some(End::Deleted)
+            }
+            Some(Message::Removed(last)) => {
+                self.pod = last.map_or_else(|| self.pod.clone(), |p| *p);
+                Some(End::Removed)
+            }
+            Some(Message::Shutdown) | None => Some(End::Shutdown),
         }
     }
 
