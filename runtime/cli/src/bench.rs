@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use spate_cluster::{ClusterSpec, LocalCluster};
+use spate_cluster::{CheckpointSpec, ClusterSpec, LocalCluster};
 use spate_proto::v1::JobState;
 
 use crate::cli::BenchArgs;
@@ -16,6 +16,8 @@ struct Scenario {
     args: &'static [(&'static str, &'static str)],
     /// A SQL example run as the `sql` job, its event count set to the run's.
     sql: Option<&'static str>,
+    /// Checkpoints every second with this state backend; `None` runs without checkpoints.
+    checkpoints: Option<&'static str>,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -24,36 +26,56 @@ const SCENARIOS: &[Scenario] = &[
         job: "passthrough",
         args: &[],
         sql: None,
+        checkpoints: None,
     },
     Scenario {
         name: "keyed tumbling 10 s window count/sum/min/max/avg, 10,000 keys",
         job: "window-count",
         args: &[("keys", "10000"), ("window", "tumble:10000")],
         sql: None,
+        checkpoints: None,
+    },
+    Scenario {
+        name: "the same window, checkpoints every 1 s, heap state",
+        job: "window-count",
+        args: &[("keys", "10000"), ("window", "tumble:10000")],
+        sql: None,
+        checkpoints: Some("heap"),
+    },
+    Scenario {
+        name: "the same window, checkpoints every 1 s, RocksDB state",
+        job: "window-count",
+        args: &[("keys", "10000"), ("window", "tumble:10000")],
+        sql: None,
+        checkpoints: Some("rocksdb"),
     },
     Scenario {
         name: "SQL Nexmark q0 (pass-through of bids -> blackhole)",
         job: "sql",
         args: &[],
         sql: Some(include_str!("../../../examples/q0.sql")),
+        checkpoints: None,
     },
     Scenario {
         name: "SQL Nexmark q1 (0.908 * price)",
         job: "sql",
         args: &[],
         sql: Some(include_str!("../../../examples/q1.sql")),
+        checkpoints: None,
     },
     Scenario {
         name: "SQL Nexmark q2 (MOD(auction, 123) = 0)",
         job: "sql",
         args: &[],
         sql: Some(include_str!("../../../examples/q2.sql")),
+        checkpoints: None,
     },
     Scenario {
         name: "SQL HOP(2 s, 10 s) bid count per auction (q5, first half)",
         job: "sql",
         args: &[],
         sql: Some(include_str!("../../../examples/q5_hop_count.sql")),
+        checkpoints: None,
     },
 ];
 
@@ -118,6 +140,11 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 }
                 None => spec.arg("events", args.events),
             };
+            spec.checkpoints = scenario.checkpoints.map(|backend| CheckpointSpec {
+                interval_ms: 1_000,
+                state_backend: backend.into(),
+                ..CheckpointSpec::default()
+            });
             spec.workers = parallelism;
             spec.slots_per_worker = 1;
             spec.log_filter = "warn".into();

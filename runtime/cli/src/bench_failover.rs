@@ -26,9 +26,10 @@ const FILL_TIMEOUT: Duration = Duration::from_secs(600);
 const DETECT_TIMEOUT: Duration = Duration::from_secs(120);
 const FLOW_TIMEOUT: Duration = Duration::from_secs(180);
 const END_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bytes of one open window of window-count in a heap snapshot: an 87-byte entry (8-byte key in
-/// row format, window bounds, five accumulators) and a little framing. Sizes the key space.
-const ENTRY_BYTES: u64 = 90;
+/// Bytes of one open window of window-count in a heap snapshot: an 88-byte map entry (8-byte
+/// key in row format, window bounds, five accumulators), its 23-byte timer and a little framing.
+/// Sizes the key space.
+const ENTRY_BYTES: u64 = 114;
 /// Records a passthrough subtask reads before its injected failure, in seconds of its rate.
 const PASSTHROUGH_FAIL_AFTER_S: u64 = 10;
 

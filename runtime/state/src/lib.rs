@@ -75,6 +75,7 @@
 mod backend;
 mod codec;
 mod error;
+mod export;
 mod heap;
 mod key;
 mod local;
@@ -94,6 +95,7 @@ pub use backend::{
     Flow, KeyVisitor, KeyedStateBackend, ListView, MapVisitor, StateDescriptor, StateId, StateKind,
 };
 pub use error::{Result, StateError};
+pub use export::{HeapSnapshotBuilder, MapEntryVisitor, for_each_restored_map_entry};
 pub use heap::HeapBackend;
 pub use heap::snapshot::{HeapSnapshotReader, HeapSnapshotWriter, SnapshotEntry};
 pub use key::{Key, MAX_KEY_GROUPS, OwnedKey};

@@ -15,7 +15,7 @@ use crate::key::{Key, OwnedKey};
 /// The file of a keyed snapshot that holds its timers.
 pub(crate) const TIMERS_FILE: &str = "timers.snap";
 
-const EVENT_TIME: &str = "event-time";
+pub(crate) const EVENT_TIME: &str = "event-time";
 const PROCESSING_TIME: &str = "processing-time";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

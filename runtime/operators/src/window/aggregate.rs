@@ -323,7 +323,6 @@ impl Accumulators {
     }
 
     /// Slots in use.
-    #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
         self.slots as usize - self.free.len()
     }

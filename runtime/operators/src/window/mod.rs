@@ -1,16 +1,20 @@
 //! Event-time windows (tumbling, hopping, session) with COUNT/SUM/MIN/MAX/AVG/COUNT(DISTINCT) per
 //! key, with the semantics of Flink's event-time `WindowOperator` and no allowed lateness. Open
-//! windows and the watermark are checkpointed, and restore at any parallelism (`checkpoint.rs`).
+//! windows live in the operator's memory on the heap backend (`heap.rs`) and in the keyed state
+//! backend behind an in-memory bundle of recent updates on RocksDB (`store.rs`); either way they
+//! are checkpointed in the backends' snapshot format and restore at any parallelism, into
+//! either backend.
 
 mod aggregate;
 mod assigner;
 mod bytes;
-mod checkpoint;
 mod distinct;
+mod heap;
 mod operator;
 mod output;
 mod panes;
 mod session;
+mod store;
 #[cfg(test)]
 mod tests;
 

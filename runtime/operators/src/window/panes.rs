@@ -7,8 +7,9 @@ use super::assigner::is_late;
 use crate::keyed::hash::FastMap;
 use crate::keyed::table::KeyTable;
 
-/// State of tumbling and hopping windows: one pane per window, indexed by end so a watermark
-/// visits only the windows it fires.
+/// Tumbling and hopping windows in memory: all open windows (heap backend), or those touched
+/// since the last flush to the store with partial accumulators. One pane per window, indexed by
+/// end so a watermark visits only the windows it fires.
 ///
 /// Finding a key's slot in a window goes through a small per-key ring of its recent windows
 /// rather than a hash map per window: the ring of a key is one or two cache lines, where a hash
@@ -151,8 +152,7 @@ impl Panes {
         self.free.push(index);
     }
 
-    /// Every (key, start, end, slot) of an open window, windows in order of end and keys in
-    /// the order the pane lists them, so that a pane restored from them fires in the same order.
+    /// Every (key, start, end, slot) of an open window, windows in order of end.
     pub(crate) fn open_windows(&self) -> impl Iterator<Item = (u32, Timestamp, Timestamp, u32)> {
         self.by_end.values().flat_map(|&index| {
             let pane = &self.panes[index];
@@ -162,8 +162,29 @@ impl Panes {
         })
     }
 
-    #[cfg(test)]
-    pub(crate) fn open(&self) -> usize {
-        self.by_end.len()
+    /// The earliest end of an open window.
+    pub(crate) fn earliest_end(&self) -> Option<Timestamp> {
+        self.by_end.first_key_value().map(|(&end, _)| end)
+    }
+
+    /// Hands every open window to `flush` as (key, start, end, slot), windows in order of end,
+    /// and empties the panes. `flush` takes over the window's key reference and slot.
+    pub(crate) fn drain<E>(
+        &mut self,
+        mut flush: impl FnMut(u32, Timestamp, Timestamp, u32) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut outcome = Ok(());
+        while let Some((_, index)) = self.by_end.pop_first() {
+            let pane = &self.panes[index];
+            for &(key, slot) in &pane.entries {
+                if outcome.is_ok() {
+                    outcome = flush(key, pane.start, pane.end, slot);
+                }
+            }
+            self.recycle(index);
+        }
+        self.recent.clear();
+        self.last = None;
+        outcome
     }
 }

@@ -5,11 +5,17 @@ use spate_api::Timestamp;
 
 use super::aggregate::{Accumulators, Updates};
 use super::assigner::is_late;
+use super::store::Bounds;
 use crate::keyed::table::KeyTable;
 
-/// Session windows per key, merged as Flink's `MergingWindowSet` merges them: a record opens
-/// `[ts, ts + gap)`, and every session that window intersects (bounds inclusive, so sessions
-/// exactly `gap` apart join) merges with it into one.
+/// Session windows per key in memory, merged as Flink's `MergingWindowSet` merges them: a record
+/// opens `[ts, ts + gap)`, and every session that window intersects (bounds inclusive, so
+/// sessions exactly `gap` apart join) merges with it into one.
+///
+/// On the heap backend these are all open sessions, fired from here. In front of a store they
+/// are the sessions of the keys touched since the last flush: a key's stored sessions are loaded
+/// whole before its first record (`load`), so merging and lateness see every open session of
+/// the key, and a flush (`drain`) writes the key's sessions back.
 #[derive(Debug)]
 pub(crate) struct Sessions {
     gap: i64,
@@ -23,19 +29,23 @@ pub(crate) struct Sessions {
     /// Keys whose sessions changed in the current batch; their index entries are brought up to
     /// date once per batch rather than once per record.
     dirty: Vec<u32>,
+    /// Keys loaded from a store since the last flush; each holds a reference on its key.
+    loaded: Vec<u32>,
 }
 
 #[derive(Debug, Default)]
 struct KeySessions {
     sessions: Vec<Session>,
     dirty: bool,
+    loaded: bool,
+    /// The sessions as the store held them when the key was loaded.
+    stored: Vec<Bounds>,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Session {
-    start: Timestamp,
-    end: Timestamp,
-    slot: u32,
+pub(crate) struct Session {
+    pub(crate) bounds: Bounds,
+    pub(crate) slot: u32,
     /// The end under which the session is in the index.
     indexed_end: Option<Timestamp>,
 }
@@ -44,9 +54,16 @@ struct Session {
 #[derive(Debug)]
 pub(crate) struct Fired {
     pub(crate) key: u32,
-    pub(crate) start: Timestamp,
-    pub(crate) end: Timestamp,
+    pub(crate) bounds: Bounds,
     pub(crate) slot: u32,
+}
+
+/// A key's sessions at a flush.
+#[derive(Debug)]
+pub(crate) struct Flushed<'a> {
+    pub(crate) key: u32,
+    pub(crate) sessions: &'a [Session],
+    pub(crate) stored: &'a [Bounds],
 }
 
 impl Sessions {
@@ -56,15 +73,50 @@ impl Sessions {
             per_key: Vec::new(),
             index: BinaryHeap::new(),
             dirty: Vec::new(),
+            loaded: Vec::new(),
         }
     }
 
+    fn entry(&mut self, key: u32) -> &mut KeySessions {
+        if self.per_key.len() <= key as usize {
+            self.per_key
+                .resize_with(key as usize + 1, KeySessions::default);
+        }
+        &mut self.per_key[key as usize]
+    }
+
+    pub(crate) fn is_loaded(&self, key: u32) -> bool {
+        self.per_key.get(key as usize).is_some_and(|k| k.loaded)
+    }
+
+    /// Marks `key` (interned, not loaded yet) as loaded from a store, taking a reference on it.
+    /// `stored` hands each stored session to the callback it gets, its accumulators decoded
+    /// into a fresh slot.
+    pub(crate) fn load<E>(
+        &mut self,
+        key: u32,
+        keys: &mut KeyTable,
+        stored: impl FnOnce(&mut dyn FnMut(Bounds, u32)) -> Result<(), E>,
+    ) -> Result<(), E> {
+        keys.retain(key);
+        self.loaded.push(key);
+        self.entry(key).loaded = true;
+        let mut found = Vec::new();
+        let outcome = stored(&mut |bounds, slot| found.push((bounds, slot)));
+        for (bounds, slot) in found {
+            keys.retain(key);
+            self.entry(key).stored.push(bounds);
+            self.restore(key, bounds, slot);
+        }
+        outcome
+    }
+
     /// Places a record: returns the slot of the session it belongs to, or `None` if it is late
-    /// (its window merges with no open session and is already past the watermark).
-    /// Call `index_changes` after the batch.
+    /// (its window merges with no open session and is already past the watermark). Call
+    /// `index_changes` after the batch.
     pub(crate) fn add(
         &mut self,
-        key_bytes: &[u8],
+        key: u32,
         ts: Timestamp,
         watermark: Timestamp,
         keys: &mut KeyTable,
@@ -72,17 +124,8 @@ impl Sessions {
         updates: &mut Updates,
     ) -> Option<u32> {
         let end = ts.saturating_add(self.gap);
-        let key = match keys.get(key_bytes) {
-            Some(key) => key,
-            None if is_late(end, watermark) => return None,
-            None => keys.intern(key_bytes),
-        };
-        if self.per_key.len() <= key as usize {
-            self.per_key
-                .resize_with(key as usize + 1, KeySessions::default);
-        }
-        let sessions = &mut self.per_key[key as usize].sessions;
-        let intersects = |s: &Session| s.start <= end && s.end >= ts;
+        let sessions = &mut self.entry(key).sessions;
+        let intersects = |s: &Session| s.bounds.start <= end && s.bounds.end >= ts;
         let Some(first) = sessions.iter().position(intersects) else {
             if is_late(end, watermark) {
                 return None;
@@ -90,19 +133,16 @@ impl Sessions {
             let slot = accumulators.alloc();
             keys.retain(key);
             sessions.push(Session {
-                start: ts,
-                end,
+                bounds: Bounds { start: ts, end },
                 slot,
                 indexed_end: None,
             });
             self.touch(key);
             return Some(slot);
         };
-        let mut merged = Session {
-            start: sessions[first].start.min(ts),
-            end: sessions[first].end.max(end),
-            ..sessions[first]
-        };
+        let mut merged = sessions[first];
+        merged.bounds.start = merged.bounds.start.min(ts);
+        merged.bounds.end = merged.bounds.end.max(end);
         if sessions[first + 1..].iter().any(intersects) {
             // Slots are about to be merged and freed; records already routed to them this batch
             // must be folded in first.
@@ -112,14 +152,14 @@ impl Sessions {
                     continue;
                 }
                 let other = sessions.swap_remove(i);
-                merged.start = merged.start.min(other.start);
-                merged.end = merged.end.max(other.end);
+                merged.bounds.start = merged.bounds.start.min(other.bounds.start);
+                merged.bounds.end = merged.bounds.end.max(other.bounds.end);
                 accumulators.merge(merged.slot, other.slot);
                 accumulators.free(&[other.slot]);
                 keys.release(key);
             }
         }
-        self.per_key[key as usize].sessions[first] = merged;
+        sessions[first] = merged;
         self.touch(key);
         Some(merged.slot)
     }
@@ -138,12 +178,17 @@ impl Sessions {
             let entry = &mut self.per_key[key as usize];
             entry.dirty = false;
             for session in &mut entry.sessions {
-                if session.indexed_end != Some(session.end) {
-                    self.index.push(Reverse((session.end, key)));
-                    session.indexed_end = Some(session.end);
+                if session.indexed_end != Some(session.bounds.end) {
+                    self.index.push(Reverse((session.bounds.end, key)));
+                    session.indexed_end = Some(session.bounds.end);
                 }
             }
         }
+    }
+
+    /// At most the earliest end of an open session (stale index entries are earlier).
+    pub(crate) fn earliest_end(&self) -> Option<Timestamp> {
+        self.index.peek().map(|Reverse((end, _))| *end)
     }
 
     /// Removes and returns the session with the earliest end if the watermark has passed it.
@@ -157,12 +202,11 @@ impl Sessions {
             // A stale entry matches no session: sessions of a key are disjoint, so none other
             // than the one that grew past `end` can end there while that one is open.
             let sessions = &mut self.per_key[key as usize].sessions;
-            if let Some(at) = sessions.iter().position(|s| s.end == end) {
+            if let Some(at) = sessions.iter().position(|s| s.bounds.end == end) {
                 let session = sessions.swap_remove(at);
                 return Some(Fired {
                     key,
-                    start: session.start,
-                    end: session.end,
+                    bounds: session.bounds,
                     slot: session.slot,
                 });
             }
@@ -170,34 +214,45 @@ impl Sessions {
         None
     }
 
-    /// Every (key, start, end, slot) of an open session.
-    pub(crate) fn open_windows(&self) -> impl Iterator<Item = (u32, Timestamp, Timestamp, u32)> {
-        self.per_key.iter().zip(0u32..).flat_map(|(entry, key)| {
-            entry
-                .sessions
-                .iter()
-                .map(move |s| (key, s.start, s.end, s.slot))
-        })
+    /// Every (key, bounds, slot) of an open session.
+    pub(crate) fn open_windows(&self) -> impl Iterator<Item = (u32, Bounds, u32)> {
+        self.per_key
+            .iter()
+            .zip(0u32..)
+            .flat_map(|(entry, key)| entry.sessions.iter().map(move |s| (key, s.bounds, s.slot)))
     }
 
-    /// Reopens a session of `key` from a snapshot; the caller has interned and retained `key`
-    /// and allocated `slot` for it. Call `index_changes` after the last.
-    pub(crate) fn restore(&mut self, key: u32, start: Timestamp, end: Timestamp, slot: u32) {
-        if self.per_key.len() <= key as usize {
-            self.per_key
-                .resize_with(key as usize + 1, KeySessions::default);
-        }
-        self.per_key[key as usize].sessions.push(Session {
-            start,
-            end,
+    /// Reopens a session of `key` from a snapshot or a store; the caller has interned and
+    /// retained `key` and decoded the accumulators into `slot`. Call `index_changes` after the
+    /// last.
+    pub(crate) fn restore(&mut self, key: u32, bounds: Bounds, slot: u32) {
+        self.entry(key).sessions.push(Session {
+            bounds,
             slot,
             indexed_end: None,
         });
         self.touch(key);
     }
 
-    #[cfg(test)]
-    pub(crate) fn open(&self) -> usize {
-        self.per_key.iter().map(|k| k.sessions.len()).sum()
+    /// Hands each loaded key's sessions to `flush` and forgets them. `flush` takes over the
+    /// sessions' key references and slots, and the load's reference on the key.
+    pub(crate) fn drain<E>(
+        &mut self,
+        mut flush: impl FnMut(Flushed<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut outcome = Ok(());
+        for key in self.loaded.drain(..) {
+            let entry = &mut self.per_key[key as usize];
+            let flushed = flush(Flushed {
+                key,
+                sessions: &entry.sessions,
+                stored: &entry.stored,
+            });
+            outcome = outcome.and(flushed);
+            *entry = KeySessions::default();
+        }
+        self.index.clear();
+        self.dirty.clear();
+        outcome
     }
 }

@@ -13,22 +13,14 @@ const KEYS: [&str; 2] = ["k", "g"];
 fn open(
     assigner: WindowAssigner,
     dir: &Path,
-    label: &str,
+    (label, backend): (&str, StateBackendKind),
     parallelism: u32,
     restored: Option<&RestoredState>,
 ) -> spate_api::Result<Instances> {
     let make = || -> Box<dyn Operator> {
         Box::new(WindowOperator::new(spec(assigner), input_schema()).unwrap())
     };
-    Instances::open(
-        make,
-        dir,
-        label,
-        StateBackendKind::Heap,
-        parallelism,
-        restored,
-        &KEYS,
-    )
+    Instances::open(make, dir, label, backend, parallelism, restored, &KEYS)
 }
 
 fn feed(instances: &mut Instances, batches: &[(Vec<Row>, Timestamp)]) {
@@ -56,12 +48,27 @@ fn interrupted(
     batches: &[(Vec<Row>, Timestamp)],
     cut: usize,
     (before, after): (u32, u32),
+    (backend_before, backend_after): (StateBackendKind, StateBackendKind),
 ) -> (Vec<Out>, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = open(assigner, dir.path(), "before", before, None).unwrap();
+    let mut first = open(
+        assigner,
+        dir.path(),
+        ("before", backend_before),
+        before,
+        None,
+    )
+    .unwrap();
     feed(&mut first, &batches[..cut]);
     let restored = first.snapshot(cut as u64);
-    let mut second = open(assigner, dir.path(), "after", after, Some(&restored)).unwrap();
+    let mut second = open(
+        assigner,
+        dir.path(),
+        ("after", backend_after),
+        after,
+        Some(&restored),
+    )
+    .unwrap();
     feed(&mut second, &batches[cut..]);
     second.watermark(MAX_WATERMARK);
     results(&[first, second])
@@ -69,13 +76,21 @@ fn interrupted(
 
 fn uninterrupted(assigner: WindowAssigner, batches: &[(Vec<Row>, Timestamp)]) -> (Vec<Out>, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let mut whole = open(assigner, dir.path(), "whole", 1, None).unwrap();
+    let mut whole = open(
+        assigner,
+        dir.path(),
+        ("whole", StateBackendKind::Heap),
+        1,
+        None,
+    )
+    .unwrap();
     feed(&mut whole, batches);
     whole.watermark(MAX_WATERMARK);
     results(&[whole])
 }
 
 fn check_restores(assigner: WindowAssigner, seed: u64) {
+    use StateBackendKind::{Heap, RocksDb};
     let stream = with_late_rows(generate(seed, 2000, 6), seed);
     let mut rng = Lcg(seed);
     for _ in 0..3 {
@@ -90,12 +105,20 @@ fn check_restores(assigner: WindowAssigner, seed: u64) {
         batches[cut].0.insert(0, late);
         let expected = uninterrupted(assigner, &batches);
         assert!(expected.0.len() > 50 && expected.1 > 0, "{assigner:?}");
-        for scale in [(1, 1), (2, 3), (2, 1)] {
-            let got = interrupted(assigner, &batches, cut, scale);
-            assert!(
-                got == expected,
-                "{assigner:?}, cut at batch {cut}, {scale:?}"
-            );
+        // Snapshots of either backend restore into the other.
+        for backends in [
+            (Heap, Heap),
+            (RocksDb, RocksDb),
+            (Heap, RocksDb),
+            (RocksDb, Heap),
+        ] {
+            for scale in [(1, 1), (2, 3), (2, 1)] {
+                let got = interrupted(assigner, &batches, cut, scale, backends);
+                assert!(
+                    got == expected,
+                    "{assigner:?}, cut at batch {cut}, {scale:?}, {backends:?}"
+                );
+            }
         }
     }
 }
@@ -213,7 +236,7 @@ fn sessions_do_not_restore_into_aligned_windows() {
 }
 
 #[test]
-fn the_final_snapshot_has_the_watermark_only_and_old_snapshots_are_released() {
+fn the_final_snapshot_has_no_keyed_state_and_old_snapshots_are_released() {
     let dir = tempfile::tempdir().unwrap();
     let mut op = simple_operator(WindowAssigner::Tumbling { size_ms: 10 });
     let first = snapshot_of(&mut op, dir.path(), 1);
@@ -228,7 +251,13 @@ fn the_final_snapshot_has_the_watermark_only_and_old_snapshots_are_released() {
     assert_eq!(last.keyed, None);
     assert_eq!(
         last.entries,
-        vec![("watermark".to_string(), 3i64.to_le_bytes().to_vec())]
+        vec![
+            ("watermark".to_string(), 3i64.to_le_bytes().to_vec()),
+            (
+                "window-assigner".to_string(),
+                b"tumbling windows of 10 ms".to_vec()
+            )
+        ]
     );
 }
 
@@ -273,4 +302,51 @@ fn windows_without_keys_go_to_the_owner_of_the_empty_key() {
         .collect();
     // The restored window and the new row met in one instance.
     assert_eq!(sums, vec![60]);
+}
+
+#[test]
+fn on_rocksdb_a_checkpoint_after_a_small_change_adds_only_the_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut op = simple_operator(WindowAssigner::Tumbling { size_ms: 1 << 40 });
+    let mut ctx = context(dir.path(), None);
+    ctx.state.backend = StateBackendKind::RocksDb;
+    op.open(&ctx).unwrap();
+    let keys: Vec<String> = (0..20_000).map(|i| format!("key-{i:05}")).collect();
+    let rows = |step: usize| -> Vec<(&str, i64, i64)> {
+        keys.iter()
+            .step_by(step)
+            .map(|k| (k.as_str(), 1, 1))
+            .collect()
+    };
+    op.process_batch(simple(&rows(1)), &mut Output::default())
+        .unwrap();
+    let first = op.snapshot_state(1).unwrap().keyed.unwrap();
+    // One key in a hundred gets a record.
+    op.process_batch(simple(&rows(100)), &mut Output::default())
+        .unwrap();
+    let second = op.snapshot_state(2).unwrap().keyed.unwrap();
+
+    let shared = |s: &spate_api::KeyedSnapshot| -> Vec<(String, u64)> {
+        s.files
+            .iter()
+            .filter(|f| f.shared)
+            .map(|f| (f.name.clone(), f.size))
+            .collect()
+    };
+    let before = shared(&first);
+    let after = shared(&second);
+    let state: u64 = after.iter().map(|(_, size)| size).sum();
+    let added: u64 = after
+        .iter()
+        .filter(|file| !before.contains(file))
+        .map(|(_, size)| size)
+        .sum();
+    assert!(
+        !before.is_empty() && before.iter().all(|file| after.contains(file)),
+        "the second checkpoint keeps the first one's files: {before:?} {after:?}"
+    );
+    assert!(
+        added > 0 && added * 20 < state,
+        "a 1% change added {added} of {state} bytes"
+    );
 }
