@@ -1,4 +1,4 @@
-use spate_api::{OperatorError, Result, Timestamp};
+use spate_api::{OperatorError, RestoredState, Result, StateEntry, Timestamp};
 
 /// How records are assigned to event-time windows. Windows are `[start, end)` and aligned to the
 /// epoch, as Flink's `TumblingEventTimeWindows`, `SlidingEventTimeWindows` and
@@ -67,6 +67,42 @@ pub(crate) fn is_late(end: Timestamp, watermark: Timestamp) -> bool {
     end - 1 <= watermark
 }
 
+/// The non-keyed entry naming the windows a checkpoint holds, so that a job whose windows
+/// changed cannot restore them as other windows.
+const ASSIGNER: &str = "window-assigner";
+
+pub(crate) fn assigner_entry(assigner: WindowAssigner) -> StateEntry {
+    (ASSIGNER.to_string(), describe(assigner).into_bytes())
+}
+
+fn describe(assigner: WindowAssigner) -> String {
+    match assigner {
+        WindowAssigner::Tumbling { size_ms } => format!("tumbling windows of {size_ms} ms"),
+        WindowAssigner::Hopping { size_ms, slide_ms } => {
+            format!("hopping windows of {size_ms} ms sliding by {slide_ms} ms")
+        }
+        WindowAssigner::Session { gap_ms } => format!("session windows with a {gap_ms} ms gap"),
+    }
+}
+
+/// Refuses a restore whose windows were made by another assigner: their bounds would be read as
+/// this assigner's windows.
+pub(crate) fn check_restored_assigner(
+    restored: Option<&RestoredState>,
+    assigner: WindowAssigner,
+) -> Result<()> {
+    let expected = describe(assigner);
+    for (name, value) in restored.iter().flat_map(|r| &r.entries) {
+        if name == ASSIGNER && value.as_slice() != expected.as_bytes() {
+            return Err(OperatorError::invalid(format!(
+                "cannot restore windows: the checkpoint holds {}, this operator has {expected}",
+                String::from_utf8_lossy(value)
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +111,30 @@ mod tests {
         let mut all = Vec::new();
         aligned.for_each(ts, |s, e| all.push((s, e)));
         all
+    }
+
+    #[test]
+    fn a_restore_with_other_windows_is_refused_naming_both() {
+        let ten = WindowAssigner::Tumbling { size_ms: 10 };
+        let restored = RestoredState {
+            checkpoint_id: 3,
+            entries: vec![assigner_entry(ten)],
+            keyed: Vec::new(),
+        };
+        assert!(check_restored_assigner(Some(&restored), ten).is_ok());
+        assert!(check_restored_assigner(None, ten).is_ok());
+        let hopping = WindowAssigner::Hopping {
+            size_ms: 10,
+            slide_ms: 5,
+        };
+        let message = check_restored_assigner(Some(&restored), hopping)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("tumbling windows of 10 ms")
+                && message.contains("hopping windows of 10 ms sliding by 5 ms"),
+            "{message}"
+        );
     }
 
     #[test]

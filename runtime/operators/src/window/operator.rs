@@ -2,12 +2,11 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use spate_api::{
     KeyEncoder, MIN_WATERMARK, Operator, OperatorContext, OperatorError, OperatorMetrics,
-    OperatorSnapshot, Output, RestoredState, Result, StateBackendKind, Timestamp,
-    event_time_column,
+    OperatorSnapshot, Output, Result, StateBackendKind, Timestamp, event_time_column,
 };
 
 use super::aggregate::{Accumulators, Aggregate, Updates};
-use super::assigner::{Aligned, WindowAssigner, is_late};
+use super::assigner::{Aligned, WindowAssigner, assigner_entry, check_restored_assigner, is_late};
 use super::heap::HeapWindows;
 use super::output::OutputBuilder;
 use super::panes::Panes;
@@ -20,10 +19,6 @@ use crate::keyed::table::KeyTable;
 /// Open windows at which the bundle is flushed to the store after a batch: bounds the memory
 /// of the bundle (about 100 bytes per window without COUNT(DISTINCT)).
 const BUNDLE_WINDOWS: usize = 1 << 16;
-
-/// The non-keyed entry naming the windows a checkpoint holds, so that a job whose windows
-/// changed cannot restore them as other windows.
-const ASSIGNER: &str = "window-assigner";
 
 /// Aggregates records per key and event-time window; a window's row is emitted when the
 /// watermark passes its end.
@@ -297,7 +292,7 @@ impl WindowOperator {
 
 impl Operator for WindowOperator {
     fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
-        check_assigner(ctx.state.restored.as_ref(), self.assigner)?;
+        check_restored_assigner(ctx.state.restored.as_ref(), self.assigner)?;
         self.watermark = restored_watermark(ctx.state.restored.as_ref())?;
         self.windows = match ctx.state.backend {
             StateBackendKind::Heap => {
@@ -375,7 +370,7 @@ impl Operator for WindowOperator {
         // checkpoint is late again, instead of reopening a window that has already fired.
         let entries = vec![
             watermark_entry(self.watermark),
-            (ASSIGNER.to_string(), describe(self.assigner).into_bytes()),
+            assigner_entry(self.assigner),
         ];
         let keyed = if checkpoint_id == FINAL_CHECKPOINT {
             None
@@ -420,31 +415,6 @@ fn write_sessions(
     for session in flushed.sessions {
         let is_new = !flushed.stored.contains(&session.bounds);
         store.put(key, session.bounds, session.slot, accumulators, is_new)?;
-    }
-    Ok(())
-}
-
-fn describe(assigner: WindowAssigner) -> String {
-    match assigner {
-        WindowAssigner::Tumbling { size_ms } => format!("tumbling windows of {size_ms} ms"),
-        WindowAssigner::Hopping { size_ms, slide_ms } => {
-            format!("hopping windows of {size_ms} ms sliding by {slide_ms} ms")
-        }
-        WindowAssigner::Session { gap_ms } => format!("session windows with a {gap_ms} ms gap"),
-    }
-}
-
-/// Refuses a restore whose windows were made by another assigner: their bounds would be read as
-/// this assigner's windows.
-fn check_assigner(restored: Option<&RestoredState>, assigner: WindowAssigner) -> Result<()> {
-    let expected = describe(assigner);
-    for (name, value) in restored.iter().flat_map(|r| &r.entries) {
-        if name == ASSIGNER && value.as_slice() != expected.as_bytes() {
-            return Err(OperatorError::invalid(format!(
-                "cannot restore windows: the checkpoint holds {}, this operator has {expected}",
-                String::from_utf8_lossy(value)
-            )));
-        }
     }
     Ok(())
 }
