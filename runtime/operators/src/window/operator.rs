@@ -259,14 +259,12 @@ impl WindowOperator {
             {
                 sessions.load(key, table, |add| {
                     store.visit(bytes, |bounds, value| {
-                        let slot = accumulators.alloc();
-                        if let Err(reason) = accumulators.decode(slot, value) {
-                            accumulators.free(&[slot]);
-                            return Err(OperatorError::invalid(format!(
+                        let slot = accumulators.decode_new(value).map_err(|reason| {
+                            OperatorError::invalid(format!(
                                 "corrupt session [{}, {}): {reason}",
                                 bounds.start, bounds.end
-                            )));
-                        }
+                            ))
+                        })?;
                         add(bounds, slot);
                         Ok(())
                     })

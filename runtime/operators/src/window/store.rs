@@ -77,13 +77,11 @@ impl WindowStore {
         }
         let window = encode(bounds);
         if let Some(bytes) = self.backend.map_get(self.windows, key, &window)? {
-            let held = accumulators.alloc();
-            let decoded = accumulators.decode(held, bytes);
-            if decoded.is_ok() {
-                accumulators.merge(slot, held);
-            }
+            let held = accumulators
+                .decode_new(bytes)
+                .map_err(|reason| corrupt(key, Some(bounds), reason))?;
+            accumulators.merge(slot, held);
             accumulators.free(&[held]);
-            decoded.map_err(|reason| corrupt(key, Some(bounds), reason))?;
         }
         self.write(key, bounds, slot, accumulators)
     }
@@ -196,11 +194,9 @@ impl WindowStore {
                 timer.timestamp
             ))
         })?;
-        let slot = accumulators.alloc();
-        if let Err(reason) = accumulators.decode(slot, &value) {
-            accumulators.free(&[slot]);
-            return Err(corrupt(key, Some(bounds), reason));
-        }
+        let slot = accumulators
+            .decode_new(&value)
+            .map_err(|reason| corrupt(key, Some(bounds), reason))?;
         self.backend
             .map_remove(self.windows, key, &encode(bounds))?;
         Ok(Some(Fired {

@@ -14,6 +14,18 @@ impl Accumulators {
         }
     }
 
+    /// A fresh slot holding the state `encode` wrote; nothing is allocated if it cannot be read.
+    pub(crate) fn decode_new(&mut self, bytes: &[u8]) -> Result<u32, Malformed> {
+        let slot = self.alloc();
+        match self.decode(slot, bytes) {
+            Ok(()) => Ok(slot),
+            Err(reason) => {
+                self.free(&[slot]);
+                Err(reason)
+            }
+        }
+    }
+
     /// Gives `slot`, just allocated, the state `encode` wrote for the same aggregates.
     pub(crate) fn decode(&mut self, slot: u32, bytes: &[u8]) -> Result<(), Malformed> {
         let mut reader = Reader::new(bytes);
