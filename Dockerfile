@@ -38,8 +38,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     && cp target/release/spate target/release/spate-operator /out/ \
     && strip --strip-debug /out/spate /out/spate-operator
 
-# The release profile keeps debug info (`debug = 1`, hundreds of MB in `spate`); the image drops
-# it above but keeps the symbol table, so backtraces still name functions.
+# The release profile keeps line tables (`debug = "line-tables-only"`); the image drops them
+# above but keeps the symbol table, so backtraces still name functions.
 
 # ---------------------------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime

@@ -31,14 +31,16 @@
 # SPATE_E2E_EVENTS (400000), SPATE_E2E_RATE (2500 events/s per source subtask),
 # SPATE_E2E_FAIL_FAST=1 (stop at the first failed scenario, leaving its job running until teardown),
 # SPATE_E2E_HELM_ARGS (more helm install flags, split on spaces),
-# SPATE_BIN, SPATE_OPERATOR_BIN, SPATE_NODE_AGENT (prebuilt binaries; default: cargo build, debug,
-# into CARGO_TARGET_DIR or target/; SPATE_E2E_PROFILE=release builds --release).
+# SPATE_BIN, SPATE_OPERATOR_BIN, SPATE_NODE_AGENT (prebuilt binaries; default: those of the test
+# build, debug, in CARGO_TARGET_DIR or target/; SPATE_E2E_PROFILE=release builds --release).
 set -Eeuo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 # shellcheck source=e2e/k8s/scenarios/lib.sh
 source "$ROOT/e2e/k8s/scenarios/lib.sh"
+# shellcheck source=e2e/lib/binaries.sh
+source "$ROOT/e2e/lib/binaries.sh"
 
 RELEASE=spate
 OPERATOR=spate-operator # the chart's object names for the release "spate"
@@ -182,22 +184,7 @@ step() {
 # --- setup ------------------------------------------------------------------------------------
 
 build_binaries() {
-    local target="${CARGO_TARGET_DIR:-$ROOT/target}" profile="${SPATE_E2E_PROFILE:-debug}" flags=()
-    [ "$profile" = release ] && flags=(--release)
-    if [ -z "${SPATE_BIN:-}" ] || [ -z "${SPATE_OPERATOR_BIN:-}" ] || [ -z "${SPATE_NODE_AGENT:-}" ]; then
-        cargo build ${flags[@]+"${flags[@]}"} -p spate -p spate-operator -p spate-node-agent >&2 ||
-            die "cargo build failed"
-    fi
-    SPATE_BIN="${SPATE_BIN:-$target/$profile/spate}"
-    SPATE_OPERATOR_BIN="${SPATE_OPERATOR_BIN:-$target/$profile/spate-operator}"
-    SPATE_NODE_AGENT="${SPATE_NODE_AGENT:-$target/$profile/spate-node-agent}"
-    local bin
-    for bin in "$SPATE_BIN" "$SPATE_OPERATOR_BIN" "$SPATE_NODE_AGENT"; do
-        [ -x "$bin" ] || die "$bin is not an executable"
-    done
-    SPATE_BIN="$(readlink -f "$SPATE_BIN")"
-    SPATE_OPERATOR_BIN="$(readlink -f "$SPATE_OPERATOR_BIN")"
-    SPATE_NODE_AGENT="$(readlink -f "$SPATE_NODE_AGENT")"
+    test_binaries "${SPATE_E2E_PROFILE:-debug}"
 }
 
 install_tools() {

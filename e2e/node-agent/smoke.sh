@@ -24,15 +24,9 @@ say() { echo "node-agent smoke: $*" >&2; }
 # parent reaps it)
 alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 
-target="${CARGO_TARGET_DIR:-target}"
-if [ -z "${SPATE_NODE_AGENT:-}" ]; then
-    cargo build -p spate-node-agent >&2
-    SPATE_NODE_AGENT="$target/debug/spate-node-agent"
-fi
-if [ -z "${SPATE_BIN:-}" ]; then
-    cargo build -p spate --bin spate >&2
-    SPATE_BIN="$target/debug/spate"
-fi
+# shellcheck source=e2e/lib/binaries.sh
+source e2e/lib/binaries.sh
+test_binaries
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/spate-node-agent-smoke.XXXXXX")"
 agent_pid=""

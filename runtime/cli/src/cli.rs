@@ -56,9 +56,13 @@ pub struct RunArgs {
     /// Slots per worker.
     #[arg(long, default_value_t = 2)]
     pub slots: u32,
-    /// Logs and state of the run; a fresh temporary directory by default.
+    /// Logs and state of the run; by default a fresh temporary directory, removed when the job
+    /// finishes (kept when it fails or stops with a savepoint).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Keep the temporary work directory after the job finishes.
+    #[arg(long)]
+    pub keep_work_dir: bool,
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,

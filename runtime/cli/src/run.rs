@@ -55,6 +55,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let workers = args
         .workers
         .unwrap_or_else(|| slots_needed.div_ceil(args.slots).max(1));
+    // A directory of our own making is removed after a clean end; one the user named is theirs.
+    let temporary = args.work_dir.is_none() && !args.keep_work_dir;
     let work_dir = match args.work_dir {
         Some(dir) => dir,
         None => std::env::temp_dir().join(format!("spate-run-{}", std::process::id())),
@@ -110,6 +112,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     println!("{}", progress.summary(&outcome.status));
     if !matches!(state, JobState::Finished | JobState::Stopped) {
         eprintln!("JobMaster log (last lines):\n{}", log_tail(&log, 15));
+    }
+    // Only a finished job leaves nothing worth keeping: a stopped one may have written its
+    // savepoint in there, and a failed one's logs say why it failed.
+    if temporary && state == JobState::Finished {
+        if let Err(e) = std::fs::remove_dir_all(&work_dir) {
+            eprintln!("spate: could not remove {}: {e}", work_dir.display());
+        }
+    } else {
+        eprintln!("spate: logs and state kept in {}", work_dir.display());
     }
     Ok(exit_code(state))
 }

@@ -249,6 +249,7 @@ impl Run {
             .kill_on_drop(true);
         // SAFETY: prctl is async-signal-safe; `spate run` dies with the test (and its children
         // with it), even when the test process is killed without unwinding.
+        #[cfg(target_os = "linux")]
         unsafe {
             command.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);

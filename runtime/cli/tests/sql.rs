@@ -370,6 +370,39 @@ fn bad_sql_is_refused_with_its_position_before_any_process_starts() {
 }
 
 #[test]
+fn spate_run_removes_its_temporary_directory_when_the_job_finishes_unless_asked_to_keep_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("small.sql");
+    std::fs::write(
+        &job,
+        "CREATE TABLE t (seq BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '100', \
+         'fields.seq.kind' = 'sequence', 'fields.seq.start' = '1', 'fields.seq.end' = '100');\n\
+         CREATE TABLE out (seq BIGINT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out SELECT seq FROM t;",
+    )
+    .unwrap();
+    let run_dirs = |tmp: &Path| -> Vec<String> {
+        std::fs::read_dir(tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("spate-run-"))
+            .collect()
+    };
+    for (keep, expected_dirs) in [(false, 0), (true, 1)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut command = std::process::Command::new(spate());
+        command.args(["run", "--quiet"]).arg(&job).env("TMPDIR", tmp.path());
+        if keep {
+            command.arg("--keep-work-dir");
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(run_dirs(tmp.path()).len(), expected_dirs, "keep {keep}: {stderr}");
+    }
+}
+
+#[test]
 fn explain_shows_the_vertices_and_exchanges_of_a_sql_job() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/q5_hop_count.sql");
     let out = std::process::Command::new(spate())

@@ -69,16 +69,27 @@ fn child_command(spec: &ClusterSpec, log: &Path) -> Result<Command, ClusterError
         .stdout(file.try_clone()?)
         .stderr(file)
         .kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe; it makes the kernel kill the child when the thread that
-    // spawned it (a runtime thread of this process) exits, so children never outlive the parent.
+    die_with_parent(&mut command);
+    Ok(command)
+}
+
+/// On Linux the kernel kills the child when the thread that spawned it (a runtime thread of this
+/// process) exits, so children never outlive the parent even when it is killed with SIGKILL.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
         });
     }
-    Ok(command)
 }
+
+/// Elsewhere (macOS) there is no parent-death signal: children are still killed when the cluster
+/// is dropped (`kill_on_drop`), but a parent killed with SIGKILL leaves them running.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
 
 /// Copies a child's output to ours line by line, so lines of different workers never interleave.
 async fn forward_lines(stdout: tokio::process::ChildStdout) {

@@ -74,6 +74,7 @@ impl Minio {
             .stderr(log);
         // SAFETY: prctl is async-signal-safe; it makes the kernel kill MinIO if the test
         // process dies without running Drop (a killed or aborted test run).
+        #[cfg(target_os = "linux")]
         unsafe {
             command.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
