@@ -391,14 +391,21 @@ fn spate_run_removes_its_temporary_directory_when_the_job_finishes_unless_asked_
     for (keep, expected_dirs) in [(false, 0), (true, 1)] {
         let tmp = tempfile::tempdir().unwrap();
         let mut command = std::process::Command::new(spate());
-        command.args(["run", "--quiet"]).arg(&job).env("TMPDIR", tmp.path());
+        command
+            .args(["run", "--quiet"])
+            .arg(&job)
+            .env("TMPDIR", tmp.path());
         if keep {
             command.arg("--keep-work-dir");
         }
         let out = command.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
-        assert_eq!(run_dirs(tmp.path()).len(), expected_dirs, "keep {keep}: {stderr}");
+        assert_eq!(
+            run_dirs(tmp.path()).len(),
+            expected_dirs,
+            "keep {keep}: {stderr}"
+        );
     }
 }
 
