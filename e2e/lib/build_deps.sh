@@ -3,7 +3,10 @@
 # to read RocksDB's C header. Sourced by e2e/test.sh and examples/main-job.sh; defines `die` users
 # may override.
 install_build_deps() {
-    if ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ldconfig -p 2>/dev/null | grep -q libclang; then
+    # libclang itself: libclang-cpp (which Debian's LLVM brings along) is another library.
+    if compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null ||
+        compgen -G '/usr/lib/llvm-*/lib/libclang-[0-9]*.so*' >/dev/null ||
+        ldconfig -p 2>/dev/null | grep -qE 'libclang(-[0-9.]+)?\.so'; then
         return
     fi
     if ! command -v apt-get >/dev/null 2>&1; then

@@ -33,9 +33,10 @@ pub trait SourceReader: Send {
     /// The read position of every assigned split, as of the last batch returned, so a restored
     /// reader continues exactly after it. Entries are named by split id; a reader created with
     /// `OperatorContext::state.restored` finds its splits' positions among them.
-    fn snapshot_positions(&mut self) -> Result<Vec<StateEntry>> {
-        Ok(Vec::new())
-    }
+    ///
+    /// Required, with no default: a reader that wraps another (computed columns, say) must pass
+    /// the inner reader's positions on, or every restore would read its splits from the start.
+    fn snapshot_positions(&mut self) -> Result<Vec<StateEntry>>;
 }
 
 /// A source: enumerates its splits and reads the ones assigned to a subtask.

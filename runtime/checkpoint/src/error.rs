@@ -50,7 +50,7 @@ impl CheckpointError {
     /// Whether trying the same call again may succeed: only failures of the object store's
     /// service or of the network are; a missing object, a refused permission or a local disk
     /// error stay what they are.
-    pub(crate) fn is_transient(&self) -> bool {
+    pub fn is_transient(&self) -> bool {
         use object_store::Error as E;
         match self {
             CheckpointError::Store { source, .. } => !matches!(

@@ -51,10 +51,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub job: JobArgs,
     /// Worker processes; by default enough for the parallelism.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub workers: Option<u32>,
     /// Slots per worker.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub slots: u32,
     /// Logs and state of the run; by default a fresh temporary directory, removed when the job
     /// finishes (kept when it fails or stops with a savepoint).
@@ -84,7 +84,7 @@ pub struct CheckpointArgs {
     #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub storage_options: Vec<(String, String)>,
     /// Keyed state backend: heap or rocksdb.
-    #[arg(long, default_value = "heap")]
+    #[arg(long, default_value = "heap", value_parser = ["heap", "rocksdb"])]
     pub state_backend: String,
     /// Restarts from the latest checkpoint before the job fails for good (for failure-rate:
     /// failures allowed per interval).
@@ -147,7 +147,7 @@ pub struct JobMasterArgs {
     #[arg(long, default_value = "standalone")]
     pub resource_manager: String,
     /// Slots of each worker a local resource manager starts.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub worker_slots: u32,
     /// State and logs of the workers a local resource manager starts (by default a directory
     /// in the system's temporary directory).
@@ -169,7 +169,7 @@ pub struct WorkerArgs {
     /// (VERTEX/SUBTASK/RECORDS): recovery tests and benchmarks.
     #[arg(long, hide = true, value_parser = spate_worker::InjectedFailure::parse)]
     pub inject_failure: Option<spate_worker::InjectedFailure>,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub slots: u32,
     #[arg(long)]
     pub id: Option<String>,

@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use spate_api::MIN_WATERMARK;
@@ -59,18 +59,80 @@ pub fn totals(status: &JobStatus, roles: &Roles) -> Totals {
     totals
 }
 
+/// The counters of one attempt of one subtask, as last seen.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    source_records: u64,
+    sink_records: u64,
+    late_dropped: u64,
+}
+
 pub struct Progress {
     roles: Roles,
     last: Option<(Instant, u64)>,
+    /// The latest attempt seen of each (vertex, subtask), with its counters.
+    attempts: HashMap<(u32, u32), (u32, Counts)>,
+    /// What attempts that were restarted since had counted when last seen.
+    earlier: Counts,
 }
 
 impl Progress {
     pub fn new(roles: Roles) -> Self {
-        Progress { roles, last: None }
+        Progress {
+            roles,
+            last: None,
+            attempts: HashMap::new(),
+            earlier: Counts::default(),
+        }
+    }
+
+    /// The job's totals over every attempt seen: a restarted task's counters start again from
+    /// zero (and a JobMaster that replaced another reports only the attempts it knows), so the
+    /// counts of attempts that ended are kept here.
+    fn totals(&mut self, status: &JobStatus) -> Totals {
+        for task in &status.tasks {
+            let (Some(id), Some(m)) = (&task.task, &task.metrics) else {
+                continue;
+            };
+            let counts = Counts {
+                source_records: if self.roles.sources.contains(&id.vertex) {
+                    m.records_in
+                } else {
+                    0
+                },
+                sink_records: if self.roles.sinks.contains(&id.vertex) {
+                    m.records_in
+                } else {
+                    0
+                },
+                late_dropped: m.late_records_dropped,
+            };
+            match self
+                .attempts
+                .insert((id.vertex, id.subtask), (id.attempt, counts))
+            {
+                Some((attempt, old)) if attempt < id.attempt => {
+                    self.earlier.source_records += old.source_records;
+                    self.earlier.sink_records += old.sink_records;
+                    self.earlier.late_dropped += old.late_dropped;
+                }
+                // An older attempt's late report: keep the newer one.
+                Some((attempt, old)) if attempt > id.attempt => {
+                    self.attempts
+                        .insert((id.vertex, id.subtask), (attempt, old));
+                }
+                _ => {}
+            }
+        }
+        let mut t = totals(status, &self.roles);
+        t.source_records += self.earlier.source_records;
+        t.sink_records += self.earlier.sink_records;
+        t.late_dropped += self.earlier.late_dropped;
+        t
     }
 
     pub fn line(&mut self, status: &JobStatus) -> String {
-        let t = totals(status, &self.roles);
+        let t = self.totals(status);
         let now = Instant::now();
         // The first reading has no previous one: the average since the job started.
         let rate = match self.last {
@@ -100,8 +162,8 @@ impl Progress {
         )
     }
 
-    pub fn summary(&self, status: &JobStatus) -> String {
-        let t = totals(status, &self.roles);
+    pub fn summary(&mut self, status: &JobStatus) -> String {
+        let t = self.totals(status);
         let seconds = status.running_ms as f64 / 1000.0;
         let state = JobState::try_from(status.state)
             .map_or("?".into(), |s| format!("{s:?}").to_uppercase());
@@ -113,6 +175,12 @@ impl Progress {
             t.sink_records,
             t.late_dropped
         );
+        if self.earlier.source_records + self.earlier.sink_records > 0 {
+            text.push_str(
+                "\n(the counts add up every attempt: records read again after a restore are \
+                 counted again)",
+            );
+        }
         if !status.failure.is_empty() {
             text.push_str(&format!("\ncause: {}", status.failure));
         }
@@ -156,7 +224,40 @@ pub fn format_watermark(millis: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use spate_proto::v1::{TaskId, TaskMetrics, TaskStatus};
+
     use super::*;
+
+    #[test]
+    fn totals_keep_what_restarted_attempts_counted() {
+        let mut progress = Progress::new(Roles {
+            sources: HashSet::from([0]),
+            sinks: HashSet::from([1]),
+        });
+        let task = |vertex: u32, attempt: u32, records_in: u64| TaskStatus {
+            task: Some(TaskId {
+                vertex,
+                attempt,
+                ..TaskId::default()
+            }),
+            metrics: Some(TaskMetrics {
+                records_in,
+                ..TaskMetrics::default()
+            }),
+            ..TaskStatus::default()
+        };
+        let status = |tasks: Vec<TaskStatus>| JobStatus {
+            tasks,
+            ..JobStatus::default()
+        };
+        progress.totals(&status(vec![task(0, 0, 100), task(1, 0, 40)]));
+        let t = progress.totals(&status(vec![task(0, 0, 150), task(1, 0, 45)]));
+        assert_eq!((t.source_records, t.sink_records), (150, 45));
+        // Both restarted: their counters start from zero again.
+        let t = progress.totals(&status(vec![task(0, 1, 30), task(1, 1, 10)]));
+        assert_eq!((t.source_records, t.sink_records), (150 + 30, 45 + 10));
+        assert!(progress.summary(&status(vec![])).contains("counted again"));
+    }
 
     #[test]
     fn watermarks_print_as_utc_dates() {

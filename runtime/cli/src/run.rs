@@ -88,8 +88,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ticker.tick().await;
         loop {
             ticker.tick().await;
+            // No answer while a dead JobMaster is being replaced: the line waits for the new
+            // one, and ends only when the job is over.
             let Ok(status) = cluster.status().await else {
-                break;
+                if cluster.job_over() {
+                    break;
+                }
+                continue;
             };
             eprint!("\r{}", progress.line(&status));
             if JobState::try_from(status.state).is_ok_and(|s| {
@@ -257,8 +262,14 @@ fn checkpoint_spec(args: &CheckpointArgs) -> Option<CheckpointSpec> {
     if args.checkpoint_interval_ms == 0 && args.from.is_none() {
         return None;
     }
+    // Restoring without a storage named: the snapshot's own storage root, which holds the files
+    // it shares with earlier checkpoints; the new run's checkpoints go there too.
+    let storage_url = args
+        .checkpoint_dir
+        .clone()
+        .or_else(|| args.from.as_deref().and_then(snapshot_root));
     Some(CheckpointSpec {
-        storage_url: args.checkpoint_dir.clone(),
+        storage_url,
         storage_options: args.storage_options.iter().cloned().collect(),
         interval_ms: args.checkpoint_interval_ms,
         state_backend: args.state_backend.clone(),
@@ -278,6 +289,31 @@ fn checkpoint_spec(args: &CheckpointArgs) -> Option<CheckpointSpec> {
         ],
         restore_from: args.from.clone(),
     })
+}
+
+/// The storage root of a checkpoint (`<root>/<job>/chk-<id>`) or savepoint
+/// (`<root>/<job>/savepoints/sp-<id>-<nonce>`), given as a URL or a local path, with or without
+/// its `_metadata` file; `None` when `location` is not shaped like one.
+fn snapshot_root(location: &str) -> Option<String> {
+    let url = match location.contains("://") {
+        true => location.trim().to_string(),
+        false => {
+            let path = std::path::absolute(location.trim()).ok()?;
+            format!("file://{}", path.display())
+        }
+    };
+    let mut parts: Vec<&str> = url.trim_end_matches('/').split('/').collect();
+    if parts.last() == Some(&"_metadata") {
+        parts.pop();
+    }
+    let depth = match parts.as_slice() {
+        [.., _job, dir] if dir.starts_with("chk-") => 2,
+        [.., _job, "savepoints", dir] if dir.starts_with("sp-") => 3,
+        _ => return None,
+    };
+    let root = parts[..parts.len() - depth].join("/");
+    // A root must keep a path after the scheme's `//`.
+    (root.len() > root.find("://")? + 3).then_some(root)
 }
 
 pub async fn savepoint(args: SavepointArgs) -> anyhow::Result<ExitCode> {
@@ -305,4 +341,30 @@ pub fn list_jobs() -> anyhow::Result<ExitCode> {
 pub fn explain(job: JobArgs) -> anyhow::Result<ExitCode> {
     print!("{}", job_graph(&job)?.explain());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_root;
+
+    #[test]
+    fn a_snapshot_names_its_storage_root() {
+        for (location, root) in [
+            ("/data/cp/job-1/chk-7", Some("file:///data/cp")),
+            ("/data/cp/job-1/chk-7/_metadata", Some("file:///data/cp")),
+            (
+                "/data/cp/job-1/savepoints/sp-3-ab12/",
+                Some("file:///data/cp"),
+            ),
+            ("s3://bucket/prefix/job/chk-2", Some("s3://bucket/prefix")),
+            (
+                "file:///cp/job/savepoints/sp-1-x/_metadata",
+                Some("file:///cp"),
+            ),
+            ("/data/cp/job-1", None),
+            ("s3://job/chk-2", None),
+        ] {
+            assert_eq!(snapshot_root(location).as_deref(), root, "{location}");
+        }
+    }
 }

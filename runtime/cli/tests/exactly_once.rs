@@ -153,3 +153,91 @@ async fn a_killed_worker_loses_and_duplicates_no_window_of_a_keyed_job() {
     )
     .await;
 }
+
+/// Issue 14's first failure: the reader that evaluates computed columns did not pass the
+/// source's read positions into the checkpoint, so a restart read the datagen sequence from its
+/// start again and every row before the kill was committed twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_worker_does_not_replay_a_source_with_computed_columns() {
+    let rows = 100_000i64;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sql = format!(
+        "CREATE TABLE seqs (
+            seq BIGINT,
+            ts AS TO_TIMESTAMP_MILLIS(seq * 20),
+            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+        ) WITH (
+            'connector' = 'datagen', 'rows-per-second' = '5000',
+            'fields.seq.kind' = 'sequence', 'fields.seq.start' = '1', 'fields.seq.end' = '{rows}'
+        );
+        {}INSERT INTO out SELECT seq, CAST(ts AS BIGINT) FROM seqs;",
+        sink(&out, "seq BIGINT, t BIGINT")
+    );
+    let work = dir.path().join("cluster");
+    let got = run_with_kill(sql, (&out, &work), kill_moment(4), 0, "heap").await;
+    let mut want: Vec<Vec<String>> = (1..=rows)
+        .map(|seq| vec![seq.to_string(), (seq * 20).to_string()])
+        .collect();
+    want.sort();
+    assert_same(&got, &want);
+}
+
+/// Issue 14's third failure: after more than the tolerable number of checkpoints failed in a
+/// row (storage unreachable), the count survived the restart, so every new attempt failed at
+/// once and the restarts ran out although the storage came back. Here the storage (MinIO,
+/// through a proxy) refuses every connection for 20 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_storage_comes_back_recovers_on_its_own() {
+    let Some(minio) = spate_testkit::Minio::start() else {
+        return;
+    };
+    let proxy =
+        spate_testkit::FaultyProxy::start(minio.endpoint.trim_start_matches("http://"), 3).unwrap();
+    let events = 600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, work) = (dir.path().join("out"), dir.path().join("cluster"));
+    let sql = format!(
+        "{}{}INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
+        bid_table(events, 10_000),
+        sink(&out, "auction BIGINT, bidder BIGINT, price BIGINT")
+    );
+    let mut options = minio.storage_options();
+    options.insert("endpoint".into(), proxy.endpoint());
+    // Failed requests fail fast, so the outage fails many checkpoints.
+    options.insert("retry_max_attempts".into(), "2".into());
+    options.insert("retry_initial_backoff_ms".into(), "100".into());
+    let mut spec = spec("sql", &work, 2, 1)
+        .arg("sql", sql)
+        .arg("parallelism", 2);
+    spec.checkpoints = Some(CheckpointSpec {
+        storage_url: Some(minio.url("outage")),
+        storage_options: options,
+        ..CheckpointSpec::default()
+    });
+    let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
+    wait_for(&mut cluster, |s| {
+        s.checkpoints.as_ref().is_some_and(|c| c.completed >= 2)
+    })
+    .await;
+    proxy.set_down(true);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let during = cluster.status().await.expect("status");
+    proxy.heal();
+    let outcome = cluster
+        .wait()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&work)));
+    assert_eq!(
+        outcome.status.state,
+        JobState::Finished as i32,
+        "{}\n{}",
+        outcome.status.failure,
+        logs(&work)
+    );
+    let failed = during.checkpoints.as_ref().map_or(0, |c| c.failed);
+    assert!(failed > 3, "the outage failed checkpoints: {during:?}");
+    let mut rows = read_rows(&out);
+    rows.sort();
+    assert_same(&rows, &bids_priced_in_threes(events));
+}

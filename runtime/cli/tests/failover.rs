@@ -297,3 +297,92 @@ fn bid_counts() -> Vec<Vec<String>> {
     want.sort();
     want
 }
+
+/// Issue 14's fourth failure: a worker that died while it ran no task was never declared lost,
+/// because heartbeats were checked only while the job ran; the JobMaster kept placing tasks on
+/// its slots. Here it dies before the job is deployed (no checkpoints: one failed deployment
+/// would fail the job for good) and a healthy worker registers after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_dies_before_the_deployment_is_declared_lost_and_not_deployed_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let address_file = dir.path().join("jobmaster.addr");
+    let status_file = dir.path().join("status.pb");
+    let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+    let sql = format!(
+        "{}{}INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
+        bid_table(20_000, 100_000),
+        sink(&out, "auction BIGINT, bidder BIGINT, price BIGINT")
+    );
+    let mut jobmaster = tokio::process::Command::new(spate())
+        .args([
+            "jobmaster",
+            "--job",
+            "sql",
+            "--heartbeat-timeout-ms",
+            "1000",
+        ])
+        .arg("--address-file")
+        .arg(&address_file)
+        .arg("--status-file")
+        .arg(&status_file)
+        .arg("--arg")
+        .arg(format!("sql={sql}"))
+        .args(["--arg", "parallelism=2"])
+        .stderr(log("jobmaster.log"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the JobMaster starts");
+    let address = loop {
+        if let Ok(address) = std::fs::read_to_string(&address_file) {
+            break address;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let worker = |id: &str, slots: &str| {
+        tokio::process::Command::new(spate())
+            .args([
+                "worker",
+                "--jobmaster",
+                &address,
+                "--id",
+                id,
+                "--slots",
+                slots,
+            ])
+            .stderr(log(&format!("{id}.log")))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("a worker starts")
+    };
+    // One slot: not enough for the job, so nothing is deployed while it lives.
+    let mut doomed = worker("doomed", "1");
+    let mut client = JobMasterClient::connect(format!("http://{address}"))
+        .await
+        .expect("JobMaster client");
+    loop {
+        let status = client.get_job_status(GetJobStatusRequest {}).await;
+        if status.is_ok_and(|s| s.into_inner().workers.len() == 1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    doomed.start_kill().unwrap();
+    doomed.wait().await.unwrap();
+    // Twice the heartbeat timeout: when the next worker registers, the dead one is silent for
+    // longer than the timeout, so the JobMaster must not offer its slot any more.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let mut healthy = worker("healthy", "2");
+    let exit = jobmaster.wait().await.unwrap();
+    let _ = healthy.wait().await;
+    let status = JobStatus::decode(std::fs::read(&status_file).unwrap().as_slice()).unwrap();
+    let jobmaster_log = std::fs::read_to_string(dir.path().join("jobmaster.log")).unwrap();
+    assert!(
+        exit.success() && status.state == JobState::Finished as i32,
+        "{}\n{jobmaster_log}",
+        status.failure
+    );
+    let mut rows = read_rows(&out);
+    rows.sort();
+    assert_same(&rows, &bids_priced_in_threes(20_000));
+}

@@ -168,3 +168,60 @@ async fn a_savepoint_at_parallelism_2_restores_at_1() {
 async fn a_stop_with_savepoint_commits_nothing_after_it_and_its_restore_completes_the_output() {
     restore_at(2, End::StopWithSavepoint).await;
 }
+
+/// A state file of the right size with other bytes (bit rot, a bad copy) fails the restore at
+/// once, naming the file: restoring the same snapshot again cannot succeed, so the job is not
+/// restarted over and over until its restart strategy gives up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_state_file_fails_the_restore_at_once_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, out) = (dir.path().join("checkpoints"), dir.path().join("out"));
+    let location = savepoint_at_parallelism_2(
+        &dir.path().join("first"),
+        &storage,
+        &out,
+        End::SavepointThenCancel,
+    )
+    .await;
+    // The largest file the savepoint refers to: keyed state, in its own directory or shared.
+    let mut files: Vec<(u64, std::path::PathBuf)> = Vec::new();
+    let mut pending = vec![storage.clone()];
+    while let Some(path) = pending.pop() {
+        for entry in std::fs::read_dir(&path).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if !path.ends_with("_metadata") {
+                files.push((entry.metadata().unwrap().len(), path));
+            }
+        }
+    }
+    let (size, victim) = files.into_iter().max().expect("state files");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    for byte in bytes.iter_mut().take(64) {
+        *byte = !*byte;
+    }
+    std::fs::write(&victim, &bytes).unwrap();
+    assert_eq!(std::fs::metadata(&victim).unwrap().len(), size);
+
+    let work = dir.path().join("second");
+    let mut spec = spec("sql", &work, 2, 1)
+        .arg("sql", job(&out))
+        .arg("parallelism", 2);
+    spec.checkpoints = Some(CheckpointSpec {
+        // Restarts allowed: the corrupt file must not use them.
+        restart: Vec::new(),
+        ..checkpoints(&storage, Some(location), End::SavepointThenCancel)
+    });
+    let cluster = LocalCluster::start(spec).await.expect("cluster starts");
+    let outcome = cluster.wait().await.expect("cluster ends");
+    let status = outcome.status;
+    assert_eq!(status.state, JobState::Failed as i32, "{}", status.failure);
+    assert_eq!(status.restarts, 0, "{}", status.failure);
+    let name = victim.file_name().unwrap().to_string_lossy();
+    assert!(
+        status.failure.contains("corrupt") && status.failure.contains(name.as_ref()),
+        "{}",
+        status.failure
+    );
+}

@@ -369,6 +369,31 @@ fn bad_sql_is_refused_with_its_position_before_any_process_starts() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expression_900_terms_deep_runs_on_the_workers() {
+    // Operators evaluate expressions recursively on the task threads: near the depth limit
+    // that must neither overflow a stack nor give another answer.
+    let terms = vec!["price"; 900].join(" + ");
+    let rows = run_sql(
+        |out| {
+            bid_job(
+                out,
+                "auction BIGINT, p BIGINT",
+                &format!("INSERT INTO out SELECT auction, {terms} FROM bid;"),
+            )
+        },
+        2,
+    )
+    .await;
+    let want = sorted(
+        nexmark_bids(EVENTS)
+            .iter()
+            .map(|b| vec![b.auction.to_string(), (900 * b.price).to_string()])
+            .collect(),
+    );
+    assert_rows(&rows, &want);
+}
+
 #[test]
 fn spate_run_removes_its_temporary_directory_when_the_job_finishes_unless_asked_to_keep_it() {
     let dir = tempfile::tempdir().unwrap();

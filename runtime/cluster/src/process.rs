@@ -349,6 +349,11 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// The JobMaster ended the job (it wrote the final status); its process may be exiting.
+    pub fn job_over(&self) -> bool {
+        job_over(&self.spec)
+    }
+
     pub fn jobmaster_pid(&self) -> Option<u32> {
         self.jobmaster.lock().expect("jobmaster lock").id()
     }

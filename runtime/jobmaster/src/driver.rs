@@ -247,10 +247,23 @@ async fn drive(
                 }
                 monitor(config, shared, &mut workers, coordinator.as_mut()).await
             }
-            Err(reason) => Outcome::Failed(Failure {
-                reason,
-                tasks: to_deploy.clone(),
-            }),
+            Err(DeployError::Unrestorable(reason)) => {
+                error!(%reason, "job failed: its snapshot cannot be restored");
+                shared.state.lock().await.fail(format!(
+                    "{reason} (not restarted: restoring the same snapshot again cannot succeed)"
+                ));
+                cancel_unfinished(shared, None).await;
+                return;
+            }
+            Err(DeployError::Failed(reason)) => {
+                // A worker that refuses the deployment is most likely gone: mark it lost now,
+                // or the restart would place the same tasks on its slots again.
+                unreachable_worker(shared).await;
+                Outcome::Failed(Failure {
+                    reason,
+                    tasks: to_deploy.clone(),
+                })
+            }
         };
         let Outcome::Failed(failure) = outcome else {
             cancel_unfinished(shared, None).await;
@@ -278,10 +291,7 @@ async fn drive(
         cancel_unfinished(shared, Some(&to_deploy)).await;
         {
             let mut state = shared.state.lock().await;
-            for lost in state.workers.iter().filter(|w| w.lost) {
-                workers.resources.release(&lost.id);
-            }
-            state.workers.retain(|w| !w.lost);
+            workers.drop_lost(&mut state);
             state.restarts += 1;
             state.task_restarts += to_deploy.len() as u32;
             state.last_failure = failure.reason;
@@ -303,6 +313,14 @@ async fn drive(
     }
 }
 
+/// Why a deployment failed.
+enum DeployError {
+    /// A worker could not take the task (gone, busy, refusing): another try may succeed.
+    Failed(String),
+    /// The snapshot the task restores is corrupt (the worker answered DATA_LOSS).
+    Unrestorable(String),
+}
+
 /// Deploys the subtasks in `which` as placed; returns them for the coordinator.
 async fn deploy(
     config: &JobMasterConfig,
@@ -312,7 +330,7 @@ async fn deploy(
     which: &BTreeSet<SubtaskRef>,
     restore: Option<&CompletedSnapshot>,
     coordinator: Option<&Coordinator>,
-) -> Result<Vec<TaskRef>, String> {
+) -> Result<Vec<TaskRef>, DeployError> {
     let job = JobSpec {
         name: config.job_name.clone(),
         args: config.job_args.clone().into_iter().collect(),
@@ -367,19 +385,35 @@ async fn deploy(
                 .deploy_task(request)
                 .await
                 .map(|_| ())
-                .map_err(|s| s.message().to_string()),
-            Err(e) => Err(format!("{e:#}")),
+                .map_err(|s| (s.code() == tonic::Code::DataLoss, s.message().to_string())),
+            Err(e) => Err((false, format!("{e:#}"))),
         };
-        result.map_err(|e| {
-            format!(
+        result.map_err(|(unrestorable, e)| {
+            let reason = format!(
                 "deploying vertex {} subtask {} to {worker}: {e}",
                 task.vertex, task.subtask
-            )
+            );
+            match unrestorable {
+                true => DeployError::Unrestorable(reason),
+                false => DeployError::Failed(reason),
+            }
         })
     });
-    match join_all(deployments).await.into_iter().find(Result::is_err) {
-        Some(Err(e)) => Err(e),
-        _ => Ok(tasks),
+    let mut errors: Vec<DeployError> = join_all(deployments)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    // A corrupt snapshot decides the outcome whichever deployment found it first.
+    match errors
+        .iter()
+        .position(|e| matches!(e, DeployError::Unrestorable(_)))
+    {
+        Some(index) => Err(errors.swap_remove(index)),
+        None => match errors.into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(tasks),
+        },
     }
 }
 
@@ -390,15 +424,23 @@ struct Workers<'a> {
 }
 
 impl Workers<'_> {
-    /// Marks the workers whose processes ended as lost; returns the first one.
-    fn mark_exited(&mut self, state: &mut crate::state::State) -> Option<String> {
+    /// Marks the workers whose processes ended as lost; returns them.
+    fn mark_exited(&mut self, state: &mut crate::state::State) -> Vec<String> {
         let exited = self.resources.exited();
         for id in &exited {
             if let Some(worker) = state.worker_mut(id) {
                 worker.lost = true;
             }
         }
-        exited.into_iter().next()
+        exited
+    }
+
+    /// Forgets the workers marked lost, and tells the resource manager to make sure they are gone.
+    fn drop_lost(&mut self, state: &mut crate::state::State) {
+        for lost in state.workers.iter().filter(|w| w.lost) {
+            self.resources.release(&lost.id);
+        }
+        state.workers.retain(|w| !w.lost);
     }
 }
 
@@ -417,10 +459,8 @@ async fn wait_for_slots<T>(
         {
             let mut state = shared.state.lock().await;
             workers.mark_exited(&mut state);
-            for lost in state.workers.iter().filter(|w| w.lost) {
-                workers.resources.release(&lost.id);
-            }
-            state.workers.retain(|w| !w.lost);
+            expire_silent_workers(&mut state, config.heartbeat_timeout);
+            workers.drop_lost(&mut state);
             workers.resources.require_slots(needed, workers.jobmaster);
             let live: Vec<SlotRef> = state
                 .workers
@@ -497,29 +537,28 @@ async fn monitor(
                 info!(job = %state.job_id, "job finished");
                 return Outcome::Over;
             }
-            if let Some(worker) = workers.mark_exited(&mut state) {
+            // A lost worker fails the tasks it ran; one that ran none is only forgotten.
+            let exited = workers.mark_exited(&mut state).into_iter().map(|worker| {
+                let reason = format!("worker {worker} exited (its process ended)");
+                (worker, reason)
+            });
+            let silent = expire_silent_workers(&mut state, config.heartbeat_timeout);
+            let mut lost_tasks = BTreeSet::new();
+            let mut reasons = Vec::new();
+            for (worker, reason) in exited.chain(silent) {
+                let tasks = tasks_on(&state, &worker);
+                if !tasks.is_empty() {
+                    lost_tasks.extend(tasks);
+                    reasons.push(reason);
+                }
+            }
+            if !lost_tasks.is_empty() {
                 return Outcome::Failed(Failure {
-                    reason: format!("worker {worker} exited (its process ended)"),
-                    tasks: tasks_on(&state, &worker),
+                    reason: reasons.join("; "),
+                    tasks: lost_tasks,
                 });
             }
-            if let Some(lost) = state
-                .workers
-                .iter_mut()
-                .find(|w| !w.lost && w.last_heartbeat.elapsed() > config.heartbeat_timeout)
-            {
-                lost.lost = true;
-                let reason = format!(
-                    "worker {} lost: no heartbeat for {:.1}s",
-                    lost.describe(),
-                    lost.last_heartbeat.elapsed().as_secs_f64()
-                );
-                let worker = lost.id.clone();
-                return Outcome::Failed(Failure {
-                    reason,
-                    tasks: tasks_on(&state, &worker),
-                });
-            }
+            workers.drop_lost(&mut state);
             let failed: Vec<(SubtaskRef, String)> = state
                 .tasks
                 .iter()
@@ -604,6 +643,31 @@ async fn monitor(
         }
         let _ = tokio::time::timeout(POLL, shared.changed.notified()).await;
     }
+}
+
+/// Marks every worker silent for longer than `timeout` as lost, whatever the job is doing
+/// (running, waiting for slots, failing to deploy): a worker that dies while it runs no task
+/// must not keep offering slots. Returns each one newly lost, with the reason.
+fn expire_silent_workers(
+    state: &mut crate::state::State,
+    timeout: Duration,
+) -> Vec<(String, String)> {
+    let mut expired = Vec::new();
+    for worker in state
+        .workers
+        .iter_mut()
+        .filter(|w| !w.lost && w.last_heartbeat.elapsed() > timeout)
+    {
+        worker.lost = true;
+        let reason = format!(
+            "worker {} lost: no heartbeat for {:.1}s",
+            worker.describe(),
+            worker.last_heartbeat.elapsed().as_secs_f64()
+        );
+        warn!(%reason, "worker lost");
+        expired.push((worker.id.clone(), reason));
+    }
+    expired
 }
 
 async fn max_reported_attempt(shared: &Shared) -> u32 {

@@ -9,7 +9,7 @@ use arrow_select::filter::{filter_record_batch, prep_null_mask_filter};
 use datafusion_physical_expr::PhysicalExpr;
 use spate_api::{
     Operator, OperatorContext, OperatorError, Output, Result, SourceFactory, SourcePoll,
-    SourceReader, Split,
+    SourceReader, Split, StateEntry,
 };
 
 fn df(error: datafusion_common::DataFusionError) -> OperatorError {
@@ -140,5 +140,9 @@ impl SourceReader for ComputedReader {
             }
             other => Ok(other),
         }
+    }
+
+    fn snapshot_positions(&mut self) -> Result<Vec<StateEntry>> {
+        self.inner.snapshot_positions()
     }
 }

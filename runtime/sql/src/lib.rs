@@ -4,6 +4,7 @@
 
 mod catalog;
 mod ddl;
+mod depth;
 mod error;
 mod exec;
 mod flink;
@@ -28,9 +29,27 @@ use crate::ddl::{normalize, position_of, table_def};
 use crate::error::{parser_error, planning_error};
 use crate::translate::Translator;
 
+/// Stack of the planning thread: enough for the recursive walks of sqlparser and DataFusion
+/// over expressions up to the depth limit, even in a debug build (it is reserved, not used).
+const PLANNER_STACK: usize = 256 << 20;
+
 /// Plans a SQL job into a stream graph whose operators run at `parallelism`.
+///
+/// Planning runs on a thread of its own with a deep stack, whatever the caller's (a Tokio
+/// worker thread has 2 MiB), so that the depth limit, not the caller, decides what is refused.
 pub fn plan(sql: &str, parallelism: u32) -> Result<StreamGraph, SqlError> {
-    plan_statements(sql, parallelism).map_err(|e| e.with_source(sql))
+    std::thread::scope(|scope| {
+        let planner = std::thread::Builder::new()
+            .name("sql-planner".into())
+            .stack_size(PLANNER_STACK)
+            .spawn_scoped(scope, || plan_statements(sql, parallelism))
+            .map_err(|e| SqlError::new(format!("cannot start the SQL planner: {e}"), None))?;
+        match planner.join() {
+            Ok(planned) => planned,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+    .map_err(|e| e.with_source(sql))
 }
 
 fn plan_statements(sql: &str, parallelism: u32) -> Result<StreamGraph, SqlError> {
@@ -42,6 +61,7 @@ fn plan_statements(sql: &str, parallelism: u32) -> Result<StreamGraph, SqlError>
     let mut inserts = 0;
     let mut tables = preprocessed.tables.iter();
     for mut statement in statements {
+        depth::check(&statement)?;
         let position: Position = statement.span().start.into();
         tvf::window_table_functions(&mut statement)?;
         rewrite::flink_functions(&mut statement)?;

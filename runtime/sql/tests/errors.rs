@@ -158,3 +158,26 @@ fn the_sink_shape_is_checked() {
         "{text}"
     );
 }
+
+#[test]
+fn an_expression_thousands_of_terms_deep_is_refused_with_its_position() {
+    // Before the limit this overflowed the stack and aborted the process.
+    let terms = vec!["price"; 3000].join(" + ");
+    let (text, at) = error(&format!(
+        "INSERT INTO out1 SELECT auction, {terms} FROM bid;"
+    ));
+    assert!(text.contains("nests more than 1000 levels deep"), "{text}");
+    assert_eq!(at, Some((line(1), 34)), "{text}");
+    // Below the limit it plans, also on a thread with a small stack.
+    let sql = format!(
+        "{BID}INSERT INTO out1 SELECT auction, {} FROM bid;",
+        vec!["price"; 900].join(" + ")
+    );
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || spate_sql::plan(&sql, 2).map(|_| ()))
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
+}

@@ -24,6 +24,7 @@ const STARTUP: Duration = Duration::from_secs(60);
 pub struct Minio {
     child: Child,
     dir: TempDir,
+    port: u16,
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
 }
@@ -56,39 +57,31 @@ impl Minio {
             format!("aws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
         )
         .expect("credentials file");
-        let log = File::create(dir.path().join("minio.log")).expect("MinIO log file");
         let port = free_port();
-        let mut command = Command::new(&binary);
-        command
-            .arg("server")
-            .arg(&data)
-            .arg("--address")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--quiet")
-            .env("MINIO_ROOT_USER", ACCESS_KEY)
-            .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
-            .env("MINIO_BROWSER", "off")
-            .env("MINIO_UPDATE", "off")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("MinIO log file"))
-            .stderr(log);
-        // SAFETY: prctl is async-signal-safe; it makes the kernel kill MinIO if the test
-        // process dies without running Drop (a killed or aborted test run).
-        #[cfg(target_os = "linux")]
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = command.spawn().expect("starting MinIO");
+        let child = spawn(&binary, dir.path(), port);
         let mut minio = Minio {
             child,
             dir,
+            port,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
         minio.wait_until_live(port);
         Some(minio)
+    }
+
+    /// Kills the server (SIGKILL, as a crashed machine would stop it): clients find nothing
+    /// listening until [`Minio::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and data, after [`Minio::kill`], and waits until
+    /// it is live.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&binary(), self.dir.path(), self.port);
+        self.wait_until_live(self.port);
     }
 
     fn wait_until_live(&mut self, port: u16) {
@@ -177,6 +170,39 @@ pub async fn listing(storage: &CheckpointStorage, prefix: &str) -> BTreeSet<Stri
         .into_iter()
         .map(|object| object.location.to_string())
         .collect()
+}
+
+/// Starts MinIO on `port` serving `dir`/data, its output appended to `dir`/minio.log.
+fn spawn(binary: &Path, dir: &Path, port: u16) -> Child {
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("minio.log"))
+        .expect("MinIO log file");
+    let mut command = Command::new(binary);
+    command
+        .arg("server")
+        .arg(dir.join("data"))
+        .arg("--address")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--quiet")
+        .env("MINIO_ROOT_USER", ACCESS_KEY)
+        .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
+        .env("MINIO_BROWSER", "off")
+        .env("MINIO_UPDATE", "off")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("MinIO log file"))
+        .stderr(log);
+    // SAFETY: prctl is async-signal-safe; it makes the kernel kill MinIO if the test process
+    // dies without running Drop (a killed or aborted test run).
+    #[cfg(target_os = "linux")]
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    command.spawn().expect("starting MinIO")
 }
 
 fn binary() -> PathBuf {

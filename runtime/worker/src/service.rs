@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use spate_api::{BarrierKind, CheckpointBarrier};
+use spate_checkpoint::CheckpointError;
 use spate_proto::v1::worker_server::Worker;
 use spate_proto::v1::{
     CancelTaskRequest, CancelTaskResponse, DeployTaskRequest, DeployTaskResponse,
@@ -44,7 +45,7 @@ impl Worker for WorkerService {
         self.tasks
             .deploy(request.into_inner())
             .await
-            .map_err(|e| Status::invalid_argument(format!("{e:#}")))?;
+            .map_err(|e| deploy_error(&e))?;
         Ok(Response::new(DeployTaskResponse {}))
     }
 
@@ -113,5 +114,22 @@ impl Worker for WorkerService {
             info!(jobmaster = %request.address, "the JobMaster moved");
         }
         Ok(Response::new(SwitchJobMasterResponse {}))
+    }
+}
+
+/// A deployment that failed because the snapshot it restores is corrupt or inconsistent is
+/// DATA_LOSS: restoring the same snapshot again cannot succeed, and the JobMaster fails the job
+/// at once instead of restarting it. Anything else may go better on another try.
+fn deploy_error(error: &anyhow::Error) -> Status {
+    let message = format!("{error:#}");
+    let unrestorable = error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<CheckpointError>(),
+            Some(CheckpointError::CorruptFile { .. } | CheckpointError::InvalidSnapshot { .. })
+        )
+    });
+    match unrestorable {
+        true => Status::data_loss(message),
+        false => Status::invalid_argument(message),
     }
 }

@@ -25,6 +25,10 @@ use crate::faults::InjectedFailure;
 use crate::jobmaster::Upward;
 use crate::local_recovery::LocalRecovery;
 
+/// Stack of a task thread (reserved, not used until needed): operators evaluate expressions
+/// recursively, and SQL lets them nest up to a thousand levels deep.
+const TASK_STACK: usize = 64 << 20;
+
 struct RunningTask {
     id: TaskId,
     slot: u32,
@@ -210,6 +214,7 @@ impl TaskManager {
         let reported = state.clone();
         let thread = std::thread::Builder::new()
             .name(format!("task-{}.{}", id.vertex, id.subtask))
+            .stack_size(TASK_STACK)
             .spawn(move || {
                 let report = |state: TaskState, failure: String| {
                     *reported.lock().expect("task state lock") = state;

@@ -85,14 +85,20 @@ pub(super) struct PendingFile {
 
 impl PendingFile {
     /// Renames the file to its visible name (replacing a file of that name from an earlier run)
-    /// and syncs the directory so the rename survives a crash. Committing again after a restore
-    /// finds the file already visible and does nothing. Returns the committed path.
+    /// and syncs the directory so the rename survives a crash. Committing again after a restore,
+    /// or by another subtask restored from the same checkpoint at the same moment, finds the
+    /// file already visible and does nothing. Returns the committed path.
     pub(super) fn commit(&self) -> Result<PathBuf> {
         if !self.in_progress.exists() && self.committed.exists() {
             return Ok(self.committed.clone());
         }
-        std::fs::rename(&self.in_progress, &self.committed)
-            .map_err(|e| io_error("cannot commit", &self.in_progress, e))?;
+        match std::fs::rename(&self.in_progress, &self.committed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.committed.exists() => {
+                return Ok(self.committed.clone());
+            }
+            Err(e) => return Err(io_error("cannot commit", &self.in_progress, e)),
+        }
         if let Some(directory) = self.committed.parent() {
             File::open(directory)
                 .and_then(|d| d.sync_all())

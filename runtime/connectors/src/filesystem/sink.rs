@@ -35,7 +35,6 @@ pub(super) fn factory(
             format,
             subtask: ctx.subtask,
             run: run_token(),
-            parallelism: ctx.parallelism,
             checkpointing: ctx.state.checkpointing,
             part: None,
             encoded: Vec::new(),
@@ -54,7 +53,6 @@ struct FileSink {
     /// job, or a later run of the same job, writing into the same directory never replaces
     /// committed output.
     run: String,
-    parallelism: u32,
     checkpointing: bool,
     /// Started with the first row, so a subtask without rows leaves no empty file (as in Flink).
     part: Option<PartFileWriter>,
@@ -67,17 +65,17 @@ struct FileSink {
 const PENDING_PREFIX: &str = "pending:";
 
 impl FileSink {
-    /// Commits what the restored checkpoint had pending. Every subtask sees every old
-    /// subtask's entries; each commits the ones that hash to it.
+    /// Commits what the restored checkpoint had pending: every old subtask's files, not only
+    /// this subtask's share. Region failover restarts only the failed pipeline, so the subtask
+    /// that wrote a file may be the only one restored, while the others keep running and never
+    /// look at the checkpoint again; a file left to one of them would stay hidden for good.
+    /// Committing is idempotent, so subtasks restored together may each commit the same file.
     fn commit_restored(&self, ctx: &OperatorContext) -> Result<()> {
         let Some(restored) = &ctx.state.restored else {
             return Ok(());
         };
         for (name, value) in &restored.entries {
-            if !name.starts_with(PENDING_PREFIX)
-                || spate_api::hash_key(name.as_bytes()) % self.parallelism as u64
-                    != self.subtask as u64
-            {
+            if !name.starts_with(PENDING_PREFIX) {
                 continue;
             }
             let committed = PendingFile::decode(value)?.commit()?;

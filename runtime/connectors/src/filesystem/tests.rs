@@ -332,6 +332,28 @@ fn csv_errors_name_file_line_and_column() {
 }
 
 #[test]
+fn an_unterminated_quote_is_refused_instead_of_swallowing_the_rows_after_it() {
+    // The open quote starts the last field, so its record still has every field: without the
+    // check, rows 3 and 4 would silently become part of row 2's name.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("open.csv");
+    std::fs::write(&file, "1,a\n2,\"open\n3,c\n4,d\n").unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]));
+    let source = source(dir.path(), "csv", &[], schema).unwrap();
+    let error = read(source.as_ref(), 1).unwrap_err().to_string();
+    assert!(
+        error.contains(&format!(
+            "{}: line 2: a quoted field opens here and is never closed",
+            file.display()
+        )),
+        "{error}"
+    );
+}
+
+#[test]
 fn json_errors_name_file_line_and_column() {
     let (error, file) = read_error(
         "bad.json",
@@ -447,4 +469,56 @@ fn a_second_job_into_the_same_directory_keeps_the_first_ones_output() {
     finish(write(dir.path(), "csv", &[], vec![rows(2)]));
     finish(write(dir.path(), "csv", &[], vec![rows(3)]));
     assert_eq!(read_all(dir.path(), "csv", &[]).unwrap().num_rows(), 6);
+}
+
+/// A checkpointing sink subtask `subtask` of `parallelism`, restored from `restored` if given.
+fn checkpointing_sink(
+    path: &Path,
+    subtask: u32,
+    parallelism: u32,
+    restored: Option<spate_api::RestoredState>,
+) -> Box<dyn Operator> {
+    let mut options = options(path, "csv", &[]);
+    let factory = Filesystem
+        .sink(TableContext {
+            table: "t",
+            schema: schema(),
+            options: &mut options,
+        })
+        .unwrap();
+    let mut ctx = context(subtask, parallelism);
+    ctx.state.checkpointing = true;
+    ctx.state.restored = restored;
+    let mut sink = factory.create(&ctx).unwrap();
+    sink.open(&ctx).unwrap();
+    sink
+}
+
+#[test]
+fn a_restored_subtask_commits_every_pending_file_of_its_checkpoint() {
+    // Region failover: of four forward pipelines only subtask 2 restarts, from a checkpoint
+    // whose completion no subtask heard of. The others keep running and never restore, so the
+    // restarted one must commit all four pending files, whichever subtask each name hashes to.
+    let dir = tempfile::tempdir().unwrap();
+    let parallelism = 4;
+    let mut entries = Vec::new();
+    for subtask in 0..parallelism {
+        let mut sink = checkpointing_sink(dir.path(), subtask, parallelism, None);
+        sink.process_batch(rows(10 * i64::from(subtask)), &mut Output::default())
+            .unwrap();
+        entries.extend(sink.snapshot_state(7).unwrap().entries);
+    }
+    assert_eq!(read_all(dir.path(), "csv", &[]).unwrap().num_rows(), 0);
+    let restored = spate_api::RestoredState {
+        checkpoint_id: 7,
+        entries: entries.clone(),
+        keyed: Vec::new(),
+    };
+    checkpointing_sink(dir.path(), 2, parallelism, Some(restored.clone()));
+    assert_eq!(read_all(dir.path(), "csv", &[]).unwrap().num_rows(), 12);
+    // Restored again (another failover, or every subtask of a full restart): nothing changes.
+    for subtask in 0..parallelism {
+        checkpointing_sink(dir.path(), subtask, parallelism, Some(restored.clone()));
+    }
+    assert_eq!(read_all(dir.path(), "csv", &[]).unwrap().num_rows(), 12);
 }

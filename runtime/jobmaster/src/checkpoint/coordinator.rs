@@ -3,13 +3,14 @@
 //! counts what failed. Savepoints and the final checkpoint at the end of input go the same way.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
+use backon::{ExponentialBuilder, Retryable};
 use futures::future::join_all;
 use spate_checkpoint::{
-    CheckpointStorage, CompletedCheckpointStore, CompletedSnapshot, METADATA_FORMAT_VERSION,
-    SnapshotLocation, StorageOptions,
+    CheckpointError, CheckpointStorage, CompletedCheckpointStore, CompletedSnapshot,
+    METADATA_FORMAT_VERSION, SnapshotLocation, StorageOptions,
 };
 use spate_graph::JobGraph;
 use spate_proto::v1::{
@@ -26,6 +27,8 @@ use crate::workers::worker_client;
 
 /// The id under which tasks commit the final snapshot (spate-task's `FINAL_SNAPSHOT`).
 const FINAL_SNAPSHOT: u64 = u64::MAX;
+/// How long a starting JobMaster waits for unreachable checkpoint storage before it gives up.
+const STORAGE_WAIT: Duration = Duration::from_secs(600);
 
 pub type SavepointReply = oneshot::Sender<Result<(u64, String), String>>;
 
@@ -94,7 +97,20 @@ impl Coordinator {
         let storage = CheckpointStorage::open(&settings.storage_url, &options)
             .await
             .context("opening checkpoint storage")?;
-        let store = CompletedCheckpointStore::recover(storage.clone(), job, settings.retained)
+        // A JobMaster that starts (or replaces a dead one) while the storage is unreachable
+        // waits for it, rather than exiting into a crash loop; a lasting failure still ends it.
+        let store = (|| CompletedCheckpointStore::recover(storage.clone(), job, settings.retained))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(500))
+                    .with_max_delay(Duration::from_secs(15))
+                    .without_max_times()
+                    .with_total_delay(Some(STORAGE_WAIT)),
+            )
+            .when(CheckpointError::is_transient)
+            .notify(|error, after| {
+                warn!(%error, ?after, "checkpoint storage unreachable; reading it again soon");
+            })
             .await
             .context("reading completed checkpoints")?;
         let next_id = store.latest().map_or(1, |c| c.location.checkpoint_id() + 1);
@@ -158,6 +174,11 @@ impl Coordinator {
         }
         self.last_end = Instant::now();
         self.last_trigger = Some(Instant::now());
+        // The failures that made the job restart are behind it: a new attempt gets the whole
+        // tolerance again. Carried over, they would fail each new attempt at its first round,
+        // before it could trigger a checkpoint, until the restart strategy gave up, even after
+        // the storage had long come back.
+        self.consecutive_failures = 0;
         self.stats.restored_from = restored_from;
         // Ids keep increasing across attempts, so a late barrier of the old attempt is stale.
         self.next_id = self.next_id.max(restored_from + 1);

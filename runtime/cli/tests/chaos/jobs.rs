@@ -1,0 +1,226 @@
+//! The matrix of jobs the faults hit: each source (nexmark, datagen with computed columns,
+//! filesystem), the exactly-once file sink, stateless and windowed operators (tumbling, hopping,
+//! session), heap and RocksDB state, region and full failover. Each job's reference is computed
+//! here by brute force from the data it reads, independently of Spate.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use spate_operators::generator::GeneratedEvent;
+
+use crate::common::{Assigner, bid_table, bids_priced_in_threes, hop_counts, reference, sink, ts};
+
+/// How much data a round reads and how fast (rows per second per source subtask).
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    pub events: u64,
+    pub rate: u64,
+}
+
+/// Where a round of a job reads and writes.
+pub struct RoundDirs {
+    pub input: PathBuf,
+    pub output: PathBuf,
+}
+
+/// Committed rows, each a list of CSV fields.
+pub type Rows = Vec<Vec<String>>;
+
+pub struct Job {
+    pub name: &'static str,
+    pub state_backend: &'static str,
+    pub failover: &'static str,
+    /// The job's SQL and its reference rows (sorted), for one round; may write input files.
+    pub build: fn(&RoundDirs, Scale) -> (String, Rows),
+}
+
+pub const PARALLELISM: u32 = 2;
+
+pub fn matrix() -> Vec<Job> {
+    vec![
+        Job {
+            name: "nexmark-filter",
+            state_backend: "heap",
+            failover: "region",
+            build: nexmark_filter,
+        },
+        Job {
+            name: "nexmark-hop",
+            state_backend: "rocksdb",
+            failover: "region",
+            build: nexmark_hop,
+        },
+        Job {
+            name: "datagen-computed-raw",
+            state_backend: "heap",
+            failover: "region",
+            build: datagen_raw,
+        },
+        Job {
+            name: "datagen-computed-tumble",
+            state_backend: "heap",
+            failover: "full",
+            build: datagen_tumble,
+        },
+        Job {
+            name: "files-session",
+            state_backend: "rocksdb",
+            failover: "full",
+            build: files_session,
+        },
+    ]
+}
+
+fn nexmark_filter(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
+    let sql = format!(
+        "{}{}INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
+        bid_table(scale.events, scale.rate),
+        sink(&dirs.output, "auction BIGINT, bidder BIGINT, price BIGINT"),
+    );
+    (sql, bids_priced_in_threes(scale.events))
+}
+
+fn nexmark_hop(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
+    let sql = format!(
+        "{}{}INSERT INTO out
+         SELECT auction, HOP_START(dateTime, INTERVAL '2' SECOND, INTERVAL '10' SECOND) AS s,
+                COUNT(*) AS n, MAX(price) AS m
+         FROM bid GROUP BY auction, HOP(dateTime, INTERVAL '2' SECOND, INTERVAL '10' SECOND);",
+        bid_table(scale.events, scale.rate),
+        sink(
+            &dirs.output,
+            "auction BIGINT, s TIMESTAMP(3), n BIGINT, m BIGINT"
+        ),
+    );
+    (sql, hop_counts(scale.events))
+}
+
+/// Event time of sequence number `seq` in the datagen jobs: 50 rows per second of event time.
+fn seq_time(seq: i64) -> i64 {
+    seq * 20
+}
+
+/// A datagen table of the sequence 1..=events whose event time and key are computed columns,
+/// with a watermark on the computed time (issue 14's first failure: such a table replayed from
+/// its start after every restart).
+fn seq_table(scale: Scale) -> String {
+    format!(
+        "CREATE TABLE seqs (
+            seq BIGINT,
+            ts AS TO_TIMESTAMP_MILLIS(seq * 20),
+            k AS seq % 5,
+            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+        ) WITH (
+            'connector' = 'datagen', 'rows-per-second' = '{}',
+            'fields.seq.kind' = 'sequence', 'fields.seq.start' = '1', 'fields.seq.end' = '{}'
+        );\n",
+        scale.rate, scale.events
+    )
+}
+
+fn datagen_raw(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
+    let sql = format!(
+        "{}{}INSERT INTO out SELECT seq, CAST(ts AS BIGINT), k FROM seqs;",
+        seq_table(scale),
+        sink(&dirs.output, "seq BIGINT, t BIGINT, k BIGINT"),
+    );
+    let mut want: Vec<Vec<String>> = (1..=scale.events as i64)
+        .map(|seq| {
+            vec![
+                seq.to_string(),
+                seq_time(seq).to_string(),
+                (seq % 5).to_string(),
+            ]
+        })
+        .collect();
+    want.sort();
+    (sql, want)
+}
+
+fn datagen_tumble(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
+    let sql = format!(
+        "{}{}INSERT INTO out
+         SELECT k, CAST(TUMBLE_START(ts, INTERVAL '1' SECOND) AS BIGINT), COUNT(*), SUM(seq)
+         FROM seqs GROUP BY k, TUMBLE(ts, INTERVAL '1' SECOND);",
+        seq_table(scale),
+        sink(&dirs.output, "k BIGINT, s BIGINT, n BIGINT, total BIGINT"),
+    );
+    let mut windows: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
+    for seq in 1..=scale.events as i64 {
+        let t = seq_time(seq);
+        let w = windows.entry((seq % 5, t - t % 1000)).or_default();
+        w.0 += 1;
+        w.1 += seq;
+    }
+    let mut want: Vec<Vec<String>> = windows
+        .into_iter()
+        .map(|((k, s), (n, total))| {
+            vec![
+                k.to_string(),
+                s.to_string(),
+                n.to_string(),
+                total.to_string(),
+            ]
+        })
+        .collect();
+    want.sort();
+    (sql, want)
+}
+
+/// Files of `(k, ts, v)` rows, each file's rows in event-time order and each file later than
+/// the one before, so every source subtask reads in order and no row is late.
+fn write_session_input(dir: &Path, events: u64) -> Vec<GeneratedEvent> {
+    const FILES: u64 = 8;
+    std::fs::create_dir_all(dir).expect("input directory");
+    let mut rng = crate::schedule::Rng::new(events);
+    let mut events_written = Vec::new();
+    let mut t = 1_700_000_000_000i64;
+    for file in 0..FILES {
+        let mut text = String::new();
+        for _ in 0..events / FILES {
+            // Gaps mostly within a session (300 ms gap), sometimes across it.
+            t += [20, 50, 120, 400, 900][rng.below(5) as usize];
+            let event = GeneratedEvent {
+                index: events_written.len() as u64,
+                key: rng.below(7) as i64,
+                ts: t,
+                value: rng.below(1000) as i64,
+            };
+            text.push_str(&format!("{},{},{}\n", event.key, ts(event.ts), event.value));
+            events_written.push(event);
+        }
+        std::fs::write(dir.join(format!("events-{file:02}.csv")), text).expect("input file");
+    }
+    events_written
+}
+
+fn files_session(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
+    let events = write_session_input(&dirs.input, scale.events);
+    let sql = format!(
+        "CREATE TABLE events (
+            k BIGINT, ts TIMESTAMP(3), v BIGINT,
+            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+        ) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+        {}INSERT INTO out
+         SELECT k, CAST(SESSION_START(ts, INTERVAL '0.3' SECOND) AS BIGINT),
+                CAST(SESSION_END(ts, INTERVAL '0.3' SECOND) AS BIGINT),
+                COUNT(*), SUM(v), MIN(v), MAX(v)
+         FROM events GROUP BY k, SESSION(ts, INTERVAL '0.3' SECOND);",
+        dirs.input.display(),
+        sink(
+            &dirs.output,
+            "k BIGINT, s BIGINT, e BIGINT, n BIGINT, total BIGINT, low BIGINT, high BIGINT"
+        ),
+    );
+    let mut want: Vec<Vec<String>> = reference(&events, &Assigner::Session(300))
+        .into_iter()
+        .map(|((k, s, e), w)| {
+            [k, s, e, w.count, w.sum, w.min, w.max]
+                .iter()
+                .map(i64::to_string)
+                .collect()
+        })
+        .collect();
+    want.sort();
+    (sql, want)
+}

@@ -1,0 +1,359 @@
+//! Runs the job matrix under a schedule of faults and checks every round's committed output
+//! against its reference: zero rows lost, zero duplicated, and every round finished.
+//!
+//! All jobs run at once, each on its own embedded cluster (a JobMaster and two workers, real
+//! processes), checkpointing every second to one MinIO server reached through a proxy that
+//! injects network faults. While the schedule runs, a job whose round ended starts another, so
+//! every fault finds jobs running; afterwards the storage is healed and the last rounds finish.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use spate_cluster::{CheckpointSpec, LocalCluster};
+use spate_proto::v1::JobState;
+use spate_testkit::{FaultyProxy, Minio};
+use tempfile::TempDir;
+
+use crate::common::{logs, read_rows, spec};
+use crate::jobs::{Job, PARALLELISM, RoundDirs, Scale, matrix};
+use crate::schedule::{Fault, Rng, Schedule, Shape};
+
+pub struct Config {
+    pub seed: u64,
+    /// Faults are injected for this long.
+    pub span: Duration,
+    pub every: Duration,
+    pub max_outage: Duration,
+    pub scale: Scale,
+}
+
+impl Config {
+    /// The settings given, with `SPATE_CHAOS_SEED`, `SPATE_CHAOS_SECONDS` and
+    /// `SPATE_CHAOS_EVERY_SECONDS` taking precedence; without a seed, one from the clock.
+    pub fn from_env(span: Duration, every: Duration, max_outage: Duration, scale: Scale) -> Self {
+        let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let seed = number("SPATE_CHAOS_SEED").unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64 % 1_000_000)
+        });
+        Config {
+            seed,
+            span: number("SPATE_CHAOS_SECONDS").map_or(span, Duration::from_secs),
+            every: number("SPATE_CHAOS_EVERY_SECONDS").map_or(every, Duration::from_secs),
+            max_outage,
+            scale,
+        }
+    }
+}
+
+/// The outcome of one round of one job.
+struct RoundResult {
+    job: &'static str,
+    round: u32,
+    state: JobState,
+    restarts: u32,
+    rows: usize,
+    lost: usize,
+    duplicated: usize,
+    failure: String,
+}
+
+/// A round under way.
+struct Round {
+    number: u32,
+    dir: TempDir,
+    cluster: LocalCluster,
+    want: Vec<Vec<String>>,
+}
+
+struct Storage {
+    minio: Minio,
+    proxy: FaultyProxy,
+    /// When the current storage fault ends, and whether MinIO must be started again then.
+    faulty_until: Option<(Instant, bool)>,
+}
+
+impl Storage {
+    fn apply(&mut self, fault: &Fault) {
+        let until = Instant::now() + fault.lasting();
+        match fault {
+            Fault::StorageErrors { permille, .. } => self.proxy.set_error_permille(*permille),
+            Fault::SlowStorage { delay, .. } => self.proxy.set_delay(*delay),
+            Fault::StorageOutage { .. } => self.minio.kill(),
+            Fault::KillWorker { .. } | Fault::KillJobMaster { .. } => return,
+        }
+        self.faulty_until = Some((until, matches!(fault, Fault::StorageOutage { .. })));
+    }
+
+    /// Ends the storage fault once it has lasted (or now, with `force`).
+    fn heal_if_due(&mut self, force: bool) {
+        if let Some((until, restart)) = self.faulty_until
+            && (force || Instant::now() >= until)
+        {
+            self.proxy.heal();
+            if restart {
+                self.minio.restart();
+            }
+            self.faulty_until = None;
+        }
+    }
+}
+
+pub async fn run(config: Config) {
+    let Some(minio) = Minio::start() else {
+        return;
+    };
+    let target = minio.endpoint.trim_start_matches("http://").to_string();
+    let proxy = FaultyProxy::start(&target, config.seed).expect("storage proxy");
+    let mut storage = Storage {
+        minio,
+        proxy,
+        faulty_until: None,
+    };
+    let jobs = matrix();
+    let schedule = Schedule::draw(&Shape {
+        seed: config.seed,
+        span: config.span,
+        every: config.every,
+        jobs: jobs.len(),
+        workers: PARALLELISM as usize,
+        max_outage: config.max_outage,
+    });
+    eprintln!("{schedule}");
+    let mut running: Vec<Option<Round>> = (0..jobs.len()).map(|_| None).collect();
+    let mut rounds = vec![0u32; jobs.len()];
+    let mut results: Vec<RoundResult> = Vec::new();
+    let mut pending = schedule.faults.iter().peekable();
+    let started = Instant::now();
+    loop {
+        let injecting = started.elapsed() <= config.span;
+        for (index, job) in jobs.iter().enumerate() {
+            if let Some(round) = &running[index]
+                && round.dir.path().join("cluster/status.pb").exists()
+            {
+                let round = running[index].take().expect("checked above");
+                results.push(finish(job, round).await);
+            }
+            if running[index].is_none() && (rounds[index] == 0 || injecting) {
+                rounds[index] += 1;
+                let round = start(job, rounds[index], &storage, config.scale, config.seed).await;
+                running[index] = Some(round);
+            }
+        }
+        while let Some((at, fault)) = pending.next_if(|(at, _)| started.elapsed() >= *at) {
+            let target = inject(fault, &mut storage, &mut running);
+            eprintln!(
+                "t={:>5.1}s (planned {:.1}s) {fault}{target}",
+                started.elapsed().as_secs_f64(),
+                at.as_secs_f64()
+            );
+        }
+        storage.heal_if_due(!injecting);
+        if !injecting && running.iter().all(Option::is_none) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let report = report(
+        &results,
+        &schedule,
+        started.elapsed(),
+        storage.proxy.broken_connections(),
+    );
+    eprintln!("{report}");
+    let bad: Vec<&RoundResult> = results
+        .iter()
+        .filter(|r| r.state != JobState::Finished || r.lost > 0 || r.duplicated > 0)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {} rounds lost or duplicated rows or did not finish (seed {}):\n{}",
+        bad.len(),
+        results.len(),
+        config.seed,
+        bad.iter()
+            .map(|r| format!("  {} round {}: {:?} {}", r.job, r.round, r.state, r.failure))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+async fn start(job: &Job, number: u32, storage: &Storage, scale: Scale, seed: u64) -> Round {
+    let dir = tempfile::tempdir().expect("round directory");
+    let dirs = RoundDirs {
+        input: dir.path().join("input"),
+        output: dir.path().join("out"),
+    };
+    let (sql, want) = (job.build)(&dirs, scale);
+    let mut options = storage.minio.storage_options();
+    options.insert("endpoint".into(), storage.proxy.endpoint());
+    let mut spec = spec("sql", &dir.path().join("cluster"), PARALLELISM, 1)
+        .arg("sql", sql)
+        .arg("parallelism", PARALLELISM);
+    spec.heartbeat_timeout_ms = 3_000;
+    // One task failure per round too: the source subtask drawn fails in its first attempt once
+    // it has read the number of records drawn (unless a kill restarted it before).
+    let name = job
+        .name
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+    let mut rng = Rng::new(seed ^ name ^ u64::from(number).wrapping_mul(0x9E37_79B9));
+    let failure = format!(
+        "0/{}/{}",
+        rng.below(u64::from(PARALLELISM)),
+        1_000 + rng.below(scale.events / (2 * u64::from(PARALLELISM)))
+    );
+    spec.inject_failure = Some(failure);
+    spec.checkpoints = Some(CheckpointSpec {
+        storage_url: Some(storage.minio.url(&format!("chaos/{}-{number}", job.name))),
+        storage_options: options,
+        interval_ms: 1_000,
+        state_backend: job.state_backend.into(),
+        restart: vec!["--failover".into(), job.failover.into()],
+        restore_from: None,
+    });
+    let cluster = LocalCluster::start(spec)
+        .await
+        .unwrap_or_else(|e| panic!("{} round {number} did not start: {e}", job.name));
+    Round {
+        number,
+        dir,
+        cluster,
+        want,
+    }
+}
+
+/// Applies `fault`; returns which job it hit, for the log.
+fn inject(fault: &Fault, storage: &mut Storage, running: &mut [Option<Round>]) -> String {
+    let target = |job: usize, running: &mut [Option<Round>]| -> Option<usize> {
+        // The job drawn, or the next one with a round under way.
+        (0..running.len())
+            .map(|i| (job + i) % running.len())
+            .find(|&i| running[i].is_some())
+    };
+    match fault {
+        Fault::KillWorker { job, worker } => match target(*job, running) {
+            Some(i) => {
+                let round = running[i].as_mut().expect("found running");
+                let _ = round.cluster.kill_worker(*worker);
+                format!(" -> job #{i} round {}", round.number)
+            }
+            None => " -> no job running".into(),
+        },
+        Fault::KillJobMaster { job } => match target(*job, running) {
+            Some(i) => {
+                let round = running[i].as_mut().expect("found running");
+                let _ = round.cluster.kill_jobmaster();
+                format!(" -> job #{i} round {}", round.number)
+            }
+            None => " -> no job running".into(),
+        },
+        storage_fault => {
+            storage.heal_if_due(true);
+            storage.apply(storage_fault);
+            String::new()
+        }
+    }
+}
+
+async fn finish(job: &Job, round: Round) -> RoundResult {
+    let work = round.dir.path().join("cluster");
+    let outcome =
+        round.cluster.wait().await.unwrap_or_else(|e| {
+            panic!("{} round {}: {e}\n{}", job.name, round.number, logs(&work))
+        });
+    let state = JobState::try_from(outcome.status.state).unwrap_or(JobState::Failed);
+    let mut got = match round.dir.path().join("out").exists() {
+        true => read_rows(&round.dir.path().join("out")),
+        false => Vec::new(),
+    };
+    got.sort();
+    let (lost, duplicated) = difference(&got, &round.want);
+    if state != JobState::Finished || lost > 0 || duplicated > 0 {
+        eprintln!(
+            "{} round {}: {state:?}, {lost} lost, {duplicated} duplicated\n{}",
+            job.name,
+            round.number,
+            logs(&work)
+        );
+        // Kept for a look at the logs and files: the failure message names it.
+        let kept = round.dir.keep();
+        eprintln!("kept {}", kept.display());
+    }
+    RoundResult {
+        job: job.name,
+        round: round.number,
+        state,
+        restarts: outcome.status.restarts,
+        rows: got.len(),
+        lost,
+        duplicated,
+        failure: outcome.status.failure,
+    }
+}
+
+/// Rows of `want` missing from `got`, and rows of `got` beyond `want` (duplicates or strays),
+/// both as multisets of sorted rows.
+fn difference(got: &[Vec<String>], want: &[Vec<String>]) -> (usize, usize) {
+    let (mut i, mut j, mut lost, mut extra) = (0, 0, 0, 0);
+    while i < got.len() || j < want.len() {
+        match (got.get(i), want.get(j)) {
+            (Some(g), Some(w)) if g == w => {
+                i += 1;
+                j += 1;
+            }
+            (Some(g), Some(w)) if g < w => {
+                extra += 1;
+                i += 1;
+            }
+            (Some(_), None) => {
+                extra += 1;
+                i += 1;
+            }
+            _ => {
+                lost += 1;
+                j += 1;
+            }
+        }
+    }
+    (lost, extra)
+}
+
+fn report(results: &[RoundResult], schedule: &Schedule, took: Duration, broken: u64) -> String {
+    let mut text = format!(
+        "chaos run, seed {}: {} faults in {:.0}s, {broken} storage connections broken by injected errors\n\
+         | job | rounds | restarts | rows committed | lost | duplicated | all finished |\n\
+         |---|---|---|---|---|---|---|\n",
+        schedule.seed,
+        schedule.faults.len(),
+        took.as_secs_f64()
+    );
+    for job in matrix() {
+        let mine: Vec<&RoundResult> = results.iter().filter(|r| r.job == job.name).collect();
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            job.name,
+            mine.len(),
+            mine.iter().map(|r| r.restarts).sum::<u32>(),
+            mine.iter().map(|r| r.rows).sum::<usize>(),
+            mine.iter().map(|r| r.lost).sum::<usize>(),
+            mine.iter().map(|r| r.duplicated).sum::<usize>(),
+            mine.iter().all(|r| r.state == JobState::Finished),
+        );
+    }
+    text
+}
+
+#[test]
+fn the_difference_counts_lost_and_duplicated_rows() {
+    let rows = |v: &[&str]| -> Vec<Vec<String>> { v.iter().map(|s| vec![s.to_string()]).collect() };
+    assert_eq!(difference(&rows(&["a", "b"]), &rows(&["a", "b"])), (0, 0));
+    assert_eq!(
+        difference(&rows(&["a", "a", "b"]), &rows(&["a", "b"])),
+        (0, 1)
+    );
+    assert_eq!(difference(&rows(&["b"]), &rows(&["a", "b", "c"])), (2, 0));
+    assert_eq!(difference(&rows(&["a", "x"]), &rows(&["a", "b"])), (1, 1));
+}
