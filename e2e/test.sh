@@ -71,12 +71,16 @@ cargo test --workspace --all-targets --all-features --locked --no-run
 step "waiting for MinIO (the s3:// checkpoint tests start it)"
 wait_go "$minio_job" MinIO "$go_logs/minio.log"
 
-step "cargo test: run"
-cargo test --workspace --all-features --locked
+# The tests mostly wait on rate-limited jobs and so do the Kubernetes scenarios: the two run
+# side by side, the tests' output kept until the scenarios are done.
+step "cargo test (unit, real-process integration and fault-injection tests), beside the Kubernetes checks below"
+test_log="$go_logs/cargo-test.log"
+setsid cargo test --workspace --all-features --locked >"$test_log" 2>&1 &
+test_job=$!
+trap 'kill -- "-$minio_job" "-$tools_job" "-$test_job" 2>/dev/null || true' EXIT
 
 step "waiting for the Kubernetes tools"
 wait_go "$tools_job" "the Kubernetes tools" "$go_logs/tools.log"
-rm -rf "$go_logs"
 
 step "Helm chart: lint, render, refused values, CRD copy"
 bash e2e/chart.sh
@@ -89,5 +93,13 @@ bash e2e/node-agent/smoke.sh
 
 step "E2E on the real control plane: helm install, run, failover, JobMaster loss, scale, suspend/resume, bad input, delete"
 bash e2e/k8s/scenarios.sh
+
+step "cargo test: its output"
+if ! wait "$test_job"; then
+    cat "$test_log"
+    die "cargo test failed (its output is above)"
+fi
+cat "$test_log"
+rm -rf "$go_logs"
 
 step "done"

@@ -57,7 +57,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub slots: u32,
     /// Logs and state of the run; by default a fresh temporary directory, removed when the job
-    /// finishes (kept when it fails or stops with a savepoint).
+    /// finishes (kept when it fails or took a savepoint).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Keep the temporary work directory after the job finishes.

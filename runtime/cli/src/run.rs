@@ -118,9 +118,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !matches!(state, JobState::Finished | JobState::Stopped) {
         eprintln!("JobMaster log (last lines):\n{}", log_tail(&log, 15));
     }
-    // Only a finished job leaves nothing worth keeping: a stopped one may have written its
-    // savepoint in there, and a failed one's logs say why it failed.
-    if temporary && state == JobState::Finished {
+    // Only a finished job that took no savepoint leaves nothing worth keeping: savepoints
+    // belong to the user (they may be in there), and a failed job's logs say why it failed.
+    let savepoint_taken = outcome
+        .status
+        .checkpoints
+        .as_ref()
+        .is_some_and(|c| c.savepoint_id > 0);
+    if temporary && state == JobState::Finished && !savepoint_taken {
         if let Err(e) = std::fs::remove_dir_all(&work_dir) {
             eprintln!("spate: could not remove {}: {e}", work_dir.display());
         }

@@ -395,6 +395,32 @@ async fn an_expression_900_terms_deep_runs_on_the_workers() {
 }
 
 #[test]
+fn bad_flags_are_refused_before_any_process_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/q5_hop_count.sql");
+    for (flags, expected) in [
+        (&["--slots", "0"][..], "--slots"),
+        (&["--workers", "0"][..], "--workers"),
+        (&["--state-backend", "hep"][..], "--state-backend"),
+    ] {
+        let work_dir = dir.path().join("work");
+        let out = std::process::Command::new(spate())
+            .arg("run")
+            .args(flags)
+            .arg("--work-dir")
+            .arg(&work_dir)
+            .arg(&job)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!work_dir.exists(), "{flags:?}: a process was started");
+    }
+}
+
+#[test]
 fn spate_run_removes_its_temporary_directory_when_the_job_finishes_unless_asked_to_keep_it() {
     let dir = tempfile::tempdir().unwrap();
     let job = dir.path().join("small.sql");

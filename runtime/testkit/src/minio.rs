@@ -220,11 +220,24 @@ fn data_root() -> Option<&'static Path> {
     shm.is_dir().then_some(shm)
 }
 
+/// A free loopback port below Linux's ephemeral range (32768 and up), where the source port of
+/// an outgoing connection can never take it while the server is down between `kill` and
+/// `restart`.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
+    let mut draw = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 32;
+    for _ in 0..1000 {
+        draw = draw
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let port = 10_000 + (draw >> 33) as u16 % 22_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below 32000")
 }
 
 /// The HTTP status of MinIO's liveness probe, if it answers.

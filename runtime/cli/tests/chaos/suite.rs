@@ -86,6 +86,12 @@ impl Storage {
         self.faulty_until = Some((until, matches!(fault, Fault::StorageOutage { .. })));
     }
 
+    /// MinIO is down. A JobMaster waits for its storage before it serves anything, longer
+    /// than the embedded cluster waits for a new JobMaster's address: no round starts then.
+    fn down(&self) -> bool {
+        matches!(self.faulty_until, Some((_, true)))
+    }
+
     /// Ends the storage fault once it has lasted (or now, with `force`).
     fn heal_if_due(&mut self, force: bool) {
         if let Some((until, restart)) = self.faulty_until
@@ -135,7 +141,7 @@ pub async fn run(config: Config) {
                 let round = running[index].take().expect("checked above");
                 results.push(finish(job, round).await);
             }
-            if running[index].is_none() && (rounds[index] == 0 || injecting) {
+            if running[index].is_none() && (rounds[index] == 0 || injecting) && !storage.down() {
                 rounds[index] += 1;
                 let round = start(job, rounds[index], &storage, config.scale, config.seed).await;
                 running[index] = Some(round);
