@@ -75,7 +75,10 @@ wait_go "$minio_job" MinIO "$go_logs/minio.log"
 # side by side, the tests' output kept until the scenarios are done.
 step "cargo test (unit, real-process integration and fault-injection tests), beside the Kubernetes checks below"
 test_log="$go_logs/cargo-test.log"
-setsid cargo test --workspace --all-features --locked >"$test_log" 2>&1 &
+# A hang guard, not a time limit: the run takes minutes (docs/building.md); a test that hangs
+# ends it within CI's budget, so that its output shows what hung.
+test_timeout=1800
+setsid timeout -k 30 "$test_timeout" cargo test --workspace --all-features --locked >"$test_log" 2>&1 &
 test_job=$!
 trap 'kill -- "-$minio_job" "-$tools_job" "-$test_job" 2>/dev/null || true' EXIT
 
@@ -95,8 +98,11 @@ step "E2E on the real control plane: helm install, run, failover, JobMaster loss
 bash e2e/k8s/scenarios.sh
 
 step "cargo test: its output"
-if ! wait "$test_job"; then
+test_rc=0
+wait "$test_job" || test_rc=$?
+if [ "$test_rc" -ne 0 ]; then
     cat "$test_log"
+    [ "$test_rc" -eq 124 ] && die "cargo test did not end within ${test_timeout}s: a test hangs (its output is above)"
     die "cargo test failed (its output is above)"
 fi
 cat "$test_log"

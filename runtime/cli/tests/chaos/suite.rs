@@ -18,6 +18,11 @@ use crate::common::{logs, read_rows, spec};
 use crate::jobs::{Job, PARALLELISM, RoundDirs, Scale, matrix};
 use crate::schedule::{Fault, Rng, Schedule, Shape};
 
+/// A round still running this long after the faults stopped has hung. Rounds last seconds to
+/// a minute; this bound is a liveness check, so that a hang fails the test with the round's logs
+/// instead of holding the test command until CI's time runs out.
+const HANG: Duration = Duration::from_secs(600);
+
 pub struct Config {
     pub seed: u64,
     /// Faults are injected for this long.
@@ -159,6 +164,9 @@ pub async fn run(config: Config) {
         if !injecting && running.iter().all(Option::is_none) {
             break;
         }
+        if started.elapsed() > config.span + HANG {
+            hung(&jobs, running);
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let report = report(
@@ -297,6 +305,26 @@ async fn finish(job: &Job, round: Round) -> RoundResult {
         duplicated,
         failure: outcome.status.failure,
     }
+}
+
+/// Fails the test with the logs of the rounds that did not end, their directories kept.
+fn hung(jobs: &[Job], running: Vec<Option<Round>>) -> ! {
+    let mut text = String::new();
+    for (job, round) in jobs.iter().zip(running) {
+        if let Some(round) = round {
+            let work = round.dir.path().join("cluster");
+            let _ = writeln!(
+                text,
+                "{} round {} has not ended {HANG:?} after the faults stopped (kept in {}):\n{}",
+                job.name,
+                round.number,
+                round.dir.path().display(),
+                logs(&work)
+            );
+            let _ = round.dir.keep();
+        }
+    }
+    panic!("{text}");
 }
 
 /// Rows of `want` missing from `got`, and rows of `got` beyond `want` (duplicates or strays),

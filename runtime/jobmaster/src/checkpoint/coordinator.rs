@@ -67,8 +67,13 @@ pub struct Coordinator {
     operators: Vec<OperatorParallelism>,
     next_id: u64,
     pending: BTreeMap<u64, Pending>,
-    /// Final snapshots of tasks whose input ended, by (vertex, subtask).
+    /// Final snapshots of tasks whose input ended, by (vertex, subtask). Kept once the final
+    /// checkpoint is written: a task restarted after it (its worker died before the completion
+    /// notice reached it) ends its input again, and the next final checkpoint holds its new
+    /// snapshot beside those of the tasks that finished meanwhile and send none again.
     finals: HashMap<(u32, u32), AcknowledgeCheckpointRequest>,
+    /// The final checkpoint of every task's current attempt is written.
+    final_written: bool,
     /// The current attempt of every subtask, by (vertex, subtask).
     tasks: BTreeMap<(u32, u32), TaskRef>,
     last_end: Instant,
@@ -135,6 +140,7 @@ impl Coordinator {
             next_id,
             pending: BTreeMap::new(),
             finals: HashMap::new(),
+            final_written: false,
             tasks: BTreeMap::new(),
             last_end: Instant::now(),
             last_trigger: None,
@@ -170,6 +176,7 @@ impl Coordinator {
         for task in tasks {
             let key = (task.id.vertex, task.id.subtask);
             self.finals.remove(&key);
+            self.final_written = false;
             self.tasks.insert(key, task);
         }
         self.last_end = Instant::now();
@@ -247,7 +254,7 @@ impl Coordinator {
         for id in complete {
             self.complete(shared, id).await;
         }
-        if !self.finals.is_empty() && self.finals.len() == self.tasks.len() {
+        if !self.final_written && !self.finals.is_empty() && self.finals.len() == self.tasks.len() {
             self.complete_final(shared).await;
         }
         if self.consecutive_failures > self.settings.tolerable_failures {
@@ -454,26 +461,25 @@ impl Coordinator {
     async fn complete_final(&mut self, shared: &Shared) {
         let id = self.next_id;
         self.next_id += 1;
-        let finals = std::mem::take(&mut self.finals);
         let metadata = self.metadata(
             id,
             SnapshotKind::Final,
             spate_api::now_millis(),
-            finals.values().collect(),
+            self.finals.values().collect(),
         );
         match self.store.add(metadata).await {
             Ok(location) => {
                 let url = self.storage.url_of(&location.dir());
                 info!(checkpoint = id, location = %url, "final checkpoint complete");
+                self.final_written = true;
                 self.stats.latest_id = id;
                 self.stats.latest_location = url;
                 self.stats.latest_completed_unix_ms = spate_api::now_millis().max(0) as u64;
                 self.notify_complete(shared, FINAL_SNAPSHOT).await;
             }
             Err(e) => {
-                // Keep the final snapshots: the next round tries again.
+                // The final snapshots stay: the next round tries again.
                 warn!(error = %e, "writing the final checkpoint failed");
-                self.finals = finals;
                 self.next_id = id;
                 self.consecutive_failures += 1;
                 self.stats.failed += 1;

@@ -7,3 +7,6 @@ mod settings;
 pub use coordinator::{Coordinator, SavepointRequest, TaskRef, resolve};
 pub use restore::{check_compatible, task_restore};
 pub use settings::CheckpointSettings;
+
+#[cfg(test)]
+mod tests;
