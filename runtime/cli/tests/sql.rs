@@ -705,3 +705,50 @@ async fn count_distinct_in_windows_equals_its_reference() {
     .await;
     assert_rows(&got, &want);
 }
+
+/// Issue 16: `print` lost rows at the end of a job (`spate run` exited before the workers'
+/// output was copied to its own). A bounded job at parallelism 2 prints every row, each once,
+/// in 20 runs in a row.
+#[test]
+fn print_shows_every_row_of_a_bounded_job_in_twenty_runs() {
+    const ROWS: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("print.sql");
+    std::fs::write(
+        &job,
+        format!(
+            "CREATE TABLE t (seq BIGINT) WITH ('connector' = 'datagen', \
+             'rows-per-second' = '1000000', 'fields.seq.kind' = 'sequence', \
+             'fields.seq.start' = '1', 'fields.seq.end' = '{ROWS}');\n\
+             CREATE TABLE out (seq BIGINT) WITH ('connector' = 'print');\n\
+             INSERT INTO out SELECT seq FROM t;"
+        ),
+    )
+    .unwrap();
+    let want: Vec<u64> = (1..=ROWS).collect();
+    for run in 1..=20 {
+        let out = std::process::Command::new(spate())
+            .args(["run", "--quiet", "-p", "2"])
+            .arg(&job)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "run {run}: {stderr}");
+        // `2> +I[17]`: the subtask, then the row.
+        let mut got: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| line.split_once("> +I[")?.1.strip_suffix(']')?.parse().ok())
+            .collect();
+        got.sort_unstable();
+        assert!(
+            got == want,
+            "run {run}: {} rows printed, {} distinct, of {ROWS}\n{stderr}",
+            got.len(),
+            {
+                let mut distinct = got.clone();
+                distinct.dedup();
+                distinct.len()
+            }
+        );
+    }
+}

@@ -45,11 +45,17 @@ pub struct LocalCluster {
     spec: ClusterSpec,
     jobmaster: Arc<Mutex<Child>>,
     workers: Arc<Mutex<Vec<Child>>>,
+    forwarders: Forwarders,
     /// Replaces dead workers while the job may recover (with checkpoints only).
     supervisor: Option<JoinHandle<()>>,
     address: String,
     client: Option<JobMasterClient<Channel>>,
 }
+
+/// The tasks copying workers' standard output to ours (`forward_stdout`), one per worker
+/// process started; awaited before the cluster's end is reported, so that every line a worker
+/// wrote (every row a print sink accepted) is out by then.
+type Forwarders = Arc<Mutex<Vec<JoinHandle<()>>>>;
 
 /// How the cluster ended.
 #[derive(Debug)]
@@ -101,6 +107,8 @@ async fn forward_lines(stdout: tokio::process::ChildStdout) {
             return;
         }
     }
+    // Tokio's stdout hands writes to a blocking thread: the last ones are out only once flushed.
+    let _ = out.flush().await;
 }
 
 fn spawn_worker(
@@ -108,12 +116,17 @@ fn spawn_worker(
     jobmaster: &str,
     index: usize,
     generation: u32,
+    forwarders: &Forwarders,
 ) -> Result<Child, ClusterError> {
     let name = match generation {
         0 => format!("worker-{index}"),
         g => format!("worker-{index}.{g}"),
     };
     let mut command = child_command(spec, &spec.work_dir.join(format!("logs/{name}.log")))?;
+    let state_root = spec
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| spec.work_dir.join("state"));
     command
         .arg("worker")
         .arg("--jobmaster")
@@ -127,7 +140,7 @@ fn spawn_worker(
         .arg("--credits")
         .arg(spec.credits_per_channel.to_string())
         .arg("--state-dir")
-        .arg(spec.work_dir.join("state").join(&name));
+        .arg(state_root.join(&name));
     if let Some(failure) = &spec.inject_failure {
         command.arg("--inject-failure").arg(failure);
     }
@@ -138,7 +151,8 @@ fn spawn_worker(
         .spawn()
         .map_err(|source| ClusterError::Spawn { role: name, source })?;
     if let Some(stdout) = worker.stdout.take() {
-        tokio::spawn(forward_lines(stdout));
+        let forwarder = tokio::spawn(forward_lines(stdout));
+        forwarders.lock().expect("forwarders lock").push(forwarder);
     }
     Ok(worker)
 }
@@ -200,6 +214,7 @@ async fn supervise(
     jobmaster: String,
     jobmasters: Arc<Mutex<Child>>,
     workers: Arc<Mutex<Vec<Child>>>,
+    forwarders: Forwarders,
 ) {
     let mut generations = vec![0u32; spec.workers as usize];
     let mut jobmaster_generation = 0;
@@ -229,7 +244,7 @@ async fn supervise(
             }
             generations[index] += 1;
             warn!(worker = index, %exit, "worker died; starting a replacement");
-            match spawn_worker(&spec, &jobmaster, index, generations[index]) {
+            match spawn_worker(&spec, &jobmaster, index, generations[index], &forwarders) {
                 Ok(replacement) => *worker = replacement,
                 Err(e) => warn!(worker = index, error = %e, "cannot start a replacement worker"),
             }
@@ -272,9 +287,16 @@ impl LocalCluster {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
 
+        let forwarders = Forwarders::default();
         let mut workers = Vec::new();
         for index in 0..spec.workers {
-            workers.push(spawn_worker(&spec, &address, index as usize, 0)?);
+            workers.push(spawn_worker(
+                &spec,
+                &address,
+                index as usize,
+                0,
+                &forwarders,
+            )?);
         }
         let workers = Arc::new(Mutex::new(workers));
         let jobmaster = Arc::new(Mutex::new(jobmaster));
@@ -285,12 +307,14 @@ impl LocalCluster {
                 address.clone(),
                 jobmaster.clone(),
                 workers.clone(),
+                forwarders.clone(),
             ))
         });
         Ok(LocalCluster {
             spec,
             jobmaster,
             workers,
+            forwarders,
             supervisor,
             address,
             client: None,
@@ -410,6 +434,11 @@ impl LocalCluster {
                     worker_exits.push(None);
                 }
             }
+        }
+        // Every worker has exited, so each forwarder reads to the end of its pipe and stops.
+        let forwarders = std::mem::take(&mut *self.forwarders.lock().expect("forwarders lock"));
+        for forwarder in forwarders {
+            let _ = forwarder.await;
         }
         let bytes = std::fs::read(self.spec.work_dir.join("status.pb")).map_err(|_| {
             ClusterError::NoFinalStatus {

@@ -11,6 +11,9 @@ pub struct ClusterSpec {
     pub job_args: BTreeMap<String, String>,
     /// Logs, the JobMaster's address file and its final status go here.
     pub work_dir: PathBuf,
+    /// The workers' local state (RocksDB, local recovery copies), one directory per worker;
+    /// `None` keeps it under `<work_dir>/state`.
+    pub state_dir: Option<PathBuf>,
     pub heartbeat_timeout_ms: u64,
     /// Elements per subpartition queue and credits per remote channel.
     pub queue_capacity: usize,
@@ -93,6 +96,7 @@ impl ClusterSpec {
             job_name: job_name.to_string(),
             job_args: BTreeMap::new(),
             work_dir: work_dir.into(),
+            state_dir: None,
             heartbeat_timeout_ms: 5_000,
             queue_capacity: 4,
             credits_per_channel: 2,

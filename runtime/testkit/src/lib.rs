@@ -1,10 +1,12 @@
 //! Test support shared by Spate's crates, as a dev-dependency only: a real MinIO server (an
 //! S3-compatible store) for tests of `s3://` checkpoint storage, from a crate's own tests up to
-//! whole jobs of the `spate` binary, and a proxy that puts network faults between a client and
-//! that server.
+//! whole jobs of the `spate` binary; a proxy that puts network faults between a client and that
+//! server; and a small disk a test can fill.
 
+pub mod disk;
 pub mod faulty_proxy;
 pub mod minio;
 
+pub use disk::SmallDisk;
 pub use faulty_proxy::FaultyProxy;
 pub use minio::{Minio, listing};

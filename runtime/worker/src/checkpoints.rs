@@ -143,7 +143,13 @@ pub struct SnapshotUploads {
     pub local: Arc<LocalRecovery>,
     /// Local snapshot directories of checkpoints uploaded but not yet complete.
     pub local_copies: BTreeMap<u64, LocalCopy>,
+    /// The task's final snapshot once acknowledged, kept while the task waits for the final
+    /// checkpoint: a JobMaster that replaces the one it went to never saw it.
+    pub final_ack: FinalAck,
 }
+
+/// A task's acknowledged final snapshot, shared with the task manager.
+pub type FinalAck = Arc<Mutex<Option<AcknowledgeCheckpointRequest>>>;
 
 impl SnapshotUploads {
     /// Seeds the incremental base of each operator from the handles it was restored from.
@@ -179,7 +185,12 @@ impl SnapshotUploads {
                     let Some(snapshot) = snapshot else { return };
                     let id = snapshot.barrier.map_or(0, |b| b.id);
                     let message = match self.upload(&hub, snapshot).await {
-                        Ok(ack) => Upward::Ack(ack),
+                        Ok(ack) => {
+                            if ack.r#final {
+                                *self.final_ack.lock().expect("final ack lock") = Some(ack.clone());
+                            }
+                            Upward::Ack(ack)
+                        }
                         Err(e) => {
                             warn!(checkpoint = id, error = %format!("{e:#}"), "declining checkpoint");
                             Upward::Decline(DeclineCheckpointRequest {

@@ -190,6 +190,9 @@ impl JobMasterLink {
                             )
                         })?;
                         info!(jobmaster = %address, tasks = live, "registered again with running tasks");
+                        for ack in tasks.waiting_finals() {
+                            let _ = self.reports.send(Upward::Ack(ack));
+                        }
                     }
                 }
                 Err(status) if last_answer.elapsed() > self.timeout => {

@@ -12,14 +12,14 @@ use spate_api::{CheckpointBarrier, StateBackendKind};
 use spate_graph::JobGraph;
 use spate_network::Exchange;
 use spate_proto::v1::{
-    DeployTaskRequest, TaskId, TaskMetrics as TaskMetricsProto, TaskState, TaskStateReport,
-    TaskStatus, WorkerMetrics,
+    AcknowledgeCheckpointRequest, DeployTaskRequest, TaskId, TaskMetrics as TaskMetricsProto,
+    TaskState, TaskStateReport, TaskStatus, WorkerMetrics,
 };
 use spate_task::{Canceler, Checkpointing, TaskCommand, TaskMetrics, TaskOutcome};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::checkpoints::{CheckpointHub, SnapshotUploads, download_restore};
+use crate::checkpoints::{CheckpointHub, FinalAck, SnapshotUploads, download_restore};
 use crate::deploy::{TaskStateSetup, prepare};
 use crate::faults::InjectedFailure;
 use crate::jobmaster::Upward;
@@ -40,6 +40,8 @@ struct RunningTask {
     /// To the task and to its uploader; `None` without checkpoints.
     commands: Option<mpsc::UnboundedSender<TaskCommand>>,
     completed: Option<mpsc::UnboundedSender<u64>>,
+    /// Its final snapshot's acknowledgement, once sent (see `SnapshotUploads::final_ack`).
+    final_ack: FinalAck,
 }
 
 pub struct TaskManager {
@@ -147,6 +149,7 @@ impl TaskManager {
             checkpointing: None,
         };
         let (mut commands, mut completed) = (None, None);
+        let final_ack = FinalAck::default();
         if let Some(config) = &request.checkpointing {
             setup.backend = StateBackendKind::parse(&config.state_backend).ok_or_else(|| {
                 anyhow!(
@@ -163,6 +166,7 @@ impl TaskManager {
                 upward: self.reports.clone(),
                 local: self.local.clone(),
                 local_copies: BTreeMap::new(),
+                final_ack: final_ack.clone(),
             };
             if let Some(restore) = &request.restore {
                 let restored = download_restore(&storage, restore, &dir, &self.local, &id).await?;
@@ -274,6 +278,7 @@ impl TaskManager {
                 thread: Some(thread),
                 commands,
                 completed,
+                final_ack,
             },
         );
         Ok(())
@@ -347,6 +352,17 @@ impl TaskManager {
                     ..TaskStatus::default()
                 })
             })
+            .collect()
+    }
+
+    /// The final snapshots acknowledged by tasks that still wait for the final checkpoint, to
+    /// send again to a JobMaster that took over: the one they went to may have died with them.
+    pub fn waiting_finals(&self) -> Vec<AcknowledgeCheckpointRequest> {
+        let tasks = self.tasks.lock().expect("tasks lock");
+        tasks
+            .values()
+            .filter(|t| *t.state.lock().expect("task state lock") == TaskState::Running)
+            .filter_map(|t| t.final_ack.lock().expect("final ack lock").clone())
             .collect()
     }
 

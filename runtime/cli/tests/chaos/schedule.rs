@@ -43,15 +43,19 @@ pub enum Fault {
     SlowStorage { delay: Duration, lasting: Duration },
     /// The storage server (MinIO) is killed and started again after `lasting`.
     StorageOutage { lasting: Duration },
+    /// The disk of the jobs' local files (input, output, the workers' RocksDB and local
+    /// recovery copies) is full for `lasting`.
+    DiskFull { lasting: Duration },
 }
 
 impl Fault {
-    /// How long the storage stays faulty; zero for faults of a process.
+    /// How long the storage or the disk stays faulty; zero for faults of a process.
     pub fn lasting(&self) -> Duration {
         match self {
             Fault::StorageErrors { lasting, .. }
             | Fault::SlowStorage { lasting, .. }
-            | Fault::StorageOutage { lasting } => *lasting,
+            | Fault::StorageOutage { lasting }
+            | Fault::DiskFull { lasting } => *lasting,
             Fault::KillWorker { .. } | Fault::KillJobMaster { .. } => Duration::ZERO,
         }
     }
@@ -77,6 +81,9 @@ impl fmt::Display for Fault {
             Fault::StorageOutage { lasting } => {
                 write!(f, "storage down (MinIO killed) for {}s", lasting.as_secs())
             }
+            Fault::DiskFull { lasting } => {
+                write!(f, "local disk full for {}s", lasting.as_secs())
+            }
         }
     }
 }
@@ -89,7 +96,7 @@ pub struct Shape {
     pub every: Duration,
     pub jobs: usize,
     pub workers: usize,
-    /// Longest storage outage.
+    /// Longest storage outage, and twice the longest full disk (at least 15 s).
     pub max_outage: Duration,
 }
 
@@ -100,27 +107,30 @@ pub struct Schedule {
 
 impl Schedule {
     /// One fault every `every` (with up to a quarter of it as jitter): process kills, storage
-    /// errors, slow storage and outages. Storage faults never overlap each other: one drawn
-    /// while the storage is still faulty becomes a worker kill instead.
+    /// errors, slow storage, outages and full disks. Faults that last never overlap each
+    /// other: one drawn while another lasts becomes a worker kill instead.
     pub fn draw(shape: &Shape) -> Schedule {
         let mut rng = Rng::new(shape.seed);
         let mut faults = Vec::new();
         let every = shape.every.as_millis() as u64;
-        let mut storage_faulty_until = Duration::ZERO;
+        let mut faulty_until = Duration::ZERO;
         let mut at = Duration::from_millis(every);
         while at <= shape.span {
             let job = rng.below(shape.jobs as u64) as usize;
             let worker = rng.below(shape.workers as u64) as usize;
             let mut fault = match rng.below(100) {
-                0..35 => Fault::KillWorker { job, worker },
-                35..50 => Fault::KillJobMaster { job },
-                50..70 => Fault::StorageErrors {
+                0..30 => Fault::KillWorker { job, worker },
+                30..45 => Fault::KillJobMaster { job },
+                45..60 => Fault::StorageErrors {
                     permille: 50,
                     lasting: rng.seconds(5, 15),
                 },
-                70..85 => Fault::SlowStorage {
+                60..73 => Fault::SlowStorage {
                     delay: Duration::from_millis(100 + 100 * rng.below(3)),
                     lasting: rng.seconds(5, 15),
+                },
+                73..87 => Fault::DiskFull {
+                    lasting: rng.seconds(5, 15.max(shape.max_outage.as_secs() / 2)),
                 },
                 _ => Fault::StorageOutage {
                     lasting: rng
@@ -128,10 +138,10 @@ impl Schedule {
                 },
             };
             if fault.lasting() > Duration::ZERO {
-                if at < storage_faulty_until {
+                if at < faulty_until {
                     fault = Fault::KillWorker { job, worker };
                 } else {
-                    storage_faulty_until = at + fault.lasting();
+                    faulty_until = at + fault.lasting();
                 }
             }
             faults.push((at, fault));
@@ -162,7 +172,7 @@ impl fmt::Display for Schedule {
 }
 
 #[test]
-fn a_seed_draws_the_same_schedule_and_storage_faults_never_overlap() {
+fn a_seed_draws_the_same_schedule_and_lasting_faults_never_overlap() {
     let shape = Shape {
         seed: 42,
         span: Duration::from_secs(600),
@@ -188,4 +198,5 @@ fn a_seed_draws_the_same_schedule_and_storage_faults_never_overlap() {
     assert!(kinds(|f| matches!(f, Fault::KillWorker { .. })) > 0);
     assert!(kinds(|f| matches!(f, Fault::KillJobMaster { .. })) > 0);
     assert!(kinds(|f| matches!(f, Fault::StorageOutage { .. })) > 0);
+    assert!(kinds(|f| matches!(f, Fault::DiskFull { .. })) > 0);
 }

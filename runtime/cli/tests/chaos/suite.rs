@@ -3,15 +3,20 @@
 //!
 //! All jobs run at once, each on its own embedded cluster (a JobMaster and two workers, real
 //! processes), checkpointing every second to one MinIO server reached through a proxy that
-//! injects network faults. While the schedule runs, a job whose round ended starts another, so
-//! every fault finds jobs running; afterwards the storage is healed and the last rounds finish.
+//! injects network faults, with their local files (input, output, the workers' RocksDB and
+//! local recovery copies) on one small disk that the schedule fills. While the schedule runs, a
+//! job whose round ended starts another, so every fault finds jobs running; afterwards the
+//! faults are healed and the last rounds finish.
+//!
+//! The jobs restart as Flink's default does with checkpointing (exponential delay, no limit
+//! that a fault of this schedule reaches): a full disk fails tasks until it has room again.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use spate_cluster::{CheckpointSpec, LocalCluster};
 use spate_proto::v1::JobState;
-use spate_testkit::{FaultyProxy, Minio};
+use spate_testkit::{FaultyProxy, Minio, SmallDisk};
 use tempfile::TempDir;
 
 use crate::common::{logs, read_rows, spec};
@@ -64,49 +69,114 @@ struct RoundResult {
     failure: String,
 }
 
-/// A round under way.
+/// A round under way: the cluster's directory (logs, the JobMaster's files) and, on the small
+/// disk, the job's data (input, output, the workers' state).
 struct Round {
     number: u32,
     dir: TempDir,
+    data: TempDir,
     cluster: LocalCluster,
     want: Vec<Vec<String>>,
 }
 
-struct Storage {
-    minio: Minio,
-    proxy: FaultyProxy,
-    /// When the current storage fault ends, and whether MinIO must be started again then.
-    faulty_until: Option<(Instant, bool)>,
+/// What the lasting fault under way broke, to mend when it ends.
+#[derive(Clone, Copy, PartialEq)]
+enum Broken {
+    /// The proxy injects errors or delays.
+    Proxy,
+    /// MinIO was killed.
+    Minio,
+    /// The small disk is full.
+    Disk,
 }
 
-impl Storage {
-    fn apply(&mut self, fault: &Fault) {
+/// The parts that lasting faults break: the checkpoint storage and the local disk.
+struct Environment {
+    minio: Minio,
+    proxy: FaultyProxy,
+    /// `None` where no tmpfs can be mounted (not root): full-disk faults are skipped, saying so.
+    disk: Option<SmallDisk>,
+    /// When the current fault ends, and what it broke.
+    faulty_until: Option<(Instant, Broken)>,
+}
+
+impl Environment {
+    /// Applies a lasting fault; returns a note for the log.
+    fn apply(&mut self, fault: &Fault) -> String {
         let until = Instant::now() + fault.lasting();
-        match fault {
-            Fault::StorageErrors { permille, .. } => self.proxy.set_error_permille(*permille),
-            Fault::SlowStorage { delay, .. } => self.proxy.set_delay(*delay),
-            Fault::StorageOutage { .. } => self.minio.kill(),
-            Fault::KillWorker { .. } | Fault::KillJobMaster { .. } => return,
-        }
-        self.faulty_until = Some((until, matches!(fault, Fault::StorageOutage { .. })));
+        let broken = match fault {
+            Fault::StorageErrors { permille, .. } => {
+                self.proxy.set_error_permille(*permille);
+                Broken::Proxy
+            }
+            Fault::SlowStorage { delay, .. } => {
+                self.proxy.set_delay(*delay);
+                Broken::Proxy
+            }
+            Fault::StorageOutage { .. } => {
+                self.minio.kill();
+                Broken::Minio
+            }
+            Fault::DiskFull { .. } => match &self.disk {
+                Some(disk) => {
+                    let taken = disk.fill().expect("filling the small disk");
+                    self.faulty_until = Some((until, Broken::Disk));
+                    return format!(" ({} MiB of ballast)", taken >> 20);
+                }
+                None => return " (skipped: no small disk)".into(),
+            },
+            Fault::KillWorker { .. } | Fault::KillJobMaster { .. } => return String::new(),
+        };
+        self.faulty_until = Some((until, broken));
+        String::new()
     }
 
     /// MinIO is down. A JobMaster waits for its storage before it serves anything, longer
     /// than the embedded cluster waits for a new JobMaster's address: no round starts then.
     fn down(&self) -> bool {
-        matches!(self.faulty_until, Some((_, true)))
+        matches!(self.faulty_until, Some((_, Broken::Minio)))
     }
 
-    /// Ends the storage fault once it has lasted (or now, with `force`).
+    /// Ends the lasting fault once it has lasted (or now, with `force`). A full disk stays
+    /// full until then: what rounds that ended freed is taken again.
     fn heal_if_due(&mut self, force: bool) {
-        if let Some((until, restart)) = self.faulty_until
+        if let (Some((_, Broken::Disk)), Some(disk)) = (self.faulty_until, &self.disk) {
+            disk.fill().expect("filling the small disk");
+        }
+        if let Some((until, broken)) = self.faulty_until
             && (force || Instant::now() >= until)
         {
-            self.proxy.heal();
-            if restart {
-                self.minio.restart();
+            match broken {
+                Broken::Proxy => self.proxy.heal(),
+                Broken::Minio => self.minio.restart(),
+                Broken::Disk => self.disk.as_ref().map_or((), SmallDisk::free),
             }
             self.faulty_until = None;
+        }
+    }
+
+    /// A directory for a round's data: on the small disk when there is one.
+    fn data_dir(&self) -> TempDir {
+        match &self.disk {
+            Some(disk) => tempfile::tempdir_in(disk.path()),
+            None => tempfile::tempdir(),
+        }
+        .expect("round data directory")
+    }
+}
+
+/// The small disk the rounds' data lives on, 256 MiB: rounds write a few MiB each. Without
+/// root there is none, and the run says so; CI, where the test command runs as root, must have
+/// it.
+fn small_disk() -> Option<SmallDisk> {
+    match SmallDisk::mount(256) {
+        Ok(disk) => Some(disk),
+        Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("the chaos suite's small disk: {e}")
+        }
+        Err(e) => {
+            eprintln!("full-disk faults are skipped: {e}");
+            None
         }
     }
 }
@@ -117,9 +187,10 @@ pub async fn run(config: Config) {
     };
     let target = minio.endpoint.trim_start_matches("http://").to_string();
     let proxy = FaultyProxy::start(&target, config.seed).expect("storage proxy");
-    let mut storage = Storage {
+    let mut environment = Environment {
         minio,
         proxy,
+        disk: small_disk(),
         faulty_until: None,
     };
     let jobs = matrix();
@@ -146,21 +217,23 @@ pub async fn run(config: Config) {
                 let round = running[index].take().expect("checked above");
                 results.push(finish(job, round).await);
             }
-            if running[index].is_none() && (rounds[index] == 0 || injecting) && !storage.down() {
+            if running[index].is_none() && (rounds[index] == 0 || injecting) && !environment.down()
+            {
                 rounds[index] += 1;
-                let round = start(job, rounds[index], &storage, config.scale, config.seed).await;
+                let round =
+                    start(job, rounds[index], &environment, config.scale, config.seed).await;
                 running[index] = Some(round);
             }
         }
         while let Some((at, fault)) = pending.next_if(|(at, _)| started.elapsed() >= *at) {
-            let target = inject(fault, &mut storage, &mut running);
+            let target = inject(fault, &mut environment, &mut running);
             eprintln!(
                 "t={:>5.1}s (planned {:.1}s) {fault}{target}",
                 started.elapsed().as_secs_f64(),
                 at.as_secs_f64()
             );
         }
-        storage.heal_if_due(!injecting);
+        environment.heal_if_due(!injecting);
         if !injecting && running.iter().all(Option::is_none) {
             break;
         }
@@ -173,7 +246,7 @@ pub async fn run(config: Config) {
         &results,
         &schedule,
         started.elapsed(),
-        storage.proxy.broken_connections(),
+        environment.proxy.broken_connections(),
     );
     eprintln!("{report}");
     let bad: Vec<&RoundResult> = results
@@ -193,18 +266,20 @@ pub async fn run(config: Config) {
     );
 }
 
-async fn start(job: &Job, number: u32, storage: &Storage, scale: Scale, seed: u64) -> Round {
+async fn start(job: &Job, number: u32, env: &Environment, scale: Scale, seed: u64) -> Round {
     let dir = tempfile::tempdir().expect("round directory");
+    let data = env.data_dir();
     let dirs = RoundDirs {
-        input: dir.path().join("input"),
-        output: dir.path().join("out"),
+        input: data.path().join("input"),
+        output: data.path().join("out"),
     };
     let (sql, want) = (job.build)(&dirs, scale);
-    let mut options = storage.minio.storage_options();
-    options.insert("endpoint".into(), storage.proxy.endpoint());
+    let mut options = env.minio.storage_options();
+    options.insert("endpoint".into(), env.proxy.endpoint());
     let mut spec = spec("sql", &dir.path().join("cluster"), PARALLELISM, 1)
         .arg("sql", sql)
         .arg("parallelism", PARALLELISM);
+    spec.state_dir = Some(data.path().join("state"));
     spec.heartbeat_timeout_ms = 3_000;
     // One task failure per round too: the source subtask drawn fails in its first attempt once
     // it has read the number of records drawn (unless a kill restarted it before).
@@ -220,11 +295,20 @@ async fn start(job: &Job, number: u32, storage: &Storage, scale: Scale, seed: u6
     );
     spec.inject_failure = Some(failure);
     spec.checkpoints = Some(CheckpointSpec {
-        storage_url: Some(storage.minio.url(&format!("chaos/{}-{number}", job.name))),
+        storage_url: Some(env.minio.url(&format!("chaos/{}-{number}", job.name))),
         storage_options: options,
         interval_ms: 1_000,
         state_backend: job.state_backend.into(),
-        restart: vec!["--failover".into(), job.failover.into()],
+        restart: [
+            ("--failover", job.failover),
+            ("--restart-strategy", "exponential-delay"),
+            ("--max-restarts", "1000"),
+            ("--restart-delay-ms", "500"),
+            ("--restart-max-delay-ms", "5000"),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+        .collect(),
         restore_from: None,
     });
     let cluster = LocalCluster::start(spec)
@@ -233,13 +317,14 @@ async fn start(job: &Job, number: u32, storage: &Storage, scale: Scale, seed: u6
     Round {
         number,
         dir,
+        data,
         cluster,
         want,
     }
 }
 
-/// Applies `fault`; returns which job it hit, for the log.
-fn inject(fault: &Fault, storage: &mut Storage, running: &mut [Option<Round>]) -> String {
+/// Applies `fault`; returns which job it hit or what it did, for the log.
+fn inject(fault: &Fault, env: &mut Environment, running: &mut [Option<Round>]) -> String {
     let target = |job: usize, running: &mut [Option<Round>]| -> Option<usize> {
         // The job drawn, or the next one with a round under way.
         (0..running.len())
@@ -263,10 +348,9 @@ fn inject(fault: &Fault, storage: &mut Storage, running: &mut [Option<Round>]) -
             }
             None => " -> no job running".into(),
         },
-        storage_fault => {
-            storage.heal_if_due(true);
-            storage.apply(storage_fault);
-            String::new()
+        lasting => {
+            env.heal_if_due(true);
+            env.apply(lasting)
         }
     }
 }
@@ -278,8 +362,9 @@ async fn finish(job: &Job, round: Round) -> RoundResult {
             panic!("{} round {}: {e}\n{}", job.name, round.number, logs(&work))
         });
     let state = JobState::try_from(outcome.status.state).unwrap_or(JobState::Failed);
-    let mut got = match round.dir.path().join("out").exists() {
-        true => read_rows(&round.dir.path().join("out")),
+    let out = round.data.path().join("out");
+    let mut got = match out.exists() {
+        true => read_rows(&out),
         false => Vec::new(),
     };
     got.sort();

@@ -193,7 +193,9 @@ impl Coordinator {
 
     /// A new JobMaster took over `tasks`, running since before it started; the workers' tasks
     /// were asked for checkpoints up to `last_seen`. The latest completed checkpoint is
-    /// announced again: the old JobMaster may have died before it told the tasks.
+    /// announced again: the old JobMaster may have died before it told the tasks. Tasks that
+    /// wait for a final checkpoint send their final snapshots again once they registered here
+    /// (the old JobMaster may have died with them), and the final checkpoint is written anew.
     pub async fn adopted(&mut self, shared: &Shared, tasks: Vec<TaskRef>, last_seen: u64) {
         self.tasks = tasks
             .into_iter()
