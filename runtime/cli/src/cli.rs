@@ -83,6 +83,10 @@ pub struct CheckpointArgs {
     /// A storage option, KEY=VALUE (endpoint, region, allow_http, credentials_file, ...).
     #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub storage_options: Vec<(String, String)>,
+    /// Checkpoints that may fail in a row before the job restarts from the latest completed
+    /// one (Flink's execution.checkpointing.tolerable-failed-checkpoints).
+    #[arg(long, default_value_t = 3)]
+    pub tolerable_failed_checkpoints: u32,
     /// Keyed state backend: heap or rocksdb.
     #[arg(long, default_value = "heap", value_parser = ["heap", "rocksdb"])]
     pub state_backend: String,

@@ -183,6 +183,7 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
         let mut settings = CheckpointSettings::new(url, interval);
         settings.storage_options = checkpoints.storage_options.iter().cloned().collect();
         settings.state_backend = checkpoints.state_backend.clone();
+        settings.tolerable_failures = checkpoints.tolerable_failed_checkpoints;
         config.checkpointing = Some(settings);
         config.restart = RestartStrategy::parse(
             &checkpoints.restart_strategy,

@@ -241,3 +241,77 @@ async fn a_job_whose_storage_comes_back_recovers_on_its_own() {
     rows.sort();
     assert_same(&rows, &bids_priced_in_threes(events));
 }
+
+/// Found by the fault-injection suite: the tasks' final snapshots (sent once their input ended)
+/// went to a JobMaster that died before it wrote the final checkpoint; its replacement adopted
+/// the tasks but never heard of their final snapshots, and the job waited forever. Here the
+/// storage refuses every connection from before the input ends, so the final checkpoint cannot
+/// be written, and the JobMaster is killed then; the workers must send the final snapshots
+/// again to the replacement, which writes the final checkpoint, and the job finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jobmaster_that_dies_before_writing_the_final_checkpoint_is_replaced_and_the_job_ends() {
+    let Some(minio) = spate_testkit::Minio::start() else {
+        return;
+    };
+    let proxy =
+        spate_testkit::FaultyProxy::start(minio.endpoint.trim_start_matches("http://"), 5).unwrap();
+    // About ten seconds of input: the first checkpoints complete before the storage goes down.
+    let events = 40_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, work) = (dir.path().join("out"), dir.path().join("cluster"));
+    let sql = format!(
+        "{}{}INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
+        bid_table(events, 2_000),
+        sink(&out, "auction BIGINT, bidder BIGINT, price BIGINT")
+    );
+    let mut options = minio.storage_options();
+    options.insert("endpoint".into(), proxy.endpoint());
+    options.insert("retry_max_attempts".into(), "2".into());
+    options.insert("retry_initial_backoff_ms".into(), "100".into());
+    let mut spec = spec("sql", &work, 2, 1)
+        .arg("sql", sql)
+        .arg("parallelism", 2);
+    spec.checkpoints = Some(CheckpointSpec {
+        storage_url: Some(minio.url("final-failover")),
+        storage_options: options,
+        // The checkpoints that fail while the storage is down do not restart the job.
+        restart: vec!["--tolerable-failed-checkpoints".into(), "1000".into()],
+        ..CheckpointSpec::default()
+    });
+    let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
+    let before = wait_for(&mut cluster, |s| {
+        s.checkpoints.as_ref().is_some_and(|c| c.completed >= 1)
+    })
+    .await;
+    proxy.set_down(true);
+    let log = work.join("logs/jobmaster.log");
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("writing the final checkpoint failed") {
+            break;
+        }
+        assert!(
+            !text.contains("final checkpoint complete"),
+            "the input ended before the storage went down ({before:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.kill_jobmaster().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.heal();
+    // A liveness bound, not a measure: the job ends seconds after the storage is back.
+    let outcome = tokio::time::timeout(Duration::from_secs(300), cluster.wait())
+        .await
+        .unwrap_or_else(|_| panic!("the job did not end\n{}", logs(&work)))
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&work)));
+    assert_eq!(
+        outcome.status.state,
+        JobState::Finished as i32,
+        "{}\n{}",
+        outcome.status.failure,
+        logs(&work)
+    );
+    let mut rows = read_rows(&out);
+    rows.sort();
+    assert_same(&rows, &bids_priced_in_threes(events));
+}

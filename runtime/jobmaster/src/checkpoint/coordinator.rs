@@ -29,6 +29,9 @@ use crate::workers::worker_client;
 const FINAL_SNAPSHOT: u64 = u64::MAX;
 /// How long a starting JobMaster waits for unreachable checkpoint storage before it gives up.
 const STORAGE_WAIT: Duration = Duration::from_secs(600);
+/// A final checkpoint whose metadata could not be written is written again this much later,
+/// not at every round: each try counts as a failed checkpoint.
+const FINAL_RETRY: Duration = Duration::from_secs(1);
 
 pub type SavepointReply = oneshot::Sender<Result<(u64, String), String>>;
 
@@ -74,6 +77,8 @@ pub struct Coordinator {
     finals: HashMap<(u32, u32), AcknowledgeCheckpointRequest>,
     /// The final checkpoint of every task's current attempt is written.
     final_written: bool,
+    /// Writing it failed: not before then again.
+    final_retry_at: Option<Instant>,
     /// The current attempt of every subtask, by (vertex, subtask).
     tasks: BTreeMap<(u32, u32), TaskRef>,
     last_end: Instant,
@@ -141,6 +146,7 @@ impl Coordinator {
             pending: BTreeMap::new(),
             finals: HashMap::new(),
             final_written: false,
+            final_retry_at: None,
             tasks: BTreeMap::new(),
             last_end: Instant::now(),
             last_trigger: None,
@@ -179,6 +185,7 @@ impl Coordinator {
             self.final_written = false;
             self.tasks.insert(key, task);
         }
+        self.final_retry_at = None;
         self.last_end = Instant::now();
         self.last_trigger = Some(Instant::now());
         // The failures that made the job restart are behind it: a new attempt gets the whole
@@ -256,7 +263,12 @@ impl Coordinator {
         for id in complete {
             self.complete(shared, id).await;
         }
-        if !self.final_written && !self.finals.is_empty() && self.finals.len() == self.tasks.len() {
+        let final_due = self.final_retry_at.is_none_or(|at| Instant::now() >= at);
+        if !self.final_written
+            && final_due
+            && !self.finals.is_empty()
+            && self.finals.len() == self.tasks.len()
+        {
             self.complete_final(shared).await;
         }
         if self.consecutive_failures > self.settings.tolerable_failures {
@@ -482,6 +494,7 @@ impl Coordinator {
             Err(e) => {
                 // The final snapshots stay: the next round tries again.
                 warn!(error = %e, "writing the final checkpoint failed");
+                self.final_retry_at = Some(Instant::now() + FINAL_RETRY);
                 self.next_id = id;
                 self.consecutive_failures += 1;
                 self.stats.failed += 1;
