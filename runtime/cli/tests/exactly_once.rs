@@ -183,38 +183,72 @@ async fn a_killed_worker_does_not_replay_a_source_with_computed_columns() {
     assert_same(&got, &want);
 }
 
-/// Issue 14's third failure: after more than the tolerable number of checkpoints failed in a
-/// row (storage unreachable), the count survived the restart, so every new attempt failed at
-/// once and the restarts ran out although the storage came back. Here the storage (MinIO,
-/// through a proxy) refuses every connection for 20 s.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_job_whose_storage_comes_back_recovers_on_its_own() {
-    let Some(minio) = spate_testkit::Minio::start() else {
-        return;
-    };
+/// The filter job of bids at parallelism 2, checkpointing every second to MinIO through a
+/// proxy that the test breaks: the pieces a storage-fault test holds on to.
+struct BehindProxy {
+    _minio: spate_testkit::Minio,
+    proxy: spate_testkit::FaultyProxy,
+    _dir: tempfile::TempDir,
+    out: std::path::PathBuf,
+    work: std::path::PathBuf,
+    spec: spate_cluster::ClusterSpec,
+}
+
+/// `None` when MinIO is missing outside CI. Failed requests fail fast (two attempts), so an
+/// outage fails checkpoints quickly. `restart` are extra JobMaster flags.
+fn behind_proxy(events: u64, rate: u64, bucket_dir: &str, restart: &[&str]) -> Option<BehindProxy> {
+    let minio = spate_testkit::Minio::start()?;
     let proxy =
         spate_testkit::FaultyProxy::start(minio.endpoint.trim_start_matches("http://"), 3).unwrap();
-    let events = 600_000;
     let dir = tempfile::tempdir().unwrap();
     let (out, work) = (dir.path().join("out"), dir.path().join("cluster"));
     let sql = format!(
         "{}{}INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
-        bid_table(events, 10_000),
+        bid_table(events, rate),
         sink(&out, "auction BIGINT, bidder BIGINT, price BIGINT")
     );
     let mut options = minio.storage_options();
     options.insert("endpoint".into(), proxy.endpoint());
-    // Failed requests fail fast, so the outage fails many checkpoints.
     options.insert("retry_max_attempts".into(), "2".into());
     options.insert("retry_initial_backoff_ms".into(), "100".into());
     let mut spec = spec("sql", &work, 2, 1)
         .arg("sql", sql)
         .arg("parallelism", 2);
     spec.checkpoints = Some(CheckpointSpec {
-        storage_url: Some(minio.url("outage")),
+        storage_url: Some(minio.url(bucket_dir)),
         storage_options: options,
+        restart: restart.iter().map(|flag| flag.to_string()).collect(),
         ..CheckpointSpec::default()
     });
+    Some(BehindProxy {
+        _minio: minio,
+        proxy,
+        _dir: dir,
+        out,
+        work,
+        spec,
+    })
+}
+
+/// Issue 14's third failure: after more than the tolerable number of checkpoints failed in a
+/// row (storage unreachable), the count survived the restart, so every new attempt failed at
+/// once and the restarts ran out although the storage came back. Here the storage (MinIO,
+/// through a proxy) refuses every connection for 20 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_storage_comes_back_recovers_on_its_own() {
+    let events = 600_000;
+    let Some(BehindProxy {
+        proxy,
+        out,
+        work,
+        spec,
+        // Bound, not `..`: MinIO and the directory must live as long as the test.
+        _minio,
+        _dir,
+    }) = behind_proxy(events, 10_000, "outage", &[])
+    else {
+        return;
+    };
     let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
     wait_for(&mut cluster, |s| {
         s.checkpoints.as_ref().is_some_and(|c| c.completed >= 2)
@@ -250,34 +284,22 @@ async fn a_job_whose_storage_comes_back_recovers_on_its_own() {
 /// again to the replacement, which writes the final checkpoint, and the job finishes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_jobmaster_that_dies_before_writing_the_final_checkpoint_is_replaced_and_the_job_ends() {
-    let Some(minio) = spate_testkit::Minio::start() else {
-        return;
-    };
-    let proxy =
-        spate_testkit::FaultyProxy::start(minio.endpoint.trim_start_matches("http://"), 5).unwrap();
     // About ten seconds of input: the first checkpoints complete before the storage goes down.
     let events = 40_000;
-    let dir = tempfile::tempdir().unwrap();
-    let (out, work) = (dir.path().join("out"), dir.path().join("cluster"));
-    let sql = format!(
-        "{}{}INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
-        bid_table(events, 2_000),
-        sink(&out, "auction BIGINT, bidder BIGINT, price BIGINT")
-    );
-    let mut options = minio.storage_options();
-    options.insert("endpoint".into(), proxy.endpoint());
-    options.insert("retry_max_attempts".into(), "2".into());
-    options.insert("retry_initial_backoff_ms".into(), "100".into());
-    let mut spec = spec("sql", &work, 2, 1)
-        .arg("sql", sql)
-        .arg("parallelism", 2);
-    spec.checkpoints = Some(CheckpointSpec {
-        storage_url: Some(minio.url("final-failover")),
-        storage_options: options,
-        // The checkpoints that fail while the storage is down do not restart the job.
-        restart: vec!["--tolerable-failed-checkpoints".into(), "1000".into()],
-        ..CheckpointSpec::default()
-    });
+    // The checkpoints that fail while the storage is down do not restart the job.
+    let tolerant = ["--tolerable-failed-checkpoints", "1000"];
+    let Some(BehindProxy {
+        proxy,
+        out,
+        work,
+        spec,
+        // Bound, not `..`: MinIO and the directory must live as long as the test.
+        _minio,
+        _dir,
+    }) = behind_proxy(events, 2_000, "final-failover", &tolerant)
+    else {
+        return;
+    };
     let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
     let before = wait_for(&mut cluster, |s| {
         s.checkpoints.as_ref().is_some_and(|c| c.completed >= 1)
