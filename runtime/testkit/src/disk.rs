@@ -10,6 +10,8 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
+use crate::mounts;
+
 const BALLAST: &str = ".ballast";
 /// The mount's source name: this prefix and the mounting process's id.
 const SOURCE: &str = "spate-test-disk-";
@@ -21,7 +23,7 @@ pub struct SmallDisk {
 impl SmallDisk {
     /// A tmpfs of `size_mib` MiB (memory only as it fills), or why it could not be mounted.
     pub fn mount(size_mib: u64) -> Result<SmallDisk, String> {
-        unmount_orphans();
+        mounts::unmount_orphans(SOURCE);
         let mount_point = tempfile::tempdir().map_err(|e| format!("mount point: {e}"))?;
         let output = Command::new("mount")
             .args(["-t", "tmpfs", "-o"])
@@ -82,29 +84,5 @@ impl Drop for SmallDisk {
             .arg("-l")
             .arg(self.mount_point.path())
             .status();
-    }
-}
-
-/// Unmounts the small disks of test processes that are gone: one killed (a timeout, kill -9)
-/// never ran its `Drop`.
-fn unmount_orphans() {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return;
-    };
-    for line in mounts.lines() {
-        let mut fields = line.split(' ');
-        let (Some(source), Some(mount_point)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let Some(pid) = source.strip_prefix(SOURCE) else {
-            continue;
-        };
-        if Path::new("/proc").join(pid).exists() {
-            continue;
-        }
-        let unmounted = Command::new("umount").arg("-l").arg(mount_point).status();
-        if unmounted.is_ok_and(|s| s.success()) {
-            let _ = std::fs::remove_dir(mount_point);
-        }
     }
 }

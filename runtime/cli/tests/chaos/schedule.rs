@@ -46,6 +46,8 @@ pub enum Fault {
     /// The disk of the jobs' local files (input, output, the workers' RocksDB and local
     /// recovery copies) is full for `lasting`.
     DiskFull { lasting: Duration },
+    /// Each write and sync on that disk waits `delay` first, for `lasting`.
+    SlowDisk { delay: Duration, lasting: Duration },
 }
 
 impl Fault {
@@ -55,7 +57,8 @@ impl Fault {
             Fault::StorageErrors { lasting, .. }
             | Fault::SlowStorage { lasting, .. }
             | Fault::StorageOutage { lasting }
-            | Fault::DiskFull { lasting } => *lasting,
+            | Fault::DiskFull { lasting }
+            | Fault::SlowDisk { lasting, .. } => *lasting,
             Fault::KillWorker { .. } | Fault::KillJobMaster { .. } => Duration::ZERO,
         }
     }
@@ -84,6 +87,12 @@ impl fmt::Display for Fault {
             Fault::DiskFull { lasting } => {
                 write!(f, "local disk full for {}s", lasting.as_secs())
             }
+            Fault::SlowDisk { delay, lasting } => write!(
+                f,
+                "local disk {}ms slower per write and sync for {}s",
+                delay.as_millis(),
+                lasting.as_secs()
+            ),
         }
     }
 }
@@ -107,7 +116,7 @@ pub struct Schedule {
 
 impl Schedule {
     /// One fault every `every` (with up to a quarter of it as jitter): process kills, storage
-    /// errors, slow storage, outages and full disks. Faults that last never overlap each
+    /// errors, slow storage, outages, full disks and slow disks. Faults that last never overlap each
     /// other: one drawn while another lasts becomes a worker kill instead.
     pub fn draw(shape: &Shape) -> Schedule {
         let mut rng = Rng::new(shape.seed);
@@ -119,18 +128,22 @@ impl Schedule {
             let job = rng.below(shape.jobs as u64) as usize;
             let worker = rng.below(shape.workers as u64) as usize;
             let mut fault = match rng.below(100) {
-                0..30 => Fault::KillWorker { job, worker },
-                30..45 => Fault::KillJobMaster { job },
-                45..60 => Fault::StorageErrors {
+                0..27 => Fault::KillWorker { job, worker },
+                27..40 => Fault::KillJobMaster { job },
+                40..53 => Fault::StorageErrors {
                     permille: 50,
                     lasting: rng.seconds(5, 15),
                 },
-                60..73 => Fault::SlowStorage {
+                53..64 => Fault::SlowStorage {
                     delay: Duration::from_millis(100 + 100 * rng.below(3)),
                     lasting: rng.seconds(5, 15),
                 },
-                73..87 => Fault::DiskFull {
+                64..76 => Fault::DiskFull {
                     lasting: rng.seconds(5, 15.max(shape.max_outage.as_secs() / 2)),
+                },
+                76..87 => Fault::SlowDisk {
+                    delay: Duration::from_millis(25 * (1 + rng.below(4))),
+                    lasting: rng.seconds(5, 15),
                 },
                 _ => Fault::StorageOutage {
                     lasting: rng
@@ -199,4 +212,5 @@ fn a_seed_draws_the_same_schedule_and_lasting_faults_never_overlap() {
     assert!(kinds(|f| matches!(f, Fault::KillJobMaster { .. })) > 0);
     assert!(kinds(|f| matches!(f, Fault::StorageOutage { .. })) > 0);
     assert!(kinds(|f| matches!(f, Fault::DiskFull { .. })) > 0);
+    assert!(kinds(|f| matches!(f, Fault::SlowDisk { .. })) > 0);
 }

@@ -4,7 +4,8 @@
 //! All jobs run at once, each on its own embedded cluster (a JobMaster and two workers, real
 //! processes), checkpointing every second to one MinIO server reached through a proxy that
 //! injects network faults, with their local files (input, output, the workers' RocksDB and
-//! local recovery copies) on one small disk that the schedule fills. While the schedule runs, a
+//! local recovery copies) on one small disk that the schedule fills and slows. While the
+//! schedule runs, a
 //! job whose round ended starts another, so every fault finds jobs running; afterwards the
 //! faults are healed and the last rounds finish.
 //!
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use spate_cluster::{CheckpointSpec, LocalCluster};
 use spate_proto::v1::JobState;
-use spate_testkit::{FaultyProxy, Minio, SmallDisk};
+use spate_testkit::{FaultyProxy, Minio, SlowDisk, SmallDisk};
 use tempfile::TempDir;
 
 use crate::common::{logs, read_rows, spec};
@@ -87,15 +88,25 @@ enum Broken {
     /// MinIO was killed.
     Minio,
     /// The small disk is full.
-    Disk,
+    DiskFull,
+    /// The small disk's writes and syncs are slow.
+    DiskSlow,
+}
+
+/// The rounds' local disk: a small tmpfs that full-disk faults fill, seen through a FUSE
+/// passthrough that slow-disk faults slow down. The passthrough is declared first so that it
+/// is unmounted before the tmpfs under it.
+struct LocalDisk {
+    slow: SlowDisk,
+    small: SmallDisk,
 }
 
 /// The parts that lasting faults break: the checkpoint storage and the local disk.
 struct Environment {
     minio: Minio,
     proxy: FaultyProxy,
-    /// `None` where no tmpfs can be mounted (not root): full-disk faults are skipped, saying so.
-    disk: Option<SmallDisk>,
+    /// `None` where no disk can be mounted (not root): disk faults are skipped, saying so.
+    disk: Option<LocalDisk>,
     /// When the current fault ends, and what it broke.
     faulty_until: Option<(Instant, Broken)>,
 }
@@ -104,6 +115,7 @@ impl Environment {
     /// Applies a lasting fault; returns a note for the log.
     fn apply(&mut self, fault: &Fault) -> String {
         let until = Instant::now() + fault.lasting();
+        let mut note = String::new();
         let broken = match fault {
             Fault::StorageErrors { permille, .. } => {
                 self.proxy.set_error_permille(*permille);
@@ -119,16 +131,23 @@ impl Environment {
             }
             Fault::DiskFull { .. } => match &self.disk {
                 Some(disk) => {
-                    let taken = disk.fill().expect("filling the small disk");
-                    self.faulty_until = Some((until, Broken::Disk));
-                    return format!(" ({} MiB of ballast)", taken >> 20);
+                    let taken = disk.small.fill().expect("filling the small disk");
+                    note = format!(" ({} MiB of ballast)", taken >> 20);
+                    Broken::DiskFull
+                }
+                None => return " (skipped: no small disk)".into(),
+            },
+            Fault::SlowDisk { delay, .. } => match &self.disk {
+                Some(disk) => {
+                    disk.slow.slow_down(*delay);
+                    Broken::DiskSlow
                 }
                 None => return " (skipped: no small disk)".into(),
             },
             Fault::KillWorker { .. } | Fault::KillJobMaster { .. } => return String::new(),
         };
         self.faulty_until = Some((until, broken));
-        String::new()
+        note
     }
 
     /// MinIO is down. A JobMaster waits for its storage before it serves anything, longer
@@ -140,8 +159,8 @@ impl Environment {
     /// Ends the lasting fault once it has lasted (or now, with `force`). A full disk stays
     /// full until then: what rounds that ended freed is taken again.
     fn heal_if_due(&mut self, force: bool) {
-        if let (Some((_, Broken::Disk)), Some(disk)) = (self.faulty_until, &self.disk) {
-            disk.fill().expect("filling the small disk");
+        if let (Some((_, Broken::DiskFull)), Some(disk)) = (self.faulty_until, &self.disk) {
+            disk.small.fill().expect("filling the small disk");
         }
         if let Some((until, broken)) = self.faulty_until
             && (force || Instant::now() >= until)
@@ -149,7 +168,8 @@ impl Environment {
             match broken {
                 Broken::Proxy => self.proxy.heal(),
                 Broken::Minio => self.minio.restart(),
-                Broken::Disk => self.disk.as_ref().map_or((), SmallDisk::free),
+                Broken::DiskFull => self.disk.as_ref().map_or((), |d| d.small.free()),
+                Broken::DiskSlow => self.disk.as_ref().map_or((), |d| d.slow.heal()),
             }
             self.faulty_until = None;
         }
@@ -158,24 +178,27 @@ impl Environment {
     /// A directory for a round's data: on the small disk when there is one.
     fn data_dir(&self) -> TempDir {
         match &self.disk {
-            Some(disk) => tempfile::tempdir_in(disk.path()),
+            Some(disk) => tempfile::tempdir_in(disk.slow.path()),
             None => tempfile::tempdir(),
         }
         .expect("round data directory")
     }
 }
 
-/// The small disk the rounds' data lives on, 256 MiB: rounds write a few MiB each. Without
-/// root there is none, and the run says so; CI, where the test command runs as root, must have
-/// it.
-fn small_disk() -> Option<SmallDisk> {
-    match SmallDisk::mount(256) {
+/// The disk the rounds' data lives on, 256 MiB: rounds write a few MiB each. Without root
+/// there is none, and the run says so; CI, where the test command runs as root, must have it.
+fn local_disk() -> Option<LocalDisk> {
+    let disk = SmallDisk::mount(256).and_then(|small| {
+        let slow = SlowDisk::mount(small.path())?;
+        Ok(LocalDisk { slow, small })
+    });
+    match disk {
         Ok(disk) => Some(disk),
         Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("the chaos suite's small disk: {e}")
+            panic!("the chaos suite's local disk: {e}")
         }
         Err(e) => {
-            eprintln!("full-disk faults are skipped: {e}");
+            eprintln!("disk faults are skipped: {e}");
             None
         }
     }
@@ -190,7 +213,7 @@ pub async fn run(config: Config) {
     let mut environment = Environment {
         minio,
         proxy,
-        disk: small_disk(),
+        disk: local_disk(),
         faulty_until: None,
     };
     let jobs = matrix();
