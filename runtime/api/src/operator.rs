@@ -49,12 +49,47 @@ pub struct OperatorMetrics {
 ///
 /// Calls come from one task thread, in stream order. Watermarks reach an operator only once they
 /// have advanced on all of the task's inputs.
+///
+/// An operator with several logical inputs (Flink's two-input and multiple-input operators: a
+/// co-process function, a join) is told which input each batch came from and when each input
+/// ended; a single-input operator (and every operator chained after another) sees input 0 only
+/// and can ignore the index.
 pub trait Operator: Send {
     fn open(&mut self, _ctx: &OperatorContext) -> Result<()> {
         Ok(())
     }
 
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Output) -> Result<()>;
+
+    /// A batch from logical input `input`. Multi-input operators override this; the default is
+    /// `process_batch`, for operators with one input.
+    fn process_batch_from(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        out: &mut Output,
+    ) -> Result<()> {
+        let _ = input;
+        self.process_batch(batch, out)
+    }
+
+    /// Input `input`'s own watermark advanced (the least of its channels', idle ones left out).
+    /// For operators that track their inputs apart (a join's per-side cleanup); event time
+    /// itself advances through `process_watermark`, with the least over all inputs.
+    fn process_input_watermark(
+        &mut self,
+        _input: usize,
+        _watermark: Timestamp,
+        _out: &mut Output,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every channel of input `input` ended (Flink's `BoundedMultiInput::endInput`). Only the
+    /// first operator of a task hears this; `finish` follows once all inputs ended.
+    fn end_input(&mut self, _input: usize, _out: &mut Output) -> Result<()> {
+        Ok(())
+    }
 
     /// Event time has advanced to `watermark`. Operators holding event-time state fire what is
     /// due and then forward the watermark; the default just forwards it.

@@ -1,13 +1,17 @@
 use crate::job::{JobEdge, JobVertex};
-use crate::stream::{NodeId, Partitioning, StreamGraph};
+use crate::stream::{Partitioning, StreamEdge, StreamGraph};
 
 /// Whether `edge` can be collapsed into a function call inside one task: a one-to-one forward
-/// edge between operators of equal parallelism, with no fan-in or fan-out.
-fn chainable(graph: &StreamGraph, from: NodeId, to: NodeId, partitioning: &Partitioning) -> bool {
-    *partitioning == Partitioning::Forward
+/// edge between operators of equal parallelism, with no fan-in or fan-out, into an operator of
+/// one input. A multi-input operator therefore always heads its task, which reads each input
+/// from its own gate; what follows it may chain.
+fn chainable(graph: &StreamGraph, edge: &StreamEdge) -> bool {
+    let (from, to) = (edge.from, edge.to);
+    edge.partitioning == Partitioning::Forward
         && graph.nodes[from].parallelism == graph.nodes[to].parallelism
         && graph.outputs(from).count() == 1
         && graph.inputs(to).count() == 1
+        && graph.num_inputs(to) == 1
 }
 
 /// Groups stream-graph nodes into chains (job vertices) and turns the edges between chains into
@@ -18,7 +22,7 @@ pub fn chain_vertices(graph: &StreamGraph) -> (Vec<JobVertex>, Vec<JobEdge>) {
     for node in &graph.nodes {
         let upstream = graph
             .inputs(node.id)
-            .find(|e| chainable(graph, e.from, e.to, &e.partitioning))
+            .find(|e| chainable(graph, e))
             .and_then(|e| vertex_of[e.from]);
         let vertex = match upstream {
             Some(v) => {
@@ -43,12 +47,13 @@ pub fn chain_vertices(graph: &StreamGraph) -> (Vec<JobVertex>, Vec<JobEdge>) {
     let edges = graph
         .edges
         .iter()
-        .filter(|e| !chainable(graph, e.from, e.to, &e.partitioning))
+        .filter(|e| !chainable(graph, e))
         .enumerate()
         .map(|(i, e)| JobEdge {
             id: i as u32,
             from: vertex_of[e.from].expect("every node has a vertex"),
             to: vertex_of[e.to].expect("every node has a vertex"),
+            to_input: e.to_input as u32,
             partitioning: e.partitioning.clone(),
             schema: graph.nodes[e.from].output_schema.clone(),
         })
@@ -66,7 +71,7 @@ mod tests {
         Split,
     };
 
-    use crate::{GraphError, JobGraph, Partitioning, StreamGraph};
+    use crate::{GraphError, JobGraph, NodeKind, Partitioning, StreamGraph};
 
     struct NoSource;
     impl SourceFactory for NoSource {
@@ -183,6 +188,88 @@ mod tests {
         );
     }
 
+    /// Two sources unioned into input 0 of a two-input operator, a third source into input 1
+    /// (of another schema), a sink chained after it.
+    fn two_inputs() -> (StreamGraph, SchemaRef, SchemaRef) {
+        let left = schema(&[("key", DataType::Int64), ("v", DataType::Int64)]);
+        let right = schema(&[("id", DataType::Int64), ("name", DataType::Utf8)]);
+        let mut g = StreamGraph::new("t");
+        let a = g.add_source("a", 2, Arc::new(NoSource), left.clone(), None);
+        let b = g.add_source("b", 2, Arc::new(NoSource), left.clone(), None);
+        let c = g.add_source("c", 1, Arc::new(NoSource), right.clone(), None);
+        let inputs = vec![left.clone(), right.clone()];
+        let co = g.add_multi_input_operator("co", 2, identity(), inputs, left.clone());
+        let sink = g.add_operator("sink", 2, identity(), left.clone(), left.clone());
+        g.connect_to_input(a, co, 0, Partitioning::Hash(vec!["key".into()]));
+        g.connect_to_input(b, co, 0, Partitioning::Hash(vec!["key".into()]));
+        g.connect_to_input(c, co, 1, Partitioning::Hash(vec!["id".into()]));
+        g.connect(co, sink, Partitioning::Forward);
+        (g, left, right)
+    }
+
+    #[test]
+    fn a_multi_input_operator_heads_its_vertex_and_its_edges_keep_their_input() {
+        let job = JobGraph::build(two_inputs().0).unwrap();
+        let names: Vec<&str> = job.vertices.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "co -> sink"]);
+        assert_eq!(job.num_inputs(3), 2);
+        assert_eq!(job.num_inputs(0), 0);
+        let inputs: Vec<(u32, u32, u32)> = job
+            .edges
+            .iter()
+            .map(|e| (e.from, e.to, e.to_input))
+            .collect();
+        assert_eq!(inputs, [(0, 3, 0), (1, 3, 0), (2, 3, 1)]);
+        assert!(
+            job.explain()
+                .contains("vertex 2 -> vertex 3 input 1 (hash[id])")
+        );
+    }
+
+    #[test]
+    fn a_forward_edge_into_a_multi_input_operator_is_not_chained() {
+        let s = schema(&[("key", DataType::Int64)]);
+        let mut g = StreamGraph::new("t");
+        let a = g.add_source("a", 2, Arc::new(NoSource), s.clone(), None);
+        let b = g.add_source("b", 2, Arc::new(NoSource), s.clone(), None);
+        let inputs = vec![s.clone(), s.clone()];
+        let co = g.add_multi_input_operator("co", 2, identity(), inputs, s.clone());
+        g.connect_to_input(a, co, 0, Partitioning::Forward);
+        g.connect_to_input(b, co, 1, Partitioning::Forward);
+        let job = JobGraph::build(g).unwrap();
+        assert_eq!(job.vertices.len(), 3);
+        assert_eq!(job.edges.len(), 2);
+    }
+
+    #[test]
+    fn mistakes_of_multi_input_operators_name_the_input() {
+        let (mut g, _, _) = two_inputs();
+        g.edges.retain(|e| e.to_input != 1);
+        let text = JobGraph::build(g).err().unwrap().to_string();
+        assert!(
+            text.contains("'co': input 1 of its 2 inputs has no edge"),
+            "{text}"
+        );
+
+        let (mut g, _, _) = two_inputs();
+        g.connect_to_input(2, 3, 2, Partitioning::Rebalance);
+        let text = JobGraph::build(g).err().unwrap().to_string();
+        assert!(
+            text.contains("feeds input 2 of an operator with 2 input(s)"),
+            "{text}"
+        );
+
+        // The right-hand source wired into the left-hand input.
+        let (mut g, _, _) = two_inputs();
+        g.edges[2].to_input = 0;
+        g.edges[1].to_input = 1;
+        let err = JobGraph::build(g).err().unwrap();
+        assert!(matches!(err, GraphError::SchemaMismatch { .. }));
+        let text = err.to_string();
+        assert!(text.contains("'b' -> 'co' input 1 (hash[key])"), "{text}");
+        assert!(text.contains("key Int64 where id Int64"), "{text}");
+    }
+
     #[test]
     fn fingerprints_differ_when_shapes_differ() {
         let a = JobGraph::build(pipeline().0).unwrap().fingerprint();
@@ -191,5 +278,18 @@ mod tests {
         g.nodes[2].parallelism = 4;
         g.nodes[3].parallelism = 4;
         assert_ne!(a, JobGraph::build(g).unwrap().fingerprint());
+
+        // The same edges into other inputs.
+        let (g, _, _) = two_inputs();
+        let straight = JobGraph::build(g).unwrap().fingerprint();
+        let (mut g, left, right) = two_inputs();
+        let NodeKind::Operator { input_schemas, .. } = &mut g.nodes[3].kind else {
+            unreachable!("co is an operator")
+        };
+        *input_schemas = vec![right, left];
+        for e in &mut g.edges[..3] {
+            e.to_input = 1 - e.to_input;
+        }
+        assert_ne!(straight, JobGraph::build(g).unwrap().fingerprint());
     }
 }

@@ -20,6 +20,8 @@ pub struct JobEdge {
     pub id: u32,
     pub from: u32,
     pub to: u32,
+    /// The logical input of `to`'s first operator this edge feeds (0 with one input).
+    pub to_input: u32,
     pub partitioning: Partitioning,
     pub schema: SchemaRef,
 }
@@ -61,6 +63,12 @@ impl JobGraph {
         self.edges.iter().filter(move |e| e.from == vertex)
     }
 
+    /// How many logical inputs the task of `vertex` reads: those of its first operator.
+    pub fn num_inputs(&self, vertex: u32) -> usize {
+        self.vertex(vertex)
+            .map_or(0, |v| self.stream.num_inputs(v.nodes[0]))
+    }
+
     /// The slots a job needs when subtask i of every vertex shares slot i (slot sharing).
     pub fn slots_needed(&self) -> u32 {
         self.vertices
@@ -79,10 +87,11 @@ impl JobGraph {
         }
         for e in &self.edges {
             text.push_str(&format!(
-                "|e{}:{}>{}:{}:{:?}",
+                "|e{}:{}>{}.{}:{}:{:?}",
                 e.id,
                 e.from,
                 e.to,
+                e.to_input,
                 e.partitioning,
                 e.schema.fields()
             ));
@@ -110,8 +119,12 @@ impl JobGraph {
             ));
         }
         for e in &self.edges {
+            let into = match self.num_inputs(e.to) {
+                n if n > 1 => format!(" input {}", e.to_input),
+                _ => String::new(),
+            };
             out.push_str(&format!(
-                "  edge {}: vertex {} -> vertex {} ({})\n",
+                "  edge {}: vertex {} -> vertex {}{into} ({})\n",
                 e.id, e.from, e.to, e.partitioning
             ));
         }

@@ -11,4 +11,6 @@ mod stream;
 pub use error::GraphError;
 pub use job::{JobEdge, JobGraph, JobVertex};
 pub use regions::{SubtaskRef, pipelined_regions};
-pub use stream::{NodeId, NodeKind, Partitioning, StreamEdge, StreamGraph, StreamNode};
+pub use stream::{
+    NodeId, NodeKind, Partitioning, StreamEdge, StreamGraph, StreamNode, schema_mismatch,
+};

@@ -120,6 +120,7 @@ mod tests {
                     id: id as u32,
                     from: *from,
                     to: *to,
+                    to_input: 0,
                     partitioning: partitioning.clone(),
                     schema: Arc::new(Schema::empty()),
                 })

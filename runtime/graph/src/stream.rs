@@ -15,8 +15,9 @@ pub enum NodeKind {
     },
     Operator {
         factory: Arc<dyn OperatorFactory>,
-        /// The schema the operator was built for; the edge into it must deliver exactly this.
-        input_schema: SchemaRef,
+        /// The schema of each logical input, in input order, as the operator was built for
+        /// them; every edge into input i must deliver exactly `input_schemas[i]`.
+        input_schemas: Vec<SchemaRef>,
     },
 }
 
@@ -71,6 +72,9 @@ impl fmt::Display for Partitioning {
 pub struct StreamEdge {
     pub from: NodeId,
     pub to: NodeId,
+    /// The logical input of `to` this edge feeds: 0 for an operator with one input. Several
+    /// edges into one input are a union.
+    pub to_input: usize,
     pub partitioning: Partitioning,
 }
 
@@ -118,12 +122,26 @@ impl StreamGraph {
         input_schema: SchemaRef,
         output_schema: SchemaRef,
     ) -> NodeId {
+        let inputs = vec![input_schema];
+        self.add_multi_input_operator(name, parallelism, factory, inputs, output_schema)
+    }
+
+    /// An operator with one logical input per schema (a co-process function, a join); edges
+    /// reach input i through `connect_to_input`.
+    pub fn add_multi_input_operator(
+        &mut self,
+        name: impl Into<String>,
+        parallelism: u32,
+        factory: Arc<dyn OperatorFactory>,
+        input_schemas: Vec<SchemaRef>,
+        output_schema: SchemaRef,
+    ) -> NodeId {
         self.push(
             name.into(),
             parallelism,
             NodeKind::Operator {
                 factory,
-                input_schema,
+                input_schemas,
             },
             output_schema,
         )
@@ -148,11 +166,31 @@ impl StreamGraph {
     }
 
     pub fn connect(&mut self, from: NodeId, to: NodeId, partitioning: Partitioning) {
+        self.connect_to_input(from, to, 0, partitioning);
+    }
+
+    /// An edge into logical input `input` of `to`.
+    pub fn connect_to_input(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        input: usize,
+        partitioning: Partitioning,
+    ) {
         self.edges.push(StreamEdge {
             from,
             to,
+            to_input: input,
             partitioning,
         });
+    }
+
+    /// How many logical inputs `node` has: none for a source.
+    pub fn num_inputs(&self, node: NodeId) -> usize {
+        match &self.nodes[node].kind {
+            NodeKind::Source { .. } => 0,
+            NodeKind::Operator { input_schemas, .. } => input_schemas.len(),
+        }
     }
 
     pub fn inputs(&self, node: NodeId) -> impl Iterator<Item = &StreamEdge> {
@@ -170,9 +208,16 @@ impl StreamGraph {
     }
 
     pub fn describe_edge(&self, edge: &StreamEdge) -> String {
+        let into = match self.nodes.get(edge.to).map(|_| self.num_inputs(edge.to)) {
+            Some(n) if n > 1 => format!(" input {}", edge.to_input),
+            _ => String::new(),
+        };
+        let name = |id: NodeId| self.nodes.get(id).map_or("?", |n| n.name.as_str());
         format!(
-            "'{}' -> '{}' ({})",
-            self.nodes[edge.from].name, self.nodes[edge.to].name, edge.partitioning
+            "'{}' -> '{}'{into} ({})",
+            name(edge.from),
+            name(edge.to),
+            edge.partitioning
         )
     }
 
@@ -199,6 +244,17 @@ impl StreamGraph {
                 (true, true) => return Err(invalid("a source cannot have inputs".into())),
                 (false, false) => return Err(invalid("the operator has no input".into())),
                 _ => {}
+            }
+            let inputs = self.num_inputs(node.id);
+            if !node.is_source() && inputs == 0 {
+                return Err(invalid("the operator declares no input schema".into()));
+            }
+            if let Some(missing) =
+                (0..inputs).find(|&i| !self.inputs(node.id).any(|e| e.to_input == i))
+            {
+                return Err(invalid(format!(
+                    "input {missing} of its {inputs} inputs has no edge into it"
+                )));
             }
         }
         for edge in &self.edges {
@@ -242,8 +298,15 @@ impl StreamGraph {
                 )));
             }
         }
-        let NodeKind::Operator { input_schema, .. } = &to.kind else {
+        let NodeKind::Operator { input_schemas, .. } = &to.kind else {
             return Err(invalid("a source cannot have inputs".into()));
+        };
+        let Some(input_schema) = input_schemas.get(edge.to_input) else {
+            return Err(invalid(format!(
+                "it feeds input {} of an operator with {} input(s)",
+                edge.to_input,
+                input_schemas.len()
+            )));
         };
         if let Some(detail) = schema_mismatch(&from.output_schema, input_schema) {
             return Err(GraphError::SchemaMismatch {
@@ -256,7 +319,7 @@ impl StreamGraph {
 }
 
 /// Why records of `produced` cannot be read as `expected`, if they cannot.
-fn schema_mismatch(produced: &Schema, expected: &Schema) -> Option<String> {
+pub fn schema_mismatch(produced: &Schema, expected: &Schema) -> Option<String> {
     if produced.fields().len() != expected.fields().len() {
         return Some(format!(
             "{} columns ({}) where {} ({}) are expected",

@@ -21,7 +21,7 @@ mod server;
 use std::sync::Arc;
 
 pub use error::{NetworkError, Result};
-pub use gate::{InputChannel, InputGate};
+pub use gate::{ChannelRef, InputChannel, InputGate, InputGates};
 pub use gauge::BufferGauge;
 pub use partitioner::Partitioner;
 pub use queue::{QueueReceiver, QueueSender, queue};

@@ -1,9 +1,10 @@
 //! Barrier alignment for tasks with input channels (asynchronous barrier snapshots): a channel
-//! that delivered checkpoint n's barrier is blocked until every other open channel delivered it
-//! too, so the snapshot holds exactly the effects of the records before the barriers.
+//! that delivered checkpoint n's barrier is blocked until every other open channel of every
+//! input delivered it too, so the snapshot holds exactly the effects of the records before the
+//! barriers.
 
 use spate_api::CheckpointBarrier;
-use spate_network::InputGate;
+use spate_network::{ChannelRef, InputGates};
 
 #[derive(Debug, Default)]
 pub(crate) struct BarrierAligner {
@@ -15,16 +16,17 @@ pub(crate) struct BarrierAligner {
 #[derive(Debug)]
 struct Pending {
     barrier: CheckpointBarrier,
-    arrived: Vec<bool>,
+    /// By input, by channel.
+    arrived: Vec<Vec<bool>>,
 }
 
 impl BarrierAligner {
-    /// A barrier came in on `channel`; returns it once aligned on every open channel.
+    /// A barrier came in on `at`; returns it once aligned on every open channel.
     pub(crate) fn on_barrier(
         &mut self,
-        channel: usize,
+        at: ChannelRef,
         barrier: CheckpointBarrier,
-        gate: &mut InputGate,
+        gates: &mut InputGates,
     ) -> Option<CheckpointBarrier> {
         if barrier.id <= self.newest
             && self
@@ -40,31 +42,38 @@ impl BarrierAligner {
             .is_some_and(|p| p.barrier.id < barrier.id)
         {
             // A newer checkpoint overtook the one being aligned, which can then never complete.
-            gate.unblock_all();
+            gates.unblock_all();
             self.pending = None;
         }
         self.newest = self.newest.max(barrier.id);
         let pending = self.pending.get_or_insert_with(|| Pending {
             barrier,
-            arrived: vec![false; gate.num_channels()],
+            arrived: (0..gates.num_inputs())
+                .map(|input| vec![false; gates.num_channels(input)])
+                .collect(),
         });
-        pending.arrived[channel] = true;
-        gate.block(channel);
-        self.complete(gate)
+        pending.arrived[at.input][at.channel] = true;
+        gates.block(at);
+        self.complete(gates)
     }
 
-    /// `channel` ended: it no longer holds back an alignment in progress.
-    pub(crate) fn on_end(&mut self, gate: &mut InputGate) -> Option<CheckpointBarrier> {
-        self.complete(gate)
+    /// A channel ended: it no longer holds back an alignment in progress.
+    pub(crate) fn on_end(&mut self, gates: &mut InputGates) -> Option<CheckpointBarrier> {
+        self.complete(gates)
     }
 
-    fn complete(&mut self, gate: &mut InputGate) -> Option<CheckpointBarrier> {
+    fn complete(&mut self, gates: &mut InputGates) -> Option<CheckpointBarrier> {
         let pending = self.pending.as_ref()?;
-        let aligned = (0..gate.num_channels()).all(|c| pending.arrived[c] || !gate.is_open(c));
+        let aligned = pending.arrived.iter().enumerate().all(|(input, arrived)| {
+            arrived
+                .iter()
+                .enumerate()
+                .all(|(channel, &arrived)| arrived || !gates.is_open(ChannelRef { input, channel }))
+        });
         if !aligned {
             return None;
         }
-        gate.unblock_all();
+        gates.unblock_all();
         self.pending.take().map(|p| p.barrier)
     }
 }

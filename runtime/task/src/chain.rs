@@ -17,10 +17,66 @@ impl Chain {
         Chain { operators }
     }
 
-    /// Pushes an element into operator `index`; what falls out of the last one lands in `emitted`.
-    pub fn push(
+    /// Pushes an element that came in on logical input `input` of the task into the first
+    /// operator; what falls out of the last one lands in `emitted`.
+    pub fn push_input(
+        &mut self,
+        input: usize,
+        element: StreamElement,
+        emitted: &mut Vec<StreamElement>,
+    ) -> Result<(), OperatorError> {
+        self.push_from(0, input, element, emitted)
+    }
+
+    /// Input `input`'s own watermark advanced: the first operator is told.
+    pub fn input_watermark(
+        &mut self,
+        input: usize,
+        watermark: Timestamp,
+        emitted: &mut Vec<StreamElement>,
+    ) -> Result<(), OperatorError> {
+        self.head(emitted, |op, out| {
+            op.process_input_watermark(input, watermark, out)
+        })
+    }
+
+    /// Every channel of input `input` ended: the first operator is told.
+    pub fn end_input(
+        &mut self,
+        input: usize,
+        emitted: &mut Vec<StreamElement>,
+    ) -> Result<(), OperatorError> {
+        self.head(emitted, |op, out| op.end_input(input, out))
+    }
+
+    /// Calls the first operator, and passes what it produced down the chain.
+    fn head(
+        &mut self,
+        emitted: &mut Vec<StreamElement>,
+        call: impl FnOnce(&mut dyn Operator, &mut Output) -> spate_api::Result<()>,
+    ) -> Result<(), OperatorError> {
+        let Some(op) = self.operators.first_mut() else {
+            return Ok(());
+        };
+        let mut out = Output::default();
+        call(op.operator.as_mut(), &mut out).map_err(|e| e.in_operator(&op.name))?;
+        self.forward(0, out, emitted)
+    }
+
+    /// Pushes an element into operator `index`, which has one input within the chain.
+    fn push(
         &mut self,
         index: usize,
+        element: StreamElement,
+        emitted: &mut Vec<StreamElement>,
+    ) -> Result<(), OperatorError> {
+        self.push_from(index, 0, element, emitted)
+    }
+
+    fn push_from(
+        &mut self,
+        index: usize,
+        input: usize,
         element: StreamElement,
         emitted: &mut Vec<StreamElement>,
     ) -> Result<(), OperatorError> {
@@ -30,7 +86,7 @@ impl Chain {
         };
         let mut out = Output::default();
         let result = match element {
-            StreamElement::Batch(batch) => op.operator.process_batch(batch, &mut out),
+            StreamElement::Batch(batch) => op.operator.process_batch_from(input, batch, &mut out),
             StreamElement::Watermark(wm) => op.operator.process_watermark(wm, &mut out),
             // Idleness and the end of input are the task's business, not the operators'.
             other => {

@@ -5,8 +5,9 @@ use spate_network::NetworkError;
 pub enum TaskError {
     #[error(transparent)]
     Operator(#[from] OperatorError),
-    #[error("input channel {channel}: {source}")]
+    #[error("input {input} channel {channel}: {source}")]
     Input {
+        input: usize,
         channel: usize,
         #[source]
         source: NetworkError,

@@ -12,6 +12,9 @@ mod task;
 mod valve;
 mod watermarks;
 
+#[cfg(test)]
+mod tests;
+
 pub use chain::{Chain, ChainedOperator};
 pub use checkpoint::{Checkpointing, TaskCommand, TaskSnapshot};
 pub use error::TaskError;

@@ -8,7 +8,7 @@ use spate_api::{
     CancelFlag, CheckpointBarrier, MAX_WATERMARK, OperatorSnapshot, StreamElement, Timestamp,
     now_millis,
 };
-use spate_network::InputGate;
+use spate_network::InputGates;
 use tokio::sync::Notify;
 
 use crate::align::BarrierAligner;
@@ -18,7 +18,7 @@ use crate::error::TaskError;
 use crate::metrics::TaskMetrics;
 use crate::output::OutputWriter;
 use crate::source::{SourceEvent, SourceInput};
-use crate::valve::WatermarkValve;
+use crate::valve::InputValves;
 
 /// The checkpoint id under which operators take and commit their final snapshot.
 pub const FINAL_SNAPSHOT: u64 = u64::MAX;
@@ -28,7 +28,8 @@ const IDLE_POLL: Duration = Duration::from_millis(10);
 
 pub enum TaskInput {
     Source(SourceInput),
-    Gate(InputGate),
+    /// One gate per logical input of the first operator.
+    Gates(InputGates),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +72,11 @@ pub struct Task {
 impl Task {
     pub async fn run(mut self) -> Result<TaskOutcome, TaskError> {
         let canceler = self.canceler.clone();
-        let input = std::mem::replace(&mut self.input, TaskInput::Gate(InputGate::new(Vec::new())));
+        let input = std::mem::replace(&mut self.input, TaskInput::Gates(InputGates::new(vec![])));
         let work = async move {
             match input {
                 TaskInput::Source(source) => self.run_source(source).await,
-                TaskInput::Gate(gate) => self.run_gate(gate).await,
+                TaskInput::Gates(gates) => self.run_gates(gates).await,
             }
         };
         tokio::select! {
@@ -143,13 +144,13 @@ impl Task {
         self.checkpointing.as_mut()?.commands.try_recv().ok()
     }
 
-    async fn run_gate(&mut self, mut gate: InputGate) -> Result<(), TaskError> {
-        let mut valve = WatermarkValve::new(gate.num_channels());
+    async fn run_gates(&mut self, mut gates: InputGates) -> Result<(), TaskError> {
+        let mut valves = InputValves::new((0..gates.num_inputs()).map(|i| gates.num_channels(i)));
         let mut aligner = BarrierAligner::default();
         loop {
             let timer = self.chain.next_processing_timer();
             let next = tokio::select! {
-                next = gate.next() => next,
+                next = gates.next() => next,
                 command = Checkpointing::next(&mut self.checkpointing) => {
                     if let TaskCommand::Complete(id) = command {
                         self.chain.notify_checkpoint_complete(id)?;
@@ -161,27 +162,37 @@ impl Task {
                     continue;
                 }
             };
-            let Some((channel, element)) = next else {
+            let Some((at, element)) = next else {
                 break;
             };
-            let element = element.map_err(|source| TaskError::Input { channel, source })?;
+            let element = element.map_err(|source| TaskError::Input {
+                input: at.input,
+                channel: at.channel,
+                source,
+            })?;
             match element {
                 StreamElement::Batch(batch) => {
                     self.metrics.input(batch.num_rows());
-                    self.process(StreamElement::Batch(batch)).await?;
+                    self.process_input(at.input, StreamElement::Batch(batch))
+                        .await?;
                 }
                 StreamElement::Barrier(barrier) => {
-                    if let Some(aligned) = aligner.on_barrier(channel, barrier, &mut gate) {
+                    if let Some(aligned) = aligner.on_barrier(at, barrier, &mut gates) {
                         self.checkpoint(aligned, None).await?;
                     }
                 }
                 event => {
-                    if matches!(event, StreamElement::End)
-                        && let Some(aligned) = aligner.on_end(&mut gate)
-                    {
+                    let end = matches!(event, StreamElement::End);
+                    if end && let Some(aligned) = aligner.on_end(&mut gates) {
                         self.checkpoint(aligned, None).await?;
                     }
-                    for out in valve.input(channel, &event) {
+                    let out = valves.input(at, &event);
+                    if let Some(wm) = out.input_watermark {
+                        let mut emitted = Vec::new();
+                        self.chain.input_watermark(at.input, wm, &mut emitted)?;
+                        self.emit(emitted).await?;
+                    }
+                    for out in out.task {
                         match out {
                             StreamElement::Watermark(wm) => {
                                 self.metrics.watermark.store(wm, Ordering::Relaxed);
@@ -190,10 +201,15 @@ impl Task {
                             other => self.emit_event(other).await?,
                         }
                     }
+                    if end && gates.is_finished(at.input) {
+                        let mut emitted = Vec::new();
+                        self.chain.end_input(at.input, &mut emitted)?;
+                        self.emit(emitted).await?;
+                    }
                 }
             }
         }
-        let flushed = valve.current() == MAX_WATERMARK;
+        let flushed = valves.current() == MAX_WATERMARK;
         self.finish(!flushed).await?;
         self.final_snapshot(None).await
     }
@@ -293,8 +309,17 @@ impl Task {
     }
 
     async fn process(&mut self, element: StreamElement) -> Result<(), TaskError> {
+        self.process_input(0, element).await
+    }
+
+    /// Pushes an element of logical input `input` through the chain.
+    async fn process_input(
+        &mut self,
+        input: usize,
+        element: StreamElement,
+    ) -> Result<(), TaskError> {
         let mut emitted = Vec::new();
-        self.chain.push(0, element, &mut emitted)?;
+        self.chain.push_input(input, element, &mut emitted)?;
         self.metrics
             .late_records_dropped
             .store(self.chain.late_records_dropped(), Ordering::Relaxed);

@@ -1,4 +1,5 @@
 use spate_api::{MAX_WATERMARK, MIN_WATERMARK, StreamElement, Timestamp};
+use spate_network::ChannelRef;
 
 #[derive(Debug, Clone, Copy)]
 struct Channel {
@@ -89,6 +90,51 @@ impl WatermarkValve {
     }
 }
 
+/// The watermarks of a task's inputs: each input's channels combine in a valve of their own
+/// (that input's watermark, which a multi-input operator is told), and the inputs combine in
+/// another as channels do, so the task's watermark is the least of its inputs', idle inputs left
+/// out. With one input this is exactly one valve over its channels.
+pub(crate) struct InputValves {
+    inputs: Vec<WatermarkValve>,
+    combined: WatermarkValve,
+}
+
+/// What one element did to the valves.
+#[derive(Debug, Default)]
+pub(crate) struct ValveOutput {
+    /// The element's input's own watermark advanced to this.
+    pub input_watermark: Option<Timestamp>,
+    /// What the task emits: its watermark advanced, or all its inputs went idle or came back.
+    pub task: Vec<StreamElement>,
+}
+
+impl InputValves {
+    /// One valve per input, of that input's number of channels.
+    pub(crate) fn new(channels: impl IntoIterator<Item = usize>) -> Self {
+        let inputs: Vec<WatermarkValve> = channels.into_iter().map(WatermarkValve::new).collect();
+        let combined = WatermarkValve::new(inputs.len());
+        InputValves { inputs, combined }
+    }
+
+    pub(crate) fn current(&self) -> Timestamp {
+        self.combined.current()
+    }
+
+    /// Feeds a watermark, idleness or end that came in on `at`.
+    pub(crate) fn input(&mut self, at: ChannelRef, element: &StreamElement) -> ValveOutput {
+        let mut out = ValveOutput::default();
+        for per_input in self.inputs[at.input].input(at.channel, element) {
+            if let StreamElement::Watermark(wm) = per_input {
+                out.input_watermark = Some(wm);
+            }
+            // An input whose channels all ended emitted the greatest watermark: it no longer
+            // holds the task back.
+            out.task.extend(self.combined.input(at.input, &per_input));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +196,99 @@ mod tests {
             emitted(v.input(0, &StreamElement::End)),
             vec![format!("Watermark({MAX_WATERMARK})")]
         );
+    }
+
+    fn at(input: usize, channel: usize) -> ChannelRef {
+        ChannelRef { input, channel }
+    }
+
+    #[test]
+    fn with_one_input_the_valves_emit_what_one_valve_does() {
+        let script = [
+            (0, wm(10)),
+            (1, wm(5)),
+            (2, StreamElement::Idle(true)),
+            (1, wm(30)),
+            (0, StreamElement::Idle(true)),
+            (1, StreamElement::Idle(true)),
+            (0, StreamElement::Idle(false)),
+            (0, wm(40)),
+            (2, StreamElement::End),
+            (1, StreamElement::End),
+            (0, StreamElement::End),
+        ];
+        let mut one = WatermarkValve::new(3);
+        let mut valves = InputValves::new([3]);
+        for (channel, element) in script {
+            let expected = emitted(one.input(channel, &element));
+            assert_eq!(
+                emitted(valves.input(at(0, channel), &element).task),
+                expected
+            );
+        }
+        assert_eq!(valves.current(), MAX_WATERMARK);
+    }
+
+    #[test]
+    fn the_task_watermark_is_the_least_of_its_inputs_and_an_idle_input_does_not_count() {
+        let mut valves = InputValves::new([2, 1]);
+        let out = valves.input(at(0, 0), &wm(100));
+        assert_eq!(
+            out.input_watermark, None,
+            "channel 1 of input 0 holds it back"
+        );
+        let out = valves.input(at(0, 1), &wm(80));
+        assert_eq!(out.input_watermark, Some(80));
+        assert!(out.task.is_empty(), "input 1 has no watermark yet");
+        let out = valves.input(at(1, 0), &wm(50));
+        assert_eq!(
+            (out.input_watermark, emitted(out.task)),
+            (Some(50), vec!["Watermark(50)".into()])
+        );
+        let out = valves.input(at(1, 0), &wm(90));
+        assert_eq!(emitted(out.task), vec!["Watermark(80)"]);
+
+        // Input 1 goes idle: input 0 alone moves event time.
+        assert!(
+            valves
+                .input(at(1, 0), &StreamElement::Idle(true))
+                .task
+                .is_empty()
+        );
+        valves.input(at(0, 0), &wm(500));
+        let out = valves.input(at(0, 1), &wm(400));
+        assert_eq!(emitted(out.task), vec!["Watermark(400)"]);
+        // Back from idle behind the task's watermark, it holds nothing back until it catches up.
+        assert!(
+            valves
+                .input(at(1, 0), &StreamElement::Idle(false))
+                .task
+                .is_empty()
+        );
+        valves.input(at(0, 0), &wm(700));
+        let out = valves.input(at(0, 1), &wm(600));
+        assert_eq!(emitted(out.task), vec!["Watermark(600)"]);
+        let out = valves.input(at(1, 0), &wm(650));
+        assert_eq!(out.input_watermark, Some(650));
+        valves.input(at(0, 0), &wm(900));
+        let out = valves.input(at(0, 1), &wm(900));
+        assert_eq!(
+            emitted(out.task),
+            vec!["Watermark(650)"],
+            "caught up, it counts again"
+        );
+    }
+
+    #[test]
+    fn an_input_that_ended_no_longer_holds_the_task_back() {
+        let mut valves = InputValves::new([1, 1]);
+        valves.input(at(0, 0), &wm(10));
+        valves.input(at(1, 0), &wm(20));
+        assert_eq!(valves.current(), 10);
+        let out = valves.input(at(0, 0), &StreamElement::End);
+        assert_eq!(out.input_watermark, Some(MAX_WATERMARK));
+        assert_eq!(emitted(out.task), vec!["Watermark(20)"]);
+        valves.input(at(1, 0), &StreamElement::End);
+        assert_eq!(valves.current(), MAX_WATERMARK);
     }
 }

@@ -11,7 +11,9 @@ use spate_api::{
     StateContext, WatermarkStrategy,
 };
 use spate_graph::{JobGraph, NodeKind, Partitioning};
-use spate_network::{Exchange, InputChannel, InputGate, Partitioner, SubpartitionId, queue};
+use spate_network::{
+    Exchange, InputChannel, InputGate, InputGates, Partitioner, SubpartitionId, queue,
+};
 use spate_proto::v1::{DeployTaskRequest, InputGateDescriptor};
 use spate_task::{
     Canceler, Chain, ChainedOperator, Checkpointing, OutputWriter, SourceInput, SplitGroup, Task,
@@ -35,7 +37,10 @@ pub struct TaskStateSetup {
 pub struct PendingTask {
     task: Task,
     job_id: String,
-    inputs: Vec<InputGateDescriptor>,
+    /// Each descriptor with the logical input of the first operator its edge feeds.
+    inputs: Vec<(usize, InputGateDescriptor)>,
+    /// How many logical inputs the first operator has.
+    num_inputs: usize,
     own_data_address: String,
 }
 
@@ -144,7 +149,25 @@ pub fn prepare(
         outputs.push(OutputWriter::new(partitioner, senders));
     }
 
-    let input = source.unwrap_or_else(|| TaskInput::Gate(InputGate::new(Vec::new())));
+    let input = source.unwrap_or_else(|| TaskInput::Gates(InputGates::new(Vec::new())));
+    let inputs = request
+        .inputs
+        .iter()
+        .map(|gate| {
+            let edge = graph
+                .edges
+                .get(gate.edge as usize)
+                .filter(|e| e.to == id.vertex);
+            let edge = edge.ok_or_else(|| {
+                anyhow!(
+                    "input edge {} does not lead to vertex {}",
+                    gate.edge,
+                    id.vertex
+                )
+            })?;
+            Ok((edge.to_input as usize, gate.clone()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(PendingTask {
         task: Task {
             input,
@@ -155,7 +178,8 @@ pub fn prepare(
             checkpointing: state.checkpointing,
         },
         job_id: id.job_id.clone(),
-        inputs: request.inputs.clone(),
+        inputs,
+        num_inputs: graph.num_inputs(id.vertex),
         own_data_address: own_data_address.to_string(),
     })
 }
@@ -204,14 +228,23 @@ fn split_groups(
 }
 
 impl PendingTask {
-    /// Opens every input channel: local subpartitions straight from the registry, remote ones
-    /// through the connection to the producer's worker.
+    /// Opens every input channel (local subpartitions straight from the registry, remote ones
+    /// through the connection to the producer's worker) into one gate per logical input: the
+    /// edges of a union share their input's gate.
     pub async fn connect(mut self, exchange: &Exchange) -> anyhow::Result<Task> {
         if self.inputs.is_empty() {
             return Ok(self.task);
         }
-        let mut channels = Vec::new();
-        for gate in &self.inputs {
+        let mut channels: Vec<Vec<InputChannel>> =
+            (0..self.num_inputs).map(|_| Vec::new()).collect();
+        for (input, gate) in &self.inputs {
+            let Some(channels) = channels.get_mut(*input) else {
+                bail!(
+                    "edge {} feeds input {input} of an operator with {} input(s)",
+                    gate.edge,
+                    self.num_inputs
+                );
+            };
             for channel in &gate.channels {
                 let id = SubpartitionId {
                     job_id: self.job_id.clone(),
@@ -243,7 +276,11 @@ impl PendingTask {
                 channels.push(opened);
             }
         }
-        self.task.input = TaskInput::Gate(InputGate::new(channels));
+        if let Some(empty) = channels.iter().position(Vec::is_empty) {
+            bail!("input {empty} of the task has no channel");
+        }
+        let gates = channels.into_iter().map(InputGate::new).collect();
+        self.task.input = TaskInput::Gates(InputGates::new(gates));
         Ok(self.task)
     }
 }
