@@ -23,89 +23,17 @@ type Round = (u64, usize, &'static str);
 /// Runs `sql` at parallelism 2 on 2 workers with checkpoints every second and keyed state in
 /// `state_backend`, kills worker `victim` after `kill_after`, and returns the committed rows,
 /// sorted, once the job finished.
-async fn run_with_kill(
+async fn run_sql_with_kill(
     sql: String,
     (out, work): (&Path, &Path),
     kill_after: Duration,
     victim: usize,
     state_backend: &str,
 ) -> Vec<Vec<String>> {
-    let mut spec = spec("sql", work, 2, 1)
+    let spec = spec("sql", work, 2, 1)
         .arg("sql", sql)
         .arg("parallelism", 2);
-    spec.heartbeat_timeout_ms = 3_000;
-    spec.checkpoints = Some(CheckpointSpec {
-        interval_ms: 1_000,
-        state_backend: state_backend.into(),
-        ..CheckpointSpec::default()
-    });
-    let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
-    wait_for(&mut cluster, |s| {
-        s.checkpoints.as_ref().is_some_and(|c| c.completed >= 1)
-    })
-    .await;
-    tokio::time::sleep(kill_after).await;
-    let killed_pid = cluster.worker_pids()[victim];
-    cluster.kill_worker(victim).expect("kill");
-    let status = wait_for(&mut cluster, |s| {
-        s.restarts >= 1 || s.state != JobState::Running as i32
-    })
-    .await;
-    assert_eq!(
-        status.restarts, 1,
-        "the job restarted once: {}",
-        status.failure
-    );
-    // The embedded cluster replaces the dead process; the restarted job waits for its slots.
-    while cluster.worker_pids()[victim] == killed_pid {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let outcome = cluster
-        .wait()
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", logs(work)));
-    assert_eq!(
-        outcome.status.state,
-        JobState::Finished as i32,
-        "{}\n{}",
-        outcome.status.failure,
-        logs(work)
-    );
-    let checkpoints = outcome.status.checkpoints.unwrap_or_default();
-    assert!(checkpoints.completed >= 1, "{checkpoints:?}");
-    if state_backend == "rocksdb" {
-        assert!(
-            sst_files_under(&work.join("checkpoints")) > 0,
-            "RocksDB checkpoints upload SST files"
-        );
-    }
-    let mut rows = read_rows(out);
-    rows.sort();
-    rows
-}
-
-fn sst_files_under(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
-        entries
-            .flatten()
-            .map(|entry| {
-                let path = entry.path();
-                if path.is_dir() {
-                    sst_files_under(&path)
-                } else {
-                    usize::from(path.extension().is_some_and(|e| e == "sst"))
-                }
-            })
-            .sum()
-    })
-}
-
-/// A pseudo-random kill moment from the test's own clock, so runs differ.
-fn kill_moment(salt: u64) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    Duration::from_millis((nanos ^ salt.wrapping_mul(0x9e37_79b9)) % 2_500)
+    run_with_kill(spec, out, kill_after, victim, state_backend).await
 }
 
 /// Runs `insert` from the bid table into a CSV table of `columns` once per round; each round's
@@ -121,7 +49,7 @@ async fn assert_exactly_once(
         let out = dir.path().join("out");
         let sql = format!("{}{}{insert}", bid_table(EVENTS, RATE), sink(&out, columns));
         let work = dir.path().join("cluster");
-        let got = run_with_kill(sql, (&out, &work), kill_moment(salt), victim, backend).await;
+        let got = run_sql_with_kill(sql, (&out, &work), kill_moment(salt), victim, backend).await;
         assert_same(&got, want);
     }
 }
@@ -175,7 +103,7 @@ async fn a_killed_worker_does_not_replay_a_source_with_computed_columns() {
         sink(&out, "seq BIGINT, t BIGINT")
     );
     let work = dir.path().join("cluster");
-    let got = run_with_kill(sql, (&out, &work), kill_moment(4), 0, "heap").await;
+    let got = run_sql_with_kill(sql, (&out, &work), kill_moment(4), 0, "heap").await;
     let mut want: Vec<Vec<String>> = (1..=rows)
         .map(|seq| vec![seq.to_string(), (seq * 20).to_string()])
         .collect();

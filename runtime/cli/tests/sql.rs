@@ -13,19 +13,7 @@ const EVENTS: u64 = 200_000;
 
 /// An example job with fewer events and its blackhole sink turned into CSV files under `out`.
 fn example(name: &str, out: &Path) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(text.contains("'events' = '10000000'") && text.contains("'connector' = 'blackhole'"));
-    text.replace("'events' = '10000000'", &format!("'events' = '{EVENTS}'"))
-        .replace(
-            "'connector' = 'blackhole'",
-            &format!(
-                "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
-                out.display()
-            ),
-        )
+    example_sql(name, out, EVENTS)
 }
 
 /// Runs an example and returns its output rows, sorted.

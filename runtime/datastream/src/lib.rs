@@ -18,4 +18,6 @@ mod env;
 mod stream;
 
 pub use env::StreamEnv;
-pub use stream::{DataStream, KeyedStream, StreamSink, WindowedStream};
+pub use stream::{
+    ConnectedStreams, DataStream, KeyedConnectedStreams, KeyedStream, StreamSink, WindowedStream,
+};

@@ -1,22 +1,32 @@
+use std::rc::Rc;
 use std::sync::Arc;
 
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
 use spate_api::{Operator, OperatorContext, OperatorFactory, Result, WatermarkStrategy};
-use spate_graph::{NodeId, NodeKind, Partitioning};
+use spate_graph::{NodeId, NodeKind, Partitioning, schema_mismatch};
 use spate_operators::basic::{FilterOperator, FlatMapOperator, MapOperator, ProjectOperator};
-use spate_operators::keyed::{KeyedProcessFunction, KeyedProcessOperator};
+use spate_operators::keyed::{
+    KeyedCoProcessFunction, KeyedCoProcessOperator, KeyedProcessFunction, KeyedProcessOperator,
+};
 use spate_operators::window::{AggregateSpec, WindowAssigner, WindowOperator, WindowSpec};
 
 use crate::env::StreamEnv;
 
-/// A stream of record batches with a known schema, at the output of one operator.
+/// One operator whose output is (part of) a stream, and how the next operator reads it.
+#[derive(Clone)]
+struct Upstream {
+    node: NodeId,
+    partitioning: Partitioning,
+}
+
+/// A stream of record batches with a known schema: the output of one operator, or the union of
+/// several operators' outputs of the same schema.
 pub struct DataStream {
     env: StreamEnv,
-    node: NodeId,
+    /// One, or more for a union: the next operator reads each of them into the same input.
+    parts: Vec<Upstream>,
     schema: SchemaRef,
-    /// How the next operator will read this stream.
-    partitioning: Partitioning,
     /// The column carrying event time, once watermarks are assigned and while it survives.
     event_time: Option<String>,
 }
@@ -25,9 +35,11 @@ impl DataStream {
     pub(crate) fn new(env: StreamEnv, node: NodeId, schema: SchemaRef) -> Self {
         DataStream {
             env,
-            node,
+            parts: vec![Upstream {
+                node,
+                partitioning: Partitioning::Forward,
+            }],
             schema,
-            partitioning: Partitioning::Forward,
             event_time: None,
         }
     }
@@ -36,14 +48,33 @@ impl DataStream {
         &self.schema
     }
 
+    /// The operator producing this stream; a union has none, which is a mistake of `what`.
+    fn producer(&self, what: &str) -> Option<NodeId> {
+        match self.parts.as_slice() {
+            [one] => Some(one.node),
+            _ => {
+                self.env.error(format!(
+                    "{what}: a union of streams has no operator of its own; call it on each \
+                     stream before the union"
+                ));
+                None
+            }
+        }
+    }
+
     /// Sets the parallelism of the operator that produces this stream.
     pub fn parallelism(self, parallelism: u32) -> Self {
-        self.env.state.borrow_mut().graph.nodes[self.node].parallelism = parallelism;
+        if let Some(node) = self.producer("parallelism") {
+            self.env.state.borrow_mut().graph.nodes[node].parallelism = parallelism;
+        }
         self
     }
 
     /// Derives watermarks at the source from the strategy's event-time column.
     pub fn with_watermarks(mut self, strategy: WatermarkStrategy) -> Self {
+        let Some(node) = self.producer("with_watermarks") else {
+            return self;
+        };
         if self.schema.index_of(&strategy.event_time_column).is_err() {
             self.env.error(format!(
                 "with_watermarks: event-time column '{}' is not in the stream",
@@ -52,7 +83,7 @@ impl DataStream {
         }
         let column = strategy.event_time_column.clone();
         let mut state = self.env.state.borrow_mut();
-        match &mut state.graph.nodes[self.node].kind {
+        match &mut state.graph.nodes[node].kind {
             NodeKind::Source { watermarks, .. } => *watermarks = Some(strategy),
             NodeKind::Operator { .. } => {
                 drop(state);
@@ -73,10 +104,7 @@ impl DataStream {
         output: SchemaRef,
         factory: Arc<dyn OperatorFactory>,
     ) -> DataStream {
-        let parallelism = match self.partitioning {
-            Partitioning::Forward => self.env.state.borrow().graph.nodes[self.node].parallelism,
-            _ => self.env.state.borrow().parallelism,
-        };
+        let parallelism = reader_parallelism(&self.env, &[&self]);
         let node = {
             let mut state = self.env.state.borrow_mut();
             let node = state.graph.add_operator(
@@ -86,21 +114,62 @@ impl DataStream {
                 self.schema.clone(),
                 output.clone(),
             );
-            state
-                .graph
-                .connect(self.node, node, self.partitioning.clone());
+            for part in &self.parts {
+                state
+                    .graph
+                    .connect(part.node, node, part.partitioning.clone());
+            }
             node
         };
-        let event_time = self
-            .event_time
-            .filter(|column| output.index_of(column).is_ok());
+        let event_time = self.event_time.clone();
+        DataStream::after(self.env, node, output, event_time)
+    }
+
+    /// The stream out of `node`, keeping the event-time column if the output still has it.
+    fn after(env: StreamEnv, node: NodeId, output: SchemaRef, event_time: Option<String>) -> Self {
+        let event_time = event_time.filter(|column| output.index_of(column).is_ok());
         DataStream {
-            env: self.env,
-            node,
-            schema: output,
-            partitioning: Partitioning::Forward,
             event_time,
+            ..DataStream::new(env, node, output)
         }
+    }
+
+    /// This stream and `other` as one (Flink's `union`): the next operator reads both into
+    /// the same input. The schemas must be equal; event time stays if both carry it in the
+    /// same column.
+    pub fn union(mut self, other: DataStream) -> DataStream {
+        if !Rc::ptr_eq(&self.env.state, &other.env.state) {
+            self.env
+                .error("union: the other stream belongs to another job".into());
+            return self;
+        }
+        if let Some(detail) = schema_mismatch(&other.schema, &self.schema) {
+            self.env
+                .error(format!("union: the streams have other schemas: {detail}"));
+            return self;
+        }
+        if self.event_time != other.event_time {
+            self.event_time = None;
+        }
+        self.parts.extend(other.parts);
+        self
+    }
+
+    /// This stream and `other` as the two inputs of one operator (Flink's `connect`): this one
+    /// is input 0, `other` input 1.
+    pub fn connect(self, other: DataStream) -> ConnectedStreams {
+        ConnectedStreams {
+            first: self,
+            second: other,
+        }
+    }
+
+    /// Sets how the next operator reads every part of this stream.
+    fn read_by(mut self, partitioning: Partitioning) -> Self {
+        for part in &mut self.parts {
+            part.partitioning = partitioning.clone();
+        }
+        self
     }
 
     pub fn map(
@@ -171,25 +240,25 @@ impl DataStream {
     }
 
     /// The next operator reads whole batches round robin.
-    pub fn rebalance(mut self) -> Self {
-        self.partitioning = Partitioning::Rebalance;
-        self
+    pub fn rebalance(self) -> Self {
+        self.read_by(Partitioning::Rebalance)
     }
 
     /// The next operator's every subtask reads every batch.
-    pub fn broadcast(mut self) -> Self {
-        self.partitioning = Partitioning::Broadcast;
-        self
+    pub fn broadcast(self) -> Self {
+        self.read_by(Partitioning::Broadcast)
     }
 
-    pub fn key_by(mut self, columns: &[&str]) -> KeyedStream {
+    pub fn key_by(self, columns: &[&str]) -> KeyedStream {
         let keys: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
         if let Some(missing) = keys.iter().find(|k| self.schema.index_of(k).is_err()) {
             self.env
                 .error(format!("key_by: column '{missing}' is not in the stream"));
         }
-        self.partitioning = Partitioning::Hash(keys.clone());
-        KeyedStream { stream: self, keys }
+        KeyedStream {
+            stream: self.read_by(Partitioning::Hash(keys.clone())),
+            keys,
+        }
     }
 
     /// Ends the stream in a sink; `make` builds one sink instance per subtask.
@@ -220,6 +289,21 @@ impl StreamSink {
         StreamSink {
             stream: self.stream.parallelism(parallelism),
         }
+    }
+}
+
+/// The parallelism of an operator reading `streams`: that of their producers when every part is
+/// read one-to-one (forward) from producers of one parallelism, else the job's default.
+fn reader_parallelism(env: &StreamEnv, streams: &[&DataStream]) -> u32 {
+    let state = env.state.borrow();
+    let mut forward = streams.iter().flat_map(|s| &s.parts).map(|part| {
+        (part.partitioning == Partitioning::Forward)
+            .then(|| state.graph.nodes[part.node].parallelism)
+    });
+    let first = forward.next().flatten();
+    match first {
+        Some(p) if forward.all(|other| other == Some(p)) => p,
+        _ => state.parallelism,
     }
 }
 
@@ -294,5 +378,111 @@ impl WindowedStream {
             Ok(Box::new(WindowOperator::new(spec.clone(), input.clone())?))
         };
         stream.transform(&name, output, Arc::new(make))
+    }
+}
+
+/// Two streams as the inputs of one operator: the first is input 0, the second input 1.
+pub struct ConnectedStreams {
+    first: DataStream,
+    second: DataStream,
+}
+
+impl ConnectedStreams {
+    /// Adds an operator with two inputs; the general form of `key_by(..).process(..)`.
+    pub fn transform(
+        self,
+        name: &str,
+        output: SchemaRef,
+        factory: Arc<dyn OperatorFactory>,
+    ) -> DataStream {
+        let (first, second) = (self.first, self.second);
+        let env = first.env.clone();
+        if !Rc::ptr_eq(&env.state, &second.env.state) {
+            env.error(format!(
+                "{name}: the connected streams belong to other jobs"
+            ));
+            return first;
+        }
+        let parallelism = reader_parallelism(&env, &[&first, &second]);
+        let node = {
+            let mut state = env.state.borrow_mut();
+            let inputs = vec![first.schema.clone(), second.schema.clone()];
+            let node = state.graph.add_multi_input_operator(
+                name,
+                parallelism,
+                factory,
+                inputs,
+                output.clone(),
+            );
+            for (input, stream) in [&first, &second].into_iter().enumerate() {
+                for part in &stream.parts {
+                    let partitioning = part.partitioning.clone();
+                    state
+                        .graph
+                        .connect_to_input(part.node, node, input, partitioning);
+                }
+            }
+            node
+        };
+        // Event time goes on only where both inputs carry it in the same column.
+        let event_time = first
+            .event_time
+            .filter(|c| second.event_time.as_ref() == Some(c));
+        DataStream::after(env, node, output, event_time)
+    }
+
+    /// Partitions both inputs by key, so that a key's rows from either input reach the same
+    /// subtask: the columns must have the same types, pairwise (their names may differ).
+    pub fn key_by(self, first: &[&str], second: &[&str]) -> KeyedConnectedStreams {
+        let (first, second) = (self.first.key_by(first), self.second.key_by(second));
+        let types = |keyed: &KeyedStream| -> Vec<String> {
+            keyed
+                .keys
+                .iter()
+                .filter_map(|k| keyed.stream.schema.field_with_name(k).ok())
+                .map(|f| f.data_type().to_string())
+                .collect()
+        };
+        if types(&first) != types(&second) {
+            first.stream.env.error(format!(
+                "key_by: the inputs are keyed by columns of other types: ({}) is ({}) and ({}) is ({})",
+                first.keys.join(", "),
+                types(&first).join(", "),
+                second.keys.join(", "),
+                types(&second).join(", ")
+            ));
+        }
+        KeyedConnectedStreams { first, second }
+    }
+}
+
+/// Two streams keyed alike, as the inputs of one keyed operator.
+pub struct KeyedConnectedStreams {
+    first: KeyedStream,
+    second: KeyedStream,
+}
+
+impl KeyedConnectedStreams {
+    /// Runs `function` per key over both inputs: a key's state and timers are shared by its
+    /// rows from either.
+    pub fn process<F>(self, name: &str, function: F) -> DataStream
+    where
+        F: KeyedCoProcessFunction + Clone + Sync + 'static,
+    {
+        let output = function.output_schema();
+        let first = (self.first.keys.clone(), self.first.stream.schema.clone());
+        let second = (self.second.keys.clone(), self.second.stream.schema.clone());
+        let make = move |_: &OperatorContext| -> Result<Box<dyn Operator>> {
+            Ok(Box::new(KeyedCoProcessOperator::new(
+                function.clone(),
+                first.clone(),
+                second.clone(),
+            )?))
+        };
+        let connected = ConnectedStreams {
+            first: self.first.stream,
+            second: self.second.stream,
+        };
+        connected.transform(name, output, Arc::new(make))
     }
 }

@@ -4,7 +4,9 @@ use spate_api::{Result, Timestamp, WatermarkStrategy};
 use spate_datastream::StreamEnv;
 use spate_graph::{JobGraph, Partitioning};
 use spate_operators::generator::{GeneratorConfig, GeneratorSource};
-use spate_operators::keyed::{KeyedContext, KeyedProcessFunction, TimeDomain};
+use spate_operators::keyed::{
+    KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, TimeDomain,
+};
 use spate_operators::sink::DiscardSink;
 use spate_operators::window::{AggregateFunction, AggregateSpec, WindowAssigner};
 
@@ -91,4 +93,101 @@ fn mistakes_are_collected_and_reported_by_build() {
     assert!(err.contains("column 'nope'"), "{err}");
     assert!(err.contains("key_by: column 'missing'"), "{err}");
     assert!(err.contains("no event time"), "{err}");
+}
+
+#[derive(Clone)]
+struct Both(SchemaRef);
+
+impl KeyedCoProcessFunction for Both {
+    fn output_schema(&self) -> SchemaRef {
+        self.0.clone()
+    }
+    fn process1(&mut self, _: &[u8], rows: &RecordBatch, ctx: &mut KeyedContext<'_>) -> Result<()> {
+        ctx.emit(rows.clone())
+    }
+    fn process2(&mut self, _: &[u8], _: &RecordBatch, _: &mut KeyedContext<'_>) -> Result<()> {
+        Ok(())
+    }
+    fn on_timer(
+        &mut self,
+        _: &[u8],
+        _: Timestamp,
+        _: TimeDomain,
+        _: &mut KeyedContext<'_>,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_union_feeds_one_input_and_a_connected_pair_two() {
+    let env = StreamEnv::new("two inputs", 2);
+    let schema = GeneratorConfig::schema();
+    let a = source(&env);
+    let b = env.source(
+        "more",
+        GeneratorSource::new(GeneratorConfig::default()).unwrap(),
+        schema.clone(),
+    );
+    let c = env
+        .source(
+            "other",
+            GeneratorSource::new(GeneratorConfig::default()).unwrap(),
+            schema.clone(),
+        )
+        .project(&["key", "ts"]);
+    a.union(b)
+        .connect(c)
+        .key_by(&["key"], &["key"])
+        .process("both", Both(schema))
+        .sink("out", |_| Ok(DiscardSink));
+    let job = JobGraph::build(env.build().unwrap()).unwrap();
+    let names: Vec<&str> = job.vertices.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["events", "more", "other -> project(key, ts)", "both -> out"]
+    );
+    assert_eq!(job.num_inputs(3), 2);
+    let edges: Vec<(u32, u32, &Partitioning)> = job
+        .edges
+        .iter()
+        .map(|e| (e.from, e.to_input, &e.partitioning))
+        .collect();
+    let key = Partitioning::Hash(vec!["key".into()]);
+    assert_eq!(edges, [(0, 0, &key), (1, 0, &key), (2, 1, &key)]);
+}
+
+#[test]
+fn mistakes_of_unions_and_connected_streams_are_named() {
+    let env = StreamEnv::new("wrong", 1);
+    let keys = source(&env).project(&["key"]);
+    let union = source(&env).union(keys);
+    let _ = union.parallelism(3);
+    let err = env.build().err().expect("refused").to_string();
+    assert!(
+        err.contains("union: the streams have other schemas"),
+        "{err}"
+    );
+
+    let env = StreamEnv::new("wrong", 1);
+    let union = source(&env).union(source(&env));
+    let _ = union.parallelism(3);
+    let err = env.build().err().expect("refused").to_string();
+    assert!(
+        err.contains("parallelism: a union of streams has no operator"),
+        "{err}"
+    );
+
+    let env = StreamEnv::new("wrong", 1);
+    let schema = GeneratorConfig::schema();
+    source(&env)
+        .connect(source(&env))
+        .key_by(&["key"], &["ts"])
+        .process("both", Both(schema))
+        .sink("out", |_| Ok(DiscardSink));
+    let err = env.build().err().expect("refused").to_string();
+    assert!(
+        err.contains("keyed by columns of other types: (key) is (Int64) and (ts) is"),
+        "{err}"
+    );
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_ord::cmp::lt;
 use spate_api::{OperatorError, WatermarkStrategy};
+use spate_connectors::filesystem::Filesystem;
+use spate_connectors::{Connector, TableContext, TableOptions};
 use spate_datastream::{DataStream, StreamEnv};
 use spate_graph::StreamGraph;
 use spate_operators::generator::{GeneratorConfig, GeneratorSource};
@@ -11,6 +13,7 @@ use spate_operators::sink::{CsvFileSink, DiscardSink, ThrottledSink};
 use spate_operators::window::{AggregateFunction, AggregateSpec, WindowAssigner};
 
 use crate::args::{JobArgs, JobError};
+use crate::co_count::CoCount;
 
 type Builder = fn(&mut JobArgs) -> Result<StreamGraph, JobError>;
 
@@ -35,6 +38,11 @@ pub const CATALOG: &[(&str, &str, Builder)] = &[
         "backpressure",
         "unbounded generated events -> rebalance -> a sink that sleeps per batch and can stall",
         backpressure,
+    ),
+    (
+        "co-process",
+        "two generated streams unioned, connected with a third keyed alike -> keyed co-process: rows per key and window of either side -> CSV (exactly-once) or discard",
+        co_process,
     ),
 ];
 
@@ -97,6 +105,31 @@ fn sink(args: &mut JobArgs, stream: DataStream) -> Result<(), JobError> {
         Some(directory) => stream.sink("csv", move |_| Ok(CsvFileSink::new(directory.clone()))),
         None => stream.sink("discard", |_| Ok(DiscardSink)),
     };
+    Ok(())
+}
+
+/// Writes committed CSV part files (the exactly-once filesystem sink) when `output` names a
+/// directory, else discards.
+fn committed_sink(args: &mut JobArgs, stream: DataStream) -> Result<(), JobError> {
+    let Some(path) = args.optional::<String>("output")? else {
+        stream.sink("discard", |_| Ok(DiscardSink));
+        return Ok(());
+    };
+    let values = BTreeMap::from([
+        ("path".to_string(), path),
+        ("format".to_string(), "csv".to_string()),
+    ]);
+    let mut options = TableOptions::new("out", values);
+    let schema = stream.schema().clone();
+    let table = TableContext {
+        table: "out",
+        schema: schema.clone(),
+        options: &mut options,
+    };
+    let factory = Filesystem
+        .sink(table)
+        .map_err(|e| args.bad("output", e.to_string()))?;
+    stream.transform("out", schema, factory);
     Ok(())
 }
 
@@ -195,6 +228,42 @@ fn backpressure(args: &mut JobArgs) -> Result<StreamGraph, JobError> {
             Ok(ThrottledSink::new(delay, stall_after))
         })
         .parallelism(sink_parallelism);
+    finish(env)
+}
+
+/// Two inputs: generated streams A and B (seeds `seed` and `seed + 1`) unioned into the first,
+/// C (`seed + 2`, its event time shifted by `second-offset-ms`) the second, keyed by `key` on
+/// both sides into `CoCount`. Each source has the generator's arguments and its own watermarks.
+fn co_process(args: &mut JobArgs) -> Result<StreamGraph, JobError> {
+    let env = StreamEnv::new("co-process", args.get("parallelism", 1)?);
+    let config = generator(args, GeneratorConfig::default())?;
+    let bound: i64 = args.get("bound-ms", 2_000)?;
+    let window_ms: i64 = args.get("window-ms", 10_000)?;
+    let offset: i64 = args.get("second-offset-ms", 0)?;
+    if window_ms <= 0 {
+        return Err(args.bad("window-ms", format!("{window_ms}: must be positive")));
+    }
+    let stream = |config: GeneratorConfig| -> Result<DataStream, JobError> {
+        Ok(source(&env, config)?
+            .with_watermarks(WatermarkStrategy::bounded_out_of_orderness("ts", bound))
+            .project(&["key", "ts", "value"]))
+    };
+    let a = stream(config.clone())?;
+    let b = stream(GeneratorConfig {
+        seed: config.seed + 1,
+        ..config.clone()
+    })?;
+    let c = stream(GeneratorConfig {
+        seed: config.seed + 2,
+        start_ms: config.start_ms + offset,
+        ..config
+    })?;
+    let counts = a
+        .union(b)
+        .connect(c)
+        .key_by(&["key"], &["key"])
+        .process("co-count", CoCount::new(window_ms));
+    committed_sink(args, counts)?;
     finish(env)
 }
 

@@ -4,6 +4,7 @@
 
 mod args;
 mod catalog;
+mod co_count;
 
 pub use args::{JobArgs, JobError};
 pub use catalog::{CATALOG, build};

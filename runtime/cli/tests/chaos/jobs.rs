@@ -1,6 +1,7 @@
 //! The matrix of jobs the faults hit: each source (nexmark, datagen with computed columns,
-//! filesystem), the exactly-once file sink, stateless and windowed operators (tumbling, hopping,
-//! session), heap and RocksDB state, region and full failover. Each job's reference is computed
+//! filesystem, the generator), the exactly-once file sink, stateless and windowed operators
+//! (tumbling, hopping, session), a keyed co-process function on two inputs, heap and RocksDB
+//! state, region and full failover. Each job's reference is computed
 //! here by brute force from the data it reads, independently of Spate.
 
 use std::collections::BTreeMap;
@@ -8,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use spate_operators::generator::GeneratedEvent;
 
-use crate::common::{Assigner, bid_table, bids_priced_in_threes, hop_counts, reference, sink, ts};
+use crate::common::{
+    Assigner, bid_table, bids_priced_in_threes, co_process_reference, hop_counts, reference, sink,
+    ts,
+};
 
 /// How much data a round reads and how fast (rows per second per source subtask).
 #[derive(Debug, Clone, Copy)]
@@ -26,12 +30,29 @@ pub struct RoundDirs {
 /// Committed rows, each a list of CSV fields.
 pub type Rows = Vec<Vec<String>>;
 
+/// What a round runs: a job of the catalog with its arguments, and its reference rows (sorted).
+pub struct Plan {
+    pub job: &'static str,
+    pub args: Vec<(&'static str, String)>,
+    pub want: Rows,
+}
+
+impl Plan {
+    fn sql(sql: String, want: Rows) -> Self {
+        Plan {
+            job: "sql",
+            args: vec![("sql", sql)],
+            want,
+        }
+    }
+}
+
 pub struct Job {
     pub name: &'static str,
     pub state_backend: &'static str,
     pub failover: &'static str,
-    /// The job's SQL and its reference rows (sorted), for one round; may write input files.
-    pub build: fn(&RoundDirs, Scale) -> (String, Rows),
+    /// The round's plan; may write input files.
+    pub build: fn(&RoundDirs, Scale) -> Plan,
 }
 
 pub const PARALLELISM: u32 = 2;
@@ -68,19 +89,49 @@ pub fn matrix() -> Vec<Job> {
             failover: "full",
             build: files_session,
         },
+        Job {
+            name: "generated-co-process",
+            state_backend: "rocksdb",
+            failover: "region",
+            build: co_process,
+        },
     ]
 }
 
-fn nexmark_filter(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
+/// The catalog's two-input job: A and B unioned, C (an hour behind in event time) connected,
+/// keyed alike into a co-process function counting per key and window from both inputs.
+fn co_process(dirs: &RoundDirs, scale: Scale) -> Plan {
+    const KEYS: u64 = 20;
+    const SEED: u64 = 42;
+    const WINDOW_MS: i64 = 10_000;
+    const SECOND_OFFSET_MS: i64 = -3_600_000;
+    let args = vec![
+        ("events", scale.events.to_string()),
+        ("rate", scale.rate.to_string()),
+        ("keys", KEYS.to_string()),
+        ("seed", SEED.to_string()),
+        ("window-ms", WINDOW_MS.to_string()),
+        ("second-offset-ms", SECOND_OFFSET_MS.to_string()),
+        ("output", dirs.output.display().to_string()),
+    ];
+    let want = co_process_reference(scale.events, KEYS, SEED, WINDOW_MS, SECOND_OFFSET_MS);
+    Plan {
+        job: "co-process",
+        args,
+        want,
+    }
+}
+
+fn nexmark_filter(dirs: &RoundDirs, scale: Scale) -> Plan {
     let sql = format!(
         "{}{}INSERT INTO out SELECT auction, bidder, price FROM bid WHERE MOD(price, 3) = 0;",
         bid_table(scale.events, scale.rate),
         sink(&dirs.output, "auction BIGINT, bidder BIGINT, price BIGINT"),
     );
-    (sql, bids_priced_in_threes(scale.events))
+    Plan::sql(sql, bids_priced_in_threes(scale.events))
 }
 
-fn nexmark_hop(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
+fn nexmark_hop(dirs: &RoundDirs, scale: Scale) -> Plan {
     let sql = format!(
         "{}{}INSERT INTO out
          SELECT auction, HOP_START(dateTime, INTERVAL '2' SECOND, INTERVAL '10' SECOND) AS s,
@@ -92,7 +143,7 @@ fn nexmark_hop(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
             "auction BIGINT, s TIMESTAMP(3), n BIGINT, m BIGINT"
         ),
     );
-    (sql, hop_counts(scale.events))
+    Plan::sql(sql, hop_counts(scale.events))
 }
 
 /// Event time of sequence number `seq` in the datagen jobs: 50 rows per second of event time.
@@ -118,7 +169,7 @@ fn seq_table(scale: Scale) -> String {
     )
 }
 
-fn datagen_raw(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
+fn datagen_raw(dirs: &RoundDirs, scale: Scale) -> Plan {
     let sql = format!(
         "{}{}INSERT INTO out SELECT seq, CAST(ts AS BIGINT), k FROM seqs;",
         seq_table(scale),
@@ -134,10 +185,10 @@ fn datagen_raw(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
         })
         .collect();
     want.sort();
-    (sql, want)
+    Plan::sql(sql, want)
 }
 
-fn datagen_tumble(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
+fn datagen_tumble(dirs: &RoundDirs, scale: Scale) -> Plan {
     let sql = format!(
         "{}{}INSERT INTO out
          SELECT k, CAST(TUMBLE_START(ts, INTERVAL '1' SECOND) AS BIGINT), COUNT(*), SUM(seq)
@@ -164,7 +215,7 @@ fn datagen_tumble(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
         })
         .collect();
     want.sort();
-    (sql, want)
+    Plan::sql(sql, want)
 }
 
 /// Files of `(k, ts, v)` rows, each file's rows in event-time order and each file later than
@@ -194,7 +245,7 @@ fn write_session_input(dir: &Path, events: u64) -> Vec<GeneratedEvent> {
     events_written
 }
 
-fn files_session(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
+fn files_session(dirs: &RoundDirs, scale: Scale) -> Plan {
     let events = write_session_input(&dirs.input, scale.events);
     let sql = format!(
         "CREATE TABLE events (
@@ -222,5 +273,5 @@ fn files_session(dirs: &RoundDirs, scale: Scale) -> (String, Rows) {
         })
         .collect();
     want.sort();
-    (sql, want)
+    Plan::sql(sql, want)
 }

@@ -296,12 +296,14 @@ async fn start(job: &Job, number: u32, env: &Environment, scale: Scale, seed: u6
         input: data.path().join("input"),
         output: data.path().join("out"),
     };
-    let (sql, want) = (job.build)(&dirs, scale);
+    let plan = (job.build)(&dirs, scale);
     let mut options = env.minio.storage_options();
     options.insert("endpoint".into(), env.proxy.endpoint());
-    let mut spec = spec("sql", &dir.path().join("cluster"), PARALLELISM, 1)
-        .arg("sql", sql)
-        .arg("parallelism", PARALLELISM);
+    let mut spec =
+        spec(plan.job, &dir.path().join("cluster"), PARALLELISM, 1).arg("parallelism", PARALLELISM);
+    for (name, value) in plan.args {
+        spec = spec.arg(name, value);
+    }
     spec.state_dir = Some(data.path().join("state"));
     spec.heartbeat_timeout_ms = 3_000;
     // One task failure per round too: the source subtask drawn fails in its first attempt once
@@ -342,7 +344,7 @@ async fn start(job: &Job, number: u32, env: &Environment, scale: Scale, seed: u6
         dir,
         data,
         cluster,
-        want,
+        want: plan.want,
     }
 }
 

@@ -4,10 +4,16 @@
 #![allow(dead_code)]
 
 mod bids;
+mod co_process;
+mod kill;
 
 // Each test binary uses its own part of this module.
 #[allow(unused_imports)]
 pub use bids::*;
+#[allow(unused_imports)]
+pub use co_process::*;
+#[allow(unused_imports)]
+pub use kill::*;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,6 +48,24 @@ pub fn logs(work_dir: &Path) -> String {
         }
     }
     text
+}
+
+/// The example job `examples/<name>` with `events` events and its blackhole sink turned into CSV
+/// files under `out`.
+pub fn example_sql(name: &str, out: &Path, events: u64) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.contains("'events' = '10000000'") && text.contains("'connector' = 'blackhole'"));
+    text.replace("'events' = '10000000'", &format!("'events' = '{events}'"))
+        .replace(
+            "'connector' = 'blackhole'",
+            &format!(
+                "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
+                out.display()
+            ),
+        )
 }
 
 pub async fn run_to_end(spec: ClusterSpec) -> ClusterOutcome {

@@ -1,5 +1,6 @@
 //! Keyed process functions with keyed state and event- and processing-time timers, as Flink's
-//! `KeyedProcessFunction`, plus the key interning the window operator shares.
+//! `KeyedProcessFunction` and, on two inputs keyed alike, `KeyedCoProcessFunction`; plus the key
+//! interning the window operator shares.
 
 #[cfg(test)]
 mod checkpoint_tests;
@@ -14,7 +15,9 @@ use arrow_schema::SchemaRef;
 use spate_api::{Result, Timestamp};
 
 pub use context::KeyedContext;
-pub use operator::KeyedProcessOperator;
+pub use operator::{
+    KeyedCoProcessOperator, KeyedLogic, KeyedOperator, KeyedProcessOperator, OneInput, TwoInputs,
+};
 pub use spate_state::{StateDescriptor, TimeDomain, Ttl};
 pub use state::{KeyedList, KeyedMap, KeyedValue, StateName};
 
@@ -60,6 +63,36 @@ pub trait KeyedProcessFunction: Send {
     /// All rows of `rows` have key `key` (row-format bytes from KeyEncoder), in arrival order.
     fn process(&mut self, key: &[u8], rows: &RecordBatch, ctx: &mut KeyedContext<'_>)
     -> Result<()>;
+
+    fn on_timer(
+        &mut self,
+        key: &[u8],
+        timestamp: Timestamp,
+        domain: TimeDomain,
+        ctx: &mut KeyedContext<'_>,
+    ) -> Result<()>;
+}
+
+/// User logic run per key on two inputs (Flink's `KeyedCoProcessFunction`): both inputs are
+/// keyed by columns of the same types, so a key's state and timers are shared by its rows from
+/// either input. Rows of input 0 reach `process1`, rows of input 1 `process2`; the watermark the
+/// context shows is the least of the two inputs'.
+pub trait KeyedCoProcessFunction: Send {
+    fn output_schema(&self) -> SchemaRef;
+
+    fn process1(
+        &mut self,
+        key: &[u8],
+        rows: &RecordBatch,
+        ctx: &mut KeyedContext<'_>,
+    ) -> Result<()>;
+
+    fn process2(
+        &mut self,
+        key: &[u8],
+        rows: &RecordBatch,
+        ctx: &mut KeyedContext<'_>,
+    ) -> Result<()>;
 
     fn on_timer(
         &mut self,

@@ -3,23 +3,117 @@ use arrow_row::Rows;
 use arrow_schema::SchemaRef;
 use arrow_select::take::take_record_batch;
 use spate_api::{
-    KeyEncoder, MIN_WATERMARK, Operator, OperatorContext, OperatorSnapshot, Output, Result,
-    Timestamp, now_millis,
+    KeyEncoder, MIN_WATERMARK, Operator, OperatorContext, OperatorError, OperatorSnapshot, Output,
+    Result, Timestamp, now_millis,
 };
 use spate_state::{KeyedStateBackend, open_backend};
 
 use super::context::{Emitter, KeyedContext};
 use super::hash::FastMap;
 use super::state::StateHandles;
-use super::{KeyedProcessFunction, TimeDomain};
+use super::{KeyedCoProcessFunction, KeyedProcessFunction, TimeDomain};
 use crate::checkpoint::{FINAL_CHECKPOINT, restored_watermark, watermark_entry};
 
+/// How a keyed operator hands rows and timers to user code: a function of one input
+/// ([`OneInput`]) or of two ([`TwoInputs`]). Everything else (grouping by key, state, timers,
+/// checkpoints) is the same for both, in [`KeyedOperator`].
+pub trait KeyedLogic: Send {
+    fn output_schema(&self) -> SchemaRef;
+
+    fn process(
+        &mut self,
+        input: usize,
+        key: &[u8],
+        rows: &RecordBatch,
+        ctx: &mut KeyedContext<'_>,
+    ) -> Result<()>;
+
+    fn on_timer(
+        &mut self,
+        key: &[u8],
+        timestamp: Timestamp,
+        domain: TimeDomain,
+        ctx: &mut KeyedContext<'_>,
+    ) -> Result<()>;
+}
+
+/// A `KeyedProcessFunction` as the logic of a keyed operator.
+pub struct OneInput<F>(F);
+
+impl<F: KeyedProcessFunction> KeyedLogic for OneInput<F> {
+    fn output_schema(&self) -> SchemaRef {
+        self.0.output_schema()
+    }
+
+    fn process(
+        &mut self,
+        _input: usize,
+        key: &[u8],
+        rows: &RecordBatch,
+        ctx: &mut KeyedContext<'_>,
+    ) -> Result<()> {
+        self.0.process(key, rows, ctx)
+    }
+
+    fn on_timer(
+        &mut self,
+        key: &[u8],
+        timestamp: Timestamp,
+        domain: TimeDomain,
+        ctx: &mut KeyedContext<'_>,
+    ) -> Result<()> {
+        self.0.on_timer(key, timestamp, domain, ctx)
+    }
+}
+
+/// A `KeyedCoProcessFunction` as the logic of a keyed operator: input 0 goes to `process1`,
+/// input 1 to `process2`.
+pub struct TwoInputs<F>(F);
+
+impl<F: KeyedCoProcessFunction> KeyedLogic for TwoInputs<F> {
+    fn output_schema(&self) -> SchemaRef {
+        self.0.output_schema()
+    }
+
+    fn process(
+        &mut self,
+        input: usize,
+        key: &[u8],
+        rows: &RecordBatch,
+        ctx: &mut KeyedContext<'_>,
+    ) -> Result<()> {
+        match input {
+            0 => self.0.process1(key, rows, ctx),
+            _ => self.0.process2(key, rows, ctx),
+        }
+    }
+
+    fn on_timer(
+        &mut self,
+        key: &[u8],
+        timestamp: Timestamp,
+        domain: TimeDomain,
+        ctx: &mut KeyedContext<'_>,
+    ) -> Result<()> {
+        self.0.on_timer(key, timestamp, domain, ctx)
+    }
+}
+
 /// Runs a `KeyedProcessFunction`: groups each batch by key and drives the function's timers.
-/// Keyed state and timers live in a spate-state backend (heap or RocksDB, as the job
-/// configures), which snapshots them at checkpoints and restores them in `open`.
-pub struct KeyedProcessOperator<F: KeyedProcessFunction> {
-    function: F,
-    keys: KeyEncoder,
+pub type KeyedProcessOperator<F> = KeyedOperator<OneInput<F>>;
+
+/// Runs a `KeyedCoProcessFunction` on two inputs keyed alike: state and timers of a key are
+/// shared by the rows of both inputs.
+pub type KeyedCoProcessOperator<F> = KeyedOperator<TwoInputs<F>>;
+
+/// Groups each batch by key and drives the logic's timers. Keyed state and timers live in a
+/// spate-state backend (heap or RocksDB, as the job configures), which snapshots them at
+/// checkpoints and restores them in `open`.
+pub struct KeyedOperator<L: KeyedLogic> {
+    logic: L,
+    /// By input: the key columns of each input, of equal types, so a key's bytes are the same
+    /// whichever input it came from (and so are its key group and its state).
+    keys: Vec<KeyEncoder>,
     backend: Box<dyn KeyedStateBackend>,
     handles: StateHandles,
     emitter: Emitter,
@@ -30,15 +124,60 @@ pub struct KeyedProcessOperator<F: KeyedProcessFunction> {
     next_processing: Option<Timestamp>,
 }
 
-impl<F: KeyedProcessFunction> KeyedProcessOperator<F> {
+impl<F: KeyedProcessFunction> KeyedOperator<OneInput<F>> {
     /// Until `open` gives it the instance's state, the operator runs on empty heap state owning
     /// every key, as the single instance of a job (for tests and tools).
     pub fn new(function: F, key_columns: Vec<String>, input: SchemaRef) -> Result<Self> {
         let keys = KeyEncoder::new(&input, &key_columns)?;
-        let emitter = Emitter::new(function.output_schema());
+        KeyedOperator::with(OneInput(function), vec![keys])
+    }
+
+    pub fn function(&self) -> &F {
+        &self.logic.0
+    }
+}
+
+impl<F: KeyedCoProcessFunction> KeyedOperator<TwoInputs<F>> {
+    /// Keys input 0 by `first`'s columns and input 1 by `second`'s, which must have the same
+    /// types in the same order (the names may differ).
+    pub fn new(
+        function: F,
+        first: (Vec<String>, SchemaRef),
+        second: (Vec<String>, SchemaRef),
+    ) -> Result<Self> {
+        let keys = vec![
+            KeyEncoder::new(&first.1, &first.0)?,
+            KeyEncoder::new(&second.1, &second.0)?,
+        ];
+        let types = |k: &KeyEncoder| -> Vec<String> {
+            k.fields()
+                .iter()
+                .map(|f| f.data_type().to_string())
+                .collect()
+        };
+        if types(&keys[0]) != types(&keys[1]) {
+            return Err(OperatorError::invalid(format!(
+                "the inputs are keyed by columns of other types: ({}) is ({}) and ({}) is ({})",
+                first.0.join(", "),
+                types(&keys[0]).join(", "),
+                second.0.join(", "),
+                types(&keys[1]).join(", ")
+            )));
+        }
+        KeyedOperator::with(TwoInputs(function), keys)
+    }
+
+    pub fn function(&self) -> &F {
+        &self.logic.0
+    }
+}
+
+impl<L: KeyedLogic> KeyedOperator<L> {
+    fn with(logic: L, keys: Vec<KeyEncoder>) -> Result<Self> {
+        let emitter = Emitter::new(logic.output_schema());
         let single = OperatorContext::single("keyed process");
-        Ok(KeyedProcessOperator {
-            function,
+        Ok(KeyedOperator {
+            logic,
             keys,
             backend: open_backend(&single.state, single.max_parallelism)?,
             handles: StateHandles::default(),
@@ -46,10 +185,6 @@ impl<F: KeyedProcessFunction> KeyedProcessOperator<F> {
             watermark: MIN_WATERMARK,
             next_processing: None,
         })
-    }
-
-    pub fn function(&self) -> &F {
-        &self.function
     }
 
     fn fire(
@@ -71,7 +206,7 @@ impl<F: KeyedProcessFunction> KeyedProcessOperator<F> {
                 self.watermark,
                 processing_time,
             );
-            self.function
+            self.logic
                 .on_timer(&timer.key.bytes, timer.timestamp, domain, &mut ctx)?;
         }
         self.timers_changed();
@@ -86,7 +221,7 @@ impl<F: KeyedProcessFunction> KeyedProcessOperator<F> {
     }
 }
 
-impl<F: KeyedProcessFunction> Operator for KeyedProcessOperator<F> {
+impl<L: KeyedLogic> Operator for KeyedOperator<L> {
     fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
         self.backend = open_backend(&ctx.state, ctx.max_parallelism)?;
         // Handles are ids in the backend that registered them.
@@ -99,10 +234,25 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOperator<F> {
     }
 
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Output) -> Result<()> {
+        self.process_batch_from(0, batch, out)
+    }
+
+    fn process_batch_from(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        out: &mut Output,
+    ) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let rows = self.keys.encode(&batch)?;
+        let keys = self.keys.get(input).ok_or_else(|| {
+            OperatorError::invalid(format!(
+                "a batch for input {input} of an operator with {} input(s)",
+                self.keys.len()
+            ))
+        })?;
+        let rows = keys.encode(&batch)?;
         let groups = KeyGroups::of(&rows);
         let grouped = if groups.firsts.len() == 1 {
             batch
@@ -123,8 +273,8 @@ impl<F: KeyedProcessFunction> Operator for KeyedProcessOperator<F> {
                 self.watermark,
                 processing_time,
             );
-            self.function
-                .process(key, &grouped.slice(offset, len), &mut ctx)?;
+            self.logic
+                .process(input, key, &grouped.slice(offset, len), &mut ctx)?;
         }
         self.timers_changed();
         self.emitter.flush(out)
@@ -483,5 +633,134 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("'nope'"), "{err}");
+    }
+
+    /// Per key: rows of input 0 add 1, rows of input 1 add 100, to one value state; the
+    /// event-time timer at 100 emits the total.
+    struct Both(SchemaRef, HashMap<Vec<u8>, String>);
+
+    impl Both {
+        fn add(
+            &mut self,
+            key: &[u8],
+            rows: &RecordBatch,
+            n: i64,
+            ctx: &mut KeyedContext<'_>,
+        ) -> Result<()> {
+            let name = rows.column(0).as_string::<i32>().value(0).to_string();
+            self.1.insert(key.to_vec(), name);
+            let mut total = ctx.value_state::<i64>("total")?;
+            let seen = total.get()?.unwrap_or(0);
+            total.set(&(seen + n))?;
+            ctx.register_event_time_timer(100)
+        }
+    }
+
+    impl KeyedCoProcessFunction for Both {
+        fn output_schema(&self) -> SchemaRef {
+            self.0.clone()
+        }
+
+        fn process1(
+            &mut self,
+            key: &[u8],
+            rows: &RecordBatch,
+            ctx: &mut KeyedContext<'_>,
+        ) -> Result<()> {
+            self.add(key, rows, rows.num_rows() as i64, ctx)
+        }
+
+        fn process2(
+            &mut self,
+            key: &[u8],
+            rows: &RecordBatch,
+            ctx: &mut KeyedContext<'_>,
+        ) -> Result<()> {
+            self.add(key, rows, 100 * rows.num_rows() as i64, ctx)
+        }
+
+        fn on_timer(
+            &mut self,
+            key: &[u8],
+            _: Timestamp,
+            _: TimeDomain,
+            ctx: &mut KeyedContext<'_>,
+        ) -> Result<()> {
+            let total = ctx.value_state::<i64>("total")?.get()?.unwrap_or(0);
+            let name = self.1[key].clone();
+            ctx.emit(RecordBatch::try_new(
+                self.0.clone(),
+                vec![
+                    Arc::new(StringArray::from(vec![name])),
+                    Arc::new(Int64Array::from(vec![total])),
+                ],
+            )?)
+        }
+    }
+
+    fn named(column: &str, names: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
+        let names = StringArray::from_iter_values(names.iter().copied());
+        RecordBatch::try_new(schema, vec![Arc::new(names)]).unwrap()
+    }
+
+    fn both() -> KeyedCoProcessOperator<Both> {
+        let out = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("total", DataType::Int64, false),
+        ]));
+        let first = (vec!["k".to_string()], named("k", &[]).schema());
+        let second = (vec!["name".to_string()], named("name", &[]).schema());
+        KeyedCoProcessOperator::new(Both(out, HashMap::new()), first, second).unwrap()
+    }
+
+    #[test]
+    fn a_key_shares_its_state_and_timers_between_the_two_inputs() {
+        let mut op = both();
+        let mut out = Output::default();
+        op.process_batch_from(0, named("k", &["a", "b", "a"]), &mut out)
+            .unwrap();
+        op.process_batch_from(1, named("name", &["a", "c"]), &mut out)
+            .unwrap();
+        op.process_watermark(100, &mut out).unwrap();
+        let mut rows = Vec::new();
+        for element in out.drain() {
+            if let StreamElement::Batch(b) = element {
+                let names = b.column(0).as_string::<i32>();
+                let totals = b.column(1).as_primitive::<Int64Type>();
+                for i in 0..b.num_rows() {
+                    rows.push((names.value(i).to_string(), totals.value(i)));
+                }
+            }
+        }
+        rows.sort();
+        let expected = [("a", 102), ("b", 1), ("c", 100)].map(|(k, n)| (k.to_string(), n));
+        assert_eq!(
+            rows, expected,
+            "one timer per key, one total across both inputs"
+        );
+
+        let err = op
+            .process_batch_from(2, named("k", &["a"]), &mut out)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("input 2 of an operator with 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inputs_keyed_by_columns_of_other_types_are_refused() {
+        let out = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, false)]));
+        let first = (vec!["k".to_string()], named("k", &[]).schema());
+        let second = (vec!["ts".to_string()], input(&[]).schema());
+        let err = KeyedCoProcessOperator::new(Both(out, HashMap::new()), first, second)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("(k) is (Utf8) and (ts) is (Int64)"),
+            "{err}"
+        );
     }
 }
