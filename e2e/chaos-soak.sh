@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fault-injection soak (issue 14): the whole job matrix of runtime/cli/tests/chaos for 10
 # minutes, a fault every 20 s (kill -9 of workers and JobMasters, storage errors, slow storage,
-# MinIO outages up to 60 s), every round's committed output checked against its reference.
+# MinIO outages up to 60 s, full and slow local disks), every round's committed output checked
+# against its reference.
 # Prints the schedule, each fault as it lands, and a table of rounds, restarts, rows, lost and
 # duplicated; the latest result is recorded in docs/chaos.md.
 #

@@ -1,9 +1,10 @@
 //! The fault-injection suite (issue 14), in the spirit of Flink's Jepsen tests: a seeded,
 //! printed, replayable schedule of kill -9 of workers and JobMasters, storage errors, slow
-//! storage and storage outages, against a matrix of jobs (each source, the exactly-once file
-//! sink, stateless and windowed operators, heap and RocksDB, region and full failover). Every
-//! round's committed output must equal its brute-force reference: zero rows lost, zero
-//! duplicated; a job whose storage comes back recovers on its own.
+//! storage, storage outages and full and slow local disks, against a matrix of jobs (each
+//! source, the exactly-once file sink, stateless and windowed operators, heap and RocksDB,
+//! region and full failover). Every round's committed output must equal its brute-force
+//! reference: zero rows lost, zero duplicated; a job whose storage comes back recovers on its
+//! own.
 //!
 //! The short schedule runs in the test command; the soak (10 minutes, a fault every 20 s,
 //! outages up to 60 s) is `bash e2e/chaos-soak.sh`. `SPATE_CHAOS_SEED` replays a schedule.
