@@ -1,6 +1,7 @@
 //! The seams of the Spate runtime: what flows between operators, and the traits an operator,
 //! a source and a sink implement. Everything else (graph, network, task, SQL) builds on these.
 
+mod changelog;
 mod context;
 mod element;
 mod error;
@@ -11,6 +12,10 @@ mod source;
 mod state;
 mod time;
 
+pub use changelog::{
+    ChangelogMode, ROW_KIND_COLUMN, RowKind, changelog_batch, changelog_schema, data_schema,
+    row_kind_field, row_kind_index, split_row_kinds,
+};
 pub use context::{CancelFlag, OperatorContext};
 pub use element::{BarrierKind, CheckpointBarrier, StreamElement};
 pub use error::{OperatorError, Result};

@@ -740,3 +740,73 @@ fn print_shows_every_row_of_a_bounded_job_in_twenty_runs() {
         );
     }
 }
+
+/// Issue 16: a GROUP BY without a window updates its results as a retract changelog, and `print`
+/// shows each row's kind as Flink does (`+I[..]`, `-U[..]`, `+U[..]`). Each subtask prints its
+/// keys' changes in order, so applied line by line to a table by key, every retraction must
+/// name the row the table holds, and the table left behind must be the brute-force result of
+/// the same bids: per auction, the number of bids and the highest price.
+#[test]
+fn print_shows_the_changes_of_an_updating_aggregate() {
+    const EVENTS: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("updates.sql");
+    std::fs::write(
+        &job,
+        format!(
+            "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3)) \
+             WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid', 'events' = '{EVENTS}');\n\
+             CREATE TABLE out (auction BIGINT, bids BIGINT, top BIGINT) WITH ('connector' = 'print');\n\
+             INSERT INTO out SELECT auction, COUNT(*), MAX(price) FROM bid GROUP BY auction;"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(spate())
+        .args(["run", "--quiet", "-p", "2"])
+        .arg(&job)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let mut want: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for bid in nexmark_bids(EVENTS) {
+        let (bids, top) = want.entry(bid.auction).or_insert((0, i64::MIN));
+        *bids += 1;
+        *top = (*top).max(bid.price);
+    }
+    let mut table: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // `2> -U[1007, 3, 8812]`: the subtask, the kind, the row; the job's summary is not a row.
+        let change = line.split_once("> ").map_or(line, |(_, change)| change);
+        let Some((kind, row)) = change.split_once('[') else {
+            continue;
+        };
+        let fields: Vec<i64> = row
+            .strip_suffix(']')
+            .unwrap_or_else(|| panic!("not a printed row: {line}"))
+            .split(", ")
+            .map(|f| f.parse().unwrap())
+            .collect();
+        let (auction, result) = (fields[0], (fields[1], fields[2]));
+        *kinds.entry(kind.to_string()).or_default() += 1;
+        match kind {
+            "+I" | "+U" => assert_eq!(
+                table.insert(auction, result),
+                None,
+                "{line}: the key has a row"
+            ),
+            "-U" => assert_eq!(
+                table.remove(&auction),
+                Some(result),
+                "{line}: not the key's row"
+            ),
+            other => panic!("{line}: unexpected kind {other}"),
+        }
+    }
+    assert_eq!(table, want);
+    assert_eq!(kinds.get("+I"), Some(&want.len()), "{kinds:?}");
+    assert_eq!(kinds.get("-U"), kinds.get("+U"), "{kinds:?}");
+    assert!(kinds.get("-U").is_some_and(|&n| n > 0), "{kinds:?}");
+}

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
-use spate_api::{Operator, OperatorContext, OperatorError, OperatorFactory, Output, Result};
+use spate_api::{
+    ChangelogMode, Operator, OperatorContext, OperatorError, OperatorFactory, Output, Result,
+    split_row_kinds,
+};
 
 use crate::{Connector, ConnectorError, OptionDoc, TableContext};
 
@@ -21,6 +24,10 @@ impl Connector for Blackhole {
 
     fn options(&self) -> &'static [OptionDoc] {
         &[]
+    }
+
+    fn sink_changelog(&self) -> ChangelogMode {
+        ChangelogMode::Retract
     }
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
@@ -45,7 +52,8 @@ struct BlackholeSink {
 
 impl Operator for BlackholeSink {
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Output) -> Result<()> {
-        check_batch(&self.table, &self.schema, &batch)
+        let (data, _) = split_row_kinds(&batch)?;
+        check_batch(&self.table, &self.schema, &data)
     }
 }
 

@@ -16,7 +16,7 @@ pub mod print;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
-use spate_api::{OperatorFactory, SourceFactory};
+use spate_api::{ChangelogMode, OperatorFactory, SourceFactory};
 
 pub use options::{ConnectorError, OptionDoc, TableOptions};
 
@@ -43,6 +43,13 @@ pub trait Connector: Sync {
                 self.name()
             ),
         })
+    }
+
+    /// The rows the connector's sink takes (Flink's `DynamicTableSink#getChangelogMode`): inserts
+    /// only unless it says otherwise. A sink that takes changes gets batches whose last column is
+    /// the row kind (`spate_api::ROW_KIND_COLUMN`) after the table's columns.
+    fn sink_changelog(&self) -> ChangelogMode {
+        ChangelogMode::AppendOnly
     }
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::SchemaRef;
-use spate_api::{Operator, OperatorContext, OperatorFactory, Output, Result};
+use spate_api::{
+    ChangelogMode, Operator, OperatorContext, OperatorFactory, Output, Result, RowKind,
+    split_row_kinds,
+};
 
 use crate::blackhole::check_batch;
 use crate::{Connector, ConnectorError, OptionDoc, TableContext};
@@ -42,6 +45,10 @@ impl Connector for Print {
         OPTIONS
     }
 
+    fn sink_changelog(&self) -> ChangelogMode {
+        ChangelogMode::Retract
+    }
+
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
         let options = table.options;
         let identifier = options.get("print-identifier").map(str::to_string);
@@ -74,9 +81,10 @@ struct PrintSink {
 
 impl Operator for PrintSink {
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Output) -> Result<()> {
-        check_batch(&self.table, &self.schema, &batch)?;
+        let (data, kinds) = split_row_kinds(&batch)?;
+        check_batch(&self.table, &self.schema, &data)?;
         self.text.clear();
-        self.rows.format(&batch, &mut self.text)?;
+        self.rows.format(&data, kinds.as_deref(), &mut self.text)?;
         // One write per batch under the lock keeps lines of concurrent subtasks whole; the flush
         // makes rows appear as they arrive, even when the output is a pipe.
         let mut out: Box<dyn Write> = if self.standard_error {
@@ -90,7 +98,8 @@ impl Operator for PrintSink {
     }
 }
 
-/// Flink's print format: `+I[v1, v2, ...]`, after a prefix naming the identifier and, when the
+/// Flink's print format: `+I[v1, v2, ...]` (or `-U`, `+U`, `-D` for a changelog's rows), after a
+/// prefix naming the identifier and, when the
 /// sink runs in parallel, the subtask counted from 1: `id:2> `, `2> `, `id> ` or nothing.
 struct RowFormat {
     prefix: String,
@@ -111,8 +120,13 @@ impl RowFormat {
         RowFormat { prefix }
     }
 
-    /// Appends one line per row of `batch` to `text`.
-    fn format(&self, batch: &RecordBatch, text: &mut String) -> Result<()> {
+    /// Appends one line per row of `batch` to `text`; rows without `kinds` are inserts.
+    fn format(
+        &self,
+        batch: &RecordBatch,
+        kinds: Option<&[RowKind]>,
+        text: &mut String,
+    ) -> Result<()> {
         let options = FormatOptions::new()
             .with_null("null")
             .with_timestamp_format(Some(TIMESTAMP_FORMAT));
@@ -123,7 +137,12 @@ impl RowFormat {
             .collect::<Result<Vec<_>, _>>()?;
         for row in 0..batch.num_rows() {
             text.push_str(&self.prefix);
-            text.push_str("+I[");
+            text.push_str(
+                kinds
+                    .map_or(RowKind::Insert, |kinds| kinds[row])
+                    .short_string(),
+            );
+            text.push('[');
             for (i, formatter) in formatters.iter().enumerate() {
                 if i > 0 {
                     text.push_str(", ");
@@ -174,7 +193,7 @@ mod tests {
     fn printed(identifier: Option<&str>, subtask: u32, parallelism: u32) -> String {
         let mut text = String::new();
         RowFormat::new(identifier, subtask, parallelism)
-            .format(&batch(), &mut text)
+            .format(&batch(), None, &mut text)
             .unwrap();
         text
     }
@@ -186,6 +205,24 @@ mod tests {
             "+I[1, 7, 1.5, true, a, \"b\", 2024-01-02T03:04:05.678]\n\
              +I[null, -3, 2.0, null, null, null]\n"
         );
+    }
+
+    #[test]
+    fn changes_are_printed_with_their_kinds() {
+        let batch = batch();
+        let changes = spate_api::changelog_batch(
+            spate_api::changelog_schema(batch.schema_ref()),
+            &batch,
+            &[RowKind::UpdateBefore, RowKind::Delete],
+        )
+        .unwrap();
+        let (data, kinds) = split_row_kinds(&changes).unwrap();
+        let mut text = String::new();
+        RowFormat::new(None, 1, 2)
+            .format(&data, kinds.as_deref(), &mut text)
+            .unwrap();
+        let kinds: Vec<&str> = text.lines().map(|l| &l[..5]).collect();
+        assert_eq!(kinds, ["2> -U", "2> -D"]);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use arrow_array::{BooleanArray, RecordBatch};
-use arrow_schema::SchemaRef;
-use spate_api::{Operator, OperatorContext, OperatorFactory, Result, WatermarkStrategy};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use spate_api::{
+    ChangelogMode, Operator, OperatorContext, OperatorFactory, ROW_KIND_COLUMN, Result, RowKind,
+    WatermarkStrategy, data_schema, row_kind_index, split_row_kinds,
+};
 use spate_graph::{NodeId, NodeKind, Partitioning, schema_mismatch};
 use spate_operators::basic::{FilterOperator, FlatMapOperator, MapOperator, ProjectOperator};
 use spate_operators::keyed::{
@@ -70,6 +73,22 @@ impl DataStream {
         self
     }
 
+    /// The kinds of rows this stream carries (append-only unless an operator produces changes).
+    pub fn changelog(&self) -> ChangelogMode {
+        let state = self.env.state.borrow();
+        state.graph.nodes[self.parts[0].node].changelog.clone()
+    }
+
+    /// Declares the changes the operator producing this stream emits: its output schema ends
+    /// in the row-kind column (`spate_api::changelog_schema`), and its rows are of the kinds
+    /// `mode` allows. Operators after it that keep the row kinds inherit the mode.
+    pub fn changelog_mode(self, mode: ChangelogMode) -> Self {
+        if let Some(node) = self.producer("changelog_mode") {
+            self.env.state.borrow_mut().graph.nodes[node].changelog = mode;
+        }
+        self
+    }
+
     /// Derives watermarks at the source from the strategy's event-time column.
     pub fn with_watermarks(mut self, strategy: WatermarkStrategy) -> Self {
         let Some(node) = self.producer("with_watermarks") else {
@@ -105,6 +124,7 @@ impl DataStream {
         factory: Arc<dyn OperatorFactory>,
     ) -> DataStream {
         let parallelism = reader_parallelism(&self.env, &[&self]);
+        let changes = self.changelog();
         let node = {
             let mut state = self.env.state.borrow_mut();
             let node = state.graph.add_operator(
@@ -114,6 +134,10 @@ impl DataStream {
                 self.schema.clone(),
                 output.clone(),
             );
+            // An operator that keeps the row kinds of a changelog passes its changes on.
+            if row_kind_index(&output).is_some() {
+                state.graph.nodes[node].changelog = changes;
+            }
             for part in &self.parts {
                 state
                     .graph
@@ -146,6 +170,13 @@ impl DataStream {
         if let Some(detail) = schema_mismatch(&other.schema, &self.schema) {
             self.env
                 .error(format!("union: the streams have other schemas: {detail}"));
+            return self;
+        }
+        let (mine, theirs) = (self.changelog(), other.changelog());
+        if mine != theirs {
+            self.env.error(format!(
+                "union: the streams carry other kinds of rows: {mine} and {theirs}"
+            ));
             return self;
         }
         if self.event_time != other.event_time {
@@ -216,8 +247,12 @@ impl DataStream {
         )
     }
 
+    /// Keeps `columns`, in that order; a changelog keeps its row kinds as well.
     pub fn project(self, columns: &[&str]) -> DataStream {
-        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let mut columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        if row_kind_index(&self.schema).is_some() && !columns.iter().any(|c| c == ROW_KIND_COLUMN) {
+            columns.push(ROW_KIND_COLUMN.to_string());
+        }
         let name = format!("project({})", columns.join(", "));
         match ProjectOperator::new(&self.schema, &columns) {
             Ok((_, output)) => {
@@ -237,6 +272,34 @@ impl DataStream {
                 self
             }
         }
+    }
+
+    /// The changes of this stream as plain rows, for a sink that takes inserts only (Flink's
+    /// `toChangelogStream`): column `kind_column` first, holding each row's kind as Flink prints
+    /// it (`+I`, `-U`, `+U`, `-D`), then the data columns.
+    pub fn to_change_rows(self, kind_column: &str) -> DataStream {
+        let data = data_schema(&self.schema);
+        if data.index_of(kind_column).is_ok() {
+            self.env.error(format!(
+                "to_change_rows: the stream already has a column '{kind_column}'"
+            ));
+            return self;
+        }
+        let mut fields = vec![Field::new(kind_column, DataType::Utf8, false)];
+        fields.extend(data.fields().iter().map(|f| f.as_ref().clone()));
+        let output = Arc::new(Schema::new(fields));
+        let declared = output.clone();
+        let name = format!("to_change_rows({kind_column})");
+        self.map(&name, output, move |batch| {
+            let (data, kinds) = split_row_kinds(&batch)?;
+            let kinds = StringArray::from_iter_values((0..data.num_rows()).map(|row| {
+                let kind = kinds.as_ref().map_or(RowKind::Insert, |kinds| kinds[row]);
+                kind.short_string()
+            }));
+            let mut columns: Vec<ArrayRef> = vec![Arc::new(kinds)];
+            columns.extend(data.columns().iter().cloned());
+            Ok(RecordBatch::try_new(declared.clone(), columns)?)
+        })
     }
 
     /// The next operator reads whole batches round robin.
@@ -320,6 +383,12 @@ pub struct KeyedStream {
 }
 
 impl KeyedStream {
+    /// The keyed stream read as a plain stream: the next operator, whatever it is, gets each
+    /// key's records in one subtask (Flink's `KeyedStream` is a `DataStream`).
+    pub fn stream(self) -> DataStream {
+        self.stream
+    }
+
     pub fn window(self, assigner: WindowAssigner) -> WindowedStream {
         WindowedStream {
             keyed: self,
@@ -353,6 +422,13 @@ pub struct WindowedStream {
 impl WindowedStream {
     pub fn aggregate(self, aggregates: Vec<AggregateSpec>) -> DataStream {
         let stream = self.keyed.stream;
+        let changes = stream.changelog();
+        if !changes.is_append_only() {
+            stream.env.error(format!(
+                "window: windows take inserts only, and the stream is a changelog ({changes})"
+            ));
+            return stream;
+        }
         let Some(event_time) = stream.event_time.clone() else {
             stream.env.error(
                 "window: the stream has no event time; assign watermarks at its source".into(),

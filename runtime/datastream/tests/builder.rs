@@ -1,6 +1,9 @@
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
-use spate_api::{Result, Timestamp, WatermarkStrategy};
+use spate_api::{
+    ChangelogMode, ROW_KIND_COLUMN, Result, RowKind, Timestamp, WatermarkStrategy, changelog_batch,
+    changelog_schema,
+};
 use spate_datastream::StreamEnv;
 use spate_graph::{JobGraph, Partitioning};
 use spate_operators::generator::{GeneratorConfig, GeneratorSource};
@@ -190,4 +193,124 @@ fn mistakes_of_unions_and_connected_streams_are_named() {
         err.contains("keyed by columns of other types: (key) is (Int64) and (ts) is"),
         "{err}"
     );
+}
+
+/// Each row of a key replaces the key's row: an upsert changelog of the input's rows.
+#[derive(Clone)]
+struct Latest(SchemaRef);
+
+impl KeyedProcessFunction for Latest {
+    fn output_schema(&self) -> SchemaRef {
+        changelog_schema(&self.0)
+    }
+    fn process(&mut self, _: &[u8], rows: &RecordBatch, ctx: &mut KeyedContext<'_>) -> Result<()> {
+        let kinds = vec![RowKind::UpdateAfter; rows.num_rows()];
+        ctx.emit(changelog_batch(self.output_schema(), rows, &kinds)?)
+    }
+    fn on_timer(
+        &mut self,
+        _: &[u8],
+        _: Timestamp,
+        _: TimeDomain,
+        _: &mut KeyedContext<'_>,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn upsert_by_key() -> ChangelogMode {
+    ChangelogMode::Upsert {
+        key: vec!["key".into()],
+    }
+}
+
+/// The latest row per key, as an upsert changelog.
+fn latest(env: &StreamEnv) -> spate_datastream::DataStream {
+    source(env)
+        .with_watermarks(WatermarkStrategy::bounded_out_of_orderness("ts", 1000))
+        .key_by(&["key"])
+        .process("latest", Latest(GeneratorConfig::schema()))
+        .changelog_mode(upsert_by_key())
+}
+
+#[test]
+fn changelogs_keep_their_kinds_and_mode_until_written_as_rows() {
+    let env = StreamEnv::new("changes", 2);
+    let keys = latest(&env).project(&["key", "value"]);
+    assert_eq!(keys.changelog(), upsert_by_key());
+    assert_eq!(
+        keys.schema().fields().last().unwrap().name(),
+        ROW_KIND_COLUMN,
+        "a projection keeps the row kinds"
+    );
+    let rows = keys.key_by(&["key"]).stream().to_change_rows("op");
+    assert_eq!(rows.changelog(), ChangelogMode::AppendOnly);
+    let names: Vec<&str> = rows
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names, ["op", "key", "value"]);
+    rows.sink("out", |_| Ok(DiscardSink));
+    let job = JobGraph::build(env.build().unwrap()).unwrap();
+    let plan = job.explain();
+    assert!(
+        plan.contains("(hash[key], upsert[key] changelog)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("latest -> project(key, value, $row_kind)"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn mistakes_with_changelogs_are_named() {
+    let refused = |build: fn(&StreamEnv)| {
+        let env = StreamEnv::new("wrong", 2);
+        build(&env);
+        match env.build() {
+            Err(e) => e.to_string(),
+            Ok(graph) => JobGraph::build(graph).err().expect("refused").to_string(),
+        }
+    };
+    let err = refused(|env| {
+        latest(env)
+            .key_by(&["key"])
+            .window(WindowAssigner::Tumbling { size_ms: 1000 })
+            .aggregate(Vec::new())
+            .sink("out", |_| Ok(DiscardSink));
+    });
+    assert!(
+        err.contains(
+            "window: windows take inserts only, and the stream is a changelog (upsert[key])"
+        ),
+        "{err}"
+    );
+    let err = refused(|env| {
+        let retract = source(env)
+            .key_by(&["key"])
+            .process("retract", Latest(GeneratorConfig::schema()))
+            .changelog_mode(ChangelogMode::Retract);
+        let _ = latest(env).union(retract);
+    });
+    assert!(
+        err.contains("union: the streams carry other kinds of rows: upsert[key] and retract"),
+        "{err}"
+    );
+    let err = refused(|env| {
+        source(env)
+            .key_by(&["key"])
+            .process("latest", Latest(GeneratorConfig::schema()))
+            .sink("out", |_| Ok(DiscardSink));
+    });
+    assert!(
+        err.contains("'latest': its output carries row kinds"),
+        "{err}"
+    );
+    let err = refused(|env| {
+        latest(env).rebalance().sink("out", |_| Ok(DiscardSink));
+    });
+    assert!(err.contains("cannot be rebalanced"), "{err}");
 }

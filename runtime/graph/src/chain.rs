@@ -56,6 +56,7 @@ pub fn chain_vertices(graph: &StreamGraph) -> (Vec<JobVertex>, Vec<JobEdge>) {
             to_input: e.to_input as u32,
             partitioning: e.partitioning.clone(),
             schema: graph.nodes[e.from].output_schema.clone(),
+            changelog: graph.nodes[e.from].changelog.clone(),
         })
         .collect();
     (vertices, edges)
@@ -67,8 +68,8 @@ mod tests {
 
     use arrow_schema::{DataType, Field, Schema, SchemaRef};
     use spate_api::{
-        Operator, OperatorContext, OperatorFactory, Output, Result, SourceFactory, SourceReader,
-        Split,
+        ChangelogMode, Operator, OperatorContext, OperatorFactory, Output, Result, SourceFactory,
+        SourceReader, Split, changelog_schema,
     };
 
     use crate::{GraphError, JobGraph, NodeKind, Partitioning, StreamGraph};
@@ -291,5 +292,79 @@ mod tests {
             e.to_input = 1 - e.to_input;
         }
         assert_ne!(straight, JobGraph::build(g).unwrap().fingerprint());
+    }
+
+    /// src -> count (a changelog of `mode`) -> sink reading `sink_input`, partitioned by `by`.
+    fn changelog(mode: ChangelogMode, by: Partitioning, sink_input: SchemaRef) -> StreamGraph {
+        let s = schema(&[("key", DataType::Int64), ("n", DataType::Int64)]);
+        let changes = changelog_schema(&s);
+        let mut g = StreamGraph::new("t");
+        let src = g.add_source("src", 2, Arc::new(NoSource), s.clone(), None);
+        let count = g.add_operator("count", 2, identity(), s, changes);
+        g.nodes[count].changelog = mode;
+        let sink = g.add_operator("sink", 2, identity(), sink_input, Arc::new(Schema::empty()));
+        g.connect(src, count, Partitioning::Hash(vec!["key".into()]));
+        g.connect(count, sink, by);
+        g
+    }
+
+    #[test]
+    fn changelogs_reach_only_consumers_of_changes_by_key() {
+        let s = schema(&[("key", DataType::Int64), ("n", DataType::Int64)]);
+        let changes = changelog_schema(&s);
+        let by_key = || Partitioning::Hash(vec!["key".into()]);
+        let upsert = || ChangelogMode::Upsert {
+            key: vec!["key".into()],
+        };
+        let job =
+            JobGraph::build(changelog(ChangelogMode::Retract, by_key(), changes.clone())).unwrap();
+        assert!(
+            job.explain().contains("(hash[key], retract changelog)"),
+            "{}",
+            job.explain()
+        );
+        let retract = job.fingerprint();
+        let job = JobGraph::build(changelog(upsert(), by_key(), changes.clone())).unwrap();
+        assert_ne!(retract, job.fingerprint(), "the mode is part of the shape");
+
+        // A consumer built for inserts only, fed updates: both operators are named.
+        let err = JobGraph::build(changelog(ChangelogMode::Retract, by_key(), s.clone()))
+            .err()
+            .unwrap();
+        assert!(matches!(err, GraphError::UpdatesIntoAppendOnly { .. }));
+        assert_eq!(
+            err.to_string(),
+            "operator 'sink' takes inserts only, but 'count' feeds it a changelog (retract): rows \
+             that update or delete earlier ones"
+        );
+
+        let refused = |mode: ChangelogMode, by: Partitioning| {
+            JobGraph::build(changelog(mode, by, changes.clone()))
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        let err = refused(ChangelogMode::Retract, Partitioning::Rebalance);
+        assert!(err.contains("cannot be rebalanced"), "{err}");
+        let err = refused(upsert(), Partitioning::Hash(vec!["n".into()]));
+        assert!(
+            err.contains("partitioned by 'n', which is not in its key"),
+            "{err}"
+        );
+        let err = refused(ChangelogMode::AppendOnly, by_key());
+        assert!(
+            err.contains("'count': its output carries row kinds"),
+            "{err}"
+        );
+        let err = refused(
+            ChangelogMode::Upsert {
+                key: vec!["id".into()],
+            },
+            by_key(),
+        );
+        assert!(
+            err.contains("upsert key column 'id' is not in its output"),
+            "{err}"
+        );
     }
 }

@@ -1,4 +1,5 @@
 use arrow_schema::SchemaRef;
+use spate_api::ChangelogMode;
 
 use crate::chain::chain_vertices;
 use crate::error::GraphError;
@@ -24,6 +25,8 @@ pub struct JobEdge {
     pub to_input: u32,
     pub partitioning: Partitioning,
     pub schema: SchemaRef,
+    /// The kinds of rows the edge carries (its producer's mode).
+    pub changelog: ChangelogMode,
 }
 
 pub struct JobGraph {
@@ -87,12 +90,13 @@ impl JobGraph {
         }
         for e in &self.edges {
             text.push_str(&format!(
-                "|e{}:{}>{}.{}:{}:{:?}",
+                "|e{}:{}>{}.{}:{}:{}:{:?}",
                 e.id,
                 e.from,
                 e.to,
                 e.to_input,
                 e.partitioning,
+                e.changelog,
                 e.schema.fields()
             ));
         }
@@ -123,8 +127,12 @@ impl JobGraph {
                 n if n > 1 => format!(" input {}", e.to_input),
                 _ => String::new(),
             };
+            let changes = match &e.changelog {
+                ChangelogMode::AppendOnly => String::new(),
+                mode => format!(", {mode} changelog"),
+            };
             out.push_str(&format!(
-                "  edge {}: vertex {} -> vertex {}{into} ({})\n",
+                "  edge {}: vertex {} -> vertex {}{into} ({}{changes})\n",
                 e.id, e.from, e.to, e.partitioning
             ));
         }

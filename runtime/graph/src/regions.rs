@@ -123,6 +123,7 @@ mod tests {
                     to_input: 0,
                     partitioning: partitioning.clone(),
                     schema: Arc::new(Schema::empty()),
+                    changelog: Default::default(),
                 })
                 .collect(),
             max_parallelism: 128,

@@ -2,7 +2,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow_schema::{Schema, SchemaRef};
-use spate_api::{OperatorFactory, SourceFactory, WatermarkStrategy, default_max_parallelism};
+use spate_api::{
+    ChangelogMode, OperatorFactory, SourceFactory, WatermarkStrategy, default_max_parallelism,
+    row_kind_index,
+};
 
 use crate::error::GraphError;
 
@@ -27,6 +30,9 @@ pub struct StreamNode {
     pub parallelism: u32,
     pub kind: NodeKind,
     pub output_schema: SchemaRef,
+    /// Which kinds of rows the output carries; anything but append-only has the row-kind column
+    /// last in `output_schema`.
+    pub changelog: ChangelogMode,
 }
 
 impl StreamNode {
@@ -161,6 +167,7 @@ impl StreamGraph {
             parallelism,
             kind,
             output_schema,
+            changelog: ChangelogMode::AppendOnly,
         });
         id
     }
@@ -256,6 +263,9 @@ impl StreamGraph {
                     "input {missing} of its {inputs} inputs has no edge into it"
                 )));
             }
+            if let Some(detail) = changelog_mistake(node) {
+                return Err(invalid(detail));
+            }
         }
         for edge in &self.edges {
             self.validate_edge(edge)?;
@@ -298,6 +308,9 @@ impl StreamGraph {
                 )));
             }
         }
+        if let Some(detail) = changelog_partitioning_mistake(&from.changelog, &edge.partitioning) {
+            return Err(invalid(detail));
+        }
         let NodeKind::Operator { input_schemas, .. } = &to.kind else {
             return Err(invalid("a source cannot have inputs".into()));
         };
@@ -308,6 +321,13 @@ impl StreamGraph {
                 input_schemas.len()
             )));
         };
+        if !from.changelog.is_append_only() && row_kind_index(input_schema).is_none() {
+            return Err(GraphError::UpdatesIntoAppendOnly {
+                consumer: to.name.clone(),
+                producer: from.name.clone(),
+                mode: from.changelog.to_string(),
+            });
+        }
         if let Some(detail) = schema_mismatch(&from.output_schema, input_schema) {
             return Err(GraphError::SchemaMismatch {
                 edge: name(),
@@ -315,6 +335,53 @@ impl StreamGraph {
             });
         }
         Ok(())
+    }
+}
+
+/// Why a node's changelog mode does not fit its output, if it does not.
+fn changelog_mistake(node: &StreamNode) -> Option<String> {
+    let carries_kinds = row_kind_index(&node.output_schema).is_some();
+    match &node.changelog {
+        ChangelogMode::AppendOnly if carries_kinds => Some(
+            "its output carries row kinds but its changelog mode is append-only; declare the \
+             mode of the changes it produces"
+                .into(),
+        ),
+        mode if !mode.is_append_only() && !carries_kinds => Some(format!(
+            "its changelog mode is {mode} but its output has no row-kind column"
+        )),
+        ChangelogMode::Upsert { key } if key.is_empty() => {
+            Some("an upsert changelog needs at least one key column".into())
+        }
+        ChangelogMode::Upsert { key } => key
+            .iter()
+            .find(|k| node.output_schema.index_of(k).is_err())
+            .map(|k| format!("upsert key column '{k}' is not in its output")),
+        _ => None,
+    }
+}
+
+/// Why an edge would break a changelog, if it would: every change of a row (or, for upserts, of
+/// a key) must reach the same consumer subtask, in order.
+fn changelog_partitioning_mistake(
+    mode: &ChangelogMode,
+    partitioning: &Partitioning,
+) -> Option<String> {
+    match (mode, partitioning) {
+        (ChangelogMode::AppendOnly, _) => None,
+        (_, Partitioning::Rebalance) => Some(format!(
+            "a changelog ({mode}) cannot be rebalanced: the changes of one row must reach one \
+             subtask in order; partition it by key"
+        )),
+        (ChangelogMode::Upsert { key }, Partitioning::Hash(columns)) => {
+            columns.iter().find(|c| !key.contains(*c)).map(|c| {
+                format!(
+                    "a changelog ({mode}) partitioned by '{c}', which is not in its key: the \
+                     changes of one key would reach different subtasks"
+                )
+            })
+        }
+        _ => None,
     }
 }
 

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_ord::cmp::lt;
-use spate_api::{OperatorError, WatermarkStrategy};
+use spate_api::{ChangelogMode, OperatorError, WatermarkStrategy};
 use spate_connectors::filesystem::Filesystem;
 use spate_connectors::{Connector, TableContext, TableOptions};
 use spate_datastream::{DataStream, StreamEnv};
@@ -14,6 +14,7 @@ use spate_operators::window::{AggregateFunction, AggregateSpec, WindowAssigner};
 
 use crate::args::{JobArgs, JobError};
 use crate::co_count::CoCount;
+use crate::running_count::RunningCount;
 
 type Builder = fn(&mut JobArgs) -> Result<StreamGraph, JobError>;
 
@@ -43,6 +44,11 @@ pub const CATALOG: &[(&str, &str, Builder)] = &[
         "co-process",
         "two generated streams unioned, connected with a third keyed alike -> keyed co-process: rows per key and window of either side -> CSV (exactly-once) or discard",
         co_process,
+    ),
+    (
+        "running-count",
+        "generated keyed events -> running count per key, a changelog (changes=retract: -U/+U, or upsert: +U) -> hash by key -> the changes as rows (op, key, count) -> CSV (exactly-once) or discard",
+        running_count,
     ),
 ];
 
@@ -267,6 +273,35 @@ fn co_process(args: &mut JobArgs) -> Result<StreamGraph, JobError> {
     finish(env)
 }
 
+/// A changelog through a hash exchange: the running count per key of generated events, each
+/// update retracting the count before it (`changes=retract`) or replacing it by key
+/// (`changes=upsert`), partitioned by key again and written as plain rows `op, key, count`.
+fn running_count(args: &mut JobArgs) -> Result<StreamGraph, JobError> {
+    let env = StreamEnv::new("running-count", args.get("parallelism", 1)?);
+    let config = generator(args, GeneratorConfig::default())?;
+    let changes: String = args.get("changes", "retract".to_string())?;
+    let (retract, mode) = match changes.as_str() {
+        "retract" => (true, ChangelogMode::Retract),
+        "upsert" => (
+            false,
+            ChangelogMode::Upsert {
+                key: vec!["key".into()],
+            },
+        ),
+        other => {
+            return Err(args.bad("changes", format!("'{other}': expected retract or upsert")));
+        }
+    };
+    let counts = source(&env, config)?
+        .project(&["key"])
+        .key_by(&["key"])
+        .process("running-count", RunningCount::new(retract))
+        .changelog_mode(mode);
+    let rows = counts.key_by(&["key"]).stream().to_change_rows("op");
+    committed_sink(args, rows)?;
+    finish(env)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +340,11 @@ mod tests {
         assert!(err.contains("expected tumble:SIZE_MS"), "{err}");
         let err = build("nope", &BTreeMap::new()).err().unwrap().to_string();
         assert!(err.contains("known jobs: sql, window-count"), "{err}");
+        let err = build("running-count", &args(&[("changes", "all")]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("'all': expected retract or upsert"), "{err}");
         let err = build("sql", &BTreeMap::new()).err().unwrap().to_string();
         assert!(err.contains("argument 'sql'"), "{err}");
     }

@@ -5,6 +5,7 @@
 mod args;
 mod catalog;
 mod co_count;
+mod running_count;
 
 pub use args::{JobArgs, JobError};
 pub use catalog::{CATALOG, build};

@@ -3,6 +3,7 @@
 pub mod basic;
 mod checkpoint;
 pub mod generator;
+pub mod group_aggregate;
 pub mod keyed;
 pub mod sink;
 #[cfg(test)]

@@ -9,7 +9,7 @@ use arrow_select::filter::{filter_record_batch, prep_null_mask_filter};
 use datafusion_physical_expr::PhysicalExpr;
 use spate_api::{
     Operator, OperatorContext, OperatorError, Output, Result, SourceFactory, SourcePoll,
-    SourceReader, Split, StateEntry,
+    SourceReader, Split, StateEntry, row_kind_index,
 };
 
 fn df(error: datafusion_common::DataFusionError) -> OperatorError {
@@ -27,7 +27,8 @@ fn evaluate(exprs: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch) -> Result<Vec<
         .collect()
 }
 
-/// SELECT list: one expression per output column.
+/// SELECT list: one expression per output column. A changelog's row kinds (the last column of
+/// its batches, which no expression reads) follow when the output schema ends in them.
 pub struct ExprProject {
     pub exprs: Vec<Arc<dyn PhysicalExpr>>,
     pub schema: SchemaRef,
@@ -35,7 +36,10 @@ pub struct ExprProject {
 
 impl Operator for ExprProject {
     fn process_batch(&mut self, batch: RecordBatch, out: &mut Output) -> Result<()> {
-        let columns = evaluate(&self.exprs, &batch)?;
+        let mut columns = evaluate(&self.exprs, &batch)?;
+        if row_kind_index(&self.schema).is_some() {
+            columns.push(batch.column(batch.num_columns() - 1).clone());
+        }
         out.batch(RecordBatch::try_new(self.schema.clone(), columns)?);
         Ok(())
     }

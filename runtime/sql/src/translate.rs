@@ -13,9 +13,14 @@ use datafusion_expr::logical_plan::{Aggregate, Filter, Projection, TableScan};
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
-use spate_api::{Operator, OperatorContext, OperatorFactory, WatermarkStrategy};
+use spate_api::{
+    ChangelogMode, Operator, OperatorContext, OperatorFactory, WatermarkStrategy, changelog_schema,
+    row_kind_index,
+};
 use spate_connectors::{TableContext, TableOptions, connector};
 use spate_graph::{NodeId, Partitioning, StreamGraph};
+use spate_operators::group_aggregate::GroupAggregate;
+use spate_operators::keyed::{KeyedProcessFunction, KeyedProcessOperator};
 use spate_operators::window::{
     AggregateFunction, AggregateSpec, WindowAssigner, WindowOperator, WindowSpec,
 };
@@ -40,11 +45,21 @@ pub struct Stream {
     pub event_time: Option<String>,
     /// Set on the output of a group window: `*_END(...)` reads the hidden end column.
     pub has_window_end: bool,
+    /// The kinds of rows the stream carries; a changelog's batches end in the row-kind column,
+    /// which `schema` does not show.
+    pub changelog: ChangelogMode,
+    /// The operator that turned the stream into a changelog, for errors that name it.
+    pub updated_by: Option<String>,
 }
 
 impl Stream {
+    /// The batches' schema: the plan's columns, and the row kinds of a changelog.
     pub fn arrow(&self) -> SchemaRef {
-        Arc::new(self.schema.as_arrow().clone())
+        let plan = self.schema.as_arrow();
+        match self.changelog {
+            ChangelogMode::AppendOnly => Arc::new(plan.clone()),
+            _ => changelog_schema(plan),
+        }
     }
 }
 
@@ -90,9 +105,13 @@ impl Translator<'_> {
         output: SchemaRef,
         factory: Arc<dyn OperatorFactory>,
     ) -> NodeId {
+        let keeps_row_kinds = row_kind_index(&output).is_some();
         let node = self
             .graph
             .add_operator(name, input.parallelism, factory, input.arrow(), output);
+        if keeps_row_kinds {
+            self.graph.nodes[node].changelog = input.changelog.clone();
+        }
         self.graph.connect(input.node, node, Partitioning::Forward);
         node
     }
@@ -155,6 +174,8 @@ impl Translator<'_> {
             parallelism: self.parallelism,
             event_time: def.watermark.as_ref().map(|(c, _)| c.clone()),
             has_window_end: false,
+            changelog: ChangelogMode::AppendOnly,
+            updated_by: None,
         };
         match &scan.projection {
             None => Ok(stream),
@@ -199,6 +220,17 @@ impl Translator<'_> {
     pub fn sink(&mut self, input: Stream, def: &TableDef) -> Result<(), SqlError> {
         let connector = connector(&def.connector, &def.name)
             .map_err(|e| SqlError::at(def.position, e.to_string()))?;
+        if !input.changelog.is_append_only() && connector.sink_changelog().is_append_only() {
+            return Err(self.error(format!(
+                "INSERT INTO {}: the table's connector '{}' takes inserts only, but '{}' in the \
+                 query updates its results (a {} changelog); write into a table whose \
+                 connector takes changes (print, blackhole)",
+                def.name,
+                connector.name(),
+                input.updated_by.as_deref().unwrap_or("?"),
+                input.changelog
+            )));
+        }
         let mut options = TableOptions::new(&def.name, def.options.clone());
         let sink = connector
             .sink(TableContext {
@@ -208,7 +240,7 @@ impl Translator<'_> {
             })
             .map_err(|e| SqlError::at(def.position, e.to_string()))?;
         let produced = input.arrow();
-        let visible = produced.fields().len() - usize::from(input.has_window_end);
+        let visible = input.schema.fields().len() - usize::from(input.has_window_end);
         let wanted = &def.physical;
         if visible != wanted.fields().len() {
             return Err(self.error(format!(
@@ -237,7 +269,13 @@ impl Translator<'_> {
             }
             columns.push((i, target.data_type().clone()));
         }
-        let schema = wanted.clone();
+        let schema = match input.changelog {
+            ChangelogMode::AppendOnly => wanted.clone(),
+            _ => {
+                columns.push((produced.fields().len() - 1, DataType::UInt8));
+                changelog_schema(wanted)
+            }
+        };
         let shaped = {
             let schema = schema.clone();
             self.forward(
@@ -257,6 +295,7 @@ impl Translator<'_> {
             schema.clone(),
             schema,
         );
+        self.graph.nodes[node].changelog = input.changelog;
         self.graph.connect(shaped, node, Partitioning::Forward);
         Ok(())
     }
@@ -277,12 +316,17 @@ impl Translator<'_> {
             .map(|e| self.physical(e, &input.schema))
             .collect::<Result<Vec<_>, _>>()?;
         let arrow = Arc::new(output.as_arrow().clone());
+        // A changelog's projection passes the row kinds on (see ExprProject).
+        let batches = match input.changelog {
+            ChangelogMode::AppendOnly => arrow.clone(),
+            _ => changelog_schema(&arrow),
+        };
         let node = {
-            let schema = arrow.clone();
+            let schema = batches.clone();
             self.forward(
                 &input,
                 "project",
-                arrow.clone(),
+                batches,
                 factory(move || ExprProject {
                     exprs: physical.clone(),
                     schema: schema.clone(),
@@ -295,6 +339,8 @@ impl Translator<'_> {
             schema: output,
             parallelism: input.parallelism,
             has_window_end: false,
+            changelog: input.changelog,
+            updated_by: input.updated_by,
         })
     }
 
@@ -364,12 +410,18 @@ impl Translator<'_> {
             .filter(|(_, e)| matches!(e, Expr::ScalarFunction(f) if GROUP_WINDOWS.contains(&f.func.name())))
             .map(|(i, _)| i)
             .collect();
+        if !input.changelog.is_append_only() {
+            return Err(self.unsupported(format!(
+                "GROUP BY over a changelog ({}, from '{}'): aggregates that take rows back",
+                input.changelog,
+                input.updated_by.as_deref().unwrap_or("?")
+            )));
+        }
         let [window_index] = windows[..] else {
-            return Err(self.unsupported(if windows.is_empty() {
-                "GROUP BY without a group window (TUMBLE, HOP or SESSION): a continuously updated aggregate needs retractions, which Spate does not support yet"
-            } else {
-                "GROUP BY with more than one group window"
-            }));
+            if windows.is_empty() {
+                return self.group_aggregate(aggregate, input);
+            }
+            return Err(self.unsupported("GROUP BY with more than one group window"));
         };
         let Expr::ScalarFunction(window) = &aggregate.group_expr[window_index] else {
             unreachable!("selected above")
@@ -387,40 +439,9 @@ impl Translator<'_> {
             }
         }
         pre_exprs.push((window.args[0].clone(), "__ts".into()));
-        let mut specs = Vec::new();
-        for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
-            let (function, argument) = self.aggregate_call(expr)?;
-            let column = argument.map(|arg| {
-                let name = format!("__a{i}");
-                pre_exprs.push((arg, name.clone()));
-                name
-            });
-            specs.push(AggregateSpec {
-                function,
-                column,
-                output: format!("__agg{i}"),
-            });
-        }
-        let mut fields = Vec::new();
-        let mut physical = Vec::new();
-        for (expr, name) in &pre_exprs {
-            let data_type = expr.get_type(&input.schema).map_err(planning_error)?;
-            fields.push(Field::new(name, data_type, true));
-            physical.push(self.physical(expr, &input.schema)?);
-        }
-        let pre_schema = Arc::new(Schema::new(fields));
-        let pre = {
-            let schema = pre_schema.clone();
-            self.forward(
-                &input,
-                "window keys and arguments",
-                pre_schema.clone(),
-                factory(move || ExprProject {
-                    exprs: physical.clone(),
-                    schema: schema.clone(),
-                }),
-            )
-        };
+        let specs = self.aggregate_specs(aggregate, &mut pre_exprs)?;
+        let (pre, pre_schema) =
+            self.pre_project(&input, &pre_exprs, "window keys and arguments")?;
 
         let spec = WindowSpec {
             key_columns: keys.clone(),
@@ -462,6 +483,8 @@ impl Translator<'_> {
             parallelism,
             event_time: None,
             has_window_end: false,
+            changelog: ChangelogMode::AppendOnly,
+            updated_by: None,
         };
 
         // Back to the aggregate's own column order and types, with the window end kept aside.
@@ -504,6 +527,161 @@ impl Translator<'_> {
             parallelism,
             event_time: None,
             has_window_end: true,
+            changelog: ChangelogMode::AppendOnly,
+            updated_by: None,
+        })
+    }
+
+    /// The aggregate calls of `aggregate` as specs whose arguments are columns `__a{i}`, added
+    /// to `pre_exprs`; their results are named `__agg{i}`.
+    fn aggregate_specs(
+        &self,
+        aggregate: &Aggregate,
+        pre_exprs: &mut Vec<(Expr, String)>,
+    ) -> Result<Vec<AggregateSpec>, SqlError> {
+        let mut specs = Vec::new();
+        for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
+            let (function, argument) = self.aggregate_call(expr)?;
+            let column = argument.map(|arg| {
+                let name = format!("__a{i}");
+                pre_exprs.push((arg, name.clone()));
+                name
+            });
+            specs.push(AggregateSpec {
+                function,
+                column,
+                output: format!("__agg{i}"),
+            });
+        }
+        Ok(specs)
+    }
+
+    /// One projection computing each expression as a plain column of the given name, chained
+    /// after `input`: an aggregate's keys and arguments.
+    fn pre_project(
+        &mut self,
+        input: &Stream,
+        exprs: &[(Expr, String)],
+        name: &str,
+    ) -> Result<(NodeId, SchemaRef), SqlError> {
+        let mut fields = Vec::new();
+        let mut physical = Vec::new();
+        for (expr, column) in exprs {
+            let data_type = expr.get_type(&input.schema).map_err(planning_error)?;
+            fields.push(Field::new(column, data_type, true));
+            physical.push(self.physical(expr, &input.schema)?);
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let node = {
+            let schema = schema.clone();
+            self.forward(
+                input,
+                name,
+                schema.clone(),
+                factory(move || ExprProject {
+                    exprs: physical.clone(),
+                    schema: schema.clone(),
+                }),
+            )
+        };
+        Ok((node, schema))
+    }
+
+    /// GROUP BY without a group window (Flink's group aggregation): keys and arguments are
+    /// computed, hashed by key to the aggregate, whose every row updates its key's result as a
+    /// retract changelog, and reshaped to the planned column order with the row kinds after.
+    /// Without keys, one subtask holds the one result.
+    fn group_aggregate(
+        &mut self,
+        aggregate: &Aggregate,
+        input: Stream,
+    ) -> Result<Stream, SqlError> {
+        let mut pre_exprs: Vec<(Expr, String)> = Vec::new();
+        let mut keys = Vec::new();
+        for (i, expr) in aggregate.group_expr.iter().enumerate() {
+            let name = format!("__k{i}");
+            keys.push(name.clone());
+            pre_exprs.push((expr.clone(), name));
+        }
+        let (parallelism, name) = if keys.is_empty() {
+            keys.push("__all".into());
+            pre_exprs.push((datafusion_expr::lit(0i64), "__all".into()));
+            (1, "group aggregate (no keys)".to_string())
+        } else {
+            let keys: Vec<String> = aggregate.group_expr.iter().map(|e| e.to_string()).collect();
+            (
+                self.parallelism,
+                format!("group aggregate by {}", keys.join(", ")),
+            )
+        };
+        let specs = self.aggregate_specs(aggregate, &mut pre_exprs)?;
+        let (pre, pre_schema) = self.pre_project(&input, &pre_exprs, "group keys and arguments")?;
+        let function = GroupAggregate::new(&keys, &specs, &pre_schema)
+            .map_err(|e| self.error(format!("GROUP BY: {e}")))?;
+        let changes = function.output_schema();
+        let make = {
+            let (keys, pre_schema) = (keys.clone(), pre_schema.clone());
+            move |_: &OperatorContext| -> spate_api::Result<Box<dyn Operator>> {
+                Ok(Box::new(KeyedProcessOperator::new(
+                    function.clone(),
+                    keys.clone(),
+                    pre_schema.clone(),
+                )?))
+            }
+        };
+        let node = self.graph.add_operator(
+            name.clone(),
+            parallelism,
+            Arc::new(make),
+            pre_schema,
+            changes.clone(),
+        );
+        self.graph.nodes[node].changelog = ChangelogMode::Retract;
+        self.graph
+            .connect(pre, node, Partitioning::Hash(keys.clone()));
+        let aggregated = Stream {
+            node,
+            schema: Arc::new(
+                DFSchema::try_from(spate_api::data_schema(&changes).as_ref().clone())
+                    .map_err(planning_error)?,
+            ),
+            parallelism,
+            event_time: None,
+            has_window_end: false,
+            changelog: ChangelogMode::Retract,
+            updated_by: Some(name.clone()),
+        };
+
+        // The planned column order and types: the group keys, the aggregates, then the kinds.
+        let planned = Arc::new(aggregate.schema.as_arrow().clone());
+        let results = keys.len();
+        let mut columns: Vec<(usize, DataType)> = (0..aggregate.group_expr.len())
+            .chain((0..aggregate.aggr_expr.len()).map(|i| results + i))
+            .enumerate()
+            .map(|(to, from)| (from, planned.field(to).data_type().clone()))
+            .collect();
+        columns.push((changes.fields().len() - 1, DataType::UInt8));
+        let output = changelog_schema(&planned);
+        let node = {
+            let schema = output.clone();
+            self.forward(
+                &aggregated,
+                "group aggregate result",
+                output,
+                factory(move || Reshape {
+                    columns: columns.clone(),
+                    schema: schema.clone(),
+                }),
+            )
+        };
+        Ok(Stream {
+            node,
+            schema: aggregate.schema.clone(),
+            parallelism,
+            event_time: None,
+            has_window_end: false,
+            changelog: ChangelogMode::Retract,
+            updated_by: Some(name),
         })
     }
 

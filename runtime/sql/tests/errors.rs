@@ -89,11 +89,36 @@ fn connector_mistakes_name_the_table_and_option() {
 }
 
 #[test]
+fn updates_into_a_sink_of_inserts_name_the_sink_and_the_aggregate() {
+    let (text, at) = error(
+        "CREATE TABLE files (a BIGINT, b BIGINT) WITH ('connector' = 'filesystem', 'path' = '/tmp/x', 'format' = 'csv');\n\
+         INSERT INTO files SELECT auction, COUNT(*) FROM bid GROUP BY auction;",
+    );
+    assert!(
+        text.contains(
+            "INSERT INTO files: the table's connector 'filesystem' takes inserts only, but \
+             'group aggregate by bid.auction' in the query updates its results (a retract changelog)"
+        ),
+        "{text}"
+    );
+    assert_eq!(at, Some((line(2), 1)), "{text}");
+    // The same query into a sink that takes changes plans.
+    let sql = format!("{BID}INSERT INTO out1 SELECT auction, COUNT(*) FROM bid GROUP BY auction;");
+    let graph = spate_sql::plan(&sql, 2).unwrap();
+    let job = spate_graph::JobGraph::build(graph).unwrap();
+    let sink = job.stream.nodes.iter().find(|n| n.name == "sink: out1");
+    assert_eq!(
+        sink.map(|n| &n.changelog),
+        Some(&spate_api::ChangelogMode::Retract)
+    );
+}
+
+#[test]
 fn unsupported_constructs_say_so() {
     for (job, expected) in [
         (
-            "INSERT INTO out1 SELECT auction, COUNT(*) FROM bid GROUP BY auction;",
-            "unsupported: GROUP BY without a group window",
+            "INSERT INTO out1 SELECT n, COUNT(*) FROM (SELECT auction, COUNT(*) AS n FROM bid GROUP BY auction) GROUP BY n;",
+            "unsupported: GROUP BY over a changelog (retract, from 'group aggregate by bid.auction')",
         ),
         (
             "INSERT INTO out1 SELECT a.auction, b.price FROM bid a JOIN bid b ON a.auction = b.auction;",
@@ -104,6 +129,14 @@ fn unsupported_constructs_say_so() {
             "unsupported: ORDER BY",
         ),
         ("SELECT auction FROM bid;", "unsupported: a bare SELECT"),
+        (
+            "CREATE TABLE keyed (a BIGINT, b BIGINT, PRIMARY KEY (a) NOT ENFORCED) WITH ('connector' = 'blackhole');",
+            "unsupported: table 'keyed': constraint PRIMARY KEY (a) NOT ENFORCED",
+        ),
+        (
+            "CREATE TABLE keyed (a BIGINT PRIMARY KEY NOT ENFORCED, b BIGINT) WITH ('connector' = 'blackhole');",
+            "unsupported: column 'a': PRIMARY KEY",
+        ),
         ("DROP TABLE bid;", "unsupported: statement 'DROP TABLE"),
         (
             "INSERT INTO out1 SELECT auction, SUM(DISTINCT bidder) FROM bid GROUP BY auction, TUMBLE(dateTime, INTERVAL '1' SECOND);",

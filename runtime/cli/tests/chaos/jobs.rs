@@ -1,6 +1,7 @@
 //! The matrix of jobs the faults hit: each source (nexmark, datagen with computed columns,
 //! filesystem, the generator), the exactly-once file sink, stateless and windowed operators
-//! (tumbling, hopping, session), a keyed co-process function on two inputs, heap and RocksDB
+//! (tumbling, hopping, session), a keyed co-process function on two inputs, a changelog (a
+//! running count retracting its earlier results) through a hash exchange, heap and RocksDB
 //! state, region and full failover. Each job's reference is computed
 //! here by brute force from the data it reads, independently of Spate.
 
@@ -10,8 +11,8 @@ use std::path::{Path, PathBuf};
 use spate_operators::generator::GeneratedEvent;
 
 use crate::common::{
-    Assigner, bid_table, bids_priced_in_threes, co_process_reference, hop_counts, reference, sink,
-    ts,
+    Assigner, bid_table, bids_priced_in_threes, co_process_reference, counts_per_key, hop_counts,
+    reference, running_count_changes, sink, ts,
 };
 
 /// How much data a round reads and how fast (rows per second per source subtask).
@@ -95,7 +96,34 @@ pub fn matrix() -> Vec<Job> {
             failover: "region",
             build: co_process,
         },
+        Job {
+            name: "generated-running-count",
+            state_backend: "heap",
+            failover: "full",
+            build: running_count,
+        },
     ]
+}
+
+/// The catalog's changelog job: a running count per key whose updates retract the count
+/// before, through a hash exchange by key, written as rows `op, key, count`.
+fn running_count(dirs: &RoundDirs, scale: Scale) -> Plan {
+    const KEYS: u64 = 20;
+    const SEED: u64 = 43;
+    let args = vec![
+        ("events", scale.events.to_string()),
+        ("rate", scale.rate.to_string()),
+        ("keys", KEYS.to_string()),
+        ("seed", SEED.to_string()),
+        ("changes", "retract".to_string()),
+        ("output", dirs.output.display().to_string()),
+    ];
+    let want = running_count_changes(&counts_per_key(scale.events, KEYS, SEED), true);
+    Plan {
+        job: "running-count",
+        args,
+        want,
+    }
 }
 
 /// The catalog's two-input job: A and B unioned, C (an hour behind in event time) connected,

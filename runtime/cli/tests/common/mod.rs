@@ -4,12 +4,15 @@
 #![allow(dead_code)]
 
 mod bids;
+mod changelog;
 mod co_process;
 mod kill;
 
 // Each test binary uses its own part of this module.
 #[allow(unused_imports)]
 pub use bids::*;
+#[allow(unused_imports)]
+pub use changelog::*;
 #[allow(unused_imports)]
 pub use co_process::*;
 #[allow(unused_imports)]

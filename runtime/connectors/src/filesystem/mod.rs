@@ -71,6 +71,15 @@ impl Connector for Filesystem {
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
         let (path, format) = parse_options(table.options)?;
+        if spate_api::row_kind_index(&table.schema).is_some() {
+            return Err(ConnectorError::Unsupported {
+                table: table.table.to_string(),
+                detail: "the filesystem sink is append-only and cannot take a changelog (rows \
+                         that update or delete earlier ones); write its changes as rows instead \
+                         (the DataStream API's to_change_rows)"
+                    .into(),
+            });
+        }
         check_types(table.table, &table.schema, format)?;
         if path.is_file() {
             return Err(table.options.bad(

@@ -444,6 +444,25 @@ fn the_sink_refuses_batches_of_other_types() {
     assert!(error.to_string().contains("has 7 columns"), "{error}");
 }
 
+#[test]
+fn the_sink_refuses_a_changelog() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(dir.path(), "csv", &[]);
+    let error = Filesystem
+        .sink(TableContext {
+            table: "t",
+            schema: spate_api::changelog_schema(&schema()),
+            options: &mut options,
+        })
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("table 't'") && error.contains("filesystem sink is append-only"),
+        "{error}"
+    );
+}
+
 /// The one committed part file of `subtask` in `dir`: `part-<run>-<subtask>-<index>.<ext>`.
 fn committed(dir: &Path, subtask: u32, extension: &str) -> PathBuf {
     let suffix = format!("-{subtask}-0.{extension}");

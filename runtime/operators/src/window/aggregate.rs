@@ -59,7 +59,7 @@ pub struct AggregateSpec {
 /// What an aggregate folds its values into, with the input type already decided: integers
 /// (and timestamps) are folded as i64, floats as f64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Count,
     SumInt,
     SumFloat,
@@ -175,8 +175,12 @@ impl Aggregate {
         &self.output
     }
 
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// Reads this aggregate's input from a batch, in the representation its state folds.
-    fn input(&self, batch: &RecordBatch) -> Result<Input> {
+    pub(crate) fn input(&self, batch: &RecordBatch) -> Result<Input> {
         let Some(column) = self.column else {
             return Ok(Input::All);
         };
@@ -210,7 +214,7 @@ impl Aggregate {
 
 /// An aggregate's input for one batch.
 #[derive(Debug)]
-enum Input {
+pub(crate) enum Input {
     /// Every row counts.
     All,
     /// Rows whose value is not null count.

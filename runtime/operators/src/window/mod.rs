@@ -29,7 +29,7 @@ pub use aggregate::{AggregateFunction, AggregateSpec};
 pub use assigner::WindowAssigner;
 pub use operator::WindowOperator;
 
-use aggregate::Aggregate;
+pub(crate) use aggregate::{Aggregate, Input, Kind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowSpec {
