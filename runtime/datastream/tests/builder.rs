@@ -1,15 +1,13 @@
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
 use spate_api::{
-    ChangelogMode, ROW_KIND_COLUMN, Result, RowKind, Timestamp, WatermarkStrategy, changelog_batch,
+    ChangelogMode, ROW_KIND_COLUMN, Result, RowKind, WatermarkStrategy, changelog_batch,
     changelog_schema,
 };
 use spate_datastream::StreamEnv;
 use spate_graph::{JobGraph, Partitioning};
 use spate_operators::generator::{GeneratorConfig, GeneratorSource};
-use spate_operators::keyed::{
-    KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, TimeDomain,
-};
+use spate_operators::keyed::{KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction};
 use spate_operators::sink::DiscardSink;
 use spate_operators::window::{AggregateFunction, AggregateSpec, WindowAssigner};
 
@@ -27,15 +25,6 @@ impl KeyedProcessFunction for PassThrough {
         ctx: &mut KeyedContext<'_>,
     ) -> Result<()> {
         ctx.emit(rows.clone())
-    }
-    fn on_timer(
-        &mut self,
-        _: &[u8],
-        _: Timestamp,
-        _: TimeDomain,
-        _: &mut KeyedContext<'_>,
-    ) -> Result<()> {
-        Ok(())
     }
 }
 
@@ -109,15 +98,6 @@ impl KeyedCoProcessFunction for Both {
         ctx.emit(rows.clone())
     }
     fn process2(&mut self, _: &[u8], _: &RecordBatch, _: &mut KeyedContext<'_>) -> Result<()> {
-        Ok(())
-    }
-    fn on_timer(
-        &mut self,
-        _: &[u8],
-        _: Timestamp,
-        _: TimeDomain,
-        _: &mut KeyedContext<'_>,
-    ) -> Result<()> {
         Ok(())
     }
 }
@@ -206,15 +186,6 @@ impl KeyedProcessFunction for Latest {
     fn process(&mut self, _: &[u8], rows: &RecordBatch, ctx: &mut KeyedContext<'_>) -> Result<()> {
         let kinds = vec![RowKind::UpdateAfter; rows.num_rows()];
         ctx.emit(changelog_batch(self.output_schema(), rows, &kinds)?)
-    }
-    fn on_timer(
-        &mut self,
-        _: &[u8],
-        _: Timestamp,
-        _: TimeDomain,
-        _: &mut KeyedContext<'_>,
-    ) -> Result<()> {
-        Ok(())
     }
 }
 

@@ -7,8 +7,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Int64Array, RecordBatch, UInt8Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use spate_api::{OperatorError, Result, RowKind, Timestamp, changelog_schema};
-use spate_operators::keyed::{KeyedContext, KeyedProcessFunction, TimeDomain};
+use spate_api::{OperatorError, Result, RowKind, changelog_schema};
+use spate_operators::keyed::{KeyedContext, KeyedProcessFunction};
 
 /// Per key of column `key`, the number of rows so far, as a changelog of `(key, count)`: the
 /// first row of a key inserts `(key, 1)`; each later one updates the key's row to the new
@@ -71,15 +71,5 @@ impl KeyedProcessFunction for RunningCount {
             ],
         )?;
         ctx.emit(batch)
-    }
-
-    fn on_timer(
-        &mut self,
-        _: &[u8],
-        _: Timestamp,
-        _: TimeDomain,
-        _: &mut KeyedContext<'_>,
-    ) -> Result<()> {
-        Ok(())
     }
 }

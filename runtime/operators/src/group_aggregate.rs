@@ -11,9 +11,9 @@ use arrow_array::{
 use arrow_schema::{Schema, SchemaRef};
 use arrow_select::take::take;
 use serde::{Deserialize, Serialize};
-use spate_api::{OperatorError, Result, RowKind, Timestamp, changelog_schema};
+use spate_api::{OperatorError, Result, RowKind, changelog_schema};
 
-use crate::keyed::{KeyedContext, KeyedProcessFunction, TimeDomain};
+use crate::keyed::{KeyedContext, KeyedProcessFunction};
 use crate::window::{Aggregate, AggregateSpec, Input, Kind};
 
 /// `GROUP BY keys` with `aggregates` over an append-only input; its output is the key columns,
@@ -215,16 +215,6 @@ impl KeyedProcessFunction for GroupAggregate {
         }
         let batch = self.batch(rows, &results, kinds)?;
         ctx.emit(batch)
-    }
-
-    fn on_timer(
-        &mut self,
-        _: &[u8],
-        _: Timestamp,
-        _: TimeDomain,
-        _: &mut KeyedContext<'_>,
-    ) -> Result<()> {
-        Ok(())
     }
 }
 

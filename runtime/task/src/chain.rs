@@ -63,16 +63,8 @@ impl Chain {
         self.forward(0, out, emitted)
     }
 
-    /// Pushes an element into operator `index`, which has one input within the chain.
-    fn push(
-        &mut self,
-        index: usize,
-        element: StreamElement,
-        emitted: &mut Vec<StreamElement>,
-    ) -> Result<(), OperatorError> {
-        self.push_from(index, 0, element, emitted)
-    }
-
+    /// Pushes an element into input `input` of operator `index`; past the last operator it
+    /// leaves the chain.
     fn push_from(
         &mut self,
         index: usize,
@@ -105,8 +97,9 @@ impl Chain {
         emitted: &mut Vec<StreamElement>,
     ) -> Result<(), OperatorError> {
         let produced: Vec<StreamElement> = out.drain().collect();
+        // Within a chain, every operator after the first has one input.
         for element in produced {
-            self.push(index + 1, element, emitted)?;
+            self.push_from(index + 1, 0, element, emitted)?;
         }
         Ok(())
     }

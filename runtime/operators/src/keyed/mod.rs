@@ -64,13 +64,17 @@ pub trait KeyedProcessFunction: Send {
     fn process(&mut self, key: &[u8], rows: &RecordBatch, ctx: &mut KeyedContext<'_>)
     -> Result<()>;
 
+    /// A timer of the current key fired. Functions that register no timers keep the default,
+    /// which does nothing (as Flink's `onTimer`).
     fn on_timer(
         &mut self,
-        key: &[u8],
-        timestamp: Timestamp,
-        domain: TimeDomain,
-        ctx: &mut KeyedContext<'_>,
-    ) -> Result<()>;
+        _key: &[u8],
+        _timestamp: Timestamp,
+        _domain: TimeDomain,
+        _ctx: &mut KeyedContext<'_>,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// User logic run per key on two inputs (Flink's `KeyedCoProcessFunction`): both inputs are
@@ -94,11 +98,15 @@ pub trait KeyedCoProcessFunction: Send {
         ctx: &mut KeyedContext<'_>,
     ) -> Result<()>;
 
+    /// A timer of the current key fired. Functions that register no timers keep the default,
+    /// which does nothing (as Flink's `onTimer`).
     fn on_timer(
         &mut self,
-        key: &[u8],
-        timestamp: Timestamp,
-        domain: TimeDomain,
-        ctx: &mut KeyedContext<'_>,
-    ) -> Result<()>;
+        _key: &[u8],
+        _timestamp: Timestamp,
+        _domain: TimeDomain,
+        _ctx: &mut KeyedContext<'_>,
+    ) -> Result<()> {
+        Ok(())
+    }
 }

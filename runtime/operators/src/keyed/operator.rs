@@ -600,16 +600,6 @@ mod tests {
         ) -> Result<()> {
             ctx.emit(rows.clone())
         }
-
-        fn on_timer(
-            &mut self,
-            _: &[u8],
-            _: Timestamp,
-            _: TimeDomain,
-            _: &mut KeyedContext<'_>,
-        ) -> Result<()> {
-            Ok(())
-        }
     }
 
     #[test]
