@@ -7,9 +7,11 @@ pub mod disk;
 pub mod faulty_proxy;
 pub mod minio;
 mod mounts;
+#[cfg(target_os = "linux")]
 pub mod slow_disk;
 
 pub use disk::SmallDisk;
 pub use faulty_proxy::FaultyProxy;
 pub use minio::{Minio, listing};
+#[cfg(target_os = "linux")]
 pub use slow_disk::SlowDisk;

@@ -2,6 +2,8 @@
 //! it (create, write, fsync, rename, hard link, truncate, list, remove) works and lands in the
 //! backing directory, and a slowed disk makes each sync wait at least its delay.
 
+#![cfg(target_os = "linux")]
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::{Duration, Instant};

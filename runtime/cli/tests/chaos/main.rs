@@ -8,6 +8,9 @@
 //!
 //! The short schedule runs in the test command; the soak (10 minutes, a fault every 20 s,
 //! outages up to 60 s) is `bash e2e/chaos-soak.sh`. `SPATE_CHAOS_SEED` replays a schedule.
+//! Linux only: the slow disk is a FUSE filesystem mounted by Linux's mount syscall.
+
+#![cfg(target_os = "linux")]
 
 #[path = "../common/mod.rs"]
 mod common;
