@@ -274,8 +274,9 @@ async fn a_jobmaster_that_dies_before_writing_the_final_checkpoint_is_replaced_a
 /// other. Retractions on the heap, upserts on RocksDB.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_loses_and_duplicates_no_change_of_a_changelog() {
-    const EVENTS: u64 = 100_000;
-    // Each of the 4 source subtasks runs for about 5 s.
+    const EVENTS: u64 = 160_000;
+    // Each of the 4 source subtasks runs for about 8 s, so the kill (up to 2.5 s after the
+    // first checkpoint) finds the job running even on a loaded machine.
     const RATE: u64 = 5_000;
     const KEYS: u64 = 50;
     const SEED: u64 = 11;
