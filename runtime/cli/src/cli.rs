@@ -169,8 +169,9 @@ pub struct WorkerArgs {
     /// The JobMaster's address, host:port.
     #[arg(long)]
     pub jobmaster: String,
-    /// Fail the first attempt of subtask SUBTASK of vertex VERTEX after it read RECORDS records
-    /// (VERTEX/SUBTASK/RECORDS): recovery tests and benchmarks.
+    /// Fail the first ATTEMPTS (default 1) attempts of subtask SUBTASK of vertex VERTEX after
+    /// they read RECORDS records, or before they connect their inputs with RECORDS `connect`
+    /// (VERTEX/SUBTASK/RECORDS[/ATTEMPTS]): recovery tests and benchmarks.
     #[arg(long, hide = true, value_parser = spate_worker::InjectedFailure::parse)]
     pub inject_failure: Option<spate_worker::InjectedFailure>,
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]

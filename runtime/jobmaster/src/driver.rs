@@ -14,12 +14,12 @@ use spate_proto::v1::{
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::{error, info, warn};
+use tracing::{Instrument, Span, error, info, info_span, warn};
 
 use crate::adopt::{adopt, cancel_unadopted};
 use crate::checkpoint::{Coordinator, TaskRef, check_compatible, resolve, task_restore};
 use crate::config::JobMasterConfig;
-use crate::failover::{FailoverPlanner, Failure, RestartBackoff};
+use crate::failover::{FailoverPlanner, Failure, FailureCause, RestartBackoff, WorkerLoss};
 use crate::placement::{Placement, SlotRef, deployment, place, replace};
 use crate::resources::ResourceManager;
 use crate::service::JobMasterService;
@@ -37,6 +37,11 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 /// nothing was started. With `keep_serving`, that failure is the job's status instead, and the
 /// status stays readable until the process is stopped.
 pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
+    let span = info_span!("job", job = %config.job_id);
+    run_job(config).instrument(span).await
+}
+
+async fn run_job(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
     let prepared = prepare(&config).await;
     if let Err(e) = &prepared
         && !config.keep_serving
@@ -52,10 +57,12 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
         shared: shared.clone(),
         heartbeat_interval: config.heartbeat_interval,
     };
+    // The handlers log in the job's span too (a task failure names its task as fields).
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(JobMasterServer::new(service).max_decoding_message_size(MAX_MESSAGE))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .instrument(Span::current()),
     );
     if let Some(path) = &config.address_file {
         // Written whole and renamed, so a reader never sees half an address.
@@ -64,7 +71,7 @@ pub async fn run(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
         std::fs::rename(&partial, path)?;
     }
     let advertised = config.advertise.clone().unwrap_or(address);
-    info!(address = %advertised, job = %config.job_id, "JobMaster listening");
+    info!(address = %advertised, "JobMaster listening");
 
     let mut resources = config.resources.build(&config.job_id);
     match prepared {
@@ -247,54 +254,46 @@ async fn drive(
                 }
                 monitor(config, shared, &mut workers, coordinator.as_mut()).await
             }
-            Err(DeployError::Unrestorable(reason)) => {
-                error!(%reason, "job failed: its snapshot cannot be restored");
-                shared.state.lock().await.fail(format!(
-                    "{reason} (not restarted: restoring the same snapshot again cannot succeed)"
-                ));
-                cancel_unfinished(shared, None).await;
-                return;
-            }
-            Err(DeployError::Failed(reason)) => {
+            Err(cause) => {
                 // A worker that refuses the deployment is most likely gone: mark it lost now,
                 // or the restart would place the same tasks on its slots again.
-                unreachable_worker(shared).await;
-                Outcome::Failed(Failure {
-                    reason,
-                    tasks: to_deploy.clone(),
-                })
+                if matches!(cause, FailureCause::DeployFailed { .. }) {
+                    unreachable_worker(shared).await;
+                }
+                Outcome::Failed(Failure::new(cause, to_deploy.clone()))
             }
         };
         let Outcome::Failed(failure) = outcome else {
             cancel_unfinished(shared, None).await;
             return;
         };
-        let delay = match (&coordinator, backoff.on_failure(Instant::now())) {
-            (None, _) => Err("the job takes no checkpoints to restart from".to_string()),
-            (Some(_), delay) => delay,
+        let delay = match (failure.permanent(), &coordinator) {
+            (Some(why), _) => Err(why.to_string()),
+            (None, None) => Err("the job takes no checkpoints to restart from".to_string()),
+            (None, Some(_)) => backoff.on_failure(Instant::now()),
         };
         let delay = match delay {
             Ok(delay) => delay,
             Err(why) => {
-                error!(reason = %failure.reason, %why, "job failed");
+                error!(reason = %failure, %why, "job failed");
                 shared
                     .state
                     .lock()
                     .await
-                    .fail(format!("{} (not restarted: {why})", failure.reason));
+                    .fail(format!("{failure} (not restarted: {why})"));
                 cancel_unfinished(shared, None).await;
                 return;
             }
         };
         to_deploy = planner.to_restart(&failure);
-        warn!(reason = %failure.reason, tasks = to_deploy.len(), ?delay, "restarting from the latest checkpoint");
+        warn!(reason = %failure, tasks = to_deploy.len(), ?delay, "restarting from the latest checkpoint");
         cancel_unfinished(shared, Some(&to_deploy)).await;
         {
             let mut state = shared.state.lock().await;
             workers.drop_lost(&mut state);
             state.restarts += 1;
             state.task_restarts += to_deploy.len() as u32;
-            state.last_failure = failure.reason;
+            state.last_failure = failure.to_string();
         }
         if let Some(latest) = coordinator.as_ref().and_then(Coordinator::latest) {
             restore = Some(latest);
@@ -313,15 +312,8 @@ async fn drive(
     }
 }
 
-/// Why a deployment failed.
-enum DeployError {
-    /// A worker could not take the task (gone, busy, refusing): another try may succeed.
-    Failed(String),
-    /// The snapshot the task restores is corrupt (the worker answered DATA_LOSS).
-    Unrestorable(String),
-}
-
-/// Deploys the subtasks in `which` as placed; returns them for the coordinator.
+/// Deploys the subtasks in `which` as placed; returns them for the coordinator, or why one
+/// could not be deployed (a corrupt snapshot first: retrying cannot help there).
 async fn deploy(
     config: &JobMasterConfig,
     graph: &JobGraph,
@@ -330,7 +322,7 @@ async fn deploy(
     which: &BTreeSet<SubtaskRef>,
     restore: Option<&CompletedSnapshot>,
     coordinator: Option<&Coordinator>,
-) -> Result<Vec<TaskRef>, DeployError> {
+) -> Result<Vec<TaskRef>, FailureCause> {
     let job = JobSpec {
         name: config.job_name.clone(),
         args: config.job_args.clone().into_iter().collect(),
@@ -388,18 +380,23 @@ async fn deploy(
                 .map_err(|s| (s.code() == tonic::Code::DataLoss, s.message().to_string())),
             Err(e) => Err((false, format!("{e:#}"))),
         };
-        result.map_err(|(unrestorable, e)| {
-            let reason = format!(
-                "deploying vertex {} subtask {} to {worker}: {e}",
-                task.vertex, task.subtask
-            );
+        result.map_err(|(unrestorable, message)| {
+            let task = (task.vertex, task.subtask);
             match unrestorable {
-                true => DeployError::Unrestorable(reason),
-                false => DeployError::Failed(reason),
+                true => FailureCause::SnapshotUnrestorable {
+                    task,
+                    worker,
+                    message,
+                },
+                false => FailureCause::DeployFailed {
+                    task,
+                    worker,
+                    message,
+                },
             }
         })
     });
-    let mut errors: Vec<DeployError> = join_all(deployments)
+    let mut errors: Vec<FailureCause> = join_all(deployments)
         .await
         .into_iter()
         .filter_map(Result::err)
@@ -407,7 +404,7 @@ async fn deploy(
     // A corrupt snapshot decides the outcome whichever deployment found it first.
     match errors
         .iter()
-        .position(|e| matches!(e, DeployError::Unrestorable(_)))
+        .position(|e| matches!(e, FailureCause::SnapshotUnrestorable { .. }))
     {
         Some(index) => Err(errors.swap_remove(index)),
         None => match errors.into_iter().next() {
@@ -488,13 +485,12 @@ async fn wait_for_slots<T>(
                 return None;
             }
             if Instant::now() > deadline {
-                let reason = format!(
-                    "not enough slots: the job needs {}, workers offered {} within {:?}",
-                    needed_slots(&state),
-                    live.len(),
-                    config.slot_timeout
-                );
-                state.fail(reason);
+                let cause = FailureCause::NotEnoughSlots {
+                    needed: needed_slots(&state),
+                    offered: live.len(),
+                    waited: config.slot_timeout,
+                };
+                state.fail(cause.to_string());
                 return None;
             }
         }
@@ -534,43 +530,44 @@ async fn monitor(
             }
             if state.tasks.iter().all(|t| t.state == TaskState::Finished) {
                 state.job_state = JobState::Finished;
-                info!(job = %state.job_id, "job finished");
+                info!("job finished");
                 return Outcome::Over;
             }
             // A lost worker fails the tasks it ran; one that ran none is only forgotten.
             let exited = workers.mark_exited(&mut state).into_iter().map(|worker| {
-                let reason = format!("worker {worker} exited (its process ended)");
-                (worker, reason)
+                let cause = FailureCause::WorkerLost {
+                    worker: worker.clone(),
+                    why: WorkerLoss::Exited,
+                };
+                (worker, cause)
             });
             let silent = expire_silent_workers(&mut state, config.heartbeat_timeout);
-            let mut lost_tasks = BTreeSet::new();
-            let mut reasons = Vec::new();
-            for (worker, reason) in exited.chain(silent) {
+            let mut lost = Failure {
+                causes: Vec::new(),
+                tasks: BTreeSet::new(),
+            };
+            for (worker, cause) in exited.chain(silent) {
                 let tasks = tasks_on(&state, &worker);
                 if !tasks.is_empty() {
-                    lost_tasks.extend(tasks);
-                    reasons.push(reason);
+                    lost.tasks.extend(tasks);
+                    lost.causes.push(cause);
                 }
             }
-            if !lost_tasks.is_empty() {
-                return Outcome::Failed(Failure {
-                    reason: reasons.join("; "),
-                    tasks: lost_tasks,
-                });
+            if !lost.causes.is_empty() {
+                return Outcome::Failed(lost);
             }
             workers.drop_lost(&mut state);
-            let failed: Vec<(SubtaskRef, String)> = state
+            let failed: Vec<(SubtaskRef, FailureCause)> = state
                 .tasks
                 .iter()
                 .filter(|t| t.state == TaskState::Failed)
                 .map(|t| {
-                    let reason = format!(
-                        "task {} on {} failed: {}",
-                        t.describe(),
-                        t.worker_id,
-                        t.failure
-                    );
-                    ((t.id.vertex, t.id.subtask), reason)
+                    let cause = FailureCause::TaskFailed {
+                        task: t.describe(),
+                        worker: t.worker_id.clone(),
+                        message: t.failure.clone(),
+                    };
+                    ((t.id.vertex, t.id.subtask), cause)
                 })
                 .collect();
             let all_running = state.tasks.iter().all(|t| t.state == TaskState::Running);
@@ -585,17 +582,21 @@ async fn monitor(
         if let Some((_, first)) = failed_tasks.first() {
             // A task failure is often the echo of a dead worker (its exchanges broke); if a worker
             // is gone, that is the cause to report, and its tasks fail with it.
-            let mut tasks: BTreeSet<SubtaskRef> = failed_tasks.iter().map(|(t, _)| *t).collect();
-            let reason = match unreachable_worker(shared).await {
-                Some((worker, name)) => {
-                    tasks.extend(tasks_on(&*shared.state.lock().await, &worker));
-                    format!(
-                        "worker {name} is gone (its control port refuses connections); first task failure: {first}"
-                    )
-                }
-                None => first.clone(),
-            };
-            return Outcome::Failed(Failure { reason, tasks });
+            let mut failure = Failure::new(
+                first.clone(),
+                failed_tasks.iter().map(|(t, _)| *t).collect(),
+            );
+            if let Some((worker, name)) = unreachable_worker(shared).await {
+                failure
+                    .tasks
+                    .extend(tasks_on(&*shared.state.lock().await, &worker));
+                let gone = FailureCause::WorkerLost {
+                    worker: name,
+                    why: WorkerLoss::Unreachable,
+                };
+                failure.causes.insert(0, gone);
+            }
+            return Outcome::Failed(failure);
         }
         match coordinator.as_deref_mut() {
             Some(coordinator) => {
@@ -611,7 +612,7 @@ async fn monitor(
                     info!(%location, "job stopped with a savepoint");
                     return Outcome::Over;
                 }
-                if let Some(reason) = failed {
+                if let Some(cause) = failed {
                     let tasks = shared
                         .state
                         .lock()
@@ -620,17 +621,17 @@ async fn monitor(
                         .iter()
                         .map(|t| (t.id.vertex, t.id.subtask))
                         .collect();
-                    return Outcome::Failed(Failure { reason, tasks });
+                    return Outcome::Failed(Failure::new(cause, tasks));
                 }
                 if std::mem::take(&mut coordinator.worker_unreachable)
                     && let Some((worker, name)) = unreachable_worker(shared).await
                 {
-                    return Outcome::Failed(Failure {
-                        reason: format!(
-                            "worker {name} is gone (its control port refuses connections)"
-                        ),
-                        tasks: tasks_on(&*shared.state.lock().await, &worker),
-                    });
+                    let gone = FailureCause::WorkerLost {
+                        worker: name,
+                        why: WorkerLoss::Unreachable,
+                    };
+                    let tasks = tasks_on(&*shared.state.lock().await, &worker);
+                    return Outcome::Failed(Failure::new(gone, tasks));
                 }
             }
             None => {
@@ -647,11 +648,11 @@ async fn monitor(
 
 /// Marks every worker silent for longer than `timeout` as lost, whatever the job is doing
 /// (running, waiting for slots, failing to deploy): a worker that dies while it runs no task
-/// must not keep offering slots. Returns each one newly lost, with the reason.
+/// must not keep offering slots. Returns each one newly lost, with the cause.
 fn expire_silent_workers(
     state: &mut crate::state::State,
     timeout: Duration,
-) -> Vec<(String, String)> {
+) -> Vec<(String, FailureCause)> {
     let mut expired = Vec::new();
     for worker in state
         .workers
@@ -659,13 +660,12 @@ fn expire_silent_workers(
         .filter(|w| !w.lost && w.last_heartbeat.elapsed() > timeout)
     {
         worker.lost = true;
-        let reason = format!(
-            "worker {} lost: no heartbeat for {:.1}s",
-            worker.describe(),
-            worker.last_heartbeat.elapsed().as_secs_f64()
-        );
-        warn!(%reason, "worker lost");
-        expired.push((worker.id.clone(), reason));
+        let cause = FailureCause::WorkerLost {
+            worker: worker.describe(),
+            why: WorkerLoss::NoHeartbeat(worker.last_heartbeat.elapsed()),
+        };
+        warn!(reason = %cause, "worker lost");
+        expired.push((worker.id.clone(), cause));
     }
     expired
 }

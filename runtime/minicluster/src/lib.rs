@@ -6,13 +6,20 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use spate_jobmaster::JobMasterConfig;
+use spate_network::{Exchange, PartitionRegistry};
 use spate_proto::v1::{JobState, JobStatus};
 use spate_worker::WorkerConfig;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+
+#[cfg(test)]
+mod tests;
 
 /// How long the JobMaster may take to write its address once it started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,36 +35,78 @@ pub async fn run(
     args: BTreeMap<String, String>,
     slots: u32,
 ) -> anyhow::Result<JobStatus> {
-    let dir = tempfile::tempdir().context("the mini cluster's directory")?;
-    let run = RUNS.fetch_add(1, Ordering::Relaxed);
-    let mut jobmaster = JobMasterConfig::new(name, args);
-    jobmaster.job_id = format!("{name}-{}-{run}", std::process::id());
-    let address_file = dir.path().join("jobmaster.address");
-    jobmaster.address_file = Some(address_file.clone());
-    let jobmaster = tokio::spawn(spate_jobmaster::run(jobmaster));
-
-    let address = match wait_for_address(&address_file).await {
-        Ok(address) => address,
-        Err(e) => {
-            // The JobMaster ended first: its error says why (a job that cannot be built).
-            if jobmaster.is_finished() {
-                return jobmaster.await.context("the JobMaster panicked")?;
-            }
-            jobmaster.abort();
-            return Err(e);
-        }
-    };
-    let mut worker = WorkerConfig::new(address, slots);
-    worker.worker_id = format!("mini-worker-{run}");
-    worker.state_dir = dir.path().join("state");
-    let worker = tokio::spawn(spate_worker::run(worker));
-
-    let status = jobmaster.await.context("the JobMaster panicked")??;
-    worker
+    MiniCluster::start(name, args, slots, |_, _| {})
+        .await?
+        .finish()
         .await
-        .context("the worker panicked")?
-        .context("the worker")?;
-    Ok(status)
+}
+
+/// A JobMaster and a worker running one job in this process.
+pub struct MiniCluster {
+    /// The JobMaster's gRPC address, for status and control requests.
+    pub address: String,
+    /// The worker's partition registry: the output its tasks produced that no consumer took.
+    pub registry: Arc<PartitionRegistry>,
+    jobmaster: JoinHandle<anyhow::Result<JobStatus>>,
+    worker: JoinHandle<anyhow::Result<()>>,
+    _dir: TempDir,
+}
+
+impl MiniCluster {
+    /// Starts job `name`; `configure` may change the JobMaster's and the worker's settings
+    /// (checkpoints, restarts, injected failures) before they start.
+    pub async fn start(
+        name: &str,
+        args: BTreeMap<String, String>,
+        slots: u32,
+        configure: impl FnOnce(&mut JobMasterConfig, &mut WorkerConfig),
+    ) -> anyhow::Result<MiniCluster> {
+        let dir = tempfile::tempdir().context("the mini cluster's directory")?;
+        let run = RUNS.fetch_add(1, Ordering::Relaxed);
+        let mut jobmaster = JobMasterConfig::new(name, args);
+        jobmaster.job_id = format!("{name}-{}-{run}", std::process::id());
+        let address_file = dir.path().join("jobmaster.address");
+        jobmaster.address_file = Some(address_file.clone());
+        let mut worker = WorkerConfig::new(String::new(), slots);
+        worker.worker_id = format!("mini-worker-{run}");
+        worker.state_dir = dir.path().join("state");
+        configure(&mut jobmaster, &mut worker);
+        let jobmaster = tokio::spawn(spate_jobmaster::run(jobmaster));
+
+        let address = match wait_for_address(&address_file).await {
+            Ok(address) => address,
+            Err(e) => {
+                // The JobMaster ended first: its error says why (a job that cannot be built).
+                if jobmaster.is_finished() {
+                    let status = jobmaster.await.context("the JobMaster panicked")??;
+                    bail!("the job ended before it started: {}", status.failure);
+                }
+                jobmaster.abort();
+                return Err(e);
+            }
+        };
+        worker.jobmaster = address.clone();
+        let exchange = Exchange::new(worker.exchange);
+        let registry = exchange.registry.clone();
+        let worker = tokio::spawn(spate_worker::run_with_exchange(worker, exchange));
+        Ok(MiniCluster {
+            address,
+            registry,
+            jobmaster,
+            worker,
+            _dir: dir,
+        })
+    }
+
+    /// Waits for the job to end: its final status.
+    pub async fn finish(self) -> anyhow::Result<JobStatus> {
+        let status = self.jobmaster.await.context("the JobMaster panicked")??;
+        self.worker
+            .await
+            .context("the worker panicked")?
+            .context("the worker")?;
+        Ok(status)
+    }
 }
 
 /// [`run`], for a job that must finish: its status, or the failure as an error.

@@ -31,6 +31,12 @@ impl fmt::Display for SubpartitionId {
 }
 
 impl SubpartitionId {
+    /// Whether the subpartition is output of subtask `subtask` of `vertex` in job `job_id`, in
+    /// any attempt.
+    pub fn of_subtask(&self, job_id: &str, vertex: u32, subtask: u32) -> bool {
+        self.job_id == job_id && self.vertex == vertex && self.subtask == subtask
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         let mut parts = text.rsplitn(6, '/');
         let subpartition = parts.next()?.parse().ok()?;
@@ -85,12 +91,20 @@ impl PartitionRegistry {
             .map_err(|_| NetworkError::NotRegistered(id.to_string()))
     }
 
-    /// Drops every subpartition of a job that no consumer took (the job ended or failed).
-    pub fn release_job(&self, job_id: &str) {
-        self.ready
-            .lock()
-            .expect("registry lock")
-            .retain(|id, _| id.job_id != job_id);
+    /// Drops the subpartitions `which` picks that no consumer took: those of a producer
+    /// attempt that failed or was canceled (its consumers restart with it and read a new
+    /// attempt), or of attempts a redeployment replaced. Their queues go, with what they hold.
+    pub fn release(&self, which: impl Fn(&SubpartitionId) -> bool) -> usize {
+        let mut ready = self.ready.lock().expect("registry lock");
+        let before = ready.len();
+        ready.retain(|id, _| !which(id));
+        before - ready.len()
+    }
+
+    /// The subpartitions waiting for a consumer, in no order.
+    pub fn registered(&self) -> Vec<SubpartitionId> {
+        let ready = self.ready.lock().expect("registry lock");
+        ready.keys().cloned().collect()
     }
 }
 
@@ -133,5 +147,24 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("job-a/b/1/2/0/3/1"), "{err}");
+    }
+
+    #[test]
+    fn releases_only_what_it_is_asked_to() {
+        let registry = PartitionRegistry::default();
+        for (attempt, sub) in [(0, 0), (0, 1), (1, 0)] {
+            let (_tx, rx) = crate::queue::queue(1, Arc::new(BufferGauge::default()));
+            registry.register(SubpartitionId { attempt, ..id(sub) }, rx);
+        }
+        let released = registry.release(|p| p.of_subtask("job-a/b", 1, 2) && p.attempt < 1);
+        assert_eq!(released, 2);
+        assert_eq!(
+            registry.registered(),
+            vec![SubpartitionId {
+                attempt: 1,
+                ..id(0)
+            }]
+        );
+        assert_eq!(registry.release(|p| p.of_subtask("job-a/b", 1, 3)), 0);
     }
 }

@@ -281,7 +281,7 @@ impl SnapshotUploads {
                 operator.entries,
             ));
         }
-        debug!(task = ?self.task, uploaded_bytes, "snapshot uploaded");
+        debug!(uploaded_bytes, "snapshot uploaded");
         Ok(AcknowledgeCheckpointRequest {
             task: Some(self.task.clone()),
             checkpoint_id: snapshot.barrier.map_or(0, |b| b.id),

@@ -1,5 +1,6 @@
-//! Failure injection for tests and benchmarks of recovery: the first attempt of one subtask
-//! fails once it has read a number of records, as a task hitting a transient error would.
+//! Failure injection for tests and benchmarks of recovery: the first attempt(s) of one subtask
+//! fail once they have read a number of records, as a task hitting a transient error would, or
+//! before they connect their inputs, as a task whose deployment fails half-way would.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,44 +11,82 @@ use spate_task::TaskMetrics;
 const CHECK_EVERY: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strike {
+    /// Once the task has read this many records.
+    AfterRecords(u64),
+    /// Before the task takes its input channels, so its producers' output for it is never
+    /// consumed.
+    BeforeInputs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InjectedFailure {
     pub vertex: u32,
     pub subtask: u32,
-    pub after_records: u64,
+    pub strike: Strike,
+    /// Attempts 0 to `attempts - 1` fail; later ones run on.
+    pub attempts: u32,
 }
 
 impl InjectedFailure {
-    /// `VERTEX/SUBTASK/RECORDS`, as `--inject-failure` takes it.
+    /// `VERTEX/SUBTASK/RECORDS[/ATTEMPTS]`, as `--inject-failure` takes it: RECORDS is a count,
+    /// or `connect` to fail before connecting the inputs; ATTEMPTS (default 1) how many first
+    /// attempts fail.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let numbers: Vec<u64> = text
-            .split('/')
-            .map(|part| part.parse::<u64>())
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("'{text}': {e} (want VERTEX/SUBTASK/RECORDS)"))?;
-        match numbers[..] {
-            [vertex, subtask, after_records] => Ok(InjectedFailure {
-                vertex: u32::try_from(vertex).map_err(|e| format!("vertex {vertex}: {e}"))?,
-                subtask: u32::try_from(subtask).map_err(|e| format!("subtask {subtask}: {e}"))?,
-                after_records,
-            }),
-            _ => Err(format!("'{text}': want VERTEX/SUBTASK/RECORDS")),
-        }
+        const FORM: &str = "want VERTEX/SUBTASK/RECORDS[/ATTEMPTS], RECORDS a count or 'connect'";
+        let parts: Vec<&str> = text.split('/').collect();
+        let (vertex, subtask, records, attempts) = match parts[..] {
+            [v, s, r] => (v, s, r, "1"),
+            [v, s, r, a] => (v, s, r, a),
+            _ => return Err(format!("'{text}': {FORM}")),
+        };
+        let number = |name: &str, part: &str| {
+            part.parse::<u32>()
+                .map_err(|e| format!("'{text}': {name} '{part}': {e} ({FORM})"))
+        };
+        let strike = match records {
+            "connect" => Strike::BeforeInputs,
+            count => Strike::AfterRecords(
+                count
+                    .parse()
+                    .map_err(|e| format!("'{text}': records '{count}': {e} ({FORM})"))?,
+            ),
+        };
+        Ok(InjectedFailure {
+            vertex: number("vertex", vertex)?,
+            subtask: number("subtask", subtask)?,
+            strike,
+            attempts: number("attempts", attempts)?,
+        })
     }
 
-    /// Only the first attempt fails, so the restarted task runs on.
+    /// Only the first `attempts` attempts fail, so a restarted task runs on eventually.
     pub fn hits(&self, task: &TaskId) -> bool {
-        task.attempt == 0 && task.vertex == self.vertex && task.subtask == self.subtask
+        task.attempt < self.attempts && task.vertex == self.vertex && task.subtask == self.subtask
     }
 
-    /// Resolves with the failure once the task has read enough records.
+    pub fn before_inputs(&self) -> bool {
+        self.strike == Strike::BeforeInputs
+    }
+
+    /// Resolves with the failure once the task has read enough records (at once when the
+    /// failure strikes before the inputs).
     pub async fn strike(self, metrics: Arc<TaskMetrics>) -> String {
-        while TaskMetrics::get(&metrics.records_in) < self.after_records {
-            tokio::time::sleep(CHECK_EVERY).await;
+        match self.strike {
+            Strike::BeforeInputs => format!(
+                "injected failure of vertex {} subtask {} before connecting its inputs",
+                self.vertex, self.subtask
+            ),
+            Strike::AfterRecords(records) => {
+                while TaskMetrics::get(&metrics.records_in) < records {
+                    tokio::time::sleep(CHECK_EVERY).await;
+                }
+                format!(
+                    "injected failure of vertex {} subtask {} after {records} records",
+                    self.vertex, self.subtask
+                )
+            }
         }
-        format!(
-            "injected failure of vertex {} subtask {} after {} records",
-            self.vertex, self.subtask, self.after_records
-        )
     }
 }
 
@@ -55,19 +94,33 @@ impl InjectedFailure {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_and_hits_only_the_first_attempt() {
-        let failure = InjectedFailure::parse("0/1/500").unwrap();
-        let mut task = TaskId {
+    fn task(attempt: u32) -> TaskId {
+        TaskId {
             job_id: "j".into(),
             vertex: 0,
             subtask: 1,
-            attempt: 0,
-        };
-        assert!(failure.hits(&task));
-        task.attempt = 1;
-        assert!(!failure.hits(&task));
+            attempt,
+        }
+    }
+
+    #[test]
+    fn parses_and_hits_only_the_first_attempt() {
+        let failure = InjectedFailure::parse("0/1/500").unwrap();
+        assert_eq!(failure.strike, Strike::AfterRecords(500));
+        assert!(failure.hits(&task(0)));
+        assert!(!failure.hits(&task(1)));
         assert!(InjectedFailure::parse("0/1").is_err());
         assert!(InjectedFailure::parse("a/1/2").is_err());
+        assert!(InjectedFailure::parse("0/1/2/3/4").is_err());
+    }
+
+    #[test]
+    fn fails_several_attempts_before_their_inputs() {
+        let failure = InjectedFailure::parse("0/1/connect/3").unwrap();
+        assert!(failure.before_inputs());
+        assert!(failure.hits(&task(2)));
+        assert!(!failure.hits(&task(3)));
+        let err = InjectedFailure::parse("0/1/connect/x").unwrap_err();
+        assert!(err.contains("attempts 'x'"), "{err}");
     }
 }

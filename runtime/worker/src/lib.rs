@@ -20,7 +20,7 @@ use spate_network::{DataServer, Exchange};
 use spate_proto::v1::worker_server::WorkerServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{Instrument, Span, info, info_span};
 
 use crate::jobmaster::JobMasterLink;
 use crate::service::WorkerService;
@@ -30,6 +30,17 @@ use crate::tasks::TaskManager;
 /// process is asked to stop.
 pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let exchange = Exchange::new(config.exchange);
+    run_with_exchange(config, exchange).await
+}
+
+/// [`run`] on an exchange the caller made, so that it can look into the exchange's partition
+/// registry (the in-process cluster's tests do).
+pub async fn run_with_exchange(config: WorkerConfig, exchange: Exchange) -> anyhow::Result<()> {
+    let span = info_span!("worker", id = %config.worker_id);
+    serve(config, exchange).instrument(span).await
+}
+
+async fn serve(config: WorkerConfig, exchange: Exchange) -> anyhow::Result<()> {
     let data = DataServer::start(
         &format!("{}:0", config.bind_host),
         exchange.registry.clone(),
@@ -41,7 +52,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         .context("binding the worker's control port")?;
     let control_address = listener.local_addr()?.to_string();
     let data_address = data.local_addr().to_string();
-    info!(worker = %config.worker_id, %control_address, %data_address, slots = config.slots, "worker starting");
+    info!(%control_address, %data_address, slots = config.slots, "worker starting");
 
     let link = JobMasterLink::connect(&config, &control_address, &data_address).await?;
     let tasks = Arc::new(TaskManager::new(
@@ -57,7 +68,9 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(WorkerServer::new(service))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            // Deployments run in the handlers: their task spans sit in the worker's.
+            .instrument(Span::current()),
     );
 
     let outcome = tokio::select! {
@@ -69,7 +82,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     server.abort();
     match outcome {
         Ok(reason) => {
-            info!(worker = %config.worker_id, %reason, "worker stopping");
+            info!(%reason, "worker stopping");
             Ok(())
         }
         Err(e) => Err(e),

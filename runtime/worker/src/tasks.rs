@@ -17,7 +17,7 @@ use spate_proto::v1::{
 };
 use spate_task::{Canceler, Checkpointing, TaskCommand, TaskMetrics, TaskOutcome};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{Instrument, Span, error, info, info_span, warn};
 
 use crate::checkpoints::{CheckpointHub, FinalAck, SnapshotUploads, download_restore};
 use crate::deploy::{TaskStateSetup, prepare};
@@ -128,6 +128,24 @@ impl TaskManager {
             .task
             .clone()
             .ok_or_else(|| anyhow!("deployment without a task id"))?;
+        let span = info_span!(
+            "task",
+            job = %id.job_id,
+            vertex = id.vertex,
+            subtask = id.subtask,
+            attempt = id.attempt
+        );
+        self.deploy_attempt(request, id, span.clone())
+            .instrument(span)
+            .await
+    }
+
+    async fn deploy_attempt(
+        &self,
+        request: DeployTaskRequest,
+        id: TaskId,
+        span: Span,
+    ) -> anyhow::Result<()> {
         let graph = self.graph(&request, &id.job_id)?;
         if graph.fingerprint() != request.graph_fingerprint {
             return Err(anyhow!(
@@ -177,7 +195,6 @@ impl TaskManager {
                     .restored_bytes_local
                     .store(restored.local_bytes, Ordering::Relaxed);
                 info!(
-                    task = %key(&id),
                     checkpoint = restore.checkpoint_id,
                     downloaded = restored.downloaded_bytes,
                     local = restored.local_bytes,
@@ -190,7 +207,11 @@ impl TaskManager {
             let (command_tx, command_rx) = mpsc::unbounded_channel();
             let (snapshot_tx, snapshot_rx) = mpsc::unbounded_channel();
             let (completed_tx, completed_rx) = mpsc::unbounded_channel();
-            tokio::spawn(uploads.run(self.checkpoints.clone(), snapshot_rx, completed_rx));
+            tokio::spawn(
+                uploads
+                    .run(self.checkpoints.clone(), snapshot_rx, completed_rx)
+                    .instrument(span.clone()),
+            );
             setup.checkpointing = Some(Checkpointing {
                 commands: command_rx,
                 snapshots: snapshot_tx,
@@ -198,6 +219,7 @@ impl TaskManager {
             commands = Some(command_tx);
             completed = Some(completed_tx);
         }
+        self.forget_earlier_attempts(&id);
         let pending = prepare(
             &request,
             &graph,
@@ -220,6 +242,8 @@ impl TaskManager {
             .name(format!("task-{}.{}", id.vertex, id.subtask))
             .stack_size(TASK_STACK)
             .spawn(move || {
+                // Everything the task logs, on this thread and in its runtime, is in its span.
+                let _span = span.enter();
                 let report = |state: TaskState, failure: String| {
                     *reported.lock().expect("task state lock") = state;
                     let _ = reports.send(Upward::State(TaskStateReport {
@@ -243,6 +267,9 @@ impl TaskManager {
                     }
                 };
                 let outcome = runtime.block_on(async {
+                    if let Some(fault) = fault.filter(InjectedFailure::before_inputs) {
+                        return Err(anyhow!(fault.strike(task_metrics.clone()).await));
+                    }
                     let task = pending.connect(&exchange).await?;
                     report(TaskState::Running, String::new());
                     let strike = async {
@@ -256,17 +283,25 @@ impl TaskManager {
                         failure = strike => Err(anyhow!(failure)),
                     }
                 });
+                // A finished attempt's output stays for consumers that have yet to read it; a
+                // failed or canceled one's is never read (its consumers restart with it).
+                if !matches!(outcome, Ok(TaskOutcome::Finished)) {
+                    exchange.registry.release(|p| {
+                        p.of_subtask(&task_id.job_id, task_id.vertex, task_id.subtask)
+                            && p.attempt == task_id.attempt
+                    });
+                }
                 match outcome {
                     Ok(TaskOutcome::Finished) => report(TaskState::Finished, String::new()),
                     Ok(TaskOutcome::Canceled) => report(TaskState::Canceled, String::new()),
                     Err(e) => {
-                        error!(task = %key(&task_id), error = %format!("{e:#}"), "task failed");
+                        error!(error = %format!("{e:#}"), "task failed");
                         report(TaskState::Failed, format!("{e:#}"));
                     }
                 }
             })
             .context("starting the task thread")?;
-        info!(task = %key(&id), "deployed");
+        info!("deployed");
         self.tasks.lock().expect("tasks lock").insert(
             key(&id),
             RunningTask {
@@ -282,6 +317,26 @@ impl TaskManager {
             },
         );
         Ok(())
+    }
+
+    /// A new attempt of `id`'s subtask replaces the earlier ones: their output nobody took is
+    /// released (a finished producer restarted after the job's final checkpoint keeps it until
+    /// now), and those that ended are forgotten, so heartbeats stop carrying their metrics.
+    fn forget_earlier_attempts(&self, id: &TaskId) {
+        let earlier = |job: &str, vertex: u32, subtask: u32, attempt: u32| {
+            job == id.job_id && vertex == id.vertex && subtask == id.subtask && attempt < id.attempt
+        };
+        self.exchange
+            .registry
+            .release(|p| earlier(&p.job_id, p.vertex, p.subtask, p.attempt));
+        self.tasks.lock().expect("tasks lock").retain(|_, task| {
+            let t = &task.id;
+            let ended = !matches!(
+                *task.state.lock().expect("task state lock"),
+                TaskState::Deploying | TaskState::Running
+            );
+            !(ended && earlier(&t.job_id, t.vertex, t.subtask, t.attempt))
+        });
     }
 
     /// Has the listed source tasks inject checkpoint `barrier`'s barrier.

@@ -19,9 +19,10 @@ use spate_proto::v1::{
     TriggerCheckpointRequest,
 };
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, instrument, warn};
 
 use super::settings::CheckpointSettings;
+use crate::failover::FailureCause;
 use crate::state::Shared;
 use crate::workers::worker_client;
 
@@ -221,14 +222,14 @@ impl Coordinator {
     }
 
     /// One round of the coordinator: time-outs, completions, and a trigger when one is due.
-    /// Returns a reason to fail the job when checkpoints keep failing.
+    /// Returns the cause to fail the job with when checkpoints keep failing.
     pub async fn tick(
         &mut self,
         shared: &Shared,
         acks: Vec<AcknowledgeCheckpointRequest>,
         declines: Vec<DeclineCheckpointRequest>,
         all_running: bool,
-    ) -> Option<String> {
+    ) -> Option<FailureCause> {
         for ack in acks {
             self.acknowledge(ack);
         }
@@ -272,10 +273,10 @@ impl Coordinator {
             self.complete_final(shared).await;
         }
         if self.consecutive_failures > self.settings.tolerable_failures {
-            return Some(format!(
-                "{} consecutive checkpoints failed (tolerable: {})",
-                self.consecutive_failures, self.settings.tolerable_failures
-            ));
+            return Some(FailureCause::CheckpointsFailing {
+                consecutive: self.consecutive_failures,
+                tolerable: self.settings.tolerable_failures,
+            });
         }
         // Once a task finished its input, no barrier can pass it any more.
         if all_running && self.finals.is_empty() && !self.stopping {
@@ -320,6 +321,12 @@ impl Coordinator {
     async fn trigger(&mut self, shared: &Shared, request: Option<SavepointRequest>) {
         let id = self.next_id;
         self.next_id += 1;
+        self.trigger_id(shared, request, id)
+            .instrument(info_span!("checkpoint", id))
+            .await
+    }
+
+    async fn trigger_id(&mut self, shared: &Shared, request: Option<SavepointRequest>, id: u64) {
         self.last_trigger = Some(Instant::now());
         let (savepoint, reply, stop) = match request {
             Some(request) => match SnapshotLocation::new_savepoint(&self.job, id) {
@@ -404,6 +411,7 @@ impl Coordinator {
         }
     }
 
+    #[instrument(name = "checkpoint", skip_all, fields(id))]
     async fn complete(&mut self, shared: &Shared, id: u64) {
         let Some(mut pending) = self.pending.remove(&id) else {
             return;
@@ -450,7 +458,6 @@ impl Coordinator {
             self.stats.savepoint_completed_unix_ms = completed_ms;
         }
         info!(
-            checkpoint = id,
             kind = pending.kind.as_str_name(),
             location = %url,
             duration_ms = self.stats.latest_duration_ms,
@@ -475,6 +482,12 @@ impl Coordinator {
     async fn complete_final(&mut self, shared: &Shared) {
         let id = self.next_id;
         self.next_id += 1;
+        self.complete_final_id(shared, id)
+            .instrument(info_span!("checkpoint", id, kind = "final"))
+            .await
+    }
+
+    async fn complete_final_id(&mut self, shared: &Shared, id: u64) {
         let metadata = self.metadata(
             id,
             SnapshotKind::Final,
@@ -484,7 +497,7 @@ impl Coordinator {
         match self.store.add(metadata).await {
             Ok(location) => {
                 let url = self.storage.url_of(&location.dir());
-                info!(checkpoint = id, location = %url, "final checkpoint complete");
+                info!(location = %url, "final checkpoint complete");
                 self.final_written = true;
                 self.stats.latest_id = id;
                 self.stats.latest_location = url;
@@ -502,6 +515,7 @@ impl Coordinator {
         }
     }
 
+    #[instrument(name = "checkpoint", skip_all, fields(id))]
     async fn notify_complete(&self, shared: &Shared, id: u64) {
         let mut by_worker: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
         for task in self.tasks.values() {
@@ -524,19 +538,21 @@ impl Coordinator {
             };
             if let Err(e) = sent.await {
                 // A worker that missed it commits with the next checkpoint or on restore.
-                warn!(%worker, checkpoint = id, error = %format!("{e:#}"), "completion notice not delivered");
+                warn!(%worker, error = %format!("{e:#}"), "completion notice not delivered");
             }
         }))
         .await;
     }
 
+    #[instrument(name = "checkpoint", skip_all, fields(id))]
     async fn fail_checkpoint(&mut self, id: u64, reason: &str) {
-        warn!(checkpoint = id, %reason, "checkpoint failed");
+        warn!(%reason, "checkpoint failed");
         self.consecutive_failures += 1;
         self.stats.failed += 1;
         self.abort(id, reason).await;
     }
 
+    #[instrument(name = "checkpoint", skip_all, fields(id))]
     async fn abort(&mut self, id: u64, reason: &str) {
         let Some(mut pending) = self.pending.remove(&id) else {
             return;
@@ -556,7 +572,7 @@ impl Coordinator {
         if pending.savepoint.is_none()
             && let Err(e) = self.store.discard_aborted(id, &states).await
         {
-            warn!(checkpoint = id, error = %e, "cleaning up an aborted checkpoint failed");
+            warn!(error = %e, "cleaning up an aborted checkpoint failed");
         }
     }
 }

@@ -1,20 +1,14 @@
 //! What restarts after a failure, and how long to wait first.
 
+mod failure;
 mod strategy;
 
 use std::collections::BTreeSet;
 
 use spate_graph::{JobGraph, SubtaskRef, pipelined_regions};
 
+pub use failure::{Failure, FailureCause, WorkerLoss};
 pub use strategy::{FailoverScope, RestartBackoff, RestartStrategy};
-
-/// A failure seen by the JobMaster: why, and the subtasks it hit directly (a failed task, the
-/// tasks of a lost worker; every task when the cause is job-wide).
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub reason: String,
-    pub tasks: BTreeSet<SubtaskRef>,
-}
 
 /// The subtasks to restart for `failure`: the pipelined regions it touches, or the whole job.
 pub struct FailoverPlanner {
