@@ -10,7 +10,7 @@ use spate_api::{
     split_row_kinds,
 };
 
-use crate::{Connector, ConnectorError, OptionDoc, TableContext};
+use crate::{Connector, ConnectorError, OptionDoc, TableContext, TableOptions};
 
 const NAME: &str = "blackhole";
 
@@ -26,8 +26,8 @@ impl Connector for Blackhole {
         &[]
     }
 
-    fn sink_changelog(&self) -> ChangelogMode {
-        ChangelogMode::Retract
+    fn sink_changelog(&self, _options: &TableOptions) -> Result<ChangelogMode, ConnectorError> {
+        Ok(ChangelogMode::Retract)
     }
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
@@ -90,7 +90,6 @@ mod tests {
     use arrow_schema::{DataType, Field};
 
     use super::*;
-    use crate::TableOptions;
 
     fn sink(options: &[(&str, &str)]) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));

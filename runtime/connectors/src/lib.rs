@@ -45,11 +45,12 @@ pub trait Connector: Sync {
         })
     }
 
-    /// The rows the connector's sink takes (Flink's `DynamicTableSink#getChangelogMode`): inserts
-    /// only unless it says otherwise. A sink that takes changes gets batches whose last column is
-    /// the row kind (`spate_api::ROW_KIND_COLUMN`) after the table's columns.
-    fn sink_changelog(&self) -> ChangelogMode {
-        ChangelogMode::AppendOnly
+    /// The rows the connector's sink takes with the table's `options` (Flink's
+    /// `DynamicTableSink#getChangelogMode`, which may depend on the format): inserts only unless
+    /// it says otherwise. A sink that takes changes gets batches whose last column is the row
+    /// kind (`spate_api::ROW_KIND_COLUMN`) after the table's columns.
+    fn sink_changelog(&self, _options: &TableOptions) -> Result<ChangelogMode, ConnectorError> {
+        Ok(ChangelogMode::AppendOnly)
     }
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {

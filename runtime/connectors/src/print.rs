@@ -13,7 +13,7 @@ use spate_api::{
 };
 
 use crate::blackhole::check_batch;
-use crate::{Connector, ConnectorError, OptionDoc, TableContext};
+use crate::{Connector, ConnectorError, OptionDoc, TableContext, TableOptions};
 
 const NAME: &str = "print";
 
@@ -45,8 +45,8 @@ impl Connector for Print {
         OPTIONS
     }
 
-    fn sink_changelog(&self) -> ChangelogMode {
-        ChangelogMode::Retract
+    fn sink_changelog(&self, _options: &TableOptions) -> Result<ChangelogMode, ConnectorError> {
+        Ok(ChangelogMode::Retract)
     }
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
@@ -164,7 +164,6 @@ mod tests {
     };
 
     use super::*;
-    use crate::TableOptions;
 
     fn batch() -> RecordBatch {
         RecordBatch::try_from_iter([

@@ -220,11 +220,15 @@ impl Translator<'_> {
     pub fn sink(&mut self, input: Stream, def: &TableDef) -> Result<(), SqlError> {
         let connector = connector(&def.connector, &def.name)
             .map_err(|e| SqlError::at(def.position, e.to_string()))?;
-        if !input.changelog.is_append_only() && connector.sink_changelog().is_append_only() {
+        let taken = connector
+            .sink_changelog(&TableOptions::new(&def.name, def.options.clone()))
+            .map_err(|e| SqlError::at(def.position, e.to_string()))?;
+        if !input.changelog.is_append_only() && taken.is_append_only() {
             return Err(self.error(format!(
                 "INSERT INTO {}: the table's connector '{}' takes inserts only, but '{}' in the \
                  query updates its results (a {} changelog); write into a table whose \
-                 connector takes changes (print, blackhole)",
+                 connector takes changes (print, blackhole, filesystem with 'format' = \
+                 'debezium-json')",
                 def.name,
                 connector.name(),
                 input.updated_by.as_deref().unwrap_or("?"),

@@ -1,8 +1,8 @@
 //! The matrix of jobs the faults hit: each source (nexmark, datagen with computed columns,
 //! filesystem, the generator), the exactly-once file sink, stateless and windowed operators
-//! (tumbling, hopping, session), a keyed co-process function on two inputs, a changelog (a
-//! running count retracting its earlier results) through a hash exchange, heap and RocksDB
-//! state, region and full failover. Each job's reference is computed
+//! (tumbling, hopping, session), a keyed co-process function on two inputs, changelogs (a
+//! running count retracting its earlier results, and SQL's group aggregate written as
+//! debezium-json) through a hash exchange, heap and RocksDB state, region and full failover. Each job's reference is computed
 //! here by brute force from the data it reads, independently of Spate.
 
 use std::collections::BTreeMap;
@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use spate_operators::generator::GeneratedEvent;
 
 use crate::common::{
-    Assigner, bid_table, bids_priced_in_threes, co_process_reference, counts_per_key, hop_counts,
-    reference, running_count_changes, sink, ts,
+    Assigner, bid_table, bids_priced_in_threes, co_process_reference, counts_per_key,
+    debezium_count_changes, hop_counts, reference, running_count_changes, sink, ts,
 };
 
 /// How much data a round reads and how fast (rows per second per source subtask).
@@ -102,7 +102,32 @@ pub fn matrix() -> Vec<Job> {
             failover: "full",
             build: running_count,
         },
+        Job {
+            name: "datagen-group-count",
+            state_backend: "rocksdb",
+            failover: "region",
+            build: datagen_group_count,
+        },
     ]
+}
+
+/// SQL's group aggregate (a GROUP BY without a window): a count per key that retracts the
+/// count before, written by the exactly-once file sink in Flink's debezium-json. Counts only
+/// grow, so the multiset of changes is known whatever the order the rows arrive in.
+fn datagen_group_count(dirs: &RoundDirs, scale: Scale) -> Plan {
+    let sql = format!(
+        "{}CREATE TABLE out (k BIGINT, n BIGINT) WITH (
+            'connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json'
+        );
+        INSERT INTO out SELECT k, COUNT(*) AS n FROM seqs GROUP BY k;",
+        seq_table(scale),
+        dirs.output.display(),
+    );
+    let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
+    for seq in 1..=scale.events as i64 {
+        *counts.entry(seq % 5).or_default() += 1;
+    }
+    Plan::sql(sql, debezium_count_changes(&counts))
 }
 
 /// The catalog's changelog job: a running count per key whose updates retract the count

@@ -35,6 +35,20 @@ pub fn running_count_changes(counts: &BTreeMap<i64, i64>, retract: bool) -> Vec<
     rows
 }
 
+/// The changes of a count per key written in debezium-json, as rows `op, key, count`, sorted:
+/// an insert or an update's new count is a "c", an update's retracted count a "d".
+pub fn debezium_count_changes(counts: &BTreeMap<i64, i64>) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = running_count_changes(counts, true)
+        .into_iter()
+        .map(|mut row| {
+            row[0] = if row[0] == "-U" { "d" } else { "c" }.to_string();
+            row
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
 /// The table a changelog of rows `op, key, count` leaves behind: `+I`/`+U` set the key's
 /// count (an upsert, taking the place of the row the last `-U` removed), `-U`/`-D` remove
 /// exactly the row they name. A retraction of a row that is not there is a lost or duplicated
@@ -47,10 +61,11 @@ pub fn materialize(changes: &[Vec<String>]) -> BTreeMap<i64, i64> {
         };
         let (key, count): (i64, i64) = (key.parse().unwrap(), count.parse().unwrap());
         match op.as_str() {
-            "+I" | "+U" => {
+            // Debezium's "c" adds a row and its "d" takes one back.
+            "+I" | "+U" | "c" => {
                 table.insert(key, count);
             }
-            "-U" | "-D" => assert_eq!(
+            "-U" | "-D" | "d" => assert_eq!(
                 table.remove(&key),
                 Some(count),
                 "{op} of ({key}, {count}) retracts a row the table does not hold"
@@ -70,7 +85,10 @@ pub fn read_rows_in_commit_order(dir: &Path) -> Vec<Vec<String>> {
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let stem = name.strip_prefix("part-")?.strip_suffix(".csv")?;
+            let stem = name.strip_prefix("part-")?;
+            let stem = stem
+                .strip_suffix(".csv")
+                .or_else(|| stem.strip_suffix(".json"))?;
             let [_run, subtask, checkpoint] = stem.split('-').collect::<Vec<_>>()[..] else {
                 panic!("unexpected part file {name}");
             };
@@ -87,11 +105,6 @@ pub fn read_rows_in_commit_order(dir: &Path) -> Vec<Vec<String>> {
     parts.sort();
     parts
         .iter()
-        .flat_map(|(_, path)| {
-            let text = std::fs::read_to_string(path).expect("part file");
-            text.lines()
-                .map(|l| l.split(',').map(str::to_string).collect())
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|(_, path)| super::read_part_file(path))
         .collect()
 }

@@ -122,13 +122,44 @@ pub fn read_rows(dir: &Path) -> Vec<Vec<String>> {
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
-        let text = std::fs::read_to_string(entry.path()).expect("part file");
-        rows.extend(
-            text.lines()
-                .map(|l| l.split(',').map(str::to_string).collect()),
-        );
+        rows.extend(read_part_file(&entry.path()));
     }
     rows
+}
+
+/// The rows of one part file: CSV fields, or debezium-json changes (`.json`) as rows.
+pub fn read_part_file(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).expect("part file");
+    match path.extension().is_some_and(|e| e == "json") {
+        true => text.lines().map(debezium_row).collect(),
+        false => text
+            .lines()
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect(),
+    }
+}
+
+/// A debezium-json change as a row: its op (`c` or `d`), then the values of the row it adds
+/// (`after`) or takes back (`before`), in the order of their column names (name the columns
+/// so that this is their declared order); NULL is empty.
+fn debezium_row(line: &str) -> Vec<String> {
+    let change: serde_json::Value = serde_json::from_str(line).expect("a debezium-json line");
+    let op = change["op"].as_str().expect("op").to_string();
+    let row = match op.as_str() {
+        "c" => &change["after"],
+        "d" => &change["before"],
+        other => panic!("unknown op {other} in {line}"),
+    };
+    let mut values: Vec<(&String, &serde_json::Value)> =
+        row.as_object().expect("a row object").iter().collect();
+    values.sort_by_key(|(name, _)| *name);
+    std::iter::once(op)
+        .chain(values.into_iter().map(|(_, value)| match value {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        }))
+        .collect()
 }
 
 pub fn generator(events: u64, keys: u64, seed: u64) -> GeneratorConfig {

@@ -1,5 +1,7 @@
 //! The file formats the connector reads and writes.
 
+use spate_api::ChangelogMode;
+
 use crate::{ConnectorError, TableOptions};
 
 /// How TIMESTAMP(3) values are written, as Flink's CSV and JSON formats do. Reading also accepts
@@ -13,6 +15,10 @@ pub(super) enum Format {
     Csv { delimiter: u8 },
     /// One JSON object per line, keyed by column name; NULL is `null` (or a missing key).
     Json,
+    /// Flink's `debezium-json`: one JSON object per change, `{"before": .., "after": ..,
+    /// "op": ..}`. An insert or update-after is `"op": "c"` with the row as `after`; an
+    /// update-before or delete is `"op": "d"` with the row as `before`. Written only.
+    DebeziumJson,
 }
 
 impl Format {
@@ -25,7 +31,8 @@ impl Format {
                 delimiter: delimiter(options)?,
             }),
             "json" => Ok(Format::Json),
-            other => Err(options.bad("format", other, "expected 'csv' or 'json'")),
+            "debezium-json" => Ok(Format::DebeziumJson),
+            other => Err(options.bad("format", other, "expected 'csv', 'json' or 'debezium-json'")),
         }
     }
 
@@ -33,6 +40,23 @@ impl Format {
         match self {
             Format::Csv { .. } => "csv",
             Format::Json => "json",
+            Format::DebeziumJson => "debezium-json",
+        }
+    }
+
+    /// The extension of the files written in this format.
+    pub(super) fn extension(self) -> &'static str {
+        match self {
+            Format::Csv { .. } => "csv",
+            Format::Json | Format::DebeziumJson => "json",
+        }
+    }
+
+    /// The rows a sink writing this format takes (Flink's `EncodingFormat#getChangelogMode`).
+    pub(super) fn changelog(self) -> ChangelogMode {
+        match self {
+            Format::Csv { .. } | Format::Json => ChangelogMode::AppendOnly,
+            Format::DebeziumJson => ChangelogMode::Retract,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `filesystem` connector (Flink's connector of the same name): a bounded source reading the
 //! CSV or JSON-lines files under a path, and a sink writing one part file per subtask into a
-//! directory, made visible only once it is complete.
+//! directory, made visible only once it is complete. The sink takes a changelog when its format
+//! is one (`debezium-json`), as Flink's does; otherwise it is append-only.
 
 mod convert;
 mod csv_reader;
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Schema, TimeUnit};
-use spate_api::{OperatorFactory, SourceFactory};
+use spate_api::{ChangelogMode, OperatorFactory, SourceFactory};
 
 use crate::{Connector, ConnectorError, OptionDoc, TableContext, TableOptions};
 
@@ -37,7 +38,9 @@ static OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         name: "format",
         default: None,
-        description: "Required. 'csv' (no header) or 'json' (one JSON object per line).",
+        description: "Required. 'csv' (no header), 'json' (one JSON object per line), or, for \
+                      the sink only, 'debezium-json' (one JSON object per row change: \
+                      {\"before\", \"after\", \"op\"}), which takes updating results.",
     },
     OptionDoc {
         name: "csv.field-delimiter",
@@ -60,6 +63,16 @@ impl Connector for Filesystem {
 
     fn source(&self, table: TableContext<'_>) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
         let (path, format) = parse_options(table.options)?;
+        if !format.changelog().is_append_only() {
+            return Err(ConnectorError::Unsupported {
+                table: table.table.to_string(),
+                detail: format!(
+                    "the filesystem source reads 'csv' and 'json'; '{}' is written only \
+                     (a source of changes is not supported yet)",
+                    format.name()
+                ),
+            });
+        }
         check_types(table.table, &table.schema, format)?;
         let files = listing::data_files(&path).map_err(|e| {
             table
@@ -69,17 +82,12 @@ impl Connector for Filesystem {
         Ok(Arc::new(FileSource::new(table.schema, format, files)))
     }
 
+    fn sink_changelog(&self, options: &TableOptions) -> Result<ChangelogMode, ConnectorError> {
+        Ok(Format::from_options(options)?.changelog())
+    }
+
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
         let (path, format) = parse_options(table.options)?;
-        if spate_api::row_kind_index(&table.schema).is_some() {
-            return Err(ConnectorError::Unsupported {
-                table: table.table.to_string(),
-                detail: "the filesystem sink is append-only and cannot take a changelog (rows \
-                         that update or delete earlier ones); write its changes as rows instead \
-                         (the DataStream API's to_change_rows)"
-                    .into(),
-            });
-        }
         check_types(table.table, &table.schema, format)?;
         if path.is_file() {
             return Err(table.options.bad(

@@ -13,6 +13,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use spate_api::{
     Operator, OperatorContext, OperatorError, OperatorFactory, OperatorSnapshot, Output, Result,
+    split_row_kinds,
 };
 
 use super::encode::encode;
@@ -94,12 +95,13 @@ impl Operator for FileSink {
     }
 
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Output) -> Result<()> {
-        check_batch(&self.table, &self.schema, &batch)?;
-        if batch.num_rows() == 0 {
+        let (data, kinds) = split_row_kinds(&batch)?;
+        check_batch(&self.table, &self.schema, &data)?;
+        if data.num_rows() == 0 {
             return Ok(());
         }
         self.encoded.clear();
-        encode(self.format, &batch, &mut self.encoded)?;
+        encode(self.format, &data, kinds.as_deref(), &mut self.encoded)?;
         let part = match &mut self.part {
             Some(part) => part,
             none => none.insert(PartFileWriter::create(
@@ -107,7 +109,7 @@ impl Operator for FileSink {
                 &format!("{}-{}", self.run, self.subtask),
                 // Named when it is committed: by the checkpoint it belongs to (see snapshot).
                 "0",
-                self.format.name(),
+                self.format.extension(),
             )?),
         };
         part.write(&self.encoded)
@@ -137,7 +139,7 @@ impl Operator for FileSink {
                 "part-{}-{}-{index}.{}",
                 self.run,
                 self.subtask,
-                self.format.name()
+                self.format.extension()
             );
             pending.committed = self.directory.join(name);
             self.pending.insert(checkpoint_id, pending);

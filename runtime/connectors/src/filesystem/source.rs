@@ -6,8 +6,8 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use spate_api::{
-    OperatorContext, Result, SourceFactory, SourcePoll, SourceReader, Split, StateEntry,
-    position_entries, restored_position,
+    OperatorContext, OperatorError, Result, SourceFactory, SourcePoll, SourceReader, Split,
+    StateEntry, position_entries, restored_position,
 };
 
 use super::convert::to_declared;
@@ -115,6 +115,12 @@ impl FileReader {
                 delimiter,
             )?),
             Format::Json => Box::new(JsonTextReader::open(file, self.text_schema.clone())?),
+            // The connector refuses such a source when the table is planned.
+            Format::DebeziumJson => {
+                return Err(OperatorError::invalid(format!(
+                    "{file}: the filesystem source cannot read debezium-json"
+                )));
+            }
         })
     }
 }

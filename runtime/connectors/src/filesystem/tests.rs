@@ -407,7 +407,7 @@ fn options_are_checked() {
     assert!(error("csv", &[("pathh", "x")]).contains("unknown option(s) pathh"));
     // CSV options are unknown to the JSON format.
     assert!(error("json", &[("csv.field-delimiter", ";")]).contains("csv.field-delimiter"));
-    assert!(error("parquet", &[]).contains("expected 'csv' or 'json'"));
+    assert!(error("parquet", &[]).contains("expected 'csv', 'json' or 'debezium-json'"));
     assert!(error("csv", &[("csv.field-delimiter", ";;")]).contains("single ASCII character"));
 
     let list = Arc::new(Schema::new(vec![Field::new(
@@ -442,25 +442,6 @@ fn the_sink_refuses_batches_of_other_types() {
         .process_batch(other, &mut Output::default())
         .unwrap_err();
     assert!(error.to_string().contains("has 7 columns"), "{error}");
-}
-
-#[test]
-fn the_sink_refuses_a_changelog() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut options = options(dir.path(), "csv", &[]);
-    let error = Filesystem
-        .sink(TableContext {
-            table: "t",
-            schema: spate_api::changelog_schema(&schema()),
-            options: &mut options,
-        })
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        error.contains("table 't'") && error.contains("filesystem sink is append-only"),
-        "{error}"
-    );
 }
 
 /// The one committed part file of `subtask` in `dir`: `part-<run>-<subtask>-<index>.<ext>`.
@@ -540,4 +521,89 @@ fn a_restored_subtask_commits_every_pending_file_of_its_checkpoint() {
         checkpointing_sink(dir.path(), subtask, parallelism, Some(restored.clone()));
     }
     assert_eq!(read_all(dir.path(), "csv", &[]).unwrap().num_rows(), 12);
+}
+
+#[test]
+fn debezium_json_writes_each_change_as_flink_does_and_takes_a_changelog() {
+    use spate_api::{ChangelogMode, RowKind, changelog_batch, changelog_schema};
+
+    let dir = tempfile::tempdir().unwrap();
+    let taken = |format: &str| {
+        Filesystem
+            .sink_changelog(&options(dir.path(), format, &[]))
+            .unwrap()
+    };
+    assert_eq!(taken("debezium-json"), ChangelogMode::Retract);
+    assert_eq!(taken("csv"), ChangelogMode::AppendOnly);
+    assert_eq!(taken("json"), ChangelogMode::AppendOnly);
+
+    let kinds = [RowKind::Insert, RowKind::UpdateBefore, RowKind::Delete];
+    let changes = changelog_batch(changelog_schema(&schema()), &rows(1), &kinds).unwrap();
+    let mut debezium = options(dir.path(), "debezium-json", &[]);
+    let factory = Filesystem
+        .sink(TableContext {
+            table: "t",
+            schema: schema(),
+            options: &mut debezium,
+        })
+        .unwrap();
+    let ctx = context(0, 1);
+    let mut sink = factory.create(&ctx).unwrap();
+    sink.open(&ctx).unwrap();
+    sink.process_batch(changes.clone(), &mut Output::default())
+        .unwrap();
+    // Inserts only (no row-kind column) are all "c".
+    sink.process_batch(rows(7).slice(0, 1), &mut Output::default())
+        .unwrap();
+    finish(vec![sink]);
+    let text = std::fs::read_to_string(committed(dir.path(), 0, "json")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(
+        lines[0],
+        "{\"before\":null,\"after\":{\"id\":1,\"n\":-7,\"price\":0.1,\"ok\":true,\
+         \"name\":\"plain\",\"ts\":\"2024-01-02 03:04:05.678\",\"day\":\"2024-01-02\"},\"op\":\"c\"}"
+    );
+    assert_eq!(
+        lines[1],
+        "{\"before\":{\"id\":2,\"n\":null,\"price\":null,\"ok\":null,\"name\":null,\
+         \"ts\":null,\"day\":null},\"after\":null,\"op\":\"d\"}"
+    );
+    assert!(
+        lines[2].starts_with("{\"before\":{\"id\":3,"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[2].ends_with("\"after\":null,\"op\":\"d\"}"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with("{\"before\":null,\"after\":{\"id\":7,"),
+        "{}",
+        lines[3]
+    );
+
+    // The other formats write inserts only, and nothing reads debezium-json.
+    let mut csv = options(&dir.path().join("csv"), "csv", &[]);
+    let factory = Filesystem
+        .sink(TableContext {
+            table: "t",
+            schema: schema(),
+            options: &mut csv,
+        })
+        .unwrap();
+    let mut sink = factory.create(&ctx).unwrap();
+    sink.open(&ctx).unwrap();
+    let err = sink
+        .process_batch(changes, &mut Output::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("csv format writes inserts only"), "{err}");
+    let err = source(dir.path(), "debezium-json", &[], schema())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("'debezium-json' is written only"), "{err}");
 }
