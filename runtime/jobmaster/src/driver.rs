@@ -20,13 +20,13 @@ use crate::adopt::{adopt, cancel_unadopted};
 use crate::checkpoint::{Coordinator, TaskRef, check_compatible, resolve, task_restore};
 use crate::config::JobMasterConfig;
 use crate::failover::{FailoverPlanner, Failure, FailureCause, RestartBackoff, WorkerLoss};
+use crate::inbox::Inbox;
 use crate::placement::{Placement, SlotRef, deployment, place, replace};
 use crate::resources::ResourceManager;
 use crate::service::JobMasterService;
 use crate::state::{Shared, TaskEntry};
 use crate::workers::{RPC_TIMEOUT, worker_client};
 
-const POLL: Duration = Duration::from_millis(100);
 /// Checkpoint acknowledgements carry state handles: allow more than gRPC's default 4 MiB.
 const MAX_MESSAGE: usize = 256 << 20;
 const PROBE_ROUNDS: u32 = 5;
@@ -49,12 +49,14 @@ async fn run_job(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
         bail!("{e:#}");
     }
     let shared = Arc::new(Shared::new(&config.job_id, &config.job_name));
+    let (requests, mut inbox) = Inbox::new();
     let listener = TcpListener::bind(&config.bind)
         .await
         .with_context(|| format!("binding the JobMaster to {}", config.bind))?;
     let address = listener.local_addr()?.to_string();
     let service = JobMasterService {
         shared: shared.clone(),
+        requests,
         heartbeat_interval: config.heartbeat_interval,
     };
     // The handlers log in the job's span too (a task failure names its task as fields).
@@ -99,7 +101,16 @@ async fn run_job(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
                 resources: resources.as_mut(),
                 jobmaster: &advertised,
             };
-            drive(&config, &graph, &shared, workers, coordinator, restore).await;
+            drive(
+                &config,
+                &graph,
+                &shared,
+                &mut inbox,
+                workers,
+                coordinator,
+                restore,
+            )
+            .await;
             shut_down_workers(&shared).await;
         }
         Err(e) => {
@@ -107,6 +118,9 @@ async fn run_job(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
             shared.state.lock().await.fail(format!("{e:#}"));
         }
     }
+    // The job is over: a savepoint asked for from now on, or still waiting, is answered that
+    // the job ended; a cancel changes nothing.
+    drop(inbox);
     let status = shared.state.lock().await.status();
     if let Some(path) = &config.status_file {
         std::fs::write(path, status.encode_to_vec())
@@ -190,6 +204,7 @@ async fn drive(
     config: &JobMasterConfig,
     graph: &JobGraph,
     shared: &Shared,
+    inbox: &mut Inbox,
     mut workers: Workers<'_>,
     mut coordinator: Option<Coordinator>,
     mut restore: Option<CompletedSnapshot>,
@@ -215,11 +230,11 @@ async fn drive(
                 false => 0,
             };
             cancel_unadopted(shared).await;
-            let Some(slots) =
-                wait_for_slots(config, shared, &mut workers, graph.slots_needed(), |live| {
-                    (live.len() as u32 >= graph.slots_needed()).then(|| live.to_vec())
-                })
-                .await
+            let needed = graph.slots_needed();
+            let Some(slots) = wait_for_slots(config, shared, inbox, &mut workers, needed, |live| {
+                (live.len() as u32 >= needed).then(|| live.to_vec())
+            })
+            .await
             else {
                 return;
             };
@@ -252,7 +267,7 @@ async fn drive(
                     let restored = restore.as_ref().map_or(0, |r| r.location.checkpoint_id());
                     coordinator.deployed(tasks, restored).await;
                 }
-                monitor(config, shared, &mut workers, coordinator.as_mut()).await
+                monitor(config, shared, inbox, &mut workers, coordinator.as_mut()).await
             }
             Err(cause) => {
                 // A worker that refuses the deployment is most likely gone: mark it lost now,
@@ -264,7 +279,7 @@ async fn drive(
             }
         };
         let Outcome::Failed(failure) = outcome else {
-            cancel_unfinished(shared, None).await;
+            cancel_unfinished(shared, inbox, None).await;
             return;
         };
         let delay = match (failure.permanent(), &coordinator) {
@@ -281,13 +296,13 @@ async fn drive(
                     .lock()
                     .await
                     .fail(format!("{failure} (not restarted: {why})"));
-                cancel_unfinished(shared, None).await;
+                cancel_unfinished(shared, inbox, None).await;
                 return;
             }
         };
         to_deploy = planner.to_restart(&failure);
         warn!(reason = %failure, tasks = to_deploy.len(), ?delay, "restarting from the latest checkpoint");
-        cancel_unfinished(shared, Some(&to_deploy)).await;
+        cancel_unfinished(shared, inbox, Some(&to_deploy)).await;
         {
             let mut state = shared.state.lock().await;
             workers.drop_lost(&mut state);
@@ -301,9 +316,14 @@ async fn drive(
         tokio::time::sleep(delay).await;
         attempt += 1;
         let mut next = placement.clone();
-        let replaced = wait_for_slots(config, shared, &mut workers, graph.slots_needed(), |live| {
-            replace(&mut next, &to_deploy, live, attempt)
-        })
+        let replaced = wait_for_slots(
+            config,
+            shared,
+            inbox,
+            &mut workers,
+            graph.slots_needed(),
+            |live| replace(&mut next, &to_deploy, live, attempt),
+        )
         .await;
         if replaced.is_none() {
             return;
@@ -447,6 +467,7 @@ impl Workers<'_> {
 async fn wait_for_slots<T>(
     config: &JobMasterConfig,
     shared: &Shared,
+    inbox: &mut Inbox,
     workers: &mut Workers<'_>,
     needed: u32,
     mut ready: impl FnMut(&[SlotRef]) -> Option<T>,
@@ -479,7 +500,7 @@ async fn wait_for_slots<T>(
                 );
                 return Some(ready);
             }
-            if let Some(reason) = state.cancel_requested.clone() {
+            if let Some(reason) = inbox.cancel_requested() {
                 state.job_state = JobState::Canceled;
                 state.failure = reason;
                 return None;
@@ -494,7 +515,7 @@ async fn wait_for_slots<T>(
                 return None;
             }
         }
-        let _ = tokio::time::timeout(POLL, shared.changed.notified()).await;
+        inbox.wait(shared).await;
     }
 }
 
@@ -513,17 +534,18 @@ fn needed_slots(state: &crate::state::State) -> usize {
 async fn monitor(
     config: &JobMasterConfig,
     shared: &Shared,
+    inbox: &mut Inbox,
     workers: &mut Workers<'_>,
     mut coordinator: Option<&mut Coordinator>,
 ) -> Outcome {
     loop {
         cancel_unadopted(shared).await;
-        let (failed_tasks, acks, declines, savepoints, all_running) = {
+        let (failed_tasks, all_running) = {
             let mut state = shared.state.lock().await;
             if state.is_terminal() {
                 return Outcome::Over;
             }
-            if let Some(reason) = state.cancel_requested.clone() {
+            if let Some(reason) = inbox.cancel_requested() {
                 state.job_state = JobState::Canceled;
                 state.failure = reason;
                 return Outcome::Over;
@@ -571,13 +593,7 @@ async fn monitor(
                 })
                 .collect();
             let all_running = state.tasks.iter().all(|t| t.state == TaskState::Running);
-            (
-                failed,
-                std::mem::take(&mut state.acks),
-                std::mem::take(&mut state.declines),
-                std::mem::take(&mut state.savepoint_requests),
-                all_running,
-            )
+            (failed, all_running)
         };
         if let Some((_, first)) = failed_tasks.first() {
             // A task failure is often the echo of a dead worker (its exchanges broke); if a worker
@@ -598,12 +614,15 @@ async fn monitor(
             }
             return Outcome::Failed(failure);
         }
+        let messages = inbox.checkpoint_messages();
         match coordinator.as_deref_mut() {
             Some(coordinator) => {
-                for request in savepoints {
+                for request in messages.savepoints {
                     coordinator.request_savepoint(request);
                 }
-                let failed = coordinator.tick(shared, acks, declines, all_running).await;
+                let failed = coordinator
+                    .tick(shared, messages.acks, messages.declines, all_running)
+                    .await;
                 shared.state.lock().await.checkpoints = coordinator.stats.clone();
                 if let Some(location) = coordinator.stopped.take() {
                     let mut state = shared.state.lock().await;
@@ -635,14 +654,14 @@ async fn monitor(
                 }
             }
             None => {
-                for request in savepoints {
+                for request in messages.savepoints {
                     let _ = request
                         .reply
                         .send(Err("the job takes no checkpoints".into()));
                 }
             }
         }
-        let _ = tokio::time::timeout(POLL, shared.changed.notified()).await;
+        inbox.wait(shared).await;
     }
 }
 
@@ -726,7 +745,11 @@ async fn unreachable_worker(shared: &Shared) -> Option<(String, String)> {
 
 /// After a failure or cancellation: cancels what still runs (of `which`, or every task) and
 /// waits briefly for the reports.
-async fn cancel_unfinished(shared: &Shared, which: Option<&BTreeSet<SubtaskRef>>) {
+async fn cancel_unfinished(
+    shared: &Shared,
+    inbox: &mut Inbox,
+    which: Option<&BTreeSet<SubtaskRef>>,
+) {
     let selected = |t: &TaskEntry| which.is_none_or(|w| w.contains(&(t.id.vertex, t.id.subtask)));
     let running: Vec<(String, TaskId)> = {
         let mut guard = shared.state.lock().await;
@@ -776,7 +799,7 @@ async fn cancel_unfinished(shared: &Shared, which: Option<&BTreeSet<SubtaskRef>>
         {
             return;
         }
-        let _ = tokio::time::timeout(POLL, shared.changed.notified()).await;
+        inbox.wait(shared).await;
     }
     for task in shared
         .state

@@ -8,6 +8,7 @@ mod checkpoint;
 mod config;
 mod driver;
 mod failover;
+mod inbox;
 mod placement;
 mod resources;
 mod service;

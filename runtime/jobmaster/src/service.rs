@@ -12,10 +12,13 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::checkpoint::SavepointRequest;
+use crate::inbox::{Inbound, Requests};
 use crate::state::{Shared, WorkerEntry};
 
 pub struct JobMasterService {
     pub shared: Arc<Shared>,
+    /// To the driver: checkpoint messages, savepoint and cancel requests.
+    pub requests: Requests,
     pub heartbeat_interval: Duration,
 }
 
@@ -136,13 +139,10 @@ impl JobMaster for JobMasterService {
         &self,
         request: Request<AcknowledgeCheckpointRequest>,
     ) -> Result<Response<CheckpointResponse>, Status> {
-        self.shared
-            .state
-            .lock()
-            .await
-            .acks
-            .push(request.into_inner());
-        self.shared.changed.notify_one();
+        // Once the driver is gone the job is over, and the acknowledgement with it.
+        let _ = self
+            .requests
+            .send(Inbound::Acknowledge(request.into_inner()));
         Ok(Response::new(CheckpointResponse {}))
     }
 
@@ -150,13 +150,7 @@ impl JobMaster for JobMasterService {
         &self,
         request: Request<DeclineCheckpointRequest>,
     ) -> Result<Response<CheckpointResponse>, Status> {
-        self.shared
-            .state
-            .lock()
-            .await
-            .declines
-            .push(request.into_inner());
-        self.shared.changed.notify_one();
+        let _ = self.requests.send(Inbound::Decline(request.into_inner()));
         Ok(Response::new(CheckpointResponse {}))
     }
 
@@ -165,16 +159,11 @@ impl JobMaster for JobMasterService {
         request: Request<TriggerSavepointRequest>,
     ) -> Result<Response<TriggerSavepointResponse>, Status> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.shared
-            .state
-            .lock()
-            .await
-            .savepoint_requests
-            .push(SavepointRequest {
-                stop: request.into_inner().stop,
-                reply,
-            });
-        self.shared.changed.notify_one();
+        // A request the driver never takes (the job ended) drops `reply`: answered below.
+        let _ = self.requests.send(Inbound::Savepoint(SavepointRequest {
+            stop: request.into_inner().stop,
+            reply,
+        }));
         match answer.await {
             Ok(Ok((checkpoint_id, location))) => Ok(Response::new(TriggerSavepointResponse {
                 checkpoint_id,
@@ -190,12 +179,12 @@ impl JobMaster for JobMasterService {
         request: Request<CancelJobRequest>,
     ) -> Result<Response<CancelJobResponse>, Status> {
         let reason = request.into_inner().reason;
-        self.shared.state.lock().await.cancel_requested = Some(if reason.is_empty() {
-            "canceled by request".into()
-        } else {
-            reason
-        });
-        self.shared.changed.notify_one();
+        let reason = match reason.is_empty() {
+            true => "canceled by request".to_string(),
+            false => reason,
+        };
+        // Canceling a job that is over changes nothing.
+        let _ = self.requests.send(Inbound::Cancel { reason });
         Ok(Response::new(CancelJobResponse {}))
     }
 }

@@ -4,13 +4,12 @@ use std::time::Instant;
 use spate_graph::JobVertex;
 use spate_proto::v1::worker_client::WorkerClient;
 use spate_proto::v1::{
-    AcknowledgeCheckpointRequest, CheckpointStats, DeclineCheckpointRequest, JobState, JobStatus,
-    TaskId, TaskMetrics, TaskState, TaskStatus, WorkerMetrics, WorkerStatus,
+    CheckpointStats, JobState, JobStatus, TaskId, TaskMetrics, TaskState, TaskStatus,
+    WorkerMetrics, WorkerStatus,
 };
 use tokio::sync::{Mutex, Notify};
 use tonic::transport::Channel;
 
-use crate::checkpoint::SavepointRequest;
 use crate::placement::SlotRef;
 use crate::throughput::Throughput;
 
@@ -89,13 +88,8 @@ pub struct State {
     pub workers: Vec<WorkerEntry>,
     pub tasks: Vec<TaskEntry>,
     pub started: Option<Instant>,
-    pub cancel_requested: Option<String>,
     /// Set when the job is over: heartbeats tell workers to stop.
     pub shutdown: bool,
-    /// Checkpoint acknowledgements, declines and savepoint requests for the coordinator.
-    pub acks: Vec<AcknowledgeCheckpointRequest>,
-    pub declines: Vec<DeclineCheckpointRequest>,
-    pub savepoint_requests: Vec<SavepointRequest>,
     pub checkpoints: CheckpointStats,
     /// Highest parallelism of the job's vertices.
     pub parallelism: u32,
@@ -121,11 +115,7 @@ impl State {
             workers: Vec::new(),
             tasks: Vec::new(),
             started: None,
-            cancel_requested: None,
             shutdown: false,
-            acks: Vec::new(),
-            declines: Vec::new(),
-            savepoint_requests: Vec::new(),
             checkpoints: CheckpointStats::default(),
             parallelism: 0,
             source_vertices: BTreeSet::new(),
