@@ -1,13 +1,14 @@
-//! The SQL examples on real processes: Nexmark q0, q1, q2 and the window examples, as written in
+//! The SQL examples on real processes: Nexmark q0, q1, q2, q3 and the window examples, as written in
 //! `examples/` (with fewer events and a CSV sink), checked against references computed by brute
 //! force from the same generated events, at parallelism 1 and 4.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use common::*;
+use spate_connectors::nexmark::{NexmarkConfig, NexmarkEvent};
 
 const EVENTS: u64 = 200_000;
 
@@ -291,6 +292,51 @@ async fn nexmark_q1_at_parallelism_1_and_4() {
 async fn nexmark_q2_at_parallelism_1_and_4() {
     q2(1).await;
     q2(4).await;
+}
+
+/// Nexmark q3, a regular join: every auction of category 10 with its seller, if the seller
+/// lives in OR, ID or CA; by brute force over the same events (a hash join of all of them).
+async fn q3(parallelism: u32) {
+    let config = NexmarkConfig {
+        events: Some(EVENTS),
+        ..NexmarkConfig::default()
+    };
+    let mut people = HashMap::new();
+    let mut auctions = Vec::new();
+    for n in 0..EVENTS {
+        match config.event(n) {
+            NexmarkEvent::Person(person) => {
+                people.insert(person.id, person);
+            }
+            NexmarkEvent::Auction(auction) => auctions.push(auction),
+            NexmarkEvent::Bid(_) => {}
+        }
+    }
+    let want: Vec<Vec<String>> = auctions
+        .iter()
+        .filter(|a| a.category == 10)
+        .filter_map(|a| {
+            let seller = people.get(&a.seller)?;
+            ["OR", "ID", "CA"]
+                .contains(&seller.state.as_str())
+                .then(|| {
+                    vec![
+                        text(&seller.name),
+                        text(&seller.city),
+                        seller.state.clone(),
+                        a.id.to_string(),
+                    ]
+                })
+        })
+        .collect();
+    assert!(want.len() > 100, "the reference has rows: {}", want.len());
+    assert_rows(&run_example("q3.sql", parallelism).await, &sorted(want));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nexmark_q3_at_parallelism_1_and_4() {
+    q3(1).await;
+    q3(4).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

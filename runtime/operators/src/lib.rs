@@ -4,6 +4,7 @@ pub mod basic;
 mod checkpoint;
 pub mod generator;
 pub mod group_aggregate;
+pub mod join;
 pub mod keyed;
 pub mod sink;
 #[cfg(test)]

@@ -25,6 +25,8 @@ use spate_operators::window::{
     AggregateFunction, AggregateSpec, WindowAssigner, WindowOperator, WindowSpec,
 };
 
+mod join;
+
 use crate::catalog::DeclaredTable;
 use crate::ddl::{TableDef, interval_ms};
 use crate::error::{Position, SqlError, planning_error};
@@ -131,9 +133,7 @@ impl Translator<'_> {
                 Ok(stream)
             }
             LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
-            LogicalPlan::Join(_) => {
-                Err(self.unsupported("JOIN (lookup joins are planned; regular joins need state)"))
-            }
+            LogicalPlan::Join(join) => self.join(join),
             LogicalPlan::Union(_) => Err(self.unsupported("UNION")),
             LogicalPlan::Sort(_) => Err(self.unsupported("ORDER BY on an unbounded stream")),
             LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT on an unbounded stream")),

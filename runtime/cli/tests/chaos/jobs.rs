@@ -1,8 +1,9 @@
 //! The matrix of jobs the faults hit: each source (nexmark, datagen with computed columns,
 //! filesystem, the generator), the exactly-once file sink, stateless and windowed operators
-//! (tumbling, hopping, session), a keyed co-process function on two inputs, changelogs (a
-//! running count retracting its earlier results, and SQL's group aggregate written as
-//! debezium-json) through a hash exchange, heap and RocksDB state, region and full failover. Each job's reference is computed
+//! (tumbling, hopping, session), a keyed co-process function on two inputs, SQL's regular join,
+//! changelogs (a running count retracting its earlier results, and SQL's group aggregate
+//! written as debezium-json) through a hash exchange, heap and RocksDB state, region and full
+//! failover. Each job's reference is computed
 //! here by brute force from the data it reads, independently of Spate.
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use spate_operators::generator::GeneratedEvent;
 
 use crate::common::{
     Assigner, bid_table, bids_priced_in_threes, co_process_reference, counts_per_key,
-    debezium_count_changes, hop_counts, reference, running_count_changes, sink, ts,
+    debezium_count_changes, hop_counts, join_job, reference, running_count_changes, sink, ts,
 };
 
 /// How much data a round reads and how fast (rows per second per source subtask).
@@ -108,7 +109,19 @@ pub fn matrix() -> Vec<Job> {
             failover: "region",
             build: datagen_group_count,
         },
+        Job {
+            name: "datagen-join",
+            state_backend: "heap",
+            failover: "full",
+            build: datagen_join,
+        },
     ]
+}
+
+/// SQL's regular join: two datagen sequences joined on their values, both sides in keyed state.
+fn datagen_join(dirs: &RoundDirs, scale: Scale) -> Plan {
+    let (sql, want) = join_job(&dirs.output, scale.events, scale.rate);
+    Plan::sql(sql, want)
 }
 
 /// SQL's group aggregate (a GROUP BY without a window): a count per key that retracts the

@@ -114,6 +114,35 @@ pub async fn wait_for(
     }
 }
 
+/// Two datagen sequences of `events` rows at `rate` rows per second per subtask, `l (seq)` and
+/// `r (id, v = id * 3)`, an inner join of them on `seq = id` into a CSV table `out (seq, v)`
+/// under `out`, and what it must write: `(n, 3n)` for every n, once.
+pub fn join_job(out: &Path, events: u64, rate: u64) -> (String, Vec<Vec<String>>) {
+    let sequence = |name: &str, columns: &str, column: &str| {
+        format!(
+            "CREATE TABLE {name} ({columns}) WITH (
+                'connector' = 'datagen', 'rows-per-second' = '{rate}',
+                'fields.{column}.kind' = 'sequence', 'fields.{column}.start' = '1',
+                'fields.{column}.end' = '{events}'
+            );\n"
+        )
+    };
+    let sql = format!(
+        "{}{}CREATE TABLE out (seq BIGINT, v BIGINT) WITH (
+            'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'
+        );
+        INSERT INTO out SELECT l.seq, r.v FROM l JOIN r ON l.seq = r.id;",
+        sequence("l", "seq BIGINT", "seq"),
+        sequence("r", "id BIGINT, v AS id * 3", "id"),
+        out.display()
+    );
+    let mut want: Vec<Vec<String>> = (1..=events as i64)
+        .map(|n| vec![n.to_string(), (3 * n).to_string()])
+        .collect();
+    want.sort();
+    (sql, want)
+}
+
 /// Every CSV row written under `dir`, as fields.
 pub fn read_rows(dir: &Path) -> Vec<Vec<String>> {
     let mut rows = Vec::new();

@@ -98,6 +98,22 @@ fn write(
         .collect()
 }
 
+/// One opened sink subtask of the table's declared `schema()`, writing `format` under `path`.
+fn open_sink(path: &Path, format: &str) -> Box<dyn Operator> {
+    let mut options = options(path, format, &[]);
+    let factory = Filesystem
+        .sink(TableContext {
+            table: "t",
+            schema: schema(),
+            options: &mut options,
+        })
+        .unwrap();
+    let ctx = context(0, 1);
+    let mut sink = factory.create(&ctx).unwrap();
+    sink.open(&ctx).unwrap();
+    sink
+}
+
 fn finish(sinks: Vec<Box<dyn Operator>>) {
     for mut sink in sinks {
         sink.finish(&mut Output::default()).unwrap();
@@ -425,17 +441,7 @@ fn options_are_checked() {
 #[test]
 fn the_sink_refuses_batches_of_other_types() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = options(dir.path(), "csv", &[]);
-    let factory = Filesystem
-        .sink(TableContext {
-            table: "t",
-            schema: schema(),
-            options: &mut options,
-        })
-        .unwrap();
-    let ctx = context(0, 1);
-    let mut sink = factory.create(&ctx).unwrap();
-    sink.open(&ctx).unwrap();
+    let mut sink = open_sink(dir.path(), "csv");
     let other =
         RecordBatch::try_from_iter([("id", Arc::new(Int32Array::from(vec![1])) as _)]).unwrap();
     let error = sink
@@ -539,17 +545,7 @@ fn debezium_json_writes_each_change_as_flink_does_and_takes_a_changelog() {
 
     let kinds = [RowKind::Insert, RowKind::UpdateBefore, RowKind::Delete];
     let changes = changelog_batch(changelog_schema(&schema()), &rows(1), &kinds).unwrap();
-    let mut debezium = options(dir.path(), "debezium-json", &[]);
-    let factory = Filesystem
-        .sink(TableContext {
-            table: "t",
-            schema: schema(),
-            options: &mut debezium,
-        })
-        .unwrap();
-    let ctx = context(0, 1);
-    let mut sink = factory.create(&ctx).unwrap();
-    sink.open(&ctx).unwrap();
+    let mut sink = open_sink(dir.path(), "debezium-json");
     sink.process_batch(changes.clone(), &mut Output::default())
         .unwrap();
     // Inserts only (no row-kind column) are all "c".
@@ -586,16 +582,7 @@ fn debezium_json_writes_each_change_as_flink_does_and_takes_a_changelog() {
     );
 
     // The other formats write inserts only, and nothing reads debezium-json.
-    let mut csv = options(&dir.path().join("csv"), "csv", &[]);
-    let factory = Filesystem
-        .sink(TableContext {
-            table: "t",
-            schema: schema(),
-            options: &mut csv,
-        })
-        .unwrap();
-    let mut sink = factory.create(&ctx).unwrap();
-    sink.open(&ctx).unwrap();
+    let mut sink = open_sink(&dir.path().join("csv"), "csv");
     let err = sink
         .process_batch(changes, &mut Output::default())
         .unwrap_err()
