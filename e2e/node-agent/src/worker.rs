@@ -133,13 +133,16 @@ pub async fn run(agent: Arc<Agent>, pod: Pod, mut rx: mpsc::UnboundedReceiver<Me
         }
         End::Deleted | End::Removed => {
             let grace = worker.grace_period();
-            if worker.terminate(grace, &mut rx).await && matches!(end, End::Deleted) {
-                if ran {
-                    worker.report().await;
-                }
+            let stopped = worker.terminate(grace, &mut rx).await;
+            if stopped && matches!(end, End::Deleted) && ran {
+                worker.report().await;
+            }
+            // As the kubelet does, the pod's files go before its object: whoever sees the
+            // object gone (`kubectl delete` returning) finds nothing of the pod left.
+            worker.clean_up();
+            if stopped && matches!(end, End::Deleted) {
                 worker.delete_from_api().await;
             }
-            worker.clean_up();
         }
     }
     worker.release_ip();
