@@ -122,7 +122,25 @@ pub fn kill_recorded(pod_dir: &Path) -> Vec<u32> {
         }
         let _ = std::fs::remove_file(&path);
     }
+    // A killed process holds its ports until it has exited: the pod's next container, started
+    // at once at the same address, would find them taken and fail.
+    let deadline = std::time::Instant::now() + ORPHAN_EXIT;
+    while killed.iter().any(|&pid| running(pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     killed
+}
+
+/// How long the agent waits for the processes it killed at start to exit.
+const ORPHAN_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether `pid` runs: it exists and is not a zombie (whose sockets are closed already).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
 }
 
 fn runs_in(pid: u32, dir: &Path) -> bool {
