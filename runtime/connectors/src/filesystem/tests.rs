@@ -10,7 +10,8 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use spate_api::{
-    Operator, OperatorContext, Output, SourceFactory, SourcePoll, default_max_parallelism,
+    Operator, OperatorContext, OperatorFactory, Output, SourceFactory, SourcePoll,
+    default_max_parallelism,
 };
 
 use super::Filesystem;
@@ -98,18 +99,22 @@ fn write(
         .collect()
 }
 
-/// One opened sink subtask of the table's declared `schema()`, writing `format` under `path`.
-fn open_sink(path: &Path, format: &str) -> Box<dyn Operator> {
+/// The sink of a table of the declared `schema()`, writing `format` under `path`.
+fn sink_factory(path: &Path, format: &str) -> Arc<dyn OperatorFactory> {
     let mut options = options(path, format, &[]);
-    let factory = Filesystem
+    Filesystem
         .sink(TableContext {
             table: "t",
             schema: schema(),
             options: &mut options,
         })
-        .unwrap();
+        .unwrap()
+}
+
+/// One opened sink subtask of the table's declared `schema()`, writing `format` under `path`.
+fn open_sink(path: &Path, format: &str) -> Box<dyn Operator> {
     let ctx = context(0, 1);
-    let mut sink = factory.create(&ctx).unwrap();
+    let mut sink = sink_factory(path, format).create(&ctx).unwrap();
     sink.open(&ctx).unwrap();
     sink
 }
@@ -484,14 +489,7 @@ fn checkpointing_sink(
     parallelism: u32,
     restored: Option<spate_api::RestoredState>,
 ) -> Box<dyn Operator> {
-    let mut options = options(path, "csv", &[]);
-    let factory = Filesystem
-        .sink(TableContext {
-            table: "t",
-            schema: schema(),
-            options: &mut options,
-        })
-        .unwrap();
+    let factory = sink_factory(path, "csv");
     let mut ctx = context(subtask, parallelism);
     ctx.state.checkpointing = true;
     ctx.state.restored = restored;
