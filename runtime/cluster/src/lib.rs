@@ -5,6 +5,8 @@
 
 mod process;
 mod spec;
+mod workers;
 
 pub use process::{ClusterError, ClusterOutcome, LocalCluster, log_tail};
 pub use spec::{CheckpointSpec, ClusterSpec};
+pub use workers::{WorkerExit, WorkerOptions, WorkerPool};

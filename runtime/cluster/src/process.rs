@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 use tracing::warn;
 
 use crate::spec::ClusterSpec;
+use crate::workers::{WorkerOptions, WorkerPool, die_with_parent};
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long workers get to exit on their own after their JobMaster did.
@@ -44,18 +45,14 @@ pub enum ClusterError {
 pub struct LocalCluster {
     spec: ClusterSpec,
     jobmaster: Arc<Mutex<Child>>,
-    workers: Arc<Mutex<Vec<Child>>>,
-    forwarders: Forwarders,
-    /// Replaces dead workers while the job may recover (with checkpoints only).
+    /// The workers, kept as the JobMaster's local resource manager keeps its own.
+    workers: Arc<Mutex<WorkerPool>>,
+    /// Replaces dead workers and a dead JobMaster while the job may recover (with checkpoints
+    /// only).
     supervisor: Option<JoinHandle<()>>,
     address: String,
     client: Option<JobMasterClient<Channel>>,
 }
-
-/// The tasks copying workers' standard output to ours (`forward_stdout`), one per worker
-/// process started; awaited before the cluster's end is reported, so that every line a worker
-/// wrote (every row a print sink accepted) is out by then.
-type Forwarders = Arc<Mutex<Vec<JoinHandle<()>>>>;
 
 /// How the cluster ended.
 #[derive(Debug)]
@@ -67,94 +64,43 @@ pub struct ClusterOutcome {
 }
 
 fn child_command(spec: &ClusterSpec, log: &Path) -> Result<Command, ClusterError> {
-    let mut command = Command::new(&spec.binary);
+    let mut command = std::process::Command::new(&spec.binary);
     let file = File::create(log)?;
     command
         .env("RUST_LOG", &spec.log_filter)
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
-        .stderr(file)
-        .kill_on_drop(true);
+        .stderr(file);
     die_with_parent(&mut command);
+    let mut command = Command::from(command);
+    command.kill_on_drop(true);
     Ok(command)
 }
 
-/// On Linux the kernel kills the child when the thread that spawned it (a runtime thread of this
-/// process) exits, so children never outlive the parent even when it is killed with SIGKILL.
-#[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command) {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
-
-/// Elsewhere (macOS) there is no parent-death signal: children are still killed when the cluster
-/// is dropped (`kill_on_drop`), but a parent killed with SIGKILL leaves them running.
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
-
-/// Copies a child's output to ours line by line, so lines of different workers never interleave.
-async fn forward_lines(stdout: tokio::process::ChildStdout) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let mut lines = BufReader::new(stdout).lines();
-    let mut out = tokio::io::stdout();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if out.write_all(format!("{line}\n").as_bytes()).await.is_err() {
-            return;
-        }
-    }
-    // Tokio's stdout hands writes to a blocking thread: the last ones are out only once flushed.
-    let _ = out.flush().await;
-}
-
-fn spawn_worker(
-    spec: &ClusterSpec,
-    jobmaster: &str,
-    index: usize,
-    generation: u32,
-    forwarders: &Forwarders,
-) -> Result<Child, ClusterError> {
-    let name = match generation {
-        0 => format!("worker-{index}"),
-        g => format!("worker-{index}.{g}"),
-    };
-    let mut command = child_command(spec, &spec.work_dir.join(format!("logs/{name}.log")))?;
-    let state_root = spec
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| spec.work_dir.join("state"));
-    command
-        .arg("worker")
-        .arg("--jobmaster")
-        .arg(jobmaster)
-        .arg("--slots")
-        .arg(spec.slots_per_worker.to_string())
-        .arg("--id")
-        .arg(&name)
-        .arg("--queue-capacity")
-        .arg(spec.queue_capacity.to_string())
-        .arg("--credits")
-        .arg(spec.credits_per_channel.to_string())
-        .arg("--state-dir")
-        .arg(state_root.join(&name));
+/// The workers as `spec` asks for them; they die with this process.
+fn worker_options(spec: &ClusterSpec) -> WorkerOptions {
+    let mut args = vec![
+        "--queue-capacity".to_string(),
+        spec.queue_capacity.to_string(),
+        "--credits".to_string(),
+        spec.credits_per_channel.to_string(),
+    ];
     if let Some(failure) = &spec.inject_failure {
-        command.arg("--inject-failure").arg(failure);
+        args.extend(["--inject-failure".to_string(), failure.clone()]);
     }
-    if spec.forward_stdout {
-        command.stdout(Stdio::piped());
+    WorkerOptions {
+        binary: spec.binary.clone(),
+        slots_per_worker: spec.slots_per_worker,
+        state_root: spec
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| spec.work_dir.join("state")),
+        log_dir: spec.work_dir.join("logs"),
+        args,
+        env: vec![("RUST_LOG".to_string(), spec.log_filter.clone())],
+        forward_stdout: spec.forward_stdout,
+        die_with_parent: true,
     }
-    let mut worker = command
-        .spawn()
-        .map_err(|source| ClusterError::Spawn { role: name, source })?;
-    if let Some(stdout) = worker.stdout.take() {
-        let forwarder = tokio::spawn(forward_lines(stdout));
-        forwarders.lock().expect("forwarders lock").push(forwarder);
-    }
-    Ok(worker)
 }
 
 /// The JobMaster process; a replacement (`generation` > 0) binds the address of the first and
@@ -213,10 +159,8 @@ async fn supervise(
     job_id: String,
     jobmaster: String,
     jobmasters: Arc<Mutex<Child>>,
-    workers: Arc<Mutex<Vec<Child>>>,
-    forwarders: Forwarders,
+    workers: Arc<Mutex<WorkerPool>>,
 ) {
-    let mut generations = vec![0u32; spec.workers as usize];
     let mut jobmaster_generation = 0;
     loop {
         tokio::time::sleep(SUPERVISE_INTERVAL).await;
@@ -235,18 +179,11 @@ async fn supervise(
             }
         }
         let mut workers = workers.lock().expect("workers lock");
-        for (index, worker) in workers.iter_mut().enumerate() {
-            let Ok(Some(exit)) = worker.try_wait() else {
-                continue;
-            };
-            if exit.success() {
-                continue;
-            }
-            generations[index] += 1;
-            warn!(worker = index, %exit, "worker died; starting a replacement");
-            match spawn_worker(&spec, &jobmaster, index, generations[index], &forwarders) {
-                Ok(replacement) => *worker = replacement,
-                Err(e) => warn!(worker = index, error = %e, "cannot start a replacement worker"),
+        // A worker that exited cleanly was told the job is over: nothing to replace.
+        for exit in workers.reap().into_iter().filter(|e| !e.status.success()) {
+            warn!(worker = exit.index, status = %exit.status, "worker died; starting a replacement");
+            if let Err(e) = workers.start(exit.index, &jobmaster) {
+                warn!(worker = exit.index, error = %e, "cannot start a replacement worker");
             }
         }
     }
@@ -287,17 +224,13 @@ impl LocalCluster {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
 
-        let forwarders = Forwarders::default();
-        let mut workers = Vec::new();
-        for index in 0..spec.workers {
-            workers.push(spawn_worker(
-                &spec,
-                &address,
-                index as usize,
-                0,
-                &forwarders,
-            )?);
-        }
+        let mut workers = WorkerPool::new(worker_options(&spec));
+        workers
+            .ensure(spec.workers as usize, &address)
+            .map_err(|source| ClusterError::Spawn {
+                role: "a worker".into(),
+                source,
+            })?;
         let workers = Arc::new(Mutex::new(workers));
         let jobmaster = Arc::new(Mutex::new(jobmaster));
         let supervisor = spec.checkpoints.is_some().then(|| {
@@ -307,14 +240,12 @@ impl LocalCluster {
                 address.clone(),
                 jobmaster.clone(),
                 workers.clone(),
-                forwarders.clone(),
             ))
         });
         Ok(LocalCluster {
             spec,
             jobmaster,
             workers,
-            forwarders,
             supervisor,
             address,
             client: None,
@@ -333,13 +264,9 @@ impl LocalCluster {
         self.spec.work_dir.join(format!("logs/{role}.log"))
     }
 
+    /// The process id of each worker, by index; `None` while none runs there.
     pub fn worker_pids(&self) -> Vec<Option<u32>> {
-        self.workers
-            .lock()
-            .expect("workers lock")
-            .iter()
-            .map(Child::id)
-            .collect()
+        self.workers.lock().expect("workers lock").pids()
     }
 
     /// The job's live status from the JobMaster.
@@ -394,7 +321,38 @@ impl LocalCluster {
 
     /// Kills a worker process outright (SIGKILL), as a machine failure would.
     pub fn kill_worker(&mut self, index: usize) -> Result<(), ClusterError> {
-        Ok(self.workers.lock().expect("workers lock")[index].start_kill()?)
+        Ok(self.workers.lock().expect("workers lock").kill(index)?)
+    }
+
+    /// Waits for the workers to exit after their JobMaster, killing the ones that do not in
+    /// time; then until every line they wrote is copied out.
+    async fn wait_for_workers(&mut self) -> Vec<Option<ExitStatus>> {
+        let deadline = Instant::now() + WORKER_EXIT_TIMEOUT;
+        loop {
+            {
+                let mut workers = self.workers.lock().expect("workers lock");
+                workers.reap();
+                if workers.all_ended() || Instant::now() > deadline {
+                    for index in workers.kill_remaining() {
+                        warn!(
+                            worker = index,
+                            "worker did not exit after its JobMaster; killed it"
+                        );
+                    }
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (exits, forwarders) = {
+            let mut workers = self.workers.lock().expect("workers lock");
+            (workers.exits(), workers.take_forwarders())
+        };
+        // Every worker has exited, so each forwarder reads to the end of its pipe and stops.
+        for forwarder in forwarders {
+            let _ = tokio::task::spawn_blocking(move || forwarder.join()).await;
+        }
+        exits
     }
 
     /// Waits for the JobMaster to end the job, then for the workers to exit.
@@ -419,27 +377,7 @@ impl LocalCluster {
         if let Some(supervisor) = self.supervisor.take() {
             supervisor.abort();
         }
-        let mut workers = std::mem::take(&mut *self.workers.lock().expect("workers lock"));
-        let mut worker_exits = Vec::new();
-        for (index, worker) in workers.iter_mut().enumerate() {
-            match tokio::time::timeout(WORKER_EXIT_TIMEOUT, worker.wait()).await {
-                Ok(exit) => worker_exits.push(Some(exit?)),
-                Err(_) => {
-                    warn!(
-                        worker = index,
-                        "worker did not exit after its JobMaster; killing it"
-                    );
-                    worker.start_kill()?;
-                    worker.wait().await?;
-                    worker_exits.push(None);
-                }
-            }
-        }
-        // Every worker has exited, so each forwarder reads to the end of its pipe and stops.
-        let forwarders = std::mem::take(&mut *self.forwarders.lock().expect("forwarders lock"));
-        for forwarder in forwarders {
-            let _ = forwarder.await;
-        }
+        let worker_exits = self.wait_for_workers().await;
         let bytes = std::fs::read(self.spec.work_dir.join("status.pb")).map_err(|_| {
             ClusterError::NoFinalStatus {
                 status: jobmaster_exit,

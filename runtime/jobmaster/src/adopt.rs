@@ -9,28 +9,18 @@ use spate_graph::{JobGraph, SubtaskRef};
 use spate_proto::v1::{CancelTaskRequest, TaskId, TaskState, TaskStatus};
 use tracing::info;
 
-use crate::checkpoint::TaskRef;
-use crate::placement::{Assignment, Placement, SlotRef};
-use crate::state::{Shared, TaskEntry};
-use crate::workers::worker_client;
-
-const POLL: Duration = Duration::from_millis(50);
-
-/// The running job as the workers reported it.
-pub struct Adopted {
-    pub placement: Placement,
-    pub tasks: Vec<TaskRef>,
-    /// The highest attempt among the tasks: restarts go on above it.
-    pub attempt: u32,
-}
+use crate::owner::Owner;
+use crate::placement::SlotRef;
+use crate::record::{JobRecord, TaskEntry};
 
 /// Waits up to `wait` for the registering workers to report a live attempt of every subtask,
-/// and takes the job over as they run it. `None` when some subtask is missing by then.
-pub async fn adopt(graph: &JobGraph, shared: &Shared, wait: Duration) -> Option<Adopted> {
+/// and takes the job over as they run it: the record then holds those attempts. Returns the
+/// highest of them (restarts go on above it), or `None` when some subtask is missing by then.
+pub async fn adopt(graph: &JobGraph, owner: &mut Owner, wait: Duration) -> Option<u32> {
     let deadline = Instant::now() + wait;
     loop {
         {
-            let mut state = shared.state.lock().await;
+            let state = owner.record();
             let mut found: BTreeMap<SubtaskRef, (SlotRef, TaskStatus)> = BTreeMap::new();
             for worker in state.workers.iter().filter(|w| !w.lost) {
                 for status in &worker.reported {
@@ -50,74 +40,57 @@ pub async fn adopt(graph: &JobGraph, shared: &Shared, wait: Duration) -> Option<
             }
             let total: u32 = graph.vertices.iter().map(|v| v.parallelism).sum();
             if found.len() == total as usize {
-                let adopted = take_over(graph, &mut state, found);
+                let attempt = take_over(graph, state, found);
                 info!(
-                    tasks = adopted.tasks.len(),
+                    tasks = state.tasks.len(),
                     "adopted the running tasks of the job"
                 );
-                return Some(adopted);
+                return Some(attempt);
             }
         }
         if Instant::now() > deadline {
             return None;
         }
-        tokio::time::sleep(POLL).await;
+        owner.wait().await;
     }
 }
 
 fn take_over(
     graph: &JobGraph,
-    state: &mut crate::state::State,
+    state: &mut JobRecord,
     found: BTreeMap<SubtaskRef, (SlotRef, TaskStatus)>,
-) -> Adopted {
-    let mut placement: Placement = graph
-        .vertices
-        .iter()
-        .map(|v| Vec::with_capacity(v.parallelism as usize))
+) -> u32 {
+    state.tasks = found
+        .into_values()
+        .map(|(slot, status)| {
+            let id = status.task.clone().unwrap_or_default();
+            let mut entry = TaskEntry::new(id, graph, slot);
+            entry.state = TaskState::try_from(status.state).unwrap_or(TaskState::Running);
+            if let Some(metrics) = status.metrics {
+                entry.metrics = metrics;
+            }
+            entry
+        })
         .collect();
-    let mut tasks = Vec::new();
-    state.tasks.clear();
-    for ((vertex, _), (slot, status)) in found {
-        let id = status.task.clone().unwrap_or_default();
-        let job_vertex = &graph.vertices[vertex as usize];
-        let mut entry = TaskEntry::new(id.clone(), job_vertex, &slot);
-        entry.state = TaskState::try_from(status.state).unwrap_or(TaskState::Running);
-        if let Some(metrics) = status.metrics {
-            entry.metrics = metrics;
-        }
-        state.tasks.push(entry);
-        tasks.push(TaskRef {
-            id: id.clone(),
-            worker_id: slot.worker_id.clone(),
-            is_source: graph.node(job_vertex.nodes[0]).is_source(),
-        });
-        placement[vertex as usize].push(Assignment {
-            slot,
-            attempt: id.attempt,
-        });
-    }
     state.job_state = spate_proto::v1::JobState::Running;
     state.started.get_or_insert_with(Instant::now);
-    let attempt = tasks.iter().map(|t| t.id.attempt).max().unwrap_or(0);
-    Adopted {
-        placement,
-        tasks,
-        attempt,
-    }
+    state.tasks.iter().map(|t| t.id.attempt).max().unwrap_or(0)
 }
 
 /// Cancels every task a worker reported that is not the current attempt of its subtask on that
 /// worker (a worker the JobMaster had given up on, or tasks a failed adoption left behind).
-pub async fn cancel_unadopted(shared: &Shared) {
+pub async fn cancel_unadopted(owner: &mut Owner) {
+    if owner.view().workers.iter().all(|w| w.reported.is_empty()) {
+        return;
+    }
     let stale: Vec<(String, TaskId)> = {
-        let mut state = shared.state.lock().await;
-        let state = &mut *state;
+        let state = owner.record();
         let mut stale = Vec::new();
         for worker in &mut state.workers {
             for status in std::mem::take(&mut worker.reported) {
                 let Some(id) = status.task else { continue };
                 let current = state.tasks.iter().any(|t| {
-                    t.worker_id == worker.id
+                    t.worker_id() == worker.id
                         && (t.id.vertex, t.id.subtask, t.id.attempt)
                             == (id.vertex, id.subtask, id.attempt)
                 });
@@ -128,13 +101,19 @@ pub async fn cancel_unadopted(shared: &Shared) {
         }
         stale
     };
-    join_all(stale.into_iter().map(|(worker, task)| async move {
-        if let Ok(mut client) = worker_client(shared, &worker).await {
+    if stale.is_empty() {
+        return;
+    }
+    let clients = owner.clients();
+    let cancels = join_all(stale.into_iter().map(|(worker, task)| {
+        let client = clients.get(&worker);
+        async move {
+        if let Ok(mut client) = client {
             info!(%worker, vertex = task.vertex, subtask = task.subtask, attempt = task.attempt, "canceling a task that is not adopted");
             let _ = client
                 .cancel_task(CancelTaskRequest { task: Some(task) })
                 .await;
         }
-    }))
-    .await;
+    }}));
+    owner.serve_until(cancels).await;
 }

@@ -4,20 +4,24 @@
 //! lives), and ends the job: FINISHED when every task finished, FAILED with the cause otherwise.
 
 mod adopt;
+mod cancel;
 mod checkpoint;
+mod clients;
 mod config;
-mod driver;
+mod events;
 mod failover;
-mod inbox;
+mod owner;
+mod phases;
 mod placement;
+mod record;
 mod resources;
+mod run;
 mod service;
-mod state;
 mod throughput;
 mod workers;
 
 pub use checkpoint::CheckpointSettings;
 pub use config::JobMasterConfig;
-pub use driver::run;
 pub use failover::{FailoverScope, RestartStrategy};
 pub use resources::{ResourceManager, ResourceManagerFactory, ResourceSettings};
+pub use run::run;

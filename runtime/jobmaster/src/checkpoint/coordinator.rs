@@ -2,7 +2,7 @@
 //! acknowledgements, completes a checkpoint by writing its metadata last, tells the tasks, and
 //! counts what failed. Savepoints and the final checkpoint at the end of input go the same way.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -12,7 +12,7 @@ use spate_checkpoint::{
     CheckpointError, CheckpointStorage, CompletedCheckpointStore, CompletedSnapshot,
     METADATA_FORMAT_VERSION, SnapshotLocation, StorageOptions,
 };
-use spate_graph::JobGraph;
+use spate_graph::{JobGraph, SubtaskRef};
 use spate_proto::v1::{
     AcknowledgeCheckpointRequest, CheckpointMetadata, CheckpointStats, DeclineCheckpointRequest,
     NotifyCheckpointCompleteRequest, OperatorParallelism, SnapshotKind, TaskId,
@@ -22,9 +22,8 @@ use tokio::sync::oneshot;
 use tracing::{Instrument, info, info_span, instrument, warn};
 
 use super::settings::CheckpointSettings;
+use crate::clients::WorkerClients;
 use crate::failover::FailureCause;
-use crate::state::Shared;
-use crate::workers::worker_client;
 
 /// The id under which tasks commit the final snapshot (spate-task's `FINAL_SNAPSHOT`).
 const FINAL_SNAPSHOT: u64 = u64::MAX;
@@ -49,6 +48,16 @@ pub struct TaskRef {
     pub id: TaskId,
     pub worker_id: String,
     pub is_source: bool,
+}
+
+/// The current attempt of every subtask, by (vertex, subtask).
+pub type CheckpointTasks = BTreeMap<(u32, u32), TaskRef>;
+
+/// What a round of the coordinator works with, copied from the job's record when the round
+/// starts: the current attempts (the record is their one keeper) and the workers' clients.
+pub struct Round {
+    pub tasks: CheckpointTasks,
+    pub clients: WorkerClients,
 }
 
 struct Pending {
@@ -80,8 +89,6 @@ pub struct Coordinator {
     final_written: bool,
     /// Writing it failed: not before then again.
     final_retry_at: Option<Instant>,
-    /// The current attempt of every subtask, by (vertex, subtask).
-    tasks: BTreeMap<(u32, u32), TaskRef>,
     last_end: Instant,
     /// The first checkpoint of an attempt waits one interval, like the ones after it.
     last_trigger: Option<Instant>,
@@ -148,7 +155,6 @@ impl Coordinator {
             finals: HashMap::new(),
             final_written: false,
             final_retry_at: None,
-            tasks: BTreeMap::new(),
             last_end: Instant::now(),
             last_trigger: None,
             consecutive_failures: 0,
@@ -173,18 +179,16 @@ impl Coordinator {
         self.store.latest().cloned()
     }
 
-    /// `tasks` were (re)deployed, restored from checkpoint `restored_from` (0: none): whatever
-    /// was pending misses their acknowledgements and can never complete.
-    pub async fn deployed(&mut self, tasks: Vec<TaskRef>, restored_from: u64) {
+    /// New attempts of `subtasks` were deployed, restored from checkpoint `restored_from` (0:
+    /// none): whatever was pending misses their acknowledgements and can never complete.
+    pub async fn deployed(&mut self, subtasks: &BTreeSet<SubtaskRef>, restored_from: u64) {
         let stale: Vec<u64> = self.pending.keys().copied().collect();
         for id in stale {
             self.abort(id, "tasks restarted").await;
         }
-        for task in tasks {
-            let key = (task.id.vertex, task.id.subtask);
-            self.finals.remove(&key);
+        for key in subtasks {
+            self.finals.remove(key);
             self.final_written = false;
-            self.tasks.insert(key, task);
         }
         self.final_retry_at = None;
         self.last_end = Instant::now();
@@ -199,21 +203,17 @@ impl Coordinator {
         self.next_id = self.next_id.max(restored_from + 1);
     }
 
-    /// A new JobMaster took over `tasks`, running since before it started; the workers' tasks
-    /// were asked for checkpoints up to `last_seen`. The latest completed checkpoint is
+    /// A new JobMaster took over the round's tasks, running since before it started; the
+    /// workers' tasks were asked for checkpoints up to `last_seen`. The latest completed checkpoint is
     /// announced again: the old JobMaster may have died before it told the tasks. Tasks that
     /// wait for a final checkpoint send their final snapshots again once they registered here
     /// (the old JobMaster may have died with them), and the final checkpoint is written anew.
-    pub async fn adopted(&mut self, shared: &Shared, tasks: Vec<TaskRef>, last_seen: u64) {
-        self.tasks = tasks
-            .into_iter()
-            .map(|t| ((t.id.vertex, t.id.subtask), t))
-            .collect();
+    pub async fn adopted(&mut self, round: &Round, last_seen: u64) {
         self.next_id = self.next_id.max(last_seen + 1);
         self.last_end = Instant::now();
         self.last_trigger = Some(Instant::now());
         if let Some(latest) = self.store.latest().map(|c| c.location.checkpoint_id()) {
-            self.notify_complete(shared, latest).await;
+            self.notify_complete(round, latest).await;
         }
     }
 
@@ -225,13 +225,13 @@ impl Coordinator {
     /// Returns the cause to fail the job with when checkpoints keep failing.
     pub async fn tick(
         &mut self,
-        shared: &Shared,
+        round: &Round,
         acks: Vec<AcknowledgeCheckpointRequest>,
         declines: Vec<DeclineCheckpointRequest>,
         all_running: bool,
     ) -> Option<FailureCause> {
         for ack in acks {
-            self.acknowledge(ack);
+            self.acknowledge(&round.tasks, ack);
         }
         for decline in declines {
             let reason = format!(
@@ -258,19 +258,19 @@ impl Coordinator {
         let complete: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(_, p)| p.acks.len() == self.tasks.len())
+            .filter(|(_, p)| p.acks.len() == round.tasks.len())
             .map(|(&id, _)| id)
             .collect();
         for id in complete {
-            self.complete(shared, id).await;
+            self.complete(round, id).await;
         }
         let final_due = self.final_retry_at.is_none_or(|at| Instant::now() >= at);
         if !self.final_written
             && final_due
             && !self.finals.is_empty()
-            && self.finals.len() == self.tasks.len()
+            && self.finals.len() == round.tasks.len()
         {
-            self.complete_final(shared).await;
+            self.complete_final(round).await;
         }
         if self.consecutive_failures > self.settings.tolerable_failures {
             return Some(FailureCause::CheckpointsFailing {
@@ -281,9 +281,9 @@ impl Coordinator {
         // Once a task finished its input, no barrier can pass it any more.
         if all_running && self.finals.is_empty() && !self.stopping {
             if let Some(request) = self.waiting_savepoints.pop() {
-                self.trigger(shared, Some(request)).await;
+                self.trigger(round, Some(request)).await;
             } else if self.pending.len() < self.settings.max_concurrent && self.trigger_due() {
-                self.trigger(shared, None).await;
+                self.trigger(round, None).await;
             }
         } else if !self.finals.is_empty() {
             for request in self.waiting_savepoints.drain(..) {
@@ -299,16 +299,13 @@ impl Coordinator {
             && self.last_end.elapsed() >= self.settings.min_pause
     }
 
-    fn acknowledge(&mut self, ack: AcknowledgeCheckpointRequest) {
+    /// Files an acknowledgement of a current attempt; one of an earlier attempt is stale.
+    fn acknowledge(&mut self, tasks: &CheckpointTasks, ack: AcknowledgeCheckpointRequest) {
         let Some(task) = ack.task.clone() else {
             return;
         };
         let key = (task.vertex, task.subtask);
-        if self
-            .tasks
-            .get(&key)
-            .is_none_or(|t| t.id.attempt != task.attempt)
-        {
+        if tasks.get(&key).is_none_or(|t| t.id.attempt != task.attempt) {
             return;
         }
         if ack.r#final {
@@ -318,15 +315,15 @@ impl Coordinator {
         }
     }
 
-    async fn trigger(&mut self, shared: &Shared, request: Option<SavepointRequest>) {
+    async fn trigger(&mut self, round: &Round, request: Option<SavepointRequest>) {
         let id = self.next_id;
         self.next_id += 1;
-        self.trigger_id(shared, request, id)
+        self.trigger_id(round, request, id)
             .instrument(info_span!("checkpoint", id))
             .await
     }
 
-    async fn trigger_id(&mut self, shared: &Shared, request: Option<SavepointRequest>, id: u64) {
+    async fn trigger_id(&mut self, round: &Round, request: Option<SavepointRequest>, id: u64) {
         self.last_trigger = Some(Instant::now());
         let (savepoint, reply, stop) = match request {
             Some(request) => match SnapshotLocation::new_savepoint(&self.job, id) {
@@ -359,7 +356,7 @@ impl Coordinator {
         );
         // Every worker learns of a savepoint's directory; the ones with sources inject barriers.
         let mut by_worker: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
-        for task in self.tasks.values() {
+        for task in round.tasks.values() {
             let sources = by_worker.entry(task.worker_id.clone()).or_default();
             if task.is_source {
                 sources.push(task.id.clone());
@@ -377,7 +374,7 @@ impl Coordinator {
                     savepoint_location: savepoint_location.clone(),
                 };
                 async move {
-                    let mut client = worker_client(shared, &worker).await?;
+                    let mut client = round.clients.get(&worker)?;
                     client.trigger_checkpoint(request).await?;
                     anyhow::Ok(())
                 }
@@ -412,7 +409,7 @@ impl Coordinator {
     }
 
     #[instrument(name = "checkpoint", skip_all, fields(id))]
-    async fn complete(&mut self, shared: &Shared, id: u64) {
+    async fn complete(&mut self, round: &Round, id: u64) {
         let Some(mut pending) = self.pending.remove(&id) else {
             return;
         };
@@ -476,18 +473,18 @@ impl Coordinator {
         if let Some(reply) = pending.reply.take() {
             let _ = reply.send(Ok((id, url)));
         }
-        self.notify_complete(shared, id).await;
+        self.notify_complete(round, id).await;
     }
 
-    async fn complete_final(&mut self, shared: &Shared) {
+    async fn complete_final(&mut self, round: &Round) {
         let id = self.next_id;
         self.next_id += 1;
-        self.complete_final_id(shared, id)
+        self.complete_final_id(round, id)
             .instrument(info_span!("checkpoint", id, kind = "final"))
             .await
     }
 
-    async fn complete_final_id(&mut self, shared: &Shared, id: u64) {
+    async fn complete_final_id(&mut self, round: &Round, id: u64) {
         let metadata = self.metadata(
             id,
             SnapshotKind::Final,
@@ -502,7 +499,7 @@ impl Coordinator {
                 self.stats.latest_id = id;
                 self.stats.latest_location = url;
                 self.stats.latest_completed_unix_ms = spate_api::now_millis().max(0) as u64;
-                self.notify_complete(shared, FINAL_SNAPSHOT).await;
+                self.notify_complete(round, FINAL_SNAPSHOT).await;
             }
             Err(e) => {
                 // The final snapshots stay: the next round tries again.
@@ -516,9 +513,9 @@ impl Coordinator {
     }
 
     #[instrument(name = "checkpoint", skip_all, fields(id))]
-    async fn notify_complete(&self, shared: &Shared, id: u64) {
+    async fn notify_complete(&self, round: &Round, id: u64) {
         let mut by_worker: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
-        for task in self.tasks.values() {
+        for task in round.tasks.values() {
             by_worker
                 .entry(task.worker_id.clone())
                 .or_default()
@@ -530,8 +527,9 @@ impl Coordinator {
                 tasks,
             };
             let sent = async {
-                worker_client(shared, &worker)
-                    .await?
+                round
+                    .clients
+                    .get(&worker)?
                     .notify_checkpoint_complete(request)
                     .await?;
                 anyhow::Ok(())

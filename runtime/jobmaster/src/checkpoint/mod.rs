@@ -4,7 +4,7 @@ mod coordinator;
 mod restore;
 mod settings;
 
-pub use coordinator::{Coordinator, SavepointRequest, TaskRef, resolve};
+pub use coordinator::{CheckpointTasks, Coordinator, Round, SavepointRequest, TaskRef, resolve};
 pub use restore::{check_compatible, task_restore};
 pub use settings::CheckpointSettings;
 

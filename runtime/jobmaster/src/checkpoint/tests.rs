@@ -1,13 +1,14 @@
 //! The coordinator's bookkeeping of final checkpoints, without workers: completion notices to
 //! workers it does not know fail, as they do when a worker died.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use spate_graph::{JobGraph, StreamGraph};
 use spate_proto::v1::{AcknowledgeCheckpointRequest, OperatorSubtaskState, SnapshotKind, TaskId};
 
-use super::{CheckpointSettings, Coordinator, TaskRef};
-use crate::state::Shared;
+use super::{CheckpointSettings, Coordinator, Round, TaskRef};
+use crate::clients::WorkerClients;
 
 const JOB: &str = "job-1";
 
@@ -36,6 +37,22 @@ fn final_ack(task: &TaskRef) -> AcknowledgeCheckpointRequest {
         }],
         ..Default::default()
     }
+}
+
+/// A round over `tasks`, the current attempts; no worker is known.
+fn round(tasks: &[&TaskRef]) -> Round {
+    Round {
+        tasks: tasks
+            .iter()
+            .map(|t| ((t.id.vertex, t.id.subtask), (*t).clone()))
+            .collect(),
+        clients: WorkerClients::default(),
+    }
+}
+
+/// The (vertex, subtask) of each of `tasks`.
+fn subtasks(tasks: &[&TaskRef]) -> BTreeSet<(u32, u32)> {
+    tasks.iter().map(|t| (t.id.vertex, t.id.subtask)).collect()
 }
 
 async fn coordinator(dir: &std::path::Path) -> Coordinator {
@@ -73,29 +90,31 @@ fn latest_final(coordinator: &Coordinator) -> (u64, Vec<(String, u32)>) {
 #[tokio::test]
 async fn a_task_restarted_after_the_final_checkpoint_gets_another() {
     let dir = tempfile::tempdir().unwrap();
-    let shared = Shared::new(JOB, JOB);
     let mut coordinator = coordinator(dir.path()).await;
     let (first, second) = (task(0, 0), task(1, 0));
-    coordinator
-        .deployed(vec![first.clone(), second.clone()], 0)
-        .await;
+    let both = round(&[&first, &second]);
+    coordinator.deployed(&subtasks(&[&first, &second]), 0).await;
 
     let acks = vec![final_ack(&first), final_ack(&second)];
-    assert_eq!(coordinator.tick(&shared, acks, vec![], true).await, None);
+    assert_eq!(coordinator.tick(&both, acks, vec![], true).await, None);
     let (id, states) = latest_final(&coordinator);
     assert_eq!(
         states,
         [("attempt-0".to_string(), 0), ("attempt-0".to_string(), 1)]
     );
     // Written once: later rounds neither write it again nor trigger periodic checkpoints.
-    assert_eq!(coordinator.tick(&shared, vec![], vec![], true).await, None);
+    assert_eq!(coordinator.tick(&both, vec![], vec![], true).await, None);
     assert_eq!(latest_final(&coordinator).0, id);
     assert_eq!(coordinator.stats.failed, 0);
 
     let restarted = task(0, 1);
-    coordinator.deployed(vec![restarted.clone()], id).await;
+    coordinator.deployed(&subtasks(&[&restarted]), id).await;
     let acks = vec![final_ack(&restarted)];
-    assert_eq!(coordinator.tick(&shared, acks, vec![], false).await, None);
+    let after_restart = round(&[&restarted, &second]);
+    assert_eq!(
+        coordinator.tick(&after_restart, acks, vec![], false).await,
+        None
+    );
     let (again, states) = latest_final(&coordinator);
     assert!(again > id, "a new final checkpoint after {id}, got {again}");
     assert_eq!(

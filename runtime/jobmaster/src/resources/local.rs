@@ -1,22 +1,15 @@
-//! Worker processes on this machine, started and replaced by the JobMaster.
+//! Worker processes on this machine, started and replaced by the JobMaster: the same pool of
+//! worker processes the embedded cluster keeps (`spate_cluster::WorkerPool`).
 
-use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
-use tracing::{info, warn};
+use spate_cluster::{WorkerOptions, WorkerPool};
+use tracing::warn;
 
 use super::ResourceManager;
 
 pub struct LocalProcesses {
-    binary: PathBuf,
-    slots_per_worker: u32,
-    state_root: PathBuf,
-    log_dir: PathBuf,
-    /// Running (or starting) workers by id.
-    children: BTreeMap<String, Child>,
-    started: u32,
+    pool: WorkerPool,
 }
 
 impl LocalProcesses {
@@ -26,85 +19,37 @@ impl LocalProcesses {
         state_root: PathBuf,
         log_dir: PathBuf,
     ) -> Self {
-        LocalProcesses {
-            binary,
-            slots_per_worker: slots_per_worker.max(1),
-            state_root,
-            log_dir,
-            children: BTreeMap::new(),
-            started: 0,
-        }
-    }
-
-    fn spawn(&mut self, jobmaster: &str) -> std::io::Result<()> {
-        let id = format!("worker-{}", self.started);
-        std::fs::create_dir_all(&self.log_dir)?;
-        let log = File::create(self.log_dir.join(format!("{id}.log")))?;
         // Not tied to the JobMaster's life: when it dies, the workers keep their tasks for a
         // new JobMaster to adopt, and exit on their own if none comes.
-        let child = Command::new(&self.binary)
-            .arg("worker")
-            .arg("--jobmaster")
-            .arg(jobmaster)
-            .arg("--slots")
-            .arg(self.slots_per_worker.to_string())
-            .arg("--id")
-            .arg(&id)
-            .arg("--state-dir")
-            .arg(self.state_root.join(&id))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        info!(worker = %id, pid = child.id(), "started a worker process");
-        self.started += 1;
-        self.children.insert(id, child);
-        Ok(())
+        let pool = WorkerPool::new(WorkerOptions {
+            binary,
+            slots_per_worker,
+            state_root,
+            log_dir,
+            args: Vec::new(),
+            env: Vec::new(),
+            forward_stdout: false,
+            die_with_parent: false,
+        });
+        LocalProcesses { pool }
     }
 }
 
 impl ResourceManager for LocalProcesses {
     fn require_slots(&mut self, slots: u32, jobmaster: &str) {
-        let wanted = slots.div_ceil(self.slots_per_worker) as usize;
-        while self.children.len() < wanted {
-            if let Err(e) = self.spawn(jobmaster) {
-                warn!(binary = %self.binary.display(), error = %e, "cannot start a worker process");
-                return;
-            }
+        let wanted = slots.div_ceil(self.pool.slots_per_worker()) as usize;
+        if let Err(e) = self.pool.ensure(wanted, jobmaster) {
+            warn!(error = %e, "cannot start a worker process");
         }
     }
 
     fn exited(&mut self) -> Vec<String> {
-        let gone: Vec<String> = self
-            .children
-            .iter_mut()
-            .filter_map(|(id, child)| match child.try_wait() {
-                Ok(Some(status)) => {
-                    warn!(worker = %id, %status, "worker process exited");
-                    Some(id.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        for id in &gone {
-            self.children.remove(id);
-        }
-        gone
+        self.pool.reap().into_iter().map(|exit| exit.id).collect()
     }
 
     fn release(&mut self, worker: &str) {
-        if let Some(mut child) = self.children.remove(worker) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for LocalProcesses {
-    fn drop(&mut self) {
-        // Workers exit by themselves once told the job is over; reap what has.
-        for child in self.children.values_mut() {
-            let _ = child.try_wait();
+        if let Some(index) = self.pool.index_of(worker) {
+            self.pool.stop(index);
         }
     }
 }
@@ -125,8 +70,8 @@ mod tests {
         );
         local.require_slots(3, "127.0.0.1:1");
         assert_eq!(
-            local.children.len(),
-            2,
+            local.pool.running_ids(),
+            ["worker-0", "worker-1"],
             "two workers of two slots for three slots"
         );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -138,9 +83,10 @@ mod tests {
         gone.sort();
         assert_eq!(gone, ["worker-0", "worker-1"]);
         local.require_slots(3, "127.0.0.1:1");
-        assert!(
-            local.children.contains_key("worker-2"),
-            "replacements get new ids"
+        assert_eq!(
+            local.pool.running_ids(),
+            ["worker-0.1", "worker-1.1"],
+            "replacements take the places of the dead, with new ids"
         );
     }
 }
