@@ -8,7 +8,7 @@
 //! | `Deploying`       | writes the new attempts into the record and deploys them       | `Running`, `Restarting`     |
 //! | `Running`         | checkpoints; watches tasks and workers until the job finishes, is canceled or stopped with a savepoint, or something fails | `Ending`, `Restarting` |
 //! | `Restarting`      | decides whether the failure may be restarted; if so cancels the regions it hit, waits the back-off and restores the latest checkpoint | `WaitingForSlots`, `Ending` |
-//! | `Ending`          | cancels what still runs; the job's outcome is in the record    | (the job is over)           |
+//! | `Ending`          | writes the outcome (finished, canceled, stopped, failed) into the record; cancels what still runs | (the job is over) |
 //!
 //! Every phase runs on the owner's task (`owner.rs`) and takes events in whenever it waits.
 
@@ -29,7 +29,7 @@ use tracing::info;
 
 pub use adopting::Adopting;
 pub use deploying::Deploying;
-pub use ending::Ending;
+pub use ending::{Ending, Outcome};
 pub use restarting::Restarting;
 pub use running::Running;
 pub use transition::{Transition, TransitionTo};

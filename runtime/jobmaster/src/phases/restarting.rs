@@ -2,7 +2,7 @@ use std::time::Instant;
 
 use tracing::{error, warn};
 
-use super::{Ending, Job, Transition, TransitionTo, WaitingForSlots};
+use super::{Ending, Job, Outcome, Transition, TransitionTo, WaitingForSlots};
 use crate::cancel::cancel_unfinished;
 use crate::checkpoint::Coordinator;
 use crate::failover::Failure;
@@ -30,10 +30,11 @@ impl Restarting {
             Ok(delay) => delay,
             Err(why) => {
                 error!(reason = %failure, %why, "job failed");
-                job.owner
-                    .record()
-                    .fail(format!("{failure} (not restarted: {why})"));
-                return Transition::to(&self, Ending);
+                let outcome = Outcome::Failed {
+                    failure: failure.clone(),
+                    not_restarted: Some(why),
+                };
+                return Transition::to(&self, Ending { outcome });
             }
         };
         let which = job.planner.to_restart(failure);

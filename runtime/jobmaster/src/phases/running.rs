@@ -1,9 +1,8 @@
 use std::collections::BTreeSet;
 
-use spate_proto::v1::{JobState, TaskState};
-use tracing::info;
+use spate_proto::v1::TaskState;
 
-use super::{Ending, Job, Restarting, Transition, TransitionTo};
+use super::{Ending, Job, Outcome, Restarting, Transition, TransitionTo};
 use crate::adopt::cancel_unadopted;
 use crate::failover::{Failure, FailureCause, WorkerLoss};
 use crate::workers::{expire_silent_workers, unreachable_worker};
@@ -18,7 +17,7 @@ impl TransitionTo<Restarting> for Running {}
 /// What one look at the job found.
 enum Seen {
     Nothing { all_running: bool },
-    Over,
+    Over(Outcome),
     TasksFailed(Failure),
     Failed(Failure),
 }
@@ -35,7 +34,7 @@ impl Running {
             };
             match seen {
                 Seen::Nothing { .. } => job.owner.wait().await,
-                Seen::Over => return Transition::to(&self, Ending),
+                Seen::Over(outcome) => return Transition::to(&self, Ending { outcome }),
                 Seen::Failed(failure) | Seen::TasksFailed(failure) => {
                     return Transition::to(&self, Restarting { failure });
                 }
@@ -47,19 +46,12 @@ impl Running {
 /// The job's end, lost workers and failed tasks, from the record.
 fn look(job: &mut Job<'_>) -> Seen {
     let cancel = job.owner.cancel_requested();
-    let record = job.owner.record();
-    if record.is_terminal() {
-        return Seen::Over;
-    }
     if let Some(reason) = cancel {
-        record.job_state = JobState::Canceled;
-        record.failure = reason;
-        return Seen::Over;
+        return Seen::Over(Outcome::Canceled(reason));
     }
+    let record = job.owner.record();
     if record.tasks.iter().all(|t| t.state == TaskState::Finished) {
-        record.job_state = JobState::Finished;
-        info!("job finished");
-        return Seen::Over;
+        return Seen::Over(Outcome::Finished);
     }
     // A lost worker fails the tasks it ran; one that ran none is only forgotten.
     let exited = job.workers.mark_exited(record).into_iter().map(|worker| {
@@ -133,12 +125,8 @@ async fn checkpoint_round(job: &mut Job<'_>, all_running: bool) -> Seen {
     let ticked = coordinator.tick(&round, messages.acks, messages.declines, all_running);
     let failed = job.owner.serve_until(ticked).await;
     job.owner.record().checkpoints = coordinator.stats.clone();
-    if let Some(location) = coordinator.stopped.take() {
-        let record = job.owner.record();
-        record.job_state = JobState::Stopped;
-        record.failure = format!("stopped with savepoint {location}");
-        info!(%location, "job stopped with a savepoint");
-        return Seen::Over;
+    if let Some(savepoint) = coordinator.stopped.take() {
+        return Seen::Over(Outcome::Stopped { savepoint });
     }
     if let Some(cause) = failed {
         let tasks = job

@@ -7,7 +7,7 @@ use std::time::Duration;
 use spate_graph::JobGraph;
 use spate_proto::v1::{JobState, TaskId, TaskState};
 
-use super::{Job, Phase, Restarting, Running, Transition, WaitingForSlots};
+use super::{Ending, Job, Outcome, Phase, Restarting, Running, Transition, WaitingForSlots};
 use crate::config::JobMasterConfig;
 use crate::events::Event;
 use crate::failover::{FailoverPlanner, Failure, FailureCause, RestartBackoff};
@@ -22,14 +22,14 @@ fn graph() -> JobGraph {
     JobGraph::build(spate_jobs::build("passthrough", &args).unwrap()).unwrap()
 }
 
-/// Runs `phase` once over a job of `graph` with `config`, no checkpoints and no workers; returns
-/// where it went and the record's job state and failure.
+/// Runs `phase` once over a job of `graph` with `config`, no checkpoints and no workers;
+/// returns the phase it hands over to.
 async fn run(
     phase: Phase,
     config: &JobMasterConfig,
     graph: &JobGraph,
     owner: &mut Owner,
-) -> (Option<&'static str>, JobState, String) {
+) -> Option<Phase> {
     let mut resources = Standalone;
     let mut job = Job {
         config,
@@ -46,9 +46,16 @@ async fn run(
         restore: None,
     };
     let next: Transition = phase.run(&mut job).await;
-    let next = next.next().map(|p| p.name());
-    let record = job.owner.view();
-    (next, record.job_state, record.failure.clone())
+    next.next()
+}
+
+/// The outcome of the `Ending` a phase handed over to.
+fn outcome(next: Option<Phase>) -> Outcome {
+    match next {
+        Some(Phase::Ending(Ending { outcome })) => outcome,
+        Some(other) => panic!("went to {}, not ending", other.name()),
+        None => panic!("the job ended without an outcome"),
+    }
 }
 
 fn owner() -> (Owner, OwnerHandle) {
@@ -62,11 +69,11 @@ async fn waiting_for_slots_fails_the_job_when_none_come_in_time() {
     config.slot_timeout = Duration::ZERO;
     let (mut owner, _handle) = owner();
     let phase = Phase::WaitingForSlots(WaitingForSlots::Whole);
-    let (next, state, failure) = run(phase, &config, &graph, &mut owner).await;
-    assert_eq!(next, Some("ending"));
-    assert_eq!(state, JobState::Failed);
+    let outcome = outcome(run(phase, &config, &graph, &mut owner).await);
+    assert!(matches!(outcome, Outcome::Failed { .. }));
+    let failure = outcome.to_string();
     assert!(
-        failure.contains("not enough slots: the job needs 2, workers offered 0"),
+        failure.starts_with("not enough slots: the job needs 2, workers offered 0"),
         "{failure}"
     );
 }
@@ -79,10 +86,8 @@ async fn a_cancel_while_waiting_for_slots_ends_the_job_canceled() {
     let reason = "stop it".to_string();
     handle.events.send(Event::Cancel { reason }).ok().unwrap();
     let phase = Phase::WaitingForSlots(WaitingForSlots::Whole);
-    let (next, state, failure) = run(phase, &config, &graph, &mut owner).await;
-    assert_eq!(next, Some("ending"));
-    assert_eq!(state, JobState::Canceled);
-    assert_eq!(failure, "stop it");
+    let outcome = outcome(run(phase, &config, &graph, &mut owner).await);
+    assert!(matches!(&outcome, Outcome::Canceled(reason) if reason == "stop it"));
 }
 
 #[tokio::test]
@@ -97,11 +102,25 @@ async fn a_failure_a_restart_cannot_help_ends_the_job_without_restarting() {
     };
     let failure = Failure::new(cause, BTreeSet::from([(0, 0)]));
     let phase = Phase::Restarting(Restarting { failure });
-    let (next, state, failure) = run(phase, &config, &graph, &mut owner).await;
-    assert_eq!(next, Some("ending"));
-    assert_eq!(state, JobState::Failed);
-    assert!(failure.contains("not restarted"), "{failure}");
+    let outcome = outcome(run(phase, &config, &graph, &mut owner).await);
+    let failure = outcome.to_string();
+    assert!(
+        failure.contains("checksum mismatch (not restarted: restoring the same snapshot"),
+        "{failure}"
+    );
     assert_eq!(owner.view().restarts, 0);
+
+    // Ending writes the outcome into the record: the status shows it.
+    let next = run(
+        Phase::Ending(Ending { outcome }),
+        &config,
+        &graph,
+        &mut owner,
+    )
+    .await;
+    assert!(next.is_none(), "the job is over after ending");
+    assert_eq!(owner.view().job_state, JobState::Failed);
+    assert_eq!(owner.view().failure, failure);
 }
 
 #[tokio::test]
@@ -125,7 +144,6 @@ async fn running_ends_the_job_once_every_task_finished() {
         task.state = TaskState::Finished;
         owner.record().tasks.push(task);
     }
-    let (next, state, _) = run(Phase::Running(Running), &config, &graph, &mut owner).await;
-    assert_eq!(next, Some("ending"));
-    assert_eq!(state, JobState::Finished);
+    let next = run(Phase::Running(Running), &config, &graph, &mut owner).await;
+    assert!(matches!(outcome(next), Outcome::Finished));
 }

@@ -2,12 +2,11 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use spate_graph::SubtaskRef;
-use spate_proto::v1::JobState;
 use tracing::info;
 
-use super::{Deploying, Ending, Job, Transition, TransitionTo};
+use super::{Deploying, Ending, Job, Outcome, Transition, TransitionTo};
 use crate::adopt::cancel_unadopted;
-use crate::failover::FailureCause;
+use crate::failover::{Failure, FailureCause};
 use crate::placement::{place, replace};
 
 /// Asks the resource manager for workers offering the slots the job needs, and waits until the
@@ -56,9 +55,8 @@ impl WaitingForSlots {
                 return Transition::to(&self, Deploying { which, placement });
             }
             if let Some(reason) = cancel {
-                record.job_state = JobState::Canceled;
-                record.failure = reason;
-                return Transition::to(&self, Ending);
+                let outcome = Outcome::Canceled(reason);
+                return Transition::to(&self, Ending { outcome });
             }
             if Instant::now() > deadline {
                 let cause = FailureCause::NotEnoughSlots {
@@ -66,8 +64,11 @@ impl WaitingForSlots {
                     offered: live.len(),
                     waited: job.config.slot_timeout,
                 };
-                record.fail(cause.to_string());
-                return Transition::to(&self, Ending);
+                let outcome = Outcome::Failed {
+                    failure: Failure::new(cause, BTreeSet::new()),
+                    not_restarted: None,
+                };
+                return Transition::to(&self, Ending { outcome });
             }
             job.owner.wait().await;
         }
