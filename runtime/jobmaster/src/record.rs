@@ -105,8 +105,6 @@ pub struct JobRecord {
     pub checkpoints: CheckpointStats,
     /// Highest parallelism of the job's vertices.
     pub parallelism: u32,
-    /// Vertices whose tasks are sources, for the source rate.
-    pub source_vertices: BTreeSet<u32>,
     pub throughput: Throughput,
     /// The highest checkpoint id registering workers said their tasks were asked to take.
     pub last_checkpoint_seen: u64,
@@ -130,7 +128,6 @@ impl JobRecord {
             shutdown: false,
             checkpoints: CheckpointStats::default(),
             parallelism: 0,
-            source_vertices: BTreeSet::new(),
             throughput: Throughput::default(),
             last_checkpoint_seen: 0,
             restarts: 0,
@@ -342,7 +339,7 @@ impl JobRecord {
         let total = self
             .tasks
             .iter()
-            .filter(|t| self.source_vertices.contains(&t.id.vertex))
+            .filter(|t| t.is_source)
             .map(|t| t.metrics.records_out)
             .sum();
         self.throughput.record(Instant::now(), total);

@@ -73,21 +73,8 @@ async fn run_job(config: JobMasterConfig) -> anyhow::Result<JobStatus> {
             coordinator,
             restore,
         }) => {
-            {
-                let state = owner.record();
-                state.parallelism = graph
-                    .vertices
-                    .iter()
-                    .map(|v| v.parallelism)
-                    .max()
-                    .unwrap_or(0);
-                state.source_vertices = graph
-                    .vertices
-                    .iter()
-                    .filter(|v| graph.node(v.nodes[0]).is_source())
-                    .map(|v| v.id)
-                    .collect();
-            }
+            let parallelism = graph.vertices.iter().map(|v| v.parallelism).max();
+            owner.record().parallelism = parallelism.unwrap_or(0);
             let job = Job {
                 config: &config,
                 graph: &graph,

@@ -45,8 +45,7 @@ impl Running {
 
 /// The job's end, lost workers and failed tasks, from the record.
 fn look(job: &mut Job<'_>) -> Seen {
-    let cancel = job.owner.cancel_requested();
-    if let Some(reason) = cancel {
+    if let Some(reason) = job.owner.cancel_requested() {
         return Seen::Over(Outcome::Canceled(reason));
     }
     let record = job.owner.record();
