@@ -14,7 +14,7 @@ pub enum Command {
     /// Run a job on an embedded local cluster (one JobMaster and workers as child processes).
     Run(RunArgs),
     /// Run a job's JobMaster.
-    Jobmaster(JobMasterArgs),
+    Jobmaster(Box<JobMasterArgs>),
     /// Run a worker that offers slots to a JobMaster.
     Worker(WorkerArgs),
     /// List the jobs built into this binary.
@@ -50,7 +50,8 @@ pub struct JobArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub job: JobArgs,
-    /// Worker processes; by default enough for the parallelism.
+    /// Worker processes to keep running; by default enough for the parallelism (the JobMaster
+    /// starts more when the job needs more slots).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub workers: Option<u32>,
     /// Slots per worker.
@@ -153,10 +154,24 @@ pub struct JobMasterArgs {
     /// Slots of each worker a local resource manager starts.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub worker_slots: u32,
-    /// State and logs of the workers a local resource manager starts (by default a directory
-    /// in the system's temporary directory).
+    /// Logs (`logs/<worker>.log`), printed output (`logs/<worker>.out`), state
+    /// (`state/<job id>/<worker>`) and process ledger (`processes/<job id>`) of the workers a
+    /// local resource manager starts (by default a directory in the system's temporary
+    /// directory). A JobMaster that recovers the job (`--recover`) adopts the running workers
+    /// its ledger in the same directory lists.
     #[arg(long)]
     pub workers_dir: Option<PathBuf>,
+    /// Where the local resource manager's workers keep their state instead of
+    /// `<workers dir>/state` (`<dir>/<job id>/<worker>`).
+    #[arg(long)]
+    pub worker_state_dir: Option<PathBuf>,
+    /// Workers a local resource manager keeps running even when the job needs fewer slots.
+    #[arg(long, default_value_t = 0)]
+    pub min_workers: u32,
+    /// A `spate worker` argument for every worker a local resource manager starts
+    /// (`--worker-arg=--credits=4`); repeat for more.
+    #[arg(long, allow_hyphen_values = true)]
+    pub worker_arg: Vec<String>,
     /// The Pod manifest (JSON) the kubernetes resource manager completes for each worker.
     #[arg(long, default_value = "/etc/spate/worker-pod.json")]
     pub worker_pod_template: PathBuf,

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             }
             Command::Jobmaster(args) => {
                 init_logging("info");
-                run::jobmaster(args).await
+                run::jobmaster(*args).await
             }
             Command::Worker(args) => {
                 init_logging("info");

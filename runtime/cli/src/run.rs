@@ -3,17 +3,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Parser;
 use spate_cluster::{CheckpointSpec, ClusterSpec, LocalCluster, log_tail};
 use spate_graph::JobGraph;
 use spate_jobmaster::{
-    CheckpointSettings, FailoverScope, JobMasterConfig, ResourceSettings, RestartStrategy,
+    CheckpointSettings, FailoverScope, JobMasterConfig, LocalSettings, ResourceSettings,
+    RestartStrategy,
 };
 use spate_network::ExchangeConfig;
 use spate_proto::v1::job_master_client::JobMasterClient;
 use spate_proto::v1::{JobState, TriggerSavepointRequest};
 use spate_worker::WorkerConfig;
 
-use crate::cli::{CheckpointArgs, JobArgs, JobMasterArgs, RunArgs, SavepointArgs, WorkerArgs};
+use crate::cli::{CheckpointArgs, Cli, JobArgs, JobMasterArgs, RunArgs, SavepointArgs, WorkerArgs};
 use crate::progress::{Progress, Roles};
 
 /// The job's catalog name and arguments; a SQL file becomes the `sql` job with its text.
@@ -137,6 +139,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
     let (name, job_args) = job_spec(&args.job)?;
+    let local_only = [
+        ("--workers-dir", args.workers_dir.is_some()),
+        ("--worker-state-dir", args.worker_state_dir.is_some()),
+        ("--min-workers", args.min_workers > 0),
+        ("--worker-arg", !args.worker_arg.is_empty()),
+    ];
+    if args.resource_manager != "local"
+        && let Some((flag, _)) = local_only.iter().find(|(_, given)| *given)
+    {
+        anyhow::bail!("{flag} is an option of --resource-manager local");
+    }
+    let local = match args.resource_manager.as_str() {
+        "local" => Some(local_settings(&args)?),
+        _ => None,
+    };
     let mut config = JobMasterConfig::new(&name, job_args);
     config.bind = args.bind;
     config.advertise = args.advertise;
@@ -149,23 +166,13 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
         config.job_id = id;
     }
     config.recover = args.recover;
-    config.resources = match args.resource_manager.as_str() {
-        "standalone" => ResourceSettings::Standalone,
-        "local" => {
-            let dir = args.workers_dir.unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("spate-workers-{}", std::process::id()))
-            });
-            ResourceSettings::Local {
-                binary: std::env::current_exe().context("finding the spate binary")?,
-                slots: args.worker_slots,
-                state_root: dir.join("state"),
-                log_dir: dir.join("logs"),
-            }
-        }
-        "kubernetes" => {
+    config.resources = match (args.resource_manager.as_str(), local) {
+        (_, Some(local)) => ResourceSettings::Local(local),
+        ("standalone", _) => ResourceSettings::Standalone,
+        ("kubernetes", _) => {
             kubernetes_pods(args.worker_pod_template.clone(), args.worker_slots, &config).await?
         }
-        other => {
+        (other, _) => {
             anyhow::bail!("--resource-manager: unknown '{other}' (standalone, local, kubernetes)")
         }
     };
@@ -206,6 +213,35 @@ pub async fn jobmaster(args: JobMasterArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(exit_code(state))
+}
+
+/// Worker processes of this binary, children of the JobMaster; their arguments are checked
+/// here, so that a mistake stops the JobMaster instead of every worker it starts.
+fn local_settings(args: &JobMasterArgs) -> anyhow::Result<LocalSettings> {
+    let dir = args.workers_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("spate-workers-{}", std::process::id()))
+    });
+    let probe = ["spate", "worker", "--jobmaster", "127.0.0.1:1"]
+        .into_iter()
+        .map(String::from)
+        .chain(args.worker_arg.iter().cloned());
+    if let Err(e) = Cli::try_parse_from(probe) {
+        let error = e.to_string();
+        let first = error.lines().next().unwrap_or_default();
+        anyhow::bail!("--worker-arg: {}", first.trim_start_matches("error: "));
+    }
+    Ok(LocalSettings {
+        binary: std::env::current_exe().context("finding the spate binary")?,
+        slots_per_worker: args.worker_slots,
+        min_workers: args.min_workers,
+        worker_args: args.worker_arg.clone(),
+        state_root: args
+            .worker_state_dir
+            .clone()
+            .unwrap_or_else(|| dir.join("state")),
+        log_dir: dir.join("logs"),
+        ledger_root: dir.join("processes"),
+    })
 }
 
 /// Worker pods in the JobMaster's own namespace, owned by its Deployment (both from the

@@ -175,7 +175,6 @@ fn downloaded(status: &JobStatus) -> u64 {
 /// A process as /proc shows it.
 struct Process {
     pid: i32,
-    ppid: i32,
     group: i32,
     zombie: bool,
 }
@@ -192,14 +191,9 @@ fn processes() -> Vec<Process> {
             // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
             let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
             let zombie = fields.next()? == "Z";
-            let ppid = fields.next()?.parse().ok()?;
+            let _ppid = fields.next()?;
             let group = fields.next()?.parse().ok()?;
-            Some(Process {
-                pid,
-                ppid,
-                group,
-                zombie,
-            })
+            Some(Process { pid, group, zombie })
         })
         .collect()
 }
@@ -335,14 +329,12 @@ impl Run {
             .collect()
     }
 
-    /// The pids of the run's workers (children of `spate run` running `spate worker`).
+    /// The pids of the run's workers (processes of its group running `spate worker`: children
+    /// of its JobMaster).
     fn worker_pids(&self) -> Vec<i32> {
         self.members()
             .into_iter()
-            .filter(|p| {
-                p.ppid == self.group
-                    && command_line(p.pid).get(1).map(String::as_str) == Some("worker")
-            })
+            .filter(|p| command_line(p.pid).get(1).map(String::as_str) == Some("worker"))
             .map(|p| p.pid)
             .collect()
     }

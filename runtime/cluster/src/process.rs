@@ -1,4 +1,5 @@
 use std::fs::File;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -12,8 +13,9 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tracing::warn;
 
+use crate::ledger::{self, Ended, Entry, Ledger};
+use crate::output::OutputForwarder;
 use crate::spec::ClusterSpec;
-use crate::workers::{WorkerOptions, WorkerPool, die_with_parent};
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long workers get to exit on their own after their JobMaster did.
@@ -45,11 +47,13 @@ pub enum ClusterError {
 pub struct LocalCluster {
     spec: ClusterSpec,
     jobmaster: Arc<Mutex<Child>>,
-    /// The workers, kept as the JobMaster's local resource manager keeps its own.
-    workers: Arc<Mutex<WorkerPool>>,
-    /// Replaces dead workers and a dead JobMaster while the job may recover (with checkpoints
-    /// only).
+    /// The worker processes the JobMaster's local resource manager started.
+    workers: Ledger,
+    /// Reaps workers whose JobMaster died, and replaces a dead JobMaster while the job may
+    /// recover (with checkpoints only).
     supervisor: Option<JoinHandle<()>>,
+    /// Copies what the workers print to this process's standard output.
+    output: Option<OutputForwarder>,
     address: String,
     client: Option<JobMasterClient<Channel>>,
 }
@@ -59,11 +63,12 @@ pub struct LocalCluster {
 pub struct ClusterOutcome {
     pub status: JobStatus,
     pub jobmaster_exit: ExitStatus,
-    /// Exit of each worker; `None` for one that had to be killed because it did not exit.
+    /// Exit of the last worker at each index; `None` for one that had to be killed (silent, or
+    /// still running after its job was over).
     pub worker_exits: Vec<Option<ExitStatus>>,
 }
 
-fn child_command(spec: &ClusterSpec, log: &Path) -> Result<Command, ClusterError> {
+fn jobmaster_command(spec: &ClusterSpec, log: &Path) -> Result<Command, ClusterError> {
     let mut command = std::process::Command::new(&spec.binary);
     let file = File::create(log)?;
     command
@@ -77,30 +82,27 @@ fn child_command(spec: &ClusterSpec, log: &Path) -> Result<Command, ClusterError
     Ok(command)
 }
 
-/// The workers as `spec` asks for them; they die with this process.
-fn worker_options(spec: &ClusterSpec) -> WorkerOptions {
+/// `spate jobmaster` arguments of a local resource manager that starts the workers `spec` asks
+/// for (they inherit the JobMaster's environment, `RUST_LOG` included).
+fn local_workers_args(spec: &ClusterSpec) -> Vec<String> {
+    let state = spec
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| spec.work_dir.join("state"));
     let mut args = vec![
-        "--queue-capacity".to_string(),
-        spec.queue_capacity.to_string(),
-        "--credits".to_string(),
-        spec.credits_per_channel.to_string(),
+        "--resource-manager".to_string(),
+        "local".to_string(),
+        format!("--worker-slots={}", spec.slots_per_worker),
+        format!("--min-workers={}", spec.workers),
+        format!("--workers-dir={}", spec.work_dir.display()),
+        format!("--worker-state-dir={}", state.display()),
+        format!("--worker-arg=--queue-capacity={}", spec.queue_capacity),
+        format!("--worker-arg=--credits={}", spec.credits_per_channel),
     ];
     if let Some(failure) = &spec.inject_failure {
-        args.extend(["--inject-failure".to_string(), failure.clone()]);
+        args.push(format!("--worker-arg=--inject-failure={failure}"));
     }
-    WorkerOptions {
-        binary: spec.binary.clone(),
-        slots_per_worker: spec.slots_per_worker,
-        state_root: spec
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| spec.work_dir.join("state")),
-        log_dir: spec.work_dir.join("logs"),
-        args,
-        env: vec![("RUST_LOG".to_string(), spec.log_filter.clone())],
-        forward_stdout: spec.forward_stdout,
-        die_with_parent: true,
-    }
+    args
 }
 
 /// The JobMaster process; a replacement (`generation` > 0) binds the address of the first and
@@ -115,7 +117,7 @@ fn spawn_jobmaster(
         0 => spec.work_dir.join("logs/jobmaster.log"),
         g => spec.work_dir.join(format!("logs/jobmaster.{g}.log")),
     };
-    let mut command = child_command(spec, &log)?;
+    let mut command = jobmaster_command(spec, &log)?;
     command
         .arg("jobmaster")
         .arg("--job")
@@ -129,7 +131,8 @@ fn spawn_jobmaster(
         .arg("--status-file")
         .arg(spec.work_dir.join("status.pb"))
         .arg("--heartbeat-timeout-ms")
-        .arg(spec.heartbeat_timeout_ms.to_string());
+        .arg(spec.heartbeat_timeout_ms.to_string())
+        .args(local_workers_args(spec));
     if generation > 0 {
         command.arg("--recover");
     }
@@ -150,44 +153,113 @@ fn job_over(spec: &ClusterSpec) -> bool {
     spec.work_dir.join("status.pb").exists()
 }
 
-/// Starts a new worker in place of each one that died (as a resource manager would ask for a
-/// new machine), so the JobMaster finds slots to restart the job in; and a new JobMaster in
-/// place of one that died before it ended the job, at the same address, which takes the job
-/// over from the workers (as Kubernetes restarts a JobMaster pod).
+/// Replaces a JobMaster that died before it ended the job (with checkpoints; `replace`), at
+/// the same address: the new one adopts the workers and their tasks (as Kubernetes restarts a
+/// JobMaster pod). And reaps the workers the dead one left, which this process inherits.
 async fn supervise(
     spec: ClusterSpec,
     job_id: String,
     jobmaster: String,
     jobmasters: Arc<Mutex<Child>>,
-    workers: Arc<Mutex<WorkerPool>>,
+    workers: Ledger,
 ) {
+    let replace = spec.checkpoints.is_some();
     let mut jobmaster_generation = 0;
     loop {
         tokio::time::sleep(SUPERVISE_INTERVAL).await;
-        {
-            let mut current = jobmasters.lock().expect("jobmaster lock");
-            if let Ok(Some(exit)) = current.try_wait()
-                && !job_over(&spec)
-                && jobmaster_generation < MAX_JOBMASTER_REPLACEMENTS
-            {
-                jobmaster_generation += 1;
-                warn!(%exit, "the JobMaster died; starting a replacement");
-                match spawn_jobmaster(&spec, &job_id, &jobmaster, jobmaster_generation) {
-                    Ok(replacement) => *current = replacement,
-                    Err(e) => warn!(error = %e, "cannot start a replacement JobMaster"),
-                }
-            }
+        reap_orphans(&workers);
+        if !replace {
+            continue;
         }
-        let mut workers = workers.lock().expect("workers lock");
-        // A worker that exited cleanly was told the job is over: nothing to replace.
-        for exit in workers.reap().into_iter().filter(|e| !e.status.success()) {
-            warn!(worker = exit.index, status = %exit.status, "worker died; starting a replacement");
-            if let Err(e) = workers.start(exit.index, &jobmaster) {
-                warn!(worker = exit.index, error = %e, "cannot start a replacement worker");
+        let mut current = jobmasters.lock().expect("jobmaster lock");
+        if let Ok(Some(exit)) = current.try_wait()
+            && !job_over(&spec)
+            && jobmaster_generation < MAX_JOBMASTER_REPLACEMENTS
+        {
+            jobmaster_generation += 1;
+            warn!(%exit, "the JobMaster died; starting a replacement");
+            match spawn_jobmaster(&spec, &job_id, &jobmaster, jobmaster_generation) {
+                Ok(replacement) => *current = replacement,
+                Err(e) => warn!(error = %e, "cannot start a replacement JobMaster"),
             }
         }
     }
 }
+
+/// Waits for the workers whose JobMaster died and that have exited since: they became this
+/// process's children (it is their subreaper). Records how each ended, unless that is known
+/// (killed by its resource manager or by this cluster).
+fn reap_orphans(workers: &Ledger) {
+    for entry in workers.entries() {
+        let Ok(pid) = i32::try_from(entry.pid) else {
+            continue;
+        };
+        let mut status = 0;
+        // SAFETY: waitpid(2) on a worker's pid, without blocking; it fails (ECHILD) while the
+        // worker is still its JobMaster's child, or once it has been waited for.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid
+            && let Err(e) = workers.ended(&entry.id, Ended::Exited(ExitStatus::from_raw(status)))
+        {
+            warn!(worker = %entry.id, error = %e, "cannot record the worker's exit");
+        }
+    }
+}
+
+/// Kills a worker and waits until it is gone: reaped, as this process's orphan (its JobMaster
+/// has exited), or, where it is not (no subreaper), no longer there.
+async fn kill_and_reap(pid: u32) {
+    if ledger::kill(pid).is_err() {
+        return;
+    }
+    let Ok(raw) = i32::try_from(pid) else {
+        return;
+    };
+    for _ in 0..100 {
+        let mut status = 0;
+        // SAFETY: waitpid(2) on the worker just killed, without blocking.
+        let waited = unsafe { libc::waitpid(raw, &mut status, libc::WNOHANG) };
+        if waited == raw || (waited < 0 && !ledger::alive(pid)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    warn!(pid, "a killed worker is still there");
+}
+
+/// Workers whose JobMaster dies become this process's children instead of init's, so that it
+/// learns how they end.
+#[cfg(target_os = "linux")]
+fn become_subreaper() {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+}
+
+/// Elsewhere orphaned workers go to init: the cluster sees them end, but not how.
+#[cfg(not(target_os = "linux"))]
+fn become_subreaper() {}
+
+/// On Linux the kernel kills the JobMaster when the thread that spawned it exits (a runtime
+/// thread of this process, which lives as long as the process), so it never outlives the
+/// cluster even when that is killed with SIGKILL; its workers then exit once no JobMaster
+/// answers them.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere (macOS) there is no parent-death signal: the JobMaster is still killed when the
+/// cluster is dropped, but a cluster killed with SIGKILL leaves it running.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut std::process::Command) {}
 
 pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -205,6 +277,7 @@ impl LocalCluster {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let job_id = format!("{}-{}-{nanos:08x}", spec.job_name, std::process::id());
+        become_subreaper();
         let mut jobmaster = spawn_jobmaster(&spec, &job_id, "127.0.0.1:0", 0)?;
 
         let started = Instant::now();
@@ -224,29 +297,24 @@ impl LocalCluster {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
 
-        let mut workers = WorkerPool::new(worker_options(&spec));
-        workers
-            .ensure(spec.workers as usize, &address)
-            .map_err(|source| ClusterError::Spawn {
-                role: "a worker".into(),
-                source,
-            })?;
-        let workers = Arc::new(Mutex::new(workers));
+        let workers = Ledger::new(spec.work_dir.join("processes").join(&job_id));
         let jobmaster = Arc::new(Mutex::new(jobmaster));
-        let supervisor = spec.checkpoints.is_some().then(|| {
-            tokio::spawn(supervise(
-                spec.clone(),
-                job_id,
-                address.clone(),
-                jobmaster.clone(),
-                workers.clone(),
-            ))
-        });
+        let supervisor = tokio::spawn(supervise(
+            spec.clone(),
+            job_id,
+            address.clone(),
+            jobmaster.clone(),
+            workers.clone(),
+        ));
+        let output = spec
+            .forward_stdout
+            .then(|| OutputForwarder::start(spec.work_dir.join("logs")));
         Ok(LocalCluster {
             spec,
             jobmaster,
             workers,
-            supervisor,
+            supervisor: Some(supervisor),
+            output,
             address,
             client: None,
         })
@@ -264,9 +332,13 @@ impl LocalCluster {
         self.spec.work_dir.join(format!("logs/{role}.log"))
     }
 
-    /// The process id of each worker, by index; `None` while none runs there.
+    /// The process id of the worker at each index; `None` while none runs there.
     pub fn worker_pids(&self) -> Vec<Option<u32>> {
-        self.workers.lock().expect("workers lock").pids()
+        self.workers
+            .latest()
+            .into_iter()
+            .map(|entry| entry.filter(Entry::running).map(|e| e.pid))
+            .collect()
     }
 
     /// The job's live status from the JobMaster.
@@ -321,49 +393,64 @@ impl LocalCluster {
 
     /// Kills a worker process outright (SIGKILL), as a machine failure would.
     pub fn kill_worker(&mut self, index: usize) -> Result<(), ClusterError> {
-        Ok(self.workers.lock().expect("workers lock").kill(index)?)
+        match self.worker_pids().get(index) {
+            Some(Some(pid)) => Ok(ledger::kill(*pid)?),
+            _ => Ok(()),
+        }
     }
 
     /// Waits for the workers to exit after their JobMaster, killing the ones that do not in
-    /// time; then until every line they wrote is copied out.
+    /// time; then until every line they printed is copied out. Returns how the last worker at
+    /// each index ended.
     async fn wait_for_workers(&mut self) -> Vec<Option<ExitStatus>> {
         let deadline = Instant::now() + WORKER_EXIT_TIMEOUT;
         loop {
-            {
-                let mut workers = self.workers.lock().expect("workers lock");
-                workers.reap();
-                if workers.all_ended() || Instant::now() > deadline {
-                    for index in workers.kill_remaining() {
-                        warn!(
-                            worker = index,
-                            "worker did not exit after its JobMaster; killed it"
-                        );
-                    }
-                    break;
+            reap_orphans(&self.workers);
+            let running: Vec<Entry> = self
+                .workers
+                .entries()
+                .into_iter()
+                .filter(Entry::running)
+                .collect();
+            if running.is_empty() {
+                // Those that exited since the pass above are zombies until waited for.
+                reap_orphans(&self.workers);
+                break;
+            }
+            if Instant::now() > deadline {
+                for worker in running {
+                    warn!(worker = %worker.id, "worker did not exit after its JobMaster; killed it");
+                    let _ = self.workers.ended(&worker.id, Ended::Killed);
+                    kill_and_reap(worker.pid).await;
                 }
+                continue;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (exits, forwarders) = {
-            let mut workers = self.workers.lock().expect("workers lock");
-            (workers.exits(), workers.take_forwarders())
-        };
-        // Every worker has exited, so each forwarder reads to the end of its pipe and stops.
-        for forwarder in forwarders {
-            let _ = tokio::task::spawn_blocking(move || forwarder.join()).await;
+        if let Some(output) = self.output.take() {
+            let _ = tokio::task::spawn_blocking(move || output.finish()).await;
         }
-        exits
+        self.workers
+            .latest()
+            .into_iter()
+            .map(|entry| match entry.and_then(|e| e.ended) {
+                Some(Ended::Exited(status)) => Some(status),
+                Some(Ended::Killed) | None => None,
+            })
+            .collect()
     }
 
     /// Waits for the JobMaster to end the job, then for the workers to exit.
     pub async fn wait(mut self) -> Result<ClusterOutcome, ClusterError> {
-        // A JobMaster that died before ending the job is replaced by the supervisor, unless it
-        // ran out of replacements: then the dead one stays.
+        // A JobMaster that died before ending the job is replaced by the supervisor (with
+        // checkpoints), unless it ran out of replacements: then the dead one stays.
         let mut dead_since: Option<Instant> = None;
         let jobmaster_exit = loop {
             let exit = self.jobmaster.lock().expect("jobmaster lock").try_wait()?;
             match exit {
-                Some(exit) if self.supervisor.is_none() || job_over(&self.spec) => break exit,
+                Some(exit) if self.spec.checkpoints.is_none() || job_over(&self.spec) => {
+                    break exit;
+                }
                 Some(exit) if dead_since.is_some_and(|t| t.elapsed() > 10 * SUPERVISE_INTERVAL) => {
                     break exit;
                 }
@@ -391,5 +478,17 @@ impl LocalCluster {
             jobmaster_exit,
             worker_exits,
         })
+    }
+}
+
+impl Drop for LocalCluster {
+    /// A cluster dropped before its job ended (a test that failed) takes its workers along.
+    fn drop(&mut self) {
+        if let Some(supervisor) = self.supervisor.take() {
+            supervisor.abort();
+        }
+        for worker in self.workers.entries().into_iter().filter(Entry::running) {
+            let _ = ledger::kill(worker.pid);
+        }
     }
 }

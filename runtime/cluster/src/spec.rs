@@ -5,11 +5,13 @@ use std::path::PathBuf;
 pub struct ClusterSpec {
     /// The `spate` binary the children run.
     pub binary: PathBuf,
+    /// Workers the JobMaster keeps running, even when the job needs fewer slots.
     pub workers: u32,
     pub slots_per_worker: u32,
     pub job_name: String,
     pub job_args: BTreeMap<String, String>,
-    /// Logs, the JobMaster's address file and its final status go here.
+    /// Logs (`logs/`), the record of worker processes (`processes/`), the JobMaster's address
+    /// file and its final status go here.
     pub work_dir: PathBuf,
     /// The workers' local state (RocksDB, local recovery copies), one directory per worker;
     /// `None` keeps it under `<work_dir>/state`.
@@ -20,8 +22,8 @@ pub struct ClusterSpec {
     pub credits_per_channel: u32,
     /// `RUST_LOG` of the children.
     pub log_filter: String,
-    /// Workers' standard output (print sinks) goes to this process's standard output instead of
-    /// their log files.
+    /// Workers' standard output (print sinks; `logs/<worker>.out`) is copied to this process's
+    /// standard output.
     pub forward_stdout: bool,
     /// Checkpoints and recovery; `None` runs without them.
     pub checkpoints: Option<CheckpointSpec>,
@@ -29,8 +31,9 @@ pub struct ClusterSpec {
     pub inject_failure: Option<String>,
 }
 
-/// How the embedded cluster's job checkpoints and recovers. With it, a worker process that dies
-/// is replaced by a new one, and the job restarts from its latest checkpoint.
+/// How the embedded cluster's job checkpoints and recovers. With it, the JobMaster replaces a
+/// worker process that dies and restarts the job from its latest checkpoint, and the cluster
+/// replaces a JobMaster that dies.
 #[derive(Debug, Clone)]
 pub struct CheckpointSpec {
     /// Storage root URL; `None` stores under `<work_dir>/checkpoints`.

@@ -1,18 +1,18 @@
-//! Worker processes on this machine: started, watched, replaced and stopped. One
-//! implementation for both places that run workers as child processes: the JobMaster's local
-//! resource manager (`spate jobmaster --resource-manager local`) and the embedded cluster.
+//! Worker processes on this machine, started, watched, replaced and stopped by the JobMaster's
+//! local resource manager (`spate jobmaster --resource-manager local`, which the embedded
+//! cluster runs). Each started process goes into a [`Ledger`]; a pool made where the ledger
+//! lists running workers (a JobMaster that replaces a dead one) adopts them.
 //!
-//! Workers are kept by index; the worker at an index that is started again gets the next
-//! generation in its id (`worker-1`, then `worker-1.1`), so logs and state directories of
-//! the dead one stay apart and tests can address "worker 1" whichever process runs it now.
+//! A worker's standard output (print sinks) goes to `<log_dir>/<id>.out` and its log to
+//! `<log_dir>/<id>.log`, as a Flink TaskManager's do.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 use tracing::{info, warn};
+
+use crate::ledger::{self, Ended, Ledger, worker_id};
 
 /// How the workers are started.
 #[derive(Debug, Clone)]
@@ -22,17 +22,12 @@ pub struct WorkerOptions {
     pub slots_per_worker: u32,
     /// Each worker's local state goes to `<state_root>/<id>`.
     pub state_root: PathBuf,
-    /// Each worker's log goes to `<log_dir>/<id>.log`.
+    /// Each worker's log goes to `<log_dir>/<id>.log`, its standard output to `<id>.out`.
     pub log_dir: PathBuf,
+    /// Where the pool records the processes it starts (see [`Ledger`]).
+    pub ledger_dir: PathBuf,
     /// More `spate worker` arguments (queue sizes, injected failures).
     pub args: Vec<String>,
-    /// More environment variables (`RUST_LOG`).
-    pub env: Vec<(String, String)>,
-    /// Their standard output goes to this process's (print sinks) instead of their logs.
-    pub forward_stdout: bool,
-    /// They die with this process (PR_SET_PDEATHSIG on Linux) and are killed when the pool is
-    /// dropped. A JobMaster's workers do not: they keep their tasks for a new JobMaster.
-    pub die_with_parent: bool,
 }
 
 /// A worker that ended.
@@ -40,42 +35,67 @@ pub struct WorkerOptions {
 pub struct WorkerExit {
     pub index: usize,
     pub id: String,
-    pub status: ExitStatus,
+    /// `None` for an adopted worker: its status went to its parent, not to this process.
+    pub status: Option<ExitStatus>,
+}
+
+enum Process {
+    None,
+    /// Started by this pool.
+    Child(Child),
+    /// Started by the pool of a JobMaster that died; only its pid is known here.
+    Adopted(u32),
 }
 
 struct Worker {
     generation: u32,
-    child: Option<Child>,
-    /// How the last process at this index ended, until another starts there.
-    last_exit: Option<ExitStatus>,
+    process: Process,
 }
 
 impl Worker {
-    fn id(&self, index: usize) -> String {
-        match self.generation {
-            0 => format!("worker-{index}"),
-            g => format!("worker-{index}.{g}"),
-        }
+    fn running(&self) -> bool {
+        !matches!(self.process, Process::None)
     }
 }
 
 pub struct WorkerPool {
     options: WorkerOptions,
+    ledger: Ledger,
     workers: Vec<Worker>,
-    /// Threads copying workers' standard output to ours, one per process started with
-    /// `forward_stdout`.
-    forwarders: Vec<JoinHandle<()>>,
 }
 
 impl WorkerPool {
+    /// A pool that adopts the workers its ledger lists as running.
     pub fn new(options: WorkerOptions) -> Self {
+        let ledger = Ledger::new(&options.ledger_dir);
+        let workers = ledger
+            .latest()
+            .into_iter()
+            .map(|entry| match entry {
+                None => Worker {
+                    generation: 0,
+                    process: Process::None,
+                },
+                Some(entry) if entry.running() => {
+                    info!(worker = %entry.id, pid = entry.pid, "adopted a running worker process");
+                    Worker {
+                        generation: entry.generation,
+                        process: Process::Adopted(entry.pid),
+                    }
+                }
+                Some(entry) => Worker {
+                    generation: entry.generation + 1,
+                    process: Process::None,
+                },
+            })
+            .collect();
         WorkerPool {
             options: WorkerOptions {
                 slots_per_worker: options.slots_per_worker.max(1),
                 ..options
             },
-            workers: Vec::new(),
-            forwarders: Vec::new(),
+            ledger,
+            workers,
         }
     }
 
@@ -88,8 +108,7 @@ impl WorkerPool {
     pub fn ensure(&mut self, count: usize, jobmaster: &str) -> std::io::Result<usize> {
         let mut started = 0;
         for index in 0..count {
-            let running = self.workers.get(index).is_some_and(|w| w.child.is_some());
-            if !running {
+            if !self.workers.get(index).is_some_and(Worker::running) {
                 self.start(index, jobmaster)?;
                 started += 1;
             }
@@ -98,27 +117,21 @@ impl WorkerPool {
     }
 
     /// Starts the worker at `index`: the first there, or the next generation of one that ended.
-    pub fn start(&mut self, index: usize, jobmaster: &str) -> std::io::Result<()> {
+    fn start(&mut self, index: usize, jobmaster: &str) -> std::io::Result<()> {
         while self.workers.len() <= index {
             self.workers.push(Worker {
                 generation: 0,
-                child: None,
-                last_exit: None,
+                process: Process::None,
             });
         }
         let worker = &mut self.workers[index];
-        if worker.child.is_some() {
-            return Ok(());
-        }
-        let id = worker.id(index);
-        let mut child = spawn(&self.options, &id, jobmaster)?;
+        let id = worker_id(index, worker.generation);
+        let child = spawn(&self.options, &id, jobmaster)?;
         info!(worker = %id, pid = child.id(), "started a worker process");
-        if let Some(stdout) = child.stdout.take() {
-            self.forwarders
-                .push(std::thread::spawn(move || forward_lines(stdout)));
+        if let Err(e) = self.ledger.started(&id, child.id()) {
+            warn!(worker = %id, error = %e, "cannot record the worker process");
         }
-        worker.child = Some(child);
-        worker.last_exit = None;
+        worker.process = Process::Child(child);
         Ok(())
     }
 
@@ -126,18 +139,27 @@ impl WorkerPool {
     pub fn reap(&mut self) -> Vec<WorkerExit> {
         let mut exits = Vec::new();
         for (index, worker) in self.workers.iter_mut().enumerate() {
-            let Some(child) = worker.child.as_mut() else {
-                continue;
+            let id = worker_id(index, worker.generation);
+            let status = match &mut worker.process {
+                Process::None => continue,
+                Process::Child(child) => match child.try_wait() {
+                    Ok(Some(status)) => {
+                        if let Err(e) = self.ledger.ended(&id, Ended::Exited(status)) {
+                            warn!(worker = %id, error = %e, "cannot record the worker's exit");
+                        }
+                        Some(status)
+                    }
+                    _ => continue,
+                },
+                Process::Adopted(pid) if ledger::alive(*pid) => continue,
+                Process::Adopted(_) => None,
             };
-            let Ok(Some(status)) = child.try_wait() else {
-                continue;
-            };
-            let id = worker.id(index);
-            if !status.success() {
-                warn!(worker = %id, %status, "worker process exited");
+            match status {
+                Some(status) if status.success() => {}
+                Some(status) => warn!(worker = %id, %status, "worker process exited"),
+                None => warn!(worker = %id, "adopted worker process ended"),
             }
-            worker.child = None;
-            worker.last_exit = Some(status);
+            worker.process = Process::None;
             worker.generation += 1;
             exits.push(WorkerExit { index, id, status });
         }
@@ -149,27 +171,31 @@ impl WorkerPool {
         self.workers
             .iter()
             .enumerate()
-            .find(|(index, w)| w.child.is_some() && w.id(*index) == id)
+            .find(|(index, w)| w.running() && worker_id(*index, w.generation) == id)
             .map(|(index, _)| index)
     }
 
-    /// Kills the worker at `index` (SIGKILL) without waiting: `reap` sees it end.
-    pub fn kill(&mut self, index: usize) -> std::io::Result<()> {
-        match self.workers.get_mut(index).and_then(|w| w.child.as_mut()) {
-            Some(child) => child.kill(),
-            None => Ok(()),
-        }
-    }
-
-    /// Kills the worker at `index` and waits for it; its index is free to start again.
+    /// Kills the worker at `index` (waiting for it, when it is this pool's child); its index is
+    /// free to start again.
     pub fn stop(&mut self, index: usize) {
-        if let Some(worker) = self.workers.get_mut(index)
-            && let Some(mut child) = worker.child.take()
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-            worker.generation += 1;
+        let Some(worker) = self.workers.get_mut(index) else {
+            return;
+        };
+        let id = worker_id(index, worker.generation);
+        match std::mem::replace(&mut worker.process, Process::None) {
+            Process::None => return,
+            Process::Child(mut child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Process::Adopted(pid) => {
+                let _ = ledger::kill(pid);
+            }
         }
+        if let Err(e) = self.ledger.ended(&id, Ended::Killed) {
+            warn!(worker = %id, error = %e, "cannot record the worker's end");
+        }
+        worker.generation += 1;
     }
 
     /// The ids of the running workers.
@@ -177,81 +203,25 @@ impl WorkerPool {
         self.workers
             .iter()
             .enumerate()
-            .filter(|(_, w)| w.child.is_some())
-            .map(|(index, w)| w.id(index))
+            .filter(|(_, w)| w.running())
+            .map(|(index, w)| worker_id(index, w.generation))
             .collect()
-    }
-
-    /// How the last worker at each index ended; `None` where one runs, was killed by
-    /// `kill_remaining`, or never ran.
-    pub fn exits(&self) -> Vec<Option<ExitStatus>> {
-        self.workers.iter().map(|w| w.last_exit).collect()
-    }
-
-    /// The process id at each index, `None` where no worker runs.
-    pub fn pids(&self) -> Vec<Option<u32>> {
-        self.workers
-            .iter()
-            .map(|w| w.child.as_ref().map(Child::id))
-            .collect()
-    }
-
-    /// How many indices have been used.
-    pub fn len(&self) -> usize {
-        self.workers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.workers.is_empty()
-    }
-
-    /// No worker runs.
-    pub fn all_ended(&self) -> bool {
-        self.workers.iter().all(|w| w.child.is_none())
-    }
-
-    /// Kills the workers still running and waits for them; returns their indices.
-    pub fn kill_remaining(&mut self) -> Vec<usize> {
-        let mut killed = Vec::new();
-        for (index, worker) in self.workers.iter_mut().enumerate() {
-            if let Some(mut child) = worker.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-                killed.push(index);
-            }
-        }
-        killed
-    }
-
-    /// The output copiers started so far: once the workers have exited, each ends when it has
-    /// copied everything its worker wrote.
-    pub fn take_forwarders(&mut self) -> Vec<JoinHandle<()>> {
-        std::mem::take(&mut self.forwarders)
     }
 }
 
 impl Drop for WorkerPool {
+    /// The workers stay: they keep their tasks for a new JobMaster, and exit on their own once
+    /// told the job is over or when no JobMaster answers. Those that have exited are recorded.
     fn drop(&mut self) {
-        for worker in &mut self.workers {
-            let Some(child) = worker.child.as_mut() else {
-                continue;
-            };
-            if self.options.die_with_parent {
-                let _ = child.kill();
-                let _ = child.wait();
-            } else {
-                // They exit by themselves once told the job is over; reap what has.
-                let _ = child.try_wait();
-            }
-        }
+        self.reap();
     }
 }
 
 fn spawn(options: &WorkerOptions, id: &str, jobmaster: &str) -> std::io::Result<Child> {
     std::fs::create_dir_all(&options.log_dir)?;
     let log = File::create(options.log_dir.join(format!("{id}.log")))?;
-    let mut command = Command::new(&options.binary);
-    command
+    let out = File::create(options.log_dir.join(format!("{id}.out")))?;
+    Command::new(&options.binary)
         .arg("worker")
         .arg("--jobmaster")
         .arg(jobmaster)
@@ -262,48 +232,8 @@ fn spawn(options: &WorkerOptions, id: &str, jobmaster: &str) -> std::io::Result<
         .arg("--state-dir")
         .arg(options.state_root.join(id))
         .args(&options.args)
-        .envs(options.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    if options.forward_stdout {
-        command.stdout(Stdio::piped());
-    }
-    if options.die_with_parent {
-        die_with_parent(&mut command);
-    }
-    command.spawn()
-}
-
-/// On Linux the kernel kills the child when the thread that spawned it exits (a runtime thread
-/// of this process, which lives as long as the process), so children never outlive the parent
-/// even when it is killed with SIGKILL.
-#[cfg(target_os = "linux")]
-pub(crate) fn die_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
-
-/// Elsewhere (macOS) there is no parent-death signal: children are still killed when the pool
-/// is dropped, but a parent killed with SIGKILL leaves them running.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn die_with_parent(_command: &mut Command) {}
-
-/// Copies a child's output to ours line by line, so lines of different workers never interleave.
-fn forward_lines(stdout: ChildStdout) {
-    let out = std::io::stdout();
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { return };
-        let mut out = out.lock();
-        if writeln!(out, "{line}").is_err() {
-            return;
-        }
-    }
-    let _ = out.lock().flush();
+        .stdout(out)
+        .stderr(log)
+        .spawn()
 }

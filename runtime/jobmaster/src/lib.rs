@@ -23,5 +23,5 @@ mod workers;
 pub use checkpoint::CheckpointSettings;
 pub use config::JobMasterConfig;
 pub use failover::{FailoverScope, RestartStrategy};
-pub use resources::{ResourceManager, ResourceManagerFactory, ResourceSettings};
+pub use resources::{LocalSettings, ResourceManager, ResourceManagerFactory, ResourceSettings};
 pub use run::run;

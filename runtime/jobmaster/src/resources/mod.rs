@@ -5,10 +5,9 @@
 mod local;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use local::LocalProcesses;
+pub use local::{LocalProcesses, LocalSettings};
 
 /// Starts and stops workers for the JobMaster.
 pub trait ResourceManager: Send {
@@ -46,14 +45,8 @@ pub type ResourceManagerFactory = Arc<dyn Fn(&str) -> Box<dyn ResourceManager> +
 #[derive(Clone)]
 pub enum ResourceSettings {
     Standalone,
-    /// Worker processes of `binary`, `slots` slots each, as children of the JobMaster, with
-    /// their state under `state_root/<worker>` and logs under `log_dir`.
-    Local {
-        binary: PathBuf,
-        slots: u32,
-        state_root: PathBuf,
-        log_dir: PathBuf,
-    },
+    /// Worker processes as children of the JobMaster.
+    Local(LocalSettings),
     External {
         name: String,
         build: ResourceManagerFactory,
@@ -64,18 +57,7 @@ impl fmt::Debug for ResourceSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ResourceSettings::Standalone => f.write_str("Standalone"),
-            ResourceSettings::Local {
-                binary,
-                slots,
-                state_root,
-                log_dir,
-            } => f
-                .debug_struct("Local")
-                .field("binary", binary)
-                .field("slots", slots)
-                .field("state_root", state_root)
-                .field("log_dir", log_dir)
-                .finish(),
+            ResourceSettings::Local(settings) => f.debug_tuple("Local").field(settings).finish(),
             ResourceSettings::External { name, .. } => write!(f, "External({name})"),
         }
     }
@@ -85,17 +67,7 @@ impl ResourceSettings {
     pub fn build(&self, job_id: &str) -> Box<dyn ResourceManager> {
         match self {
             ResourceSettings::Standalone => Box::new(Standalone),
-            ResourceSettings::Local {
-                binary,
-                slots,
-                state_root,
-                log_dir,
-            } => Box::new(LocalProcesses::new(
-                binary.clone(),
-                *slots,
-                state_root.join(job_id),
-                log_dir.clone(),
-            )),
+            ResourceSettings::Local(settings) => Box::new(LocalProcesses::new(settings, job_id)),
             ResourceSettings::External { build, .. } => build(job_id),
         }
     }
