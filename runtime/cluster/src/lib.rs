@@ -7,6 +7,7 @@
 mod ledger;
 mod output;
 mod process;
+mod reaper;
 mod spec;
 mod workers;
 

@@ -1,5 +1,4 @@
 use std::fs::File;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,6 +14,7 @@ use tracing::warn;
 
 use crate::ledger::{self, Ended, Entry, Ledger};
 use crate::output::OutputForwarder;
+use crate::reaper::{become_subreaper, kill_and_reap, reap_orphans};
 use crate::spec::ClusterSpec;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -185,60 +185,6 @@ async fn supervise(
         }
     }
 }
-
-/// Waits for the workers whose JobMaster died and that have exited since: they became this
-/// process's children (it is their subreaper). Records how each ended, unless that is known
-/// (killed by its resource manager or by this cluster).
-fn reap_orphans(workers: &Ledger) {
-    for entry in workers.entries() {
-        let Ok(pid) = i32::try_from(entry.pid) else {
-            continue;
-        };
-        let mut status = 0;
-        // SAFETY: waitpid(2) on a worker's pid, without blocking; it fails (ECHILD) while the
-        // worker is still its JobMaster's child, or once it has been waited for.
-        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid
-            && let Err(e) = workers.ended(&entry.id, Ended::Exited(ExitStatus::from_raw(status)))
-        {
-            warn!(worker = %entry.id, error = %e, "cannot record the worker's exit");
-        }
-    }
-}
-
-/// Kills a worker and waits until it is gone: reaped, as this process's orphan (its JobMaster
-/// has exited), or, where it is not (no subreaper), no longer there.
-async fn kill_and_reap(pid: u32) {
-    if ledger::kill(pid).is_err() {
-        return;
-    }
-    let Ok(raw) = i32::try_from(pid) else {
-        return;
-    };
-    for _ in 0..100 {
-        let mut status = 0;
-        // SAFETY: waitpid(2) on the worker just killed, without blocking.
-        let waited = unsafe { libc::waitpid(raw, &mut status, libc::WNOHANG) };
-        if waited == raw || (waited < 0 && !ledger::alive(pid)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    warn!(pid, "a killed worker is still there");
-}
-
-/// Workers whose JobMaster dies become this process's children instead of init's, so that it
-/// learns how they end.
-#[cfg(target_os = "linux")]
-fn become_subreaper() {
-    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag of this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
-    }
-}
-
-/// Elsewhere orphaned workers go to init: the cluster sees them end, but not how.
-#[cfg(not(target_os = "linux"))]
-fn become_subreaper() {}
 
 /// On Linux the kernel kills the JobMaster when the thread that spawned it exits (a runtime
 /// thread of this process, which lives as long as the process), so it never outlives the
