@@ -43,6 +43,11 @@ impl Workers<'_> {
         record.workers.retain(|w| !w.lost);
     }
 
+    /// Asks the resource manager for workers offering `needed` slots in all.
+    pub fn require_slots(&mut self, needed: u32) {
+        self.resources.require_slots(needed, self.jobmaster);
+    }
+
     /// Asks for workers offering `needed` slots, after forgetting the lost ones; returns the
     /// slots the live workers offer.
     pub fn live_slots(
@@ -54,7 +59,7 @@ impl Workers<'_> {
         self.mark_exited(record);
         expire_silent_workers(record, heartbeat_timeout);
         self.drop_lost(record);
-        self.resources.require_slots(needed, self.jobmaster);
+        self.require_slots(needed);
         record
             .workers
             .iter()

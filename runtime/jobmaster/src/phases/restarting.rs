@@ -42,6 +42,9 @@ impl Restarting {
         cancel_unfinished(job.owner, Some(&which)).await;
         let record = job.owner.record();
         job.workers.drop_lost(record);
+        // Replacements for the lost workers start now, while the back-off passes, as Flink's
+        // active resource managers ask for new workers as soon as one is lost.
+        job.workers.require_slots(job.graph.slots_needed());
         record.restarts += 1;
         record.task_restarts += which.len() as u32;
         record.last_failure = failure.to_string();
