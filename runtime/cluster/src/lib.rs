@@ -13,4 +13,4 @@ mod workers;
 
 pub use process::{ClusterError, ClusterOutcome, LocalCluster, log_tail};
 pub use spec::{CheckpointSpec, ClusterSpec};
-pub use workers::{WorkerExit, WorkerOptions, WorkerPool};
+pub use workers::{WorkerOptions, WorkerPool};

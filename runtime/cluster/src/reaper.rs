@@ -15,14 +15,8 @@ use crate::ledger::{self, Ended, Ledger};
 /// (killed by its resource manager or by this cluster).
 pub(crate) fn reap_orphans(workers: &Ledger) {
     for entry in workers.entries() {
-        let Ok(pid) = i32::try_from(entry.pid) else {
-            continue;
-        };
-        let mut status = 0;
-        // SAFETY: waitpid(2) on a worker's pid, without blocking; it fails (ECHILD) while the
-        // worker is still its JobMaster's child, or once it has been waited for.
-        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid
-            && let Err(e) = workers.ended(&entry.id, Ended::Exited(ExitStatus::from_raw(status)))
+        if let Some(status) = try_wait(entry.pid)
+            && let Err(e) = workers.ended(&entry.id, Ended::Exited(status))
         {
             warn!(worker = %entry.id, error = %e, "cannot record the worker's exit");
         }
@@ -35,19 +29,24 @@ pub(crate) async fn kill_and_reap(pid: u32) {
     if ledger::kill(pid).is_err() {
         return;
     }
-    let Ok(raw) = i32::try_from(pid) else {
-        return;
-    };
     for _ in 0..100 {
-        let mut status = 0;
-        // SAFETY: waitpid(2) on the worker just killed, without blocking.
-        let waited = unsafe { libc::waitpid(raw, &mut status, libc::WNOHANG) };
-        if waited == raw || (waited < 0 && !ledger::alive(pid)) {
+        if try_wait(pid).is_some() || !ledger::alive(pid) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     warn!(pid, "a killed worker is still there");
+}
+
+/// How `pid` ended, once it has and this process is its parent; `None` while it runs, or when
+/// it is not this process's child (still its JobMaster's, or already waited for).
+fn try_wait(pid: u32) -> Option<ExitStatus> {
+    let pid = i32::try_from(pid).ok()?;
+    let mut status = 0;
+    // SAFETY: waitpid(2) on a worker's pid, without blocking; it fails (ECHILD) for a process
+    // that is not this one's child.
+    (unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid)
+        .then(|| ExitStatus::from_raw(status))
 }
 
 /// Workers whose JobMaster dies become this process's children instead of init's, so that it

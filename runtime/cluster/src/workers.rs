@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use tracing::{info, warn};
 
@@ -28,15 +28,6 @@ pub struct WorkerOptions {
     pub ledger_dir: PathBuf,
     /// More `spate worker` arguments (queue sizes, injected failures).
     pub args: Vec<String>,
-}
-
-/// A worker that ended.
-#[derive(Debug, Clone)]
-pub struct WorkerExit {
-    pub index: usize,
-    pub id: String,
-    /// `None` for an adopted worker: its status went to its parent, not to this process.
-    pub status: Option<ExitStatus>,
 }
 
 enum Process {
@@ -135,35 +126,38 @@ impl WorkerPool {
         Ok(())
     }
 
-    /// The workers that ended since the last call; their indices are free to start again.
-    pub fn reap(&mut self) -> Vec<WorkerExit> {
-        let mut exits = Vec::new();
+    /// The ids of the workers that ended since the last call; their indices are free to start
+    /// again.
+    pub fn reap(&mut self) -> Vec<String> {
+        let mut ended = Vec::new();
         for (index, worker) in self.workers.iter_mut().enumerate() {
-            let id = worker_id(index, worker.generation);
             let status = match &mut worker.process {
                 Process::None => continue,
                 Process::Child(child) => match child.try_wait() {
-                    Ok(Some(status)) => {
-                        if let Err(e) = self.ledger.ended(&id, Ended::Exited(status)) {
-                            warn!(worker = %id, error = %e, "cannot record the worker's exit");
-                        }
-                        Some(status)
-                    }
+                    Ok(Some(status)) => Some(status),
                     _ => continue,
                 },
                 Process::Adopted(pid) if ledger::alive(*pid) => continue,
+                // Its status went to its parent, not to this process.
                 Process::Adopted(_) => None,
             };
+            let id = worker_id(index, worker.generation);
             match status {
-                Some(status) if status.success() => {}
-                Some(status) => warn!(worker = %id, %status, "worker process exited"),
+                Some(status) => {
+                    if !status.success() {
+                        warn!(worker = %id, %status, "worker process exited");
+                    }
+                    if let Err(e) = self.ledger.ended(&id, Ended::Exited(status)) {
+                        warn!(worker = %id, error = %e, "cannot record the worker's exit");
+                    }
+                }
                 None => warn!(worker = %id, "adopted worker process ended"),
             }
             worker.process = Process::None;
             worker.generation += 1;
-            exits.push(WorkerExit { index, id, status });
+            ended.push(id);
         }
-        exits
+        ended
     }
 
     /// The index of the running worker with `id`.

@@ -63,7 +63,7 @@ impl ResourceManager for LocalProcesses {
     }
 
     fn exited(&mut self) -> Vec<String> {
-        self.pool.reap().into_iter().map(|exit| exit.id).collect()
+        self.pool.reap()
     }
 
     fn release(&mut self, worker: &str) {
