@@ -205,6 +205,8 @@ struct Settings {
     target: u64,
     interval_ms: u64,
     heartbeat_timeout_ms: u64,
+    log_filter: String,
+    keep_logs: bool,
 }
 
 /// Runs one scenario on a fresh cluster, then cancels the job and removes its directory.
@@ -215,8 +217,14 @@ async fn scenario(
     fault: Fault,
     inject: Option<String>,
 ) -> anyhow::Result<Measured> {
+    // "(b) kill -9 of worker 1" -> "b": one directory per scenario, for --keep-logs.
+    let kind: String = label
+        .chars()
+        .filter(char::is_ascii_lowercase)
+        .take(1)
+        .collect();
     let work_dir = std::env::temp_dir().join(format!(
-        "spate-bench-failover-{}-{}",
+        "spate-bench-failover-{kind}-{}-{}",
         job.name,
         std::process::id()
     ));
@@ -225,7 +233,7 @@ async fn scenario(
     spec.job_args = job.args.clone();
     spec.workers = 2;
     spec.slots_per_worker = 1;
-    spec.log_filter = "warn".into();
+    spec.log_filter = settings.log_filter.clone();
     spec.heartbeat_timeout_ms = settings.heartbeat_timeout_ms;
     spec.inject_failure = inject;
     spec.checkpoints = Some(CheckpointSpec {
@@ -253,10 +261,13 @@ async fn scenario(
         Ok(Err(e)) => println!("  ending the cluster: {e}"),
         Err(_) => println!("  the cluster did not end within {END_TIMEOUT:?}; killed"),
     }
-    // Keep only the logs of a failed scenario: the state is large.
-    if measured.is_ok() {
+    // Keep only the logs of a failed scenario, unless asked for all: the state is large.
+    if measured.is_ok() && !settings.keep_logs {
         let _ = std::fs::remove_dir_all(&work_dir);
     } else {
+        if settings.keep_logs {
+            println!("  logs in {}", work_dir.join("logs").display());
+        }
         let _ = std::fs::remove_dir_all(work_dir.join("state"));
         let _ = std::fs::remove_dir_all(work_dir.join("checkpoints"));
     }
@@ -508,6 +519,8 @@ pub async fn bench_failover(args: BenchFailoverArgs) -> anyhow::Result<ExitCode>
         target,
         interval_ms: args.checkpoint_interval_ms,
         heartbeat_timeout_ms: args.heartbeat_timeout_ms,
+        log_filter: args.log_filter.clone(),
+        keep_logs: args.keep_logs,
     };
     let window_args: BTreeMap<String, String> = [
         ("parallelism", "2".to_string()),

@@ -255,6 +255,12 @@ pub struct BenchFailoverArgs {
     /// Append the results as a Markdown table to this file.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// `RUST_LOG` of the cluster's JobMaster and workers.
+    #[arg(long, default_value = "warn")]
+    pub log_filter: String,
+    /// Keep every scenario's logs (its state and checkpoints are removed), to trace a recovery.
+    #[arg(long)]
+    pub keep_logs: bool,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
