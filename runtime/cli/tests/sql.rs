@@ -856,3 +856,178 @@ fn print_shows_the_changes_of_an_updating_aggregate() {
     assert_eq!(kinds.get("-U"), kinds.get("+U"), "{kinds:?}");
     assert!(kinds.get("-U").is_some_and(|&n| n > 0), "{kinds:?}");
 }
+
+/// The rows a printed changelog leaves behind, as a multiset: `+I`/`+U` add their row,
+/// `-U`/`-D` take away exactly the row they name, which must be there (else a change was lost
+/// or duplicated). Also counts the lines of each kind.
+fn printed_table(stdout: &str) -> (BTreeMap<Vec<String>, usize>, BTreeMap<String, usize>) {
+    let mut table: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for line in stdout.lines() {
+        // `2> -U[10, 1234.5]`: the subtask, the kind, the row; the job's summary is not a row.
+        let change = line.split_once("> ").map_or(line, |(_, change)| change);
+        let Some((kind, row)) = change.split_once('[') else {
+            continue;
+        };
+        let row: Vec<String> = row
+            .strip_suffix(']')
+            .unwrap_or_else(|| panic!("not a printed row: {line}"))
+            .split(", ")
+            .map(str::to_string)
+            .collect();
+        *kinds.entry(kind.to_string()).or_default() += 1;
+        match kind {
+            "+I" | "+U" => *table.entry(row).or_default() += 1,
+            "-U" | "-D" => match table.get_mut(&row) {
+                Some(1) => {
+                    table.remove(&row);
+                }
+                Some(copies) => *copies -= 1,
+                None => panic!("{line}: retracts a row the table does not hold"),
+            },
+            other => panic!("{line}: unexpected kind {other}"),
+        }
+    }
+    (table, kinds)
+}
+
+/// Runs `sql` with `spate run -p parallelism`; returns what it printed.
+fn spate_run_printing(sql: &str, parallelism: u32) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.sql");
+    std::fs::write(&job, sql).unwrap();
+    let out = std::process::Command::new(spate())
+        .args(["run", "--quiet", "-p", &parallelism.to_string()])
+        .arg(&job)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Nexmark q4 as written in `examples/q4.sql` (fewer events, a print sink): a join of auctions
+/// and bids, the highest bid per auction, averaged per category by a GROUP BY over that
+/// changelog. The table its printed changes leave must be the brute-force average per category
+/// of every auction's highest bid between its start and its end.
+fn q4(parallelism: u32) {
+    const EVENTS: u64 = 60_000;
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/q4.sql"),
+    )
+    .unwrap();
+    let sql = example
+        .replace("'events' = '10000000'", &format!("'events' = '{EVENTS}'"))
+        .replace("'connector' = 'blackhole'", "'connector' = 'print'");
+    let config = NexmarkConfig {
+        events: Some(EVENTS),
+        ..NexmarkConfig::default()
+    };
+    let (mut auctions, mut bids) = (HashMap::new(), Vec::new());
+    for n in 0..EVENTS {
+        match config.event(n) {
+            NexmarkEvent::Auction(auction) => {
+                auctions.insert(auction.id, auction);
+            }
+            NexmarkEvent::Bid(bid) => bids.push(bid),
+            NexmarkEvent::Person(_) => {}
+        }
+    }
+    let mut finals: HashMap<i64, (i64, i64)> = HashMap::new();
+    for bid in &bids {
+        let Some(auction) = auctions.get(&bid.auction) else {
+            continue;
+        };
+        if (auction.date_time..=auction.expires).contains(&bid.date_time) {
+            let last = finals
+                .entry(auction.id)
+                .or_insert((auction.category, bid.price));
+            last.1 = last.1.max(bid.price);
+        }
+    }
+    let mut per_category: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for (category, price) in finals.values() {
+        let (sum, count) = per_category.entry(*category).or_default();
+        *sum += price;
+        *count += 1;
+    }
+    assert!(per_category.len() >= 3, "categories: {per_category:?}");
+
+    let (table, kinds) = printed_table(&spate_run_printing(&sql, parallelism));
+    let got: BTreeMap<i64, f64> = table
+        .iter()
+        .map(|(row, copies)| {
+            assert_eq!(*copies, 1, "{row:?} is in the table {copies} times");
+            (row[0].parse().unwrap(), row[1].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        per_category.keys().collect::<Vec<_>>(),
+        "categories (p={parallelism})"
+    );
+    for (category, (sum, count)) in &per_category {
+        let want = *sum as f64 / *count as f64;
+        let got = got[category];
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs(),
+            "category {category}: {got}, want {want} (p={parallelism})"
+        );
+    }
+    assert!(
+        kinds.get("-U").is_some_and(|&n| n > 0),
+        "higher bids take old averages back: {kinds:?}"
+    );
+}
+
+#[test]
+fn nexmark_q4_at_parallelism_1_and_4() {
+    q4(1);
+    q4(4);
+}
+
+/// SELECT DISTINCT and COUNT(DISTINCT) without a window, over the bids: the distinct
+/// (auction, bidder) pairs and each auction's number of distinct bidders, by brute force.
+#[test]
+fn distinct_rows_and_distinct_counts_equal_their_reference() {
+    const EVENTS: u64 = 20_000;
+    let bid = format!(
+        "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3)) \
+         WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid', 'events' = '{EVENTS}');\n"
+    );
+    let pairs = format!(
+        "{bid}CREATE TABLE out (auction BIGINT, bidder BIGINT) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT DISTINCT auction, bidder FROM bid;"
+    );
+    let bidders = format!(
+        "{bid}CREATE TABLE out (auction BIGINT, bidders BIGINT) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT auction, COUNT(DISTINCT bidder) FROM bid GROUP BY auction;"
+    );
+    let mut want_pairs: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    let mut per_auction: BTreeMap<i64, std::collections::BTreeSet<i64>> = BTreeMap::new();
+    for bid in nexmark_bids(EVENTS) {
+        want_pairs.insert(vec![bid.auction.to_string(), bid.bidder.to_string()], 1);
+        per_auction
+            .entry(bid.auction)
+            .or_default()
+            .insert(bid.bidder);
+    }
+    let want_bidders: BTreeMap<Vec<String>, usize> = per_auction
+        .iter()
+        .map(|(auction, bidders)| (vec![auction.to_string(), bidders.len().to_string()], 1))
+        .collect();
+    assert!(
+        want_pairs.len() < nexmark_bids(EVENTS).len(),
+        "bids repeat pairs"
+    );
+
+    let (table, kinds) = printed_table(&spate_run_printing(&pairs, 2));
+    assert_eq!(table, want_pairs);
+    assert_eq!(
+        kinds.keys().collect::<Vec<_>>(),
+        ["+I"],
+        "a pair is inserted once"
+    );
+    let (table, _) = printed_table(&spate_run_printing(&bidders, 2));
+    assert_eq!(table, want_bidders);
+}

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion_common::tree_node::{Transformed, TreeNode};
-use datafusion_common::{Column, DFSchema, DFSchemaRef};
+use datafusion_common::{Column, DFSchema, DFSchemaRef, JoinType};
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::expr::{AggregateFunction as AggregateCall, ScalarFunction};
-use datafusion_expr::logical_plan::{Aggregate, Filter, Projection, TableScan};
+use datafusion_expr::logical_plan::{Aggregate, Distinct, Filter, Projection, TableScan};
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
@@ -137,9 +137,14 @@ impl Translator<'_> {
             LogicalPlan::Union(_) => Err(self.unsupported("UNION")),
             LogicalPlan::Sort(_) => Err(self.unsupported("ORDER BY on an unbounded stream")),
             LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT on an unbounded stream")),
-            LogicalPlan::Distinct(_) => {
-                Err(self.unsupported("SELECT DISTINCT (it needs retractions)"))
+            LogicalPlan::Distinct(Distinct::All(input)) => {
+                // Flink plans SELECT DISTINCT as a group aggregate by every column.
+                let columns = input.schema().columns().into_iter().map(Expr::Column);
+                let by_all = Aggregate::try_new(input.clone(), columns.collect(), Vec::new())
+                    .map_err(planning_error)?;
+                self.aggregate(&by_all)
             }
+            LogicalPlan::Distinct(Distinct::On(_)) => Err(self.unsupported("DISTINCT ON")),
             LogicalPlan::Window(_) => Err(self.unsupported("OVER windows")),
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
                 Err(self.unsupported("a query without a source table"))
@@ -392,6 +397,17 @@ impl Translator<'_> {
     }
 
     fn filter(&mut self, filter: &Filter) -> Result<Stream, SqlError> {
+        // `FROM a, b WHERE a.x = b.y AND ...`: the WHERE clause over the product of two tables
+        // is the ON clause of their inner join (Nexmark q4 is written so).
+        if let LogicalPlan::Join(join) = filter.input.as_ref()
+            && join.join_type == JoinType::Inner
+            && join.on.is_empty()
+            && join.filter.is_none()
+        {
+            let mut join = join.clone();
+            join.filter = Some(filter.predicate.clone());
+            return self.join(&join);
+        }
         let input = self.translate(&filter.input)?;
         let predicate = self.physical(&filter.predicate, &input.schema)?;
         let node = self.forward(
@@ -414,19 +430,20 @@ impl Translator<'_> {
             .filter(|(_, e)| matches!(e, Expr::ScalarFunction(f) if GROUP_WINDOWS.contains(&f.func.name())))
             .map(|(i, _)| i)
             .collect();
-        if !input.changelog.is_append_only() {
-            return Err(self.unsupported(format!(
-                "GROUP BY over a changelog ({}, from '{}'): aggregates that take rows back",
-                input.changelog,
-                input.updated_by.as_deref().unwrap_or("?")
-            )));
-        }
         let [window_index] = windows[..] else {
             if windows.is_empty() {
                 return self.group_aggregate(aggregate, input);
             }
             return Err(self.unsupported("GROUP BY with more than one group window"));
         };
+        // A window's result is final when it fires: rows taken back later cannot change it.
+        if !input.changelog.is_append_only() {
+            return Err(self.unsupported(format!(
+                "a group window over a changelog ({}, from '{}')",
+                input.changelog,
+                input.updated_by.as_deref().unwrap_or("?")
+            )));
+        }
         let Expr::ScalarFunction(window) = &aggregate.group_expr[window_index] else {
             unreachable!("selected above")
         };
@@ -575,7 +592,11 @@ impl Translator<'_> {
             fields.push(Field::new(column, data_type, true));
             physical.push(self.physical(expr, &input.schema)?);
         }
-        let schema = Arc::new(Schema::new(fields));
+        // A changelog's projection passes its row kinds on (see ExprProject).
+        let schema = match input.changelog {
+            ChangelogMode::AppendOnly => Arc::new(Schema::new(fields)),
+            _ => changelog_schema(&Schema::new(fields)),
+        };
         let node = {
             let schema = schema.clone();
             self.forward(
@@ -594,7 +615,8 @@ impl Translator<'_> {
     /// GROUP BY without a group window (Flink's group aggregation): keys and arguments are
     /// computed, hashed by key to the aggregate, whose every row updates its key's result as a
     /// retract changelog, and reshaped to the planned column order with the row kinds after.
-    /// Without keys, one subtask holds the one result.
+    /// Without keys, one subtask holds the one result. Over a changelog, rows taken back take
+    /// their values back out of the results.
     fn group_aggregate(
         &mut self,
         aggregate: &Aggregate,

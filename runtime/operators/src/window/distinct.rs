@@ -57,6 +57,12 @@ impl Words {
             nulls: column.logical_nulls(),
         })
     }
+
+    /// Row `row`'s value as the bytes it is told apart by, or `None` if it is null.
+    pub(crate) fn bytes(&self, row: usize) -> Option<[u8; 8]> {
+        let valid = self.nulls.as_ref().is_none_or(|n| n.is_valid(row));
+        valid.then(|| self.values[row].to_ne_bytes())
+    }
 }
 
 /// Copies values of `W` bytes into words. Byte by byte, because not every type of 8 bytes is
@@ -94,6 +100,12 @@ impl HashedRows {
             hashes,
             nulls: column.logical_nulls(),
         })
+    }
+
+    /// Row `row`'s value in the row format, or `None` if it is null.
+    pub(crate) fn bytes(&self, row: usize) -> Option<&[u8]> {
+        let valid = self.nulls.as_ref().is_none_or(|n| n.is_valid(row));
+        valid.then(|| self.rows.row(row).data())
     }
 }
 
