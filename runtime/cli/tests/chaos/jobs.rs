@@ -1,8 +1,8 @@
 //! The matrix of jobs the faults hit: each source (nexmark, datagen with computed columns,
 //! filesystem, the generator), the exactly-once file sink, stateless and windowed operators
 //! (tumbling, hopping, session), a keyed co-process function on two inputs, SQL's regular join,
-//! changelogs (a running count retracting its earlier results, and SQL's group aggregate
-//! written as debezium-json) through a hash exchange, heap and RocksDB state, region and full
+//! changelogs (a running count retracting its earlier results, SQL's group aggregate written
+//! as debezium-json, and a group aggregate over another one's changes) through a hash exchange, heap and RocksDB state, region and full
 //! failover. Each job's reference is computed
 //! here by brute force from the data it reads, independently of Spate.
 
@@ -115,7 +115,48 @@ pub fn matrix() -> Vec<Job> {
             failover: "full",
             build: datagen_join,
         },
+        Job {
+            name: "datagen-aggregate-of-changes",
+            state_backend: "rocksdb",
+            failover: "full",
+            build: datagen_aggregate_of_changes,
+        },
     ]
+}
+
+/// SQL's group aggregate over a changelog: MIN, MAX, SUM and COUNT per key of another group
+/// aggregate's running count per key. Each of the inner count's updates takes the count before
+/// back (`-U`), which empties the outer key (its result is deleted, its state and MIN/MAX
+/// values cleared) until the new count comes (`+U`, a new insert); per key that sequence is
+/// fixed, so the multiset of changes is known whatever the order the keys interleave in.
+fn datagen_aggregate_of_changes(dirs: &RoundDirs, scale: Scale) -> Plan {
+    let sql = format!(
+        "{}CREATE TABLE out (k BIGINT, lo BIGINT, top BIGINT, total BIGINT) WITH (
+            'connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json'
+        );
+        INSERT INTO out SELECT k, MIN(n), MAX(n), SUM(n) FROM
+            (SELECT k, COUNT(*) AS n FROM seqs GROUP BY k) GROUP BY k;",
+        seq_table(scale),
+        dirs.output.display(),
+    );
+    let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
+    for seq in 1..=scale.events as i64 {
+        *counts.entry(seq % 5).or_default() += 1;
+    }
+    let row = |op: &str, k: i64, n: i64| {
+        let n = n.to_string();
+        vec![op.to_string(), k.to_string(), n.clone(), n.clone(), n]
+    };
+    let mut want = Vec::new();
+    for (&k, &count) in &counts {
+        want.push(row("c", k, 1));
+        for n in 2..=count {
+            want.push(row("d", k, n - 1));
+            want.push(row("c", k, n));
+        }
+    }
+    want.sort();
+    Plan::sql(sql, want)
 }
 
 /// SQL's regular join: two datagen sequences joined on their values, both sides in keyed state.
