@@ -906,19 +906,398 @@ fn spate_run_printing(sql: &str, parallelism: u32) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Nexmark q20, a regular join with a filter: every bid of an auction in category 10 with the
+/// auction's columns; by brute force over the same events.
+async fn q20(parallelism: u32) {
+    let config = NexmarkConfig {
+        events: Some(EVENTS),
+        ..NexmarkConfig::default()
+    };
+    let mut auctions = HashMap::new();
+    for n in 0..EVENTS {
+        if let NexmarkEvent::Auction(auction) = config.event(n) {
+            auctions.insert(auction.id, auction);
+        }
+    }
+    let want: Vec<Vec<String>> = nexmark_bids(EVENTS)
+        .iter()
+        .filter_map(|b| {
+            let a = auctions.get(&b.auction).filter(|a| a.category == 10)?;
+            Some(vec![
+                b.auction.to_string(),
+                b.bidder.to_string(),
+                b.price.to_string(),
+                text(&b.channel),
+                text(&b.url),
+                ts(b.date_time),
+                text(&b.extra),
+                text(&a.item_name),
+                text(&a.description),
+                a.initial_bid.to_string(),
+                a.reserve.to_string(),
+                ts(a.date_time),
+                ts(a.expires),
+                a.seller.to_string(),
+                a.category.to_string(),
+                text(&a.extra),
+            ])
+        })
+        .collect();
+    assert!(want.len() > 100, "the reference has rows: {}", want.len());
+    assert_rows(&run_example("q20.sql", parallelism).await, &sorted(want));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nexmark_q20_at_parallelism_1_and_4() {
+    q20(1).await;
+    q20(4).await;
+}
+
+/// An example job with fewer events and its blackhole sink turned into `print`.
+fn printing_example(name: &str, events: u64) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.contains("'events' = '10000000'") && text.contains("'connector' = 'blackhole'"));
+    text.replace("'events' = '10000000'", &format!("'events' = '{events}'"))
+        .replace("'connector' = 'blackhole'", "'connector' = 'print'")
+}
+
+/// The one row per key a printed changelog leaves, checked to be there once.
+fn printed_rows(stdout: &str) -> Vec<Vec<String>> {
+    let (table, kinds) = printed_table(stdout);
+    assert!(
+        kinds.get("-U").is_some_and(|&n| n > 0),
+        "results are updated: {kinds:?}"
+    );
+    table
+        .into_iter()
+        .map(|(row, copies)| {
+            assert_eq!(copies, 1, "{row:?} is in the table {copies} times");
+            row
+        })
+        .collect()
+}
+
+/// The day of a Nexmark timestamp as DATE_FORMAT(t, 'yyyy-MM-dd') writes it (by chrono).
+fn day(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .expect("a timestamp in range")
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// The price range q15 and q17 count a bid in: 1, 2 or 3.
+fn price_rank(price: i64) -> usize {
+    match price {
+        ..10_000 => 1,
+        10_000..1_000_000 => 2,
+        _ => 3,
+    }
+}
+
+/// Nexmark q15 as written in `examples/q15.sql` (fewer events, a print sink): per day, bids,
+/// distinct bidders and distinct auctions, in all and per price range (COUNT and
+/// COUNT(DISTINCT) with FILTER). The table its changes leave must be the brute-force counts.
+fn q15(parallelism: u32) {
+    const EVENTS: u64 = 30_000;
+    #[derive(Default)]
+    struct Day {
+        bids: [i64; 4],
+        bidders: [std::collections::BTreeSet<i64>; 4],
+        auctions: [std::collections::BTreeSet<i64>; 4],
+    }
+    let mut days: BTreeMap<String, Day> = BTreeMap::new();
+    for bid in nexmark_bids(EVENTS) {
+        let counts = days.entry(day(bid.date_time)).or_default();
+        for rank in [0, price_rank(bid.price)] {
+            counts.bids[rank] += 1;
+            counts.bidders[rank].insert(bid.bidder);
+            counts.auctions[rank].insert(bid.auction);
+        }
+    }
+    let want: Vec<Vec<String>> = days
+        .iter()
+        .map(|(day, counts)| {
+            let mut row = vec![day.clone()];
+            row.extend(counts.bids.iter().map(i64::to_string));
+            row.extend(counts.bidders.iter().map(|s| s.len().to_string()));
+            row.extend(counts.auctions.iter().map(|s| s.len().to_string()));
+            row
+        })
+        .collect();
+    assert!(
+        want.iter().all(|row| row[1..].iter().all(|n| n != "0")),
+        "every range has bids: {want:?}"
+    );
+    let got = printed_rows(&spate_run_printing(
+        &printing_example("q15.sql", EVENTS),
+        parallelism,
+    ));
+    assert_eq!(got, want, "p={parallelism}");
+}
+
+#[test]
+fn nexmark_q15_at_parallelism_1_and_4() {
+    q15(1);
+    q15(4);
+}
+
+/// Nexmark q17 as written in `examples/q17.sql` (fewer events, a print sink): per auction and
+/// day, bids per price range (COUNT with FILTER) and the least, greatest, average and total
+/// price, against the same by brute force.
+fn q17(parallelism: u32) {
+    const EVENTS: u64 = 30_000;
+    let mut groups: BTreeMap<(i64, String), Vec<i64>> = BTreeMap::new();
+    for bid in nexmark_bids(EVENTS) {
+        groups
+            .entry((bid.auction, day(bid.date_time)))
+            .or_default()
+            .push(bid.price);
+    }
+    let got = printed_rows(&spate_run_printing(
+        &printing_example("q17.sql", EVENTS),
+        parallelism,
+    ));
+    assert_eq!(got.len(), groups.len(), "groups (p={parallelism})");
+    for row in &got {
+        let key = (row[0].parse::<i64>().unwrap(), row[1].clone());
+        let prices = groups
+            .get(&key)
+            .unwrap_or_else(|| panic!("{row:?}: no such group"));
+        let mut ranks = [0i64; 4];
+        for &price in prices {
+            ranks[0] += 1;
+            ranks[price_rank(price)] += 1;
+        }
+        let sum: i64 = prices.iter().sum();
+        let mut want: Vec<String> = ranks.iter().map(i64::to_string).collect();
+        want.push(prices.iter().min().unwrap().to_string());
+        want.push(prices.iter().max().unwrap().to_string());
+        assert_eq!(row[2..8], want[..], "{row:?} (p={parallelism})");
+        let mean: f64 = row[8].parse().unwrap();
+        let want_mean = sum as f64 / prices.len() as f64;
+        assert!(
+            (mean - want_mean).abs() <= 1e-9 * want_mean.abs(),
+            "{row:?}: average, want {want_mean}"
+        );
+        assert_eq!(row[9], sum.to_string(), "{row:?}");
+    }
+}
+
+#[test]
+fn nexmark_q17_at_parallelism_1_and_4() {
+    q17(1);
+    q17(4);
+}
+
+/// The best a key has seen (by some measure) and every printed row that has it: rows that tie.
+type Best<M> = (M, Vec<Vec<String>>);
+
+/// A timestamp as `print` shows it (by chrono).
+fn printed_time(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .expect("a timestamp in range")
+        .format("%Y-%m-%dT%H:%M:%S%.3f")
+        .to_string()
+}
+
+/// Nexmark q9 as written in `examples/q9.sql` (fewer events, a print sink): the table its
+/// changes leave holds, per auction with a bid while it was open, the auction joined with its
+/// highest such bid (the earliest of equal ones; bids equal in both tie).
+fn q9(parallelism: u32) {
+    const EVENTS: u64 = 40_000;
+    let config = NexmarkConfig {
+        events: Some(EVENTS),
+        ..NexmarkConfig::default()
+    };
+    let mut auctions = HashMap::new();
+    for n in 0..EVENTS {
+        if let NexmarkEvent::Auction(auction) = config.event(n) {
+            auctions.insert(auction.id, auction);
+        }
+    }
+    // Per auction: the best (price, earliest time) and the rows that have it.
+    let mut winners: BTreeMap<i64, Best<(i64, i64)>> = BTreeMap::new();
+    for bid in nexmark_bids(EVENTS) {
+        let Some(a) = auctions.get(&bid.auction) else {
+            continue;
+        };
+        if !(a.date_time..=a.expires).contains(&bid.date_time) {
+            continue;
+        }
+        let row = vec![
+            a.id.to_string(),
+            a.item_name.clone(),
+            a.description.clone(),
+            a.initial_bid.to_string(),
+            a.reserve.to_string(),
+            printed_time(a.date_time),
+            printed_time(a.expires),
+            a.seller.to_string(),
+            a.category.to_string(),
+            a.extra.clone(),
+            bid.auction.to_string(),
+            bid.bidder.to_string(),
+            bid.price.to_string(),
+            printed_time(bid.date_time),
+            bid.extra.clone(),
+        ];
+        // Higher prices first, then earlier times: compare (price, -time).
+        let rank = (bid.price, -bid.date_time);
+        let (best, rows) = winners.entry(a.id).or_insert((rank, Vec::new()));
+        if rank > *best {
+            (*best, *rows) = (rank, Vec::new());
+        }
+        if rank == *best {
+            rows.push(row);
+        }
+    }
+    assert!(winners.len() > 10, "auctions with bids: {}", winners.len());
+    let (table, kinds) = printed_table(&spate_run_printing(
+        &printing_example("q9.sql", EVENTS),
+        parallelism,
+    ));
+    assert!(
+        kinds.get("-U").is_some_and(|&n| n > 0),
+        "higher bids replace winners: {kinds:?}"
+    );
+    assert_eq!(table.len(), winners.len(), "one winner per auction");
+    for (row, copies) in &table {
+        assert_eq!(*copies, 1, "{row:?}");
+        let (_, rows) = &winners[&row[0].parse::<i64>().unwrap()];
+        assert!(rows.contains(row), "{row:?} is not a winning bid: {rows:?}");
+    }
+}
+
+#[test]
+fn nexmark_q9_at_parallelism_1_and_4() {
+    q9(1);
+    q9(4);
+}
+
+/// A bid as `print` shows its columns.
+fn printed_bid(bid: &spate_connectors::nexmark::Bid) -> Vec<String> {
+    let time = printed_time(bid.date_time);
+    vec![
+        bid.auction.to_string(),
+        bid.bidder.to_string(),
+        bid.price.to_string(),
+        bid.channel.clone(),
+        bid.url.clone(),
+        time,
+        bid.extra.clone(),
+    ]
+}
+
+/// Nexmark q18 as written in `examples/q18.sql` (fewer events, a print sink): the table its
+/// changes leave holds, per bidder and auction, one of their bids with the latest time (bids
+/// of one time tie), and nothing else.
+fn q18(parallelism: u32) {
+    const EVENTS: u64 = 30_000;
+    let mut latest: BTreeMap<(i64, i64), Best<i64>> = BTreeMap::new();
+    for bid in nexmark_bids(EVENTS) {
+        let (time, rows) = latest
+            .entry((bid.bidder, bid.auction))
+            .or_insert((i64::MIN, Vec::new()));
+        if bid.date_time > *time {
+            (*time, *rows) = (bid.date_time, Vec::new());
+        }
+        if bid.date_time == *time {
+            rows.push(printed_bid(&bid));
+        }
+    }
+    let (table, kinds) = printed_table(&spate_run_printing(
+        &printing_example("q18.sql", EVENTS),
+        parallelism,
+    ));
+    assert!(
+        kinds.get("-U").is_some_and(|&n| n > 0),
+        "later bids replace earlier ones: {kinds:?}"
+    );
+    assert_eq!(table.len(), latest.len(), "one row per bidder and auction");
+    for (row, copies) in &table {
+        assert_eq!(*copies, 1, "{row:?}");
+        let key = (row[1].parse().unwrap(), row[0].parse().unwrap());
+        let (_, rows) = &latest[&key];
+        assert!(rows.contains(row), "{row:?} is not a latest bid: {rows:?}");
+    }
+}
+
+#[test]
+fn nexmark_q18_at_parallelism_1_and_4() {
+    q18(1);
+    q18(4);
+}
+
+/// Nexmark q19 as written in `examples/q19.sql` (fewer events, a print sink): per auction,
+/// ranks 1 to 10 (or as many as it has bids) hold bids of that auction whose prices are its ten
+/// highest, in order (bids of one price tie, so which of them holds a rank is not checked).
+fn q19(parallelism: u32) {
+    const EVENTS: u64 = 30_000;
+    let mut bids: BTreeMap<i64, Vec<Vec<String>>> = BTreeMap::new();
+    for bid in nexmark_bids(EVENTS) {
+        bids.entry(bid.auction).or_default().push(printed_bid(&bid));
+    }
+    let (table, kinds) = printed_table(&spate_run_printing(
+        &printing_example("q19.sql", EVENTS),
+        parallelism,
+    ));
+    assert!(
+        kinds.get("-U").is_some_and(|&n| n > 0),
+        "new bids move others down: {kinds:?}"
+    );
+    let mut ranked: BTreeMap<i64, BTreeMap<u64, Vec<String>>> = BTreeMap::new();
+    for (row, copies) in table {
+        assert_eq!(copies, 1, "{row:?}");
+        let (bid, rank) = (row[..7].to_vec(), row[7].parse().unwrap());
+        let auction = row[0].parse().unwrap();
+        assert!(
+            ranked
+                .entry(auction)
+                .or_default()
+                .insert(rank, bid)
+                .is_none(),
+            "auction {auction} has two rows of rank {rank}"
+        );
+    }
+    assert_eq!(
+        ranked.len(),
+        bids.len(),
+        "every auction with bids is ranked"
+    );
+    for (auction, ranks) in &ranked {
+        let all = &bids[auction];
+        let mut prices: Vec<i64> = all.iter().map(|b| b[2].parse().unwrap()).collect();
+        prices.sort_unstable_by(|a, b| b.cmp(a));
+        prices.truncate(10);
+        let got: Vec<i64> = ranks.values().map(|b| b[2].parse().unwrap()).collect();
+        assert_eq!(
+            ranks.keys().copied().collect::<Vec<_>>(),
+            (1..=prices.len() as u64).collect::<Vec<_>>(),
+            "auction {auction}: ranks"
+        );
+        assert_eq!(got, prices, "auction {auction}: prices by rank");
+        for bid in ranks.values() {
+            assert!(all.contains(bid), "{bid:?} is no bid of auction {auction}");
+        }
+    }
+}
+
+#[test]
+fn nexmark_q19_at_parallelism_1_and_4() {
+    q19(1);
+    q19(4);
+}
+
 /// Nexmark q4 as written in `examples/q4.sql` (fewer events, a print sink): a join of auctions
 /// and bids, the highest bid per auction, averaged per category by a GROUP BY over that
 /// changelog. The table its printed changes leave must be the brute-force average per category
 /// of every auction's highest bid between its start and its end.
 fn q4(parallelism: u32) {
     const EVENTS: u64 = 60_000;
-    let example = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/q4.sql"),
-    )
-    .unwrap();
-    let sql = example
-        .replace("'events' = '10000000'", &format!("'events' = '{EVENTS}'"))
-        .replace("'connector' = 'blackhole'", "'connector' = 'print'");
+    let sql = printing_example("q4.sql", EVENTS);
     let config = NexmarkConfig {
         events: Some(EVENTS),
         ..NexmarkConfig::default()
@@ -1030,4 +1409,61 @@ fn distinct_rows_and_distinct_counts_equal_their_reference() {
     );
     let (table, _) = printed_table(&spate_run_printing(&bidders, 2));
     assert_eq!(table, want_bidders);
+}
+
+/// A LEFT JOIN on real processes: every person with each auction they sell, or padded with a
+/// NULL auction while they sell none. A person comes before their auctions, so their padded
+/// row goes out first and is taken back when the first auction comes; the table the changes
+/// leave must be the brute-force left join of all people and auctions.
+#[test]
+fn a_left_join_pads_people_until_they_sell_and_ends_as_the_reference() {
+    const EVENTS: u64 = 20_000;
+    let sql = format!(
+        "CREATE TABLE person (id BIGINT, name VARCHAR) \
+         WITH ('connector' = 'nexmark', 'nexmark.table' = 'person', 'events' = '{EVENTS}');\n\
+         CREATE TABLE auction (id BIGINT, seller BIGINT) \
+         WITH ('connector' = 'nexmark', 'nexmark.table' = 'auction', 'events' = '{EVENTS}');\n\
+         CREATE TABLE out (person BIGINT, name VARCHAR, auction BIGINT) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT P.id, P.name, A.id FROM person AS P LEFT JOIN auction AS A ON P.id = A.seller;"
+    );
+    let config = NexmarkConfig {
+        events: Some(EVENTS),
+        ..NexmarkConfig::default()
+    };
+    let (mut people, mut auctions) = (Vec::new(), Vec::new());
+    for n in 0..EVENTS {
+        match config.event(n) {
+            NexmarkEvent::Person(person) => people.push(person),
+            NexmarkEvent::Auction(auction) => auctions.push(auction),
+            NexmarkEvent::Bid(_) => {}
+        }
+    }
+    let mut want: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    for person in &people {
+        let sold: Vec<String> = auctions
+            .iter()
+            .filter(|a| a.seller == person.id)
+            .map(|a| a.id.to_string())
+            .collect();
+        let sold = if sold.is_empty() {
+            vec!["null".to_string()]
+        } else {
+            sold
+        };
+        for auction in sold {
+            *want
+                .entry(vec![person.id.to_string(), person.name.clone(), auction])
+                .or_default() += 1;
+        }
+    }
+    assert!(
+        want.keys().any(|row| row[2] == "null") && want.keys().any(|row| row[2] != "null"),
+        "people with and without auctions"
+    );
+    let (table, kinds) = printed_table(&spate_run_printing(&sql, 2));
+    assert_eq!(table, want);
+    assert!(
+        kinds.get("-D").is_some_and(|&n| n > 0),
+        "padded rows are taken back: {kinds:?}"
+    );
 }

@@ -9,4 +9,5 @@ pub mod keyed;
 pub mod sink;
 #[cfg(test)]
 mod test_cluster;
+pub mod top_n;
 pub mod window;

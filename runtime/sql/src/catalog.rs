@@ -165,8 +165,8 @@ impl ContextProvider for Catalog {
         self.aggregates.get(name).cloned()
     }
 
-    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
-        None
+    fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        (name.eq_ignore_ascii_case("row_number")).then(crate::functions::row_number)
     }
 
     fn get_variable_type(&self, _names: &[String]) -> Option<DataType> {
@@ -190,6 +190,6 @@ impl ContextProvider for Catalog {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        Vec::new()
+        vec!["row_number".to_string()]
     }
 }

@@ -1,12 +1,15 @@
-//! Flink's group-window functions, as placeholders the planner can type-check. They never run:
-//! the translation turns a GROUP BY on them into a window operator.
+//! Flink's group-window functions and `ROW_NUMBER()`, as placeholders the planner can
+//! type-check. They never run: the translation turns a GROUP BY on a group window into a window
+//! operator, and a ROW_NUMBER() kept to its first numbers into a Top-N.
 
 use std::sync::Arc;
 
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::{DataType, Field, FieldRef, TimeUnit};
 use datafusion_common::{Result, plan_err};
+use datafusion_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, PartitionEvaluator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility, WindowUDF, WindowUDFImpl,
 };
 
 /// `TUMBLE(ts, size)`, `HOP(ts, slide, size)`, `SESSION(ts, gap)`: in GROUP BY they name the
@@ -55,4 +58,39 @@ pub fn window_functions() -> Vec<Arc<ScalarUDF>> {
             }))
         })
         .collect()
+}
+
+/// `ROW_NUMBER()`: a BIGINT, as Flink's.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RowNumber {
+    signature: Signature,
+}
+
+impl WindowUDFImpl for RowNumber {
+    fn name(&self) -> &str {
+        "row_number"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn partition_evaluator(
+        &self,
+        _: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
+        plan_err!(
+            "ROW_NUMBER() runs only as a Top-N: in a subquery whose outer WHERE keeps its first numbers (rn <= N)"
+        )
+    }
+
+    fn field(&self, args: WindowUDFFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(Field::new(args.name(), DataType::Int64, false)))
+    }
+}
+
+pub fn row_number() -> Arc<WindowUDF> {
+    Arc::new(WindowUDF::new_from_impl(RowNumber {
+        signature: Signature::nullary(Volatility::Immutable),
+    }))
 }

@@ -119,6 +119,7 @@ fn plan_statements(sql: &str, parallelism: u32) -> Result<StreamGraph, SqlError>
                     graph: &mut graph,
                     parallelism,
                     position,
+                    pending_top_n: None,
                 };
                 let stream = translator.translate(&plan)?;
                 translator.sink(stream, &def)?;

@@ -2,13 +2,15 @@
 //! * the auxiliary group-window functions, so they match the GROUP BY: `TUMBLE_START(t, i)` is
 //!   `TUMBLE(t, i)` (a group window's value is its start) and `TUMBLE_END(t, i)` is
 //!   `spate_window_end(TUMBLE(t, i))`; likewise HOP and SESSION;
-//! * `MOD(a, b)`, which is `a % b` (both truncate towards zero).
+//! * `MOD(a, b)`, which is `a % b` (both truncate towards zero);
+//! * `DATE_FORMAT(t, 'yyyy-MM-dd')`, which is `to_char(t, '%Y-%m-%d')`: Java's date pattern
+//!   (Flink's) in chrono's terms.
 
 use std::ops::ControlFlow;
 
 use datafusion_sql::sqlparser::ast::{
     BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, ObjectNamePart, Spanned, Statement,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Spanned, Statement, Value, ValueWithSpan,
     visit_expressions_mut,
 };
 
@@ -30,6 +32,16 @@ pub fn flink_functions(statement: &mut Statement) -> Result<(), SqlError> {
                 op: BinaryOperator::Modulo,
                 right: Box::new(b.clone()),
             }));
+            return ControlFlow::Continue(());
+        }
+        if name == "DATE_FORMAT" {
+            match date_format(function) {
+                Ok(rewritten) => *expr = Expr::Function(rewritten),
+                Err(e) => {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
             return ControlFlow::Continue(());
         }
         let Some((window, part)) = name.split_once('_') else {
@@ -56,6 +68,112 @@ pub fn flink_functions(statement: &mut Statement) -> Result<(), SqlError> {
     failure.map_or(Ok(()), Err)
 }
 
+/// `DATE_FORMAT(t, 'pattern')` as `to_char(t, 'chrono pattern')`.
+fn date_format(function: &Function) -> Result<Function, SqlError> {
+    let at = Some(function.name.span().start.into());
+    let args = unnamed_args(function).unwrap_or_default();
+    let [time, pattern] = args.as_slice() else {
+        return Err(SqlError::unsupported(
+            at,
+            "DATE_FORMAT with other than two arguments (supported: DATE_FORMAT(timestamp, 'pattern'))",
+        ));
+    };
+    let Expr::Value(ValueWithSpan {
+        value: Value::SingleQuotedString(pattern),
+        ..
+    }) = pattern
+    else {
+        return Err(SqlError::unsupported(
+            at,
+            format!("DATE_FORMAT with the pattern {pattern} (it must be a string literal)"),
+        ));
+    };
+    let chrono = chrono_pattern(pattern).map_err(|why| {
+        SqlError::unsupported(at, format!("DATE_FORMAT pattern '{pattern}': {why}"))
+    })?;
+    let mut call = wrap("to_char", time.clone(), function);
+    if let FunctionArguments::List(list) = &mut call.args {
+        list.args
+            .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
+                Value::SingleQuotedString(chrono).into(),
+            ))));
+    }
+    Ok(call)
+}
+
+/// A Java `SimpleDateFormat` pattern (what Flink's DATE_FORMAT takes) as a chrono format
+/// string. Letters chrono has no match for are refused rather than printed differently.
+fn chrono_pattern(java: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = java.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            // Quoted text; '' is a quote.
+            if chars.peek() == Some(&'\'') {
+                chars.next();
+                out.push('\'');
+                continue;
+            }
+            loop {
+                match chars.next() {
+                    Some('\'') if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        out.push('\'');
+                    }
+                    Some('\'') => break,
+                    Some('%') => out.push_str("%%"),
+                    Some(c) => out.push(c),
+                    None => return Err("a quote is not closed".into()),
+                }
+            }
+            continue;
+        }
+        if !c.is_ascii_alphabetic() {
+            if c == '%' {
+                out.push_str("%%");
+            } else {
+                out.push(c);
+            }
+            continue;
+        }
+        let mut run = 1;
+        while chars.peek() == Some(&c) {
+            chars.next();
+            run += 1;
+        }
+        let spec = match (c, run) {
+            ('y', 2) => "%y",
+            ('y', _) => "%Y",
+            ('M', 1) => "%-m",
+            ('M', 2) => "%m",
+            ('M', 3) => "%b",
+            ('M', _) => "%B",
+            ('d', 1) => "%-d",
+            ('d', _) => "%d",
+            ('D', _) => "%j",
+            ('H', 1) => "%-H",
+            ('H', _) => "%H",
+            ('h', 1) => "%-I",
+            ('h', _) => "%I",
+            ('m', 1) => "%-M",
+            ('m', _) => "%M",
+            ('s', 1) => "%-S",
+            ('s', _) => "%S",
+            ('S', 3) => "%3f",
+            ('a', _) => "%p",
+            ('E', 1..=3) => "%a",
+            ('E', _) => "%A",
+            _ => {
+                return Err(format!(
+                    "the letter '{c}' ({run} times) is not supported (supported: y, M, d, D, H, h, m, s, SSS, a, E and quoted text)"
+                ));
+            }
+        };
+        out.push_str(spec);
+    }
+    Ok(out)
+}
+
 fn unnamed_args(function: &Function) -> Option<Vec<Expr>> {
     let FunctionArguments::List(list) = &function.args else {
         return None;
@@ -78,4 +196,26 @@ fn wrap(name: &str, inner: Expr, like: &Function) -> Function {
         clauses: Vec::new(),
     });
     outer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chrono_pattern;
+
+    #[test]
+    fn java_date_patterns_become_chrono_formats() {
+        for (java, chrono) in [
+            ("yyyy-MM-dd", "%Y-%m-%d"),
+            ("HH:mm", "%H:%M"),
+            ("yyyy-MM-dd HH:mm:ss.SSS", "%Y-%m-%d %H:%M:%S.%3f"),
+            ("d MMM yy, EEE h a", "%-d %b %y, %a %-I %p"),
+            ("'day' D 'at' H'h' 100%", "day %j at %-Hh 100%%"),
+            ("'it''s' ''", "it's '"),
+        ] {
+            assert_eq!(chrono_pattern(java).as_deref(), Ok(chrono), "{java}");
+        }
+        let err = chrono_pattern("yyyy-ww").unwrap_err();
+        assert!(err.contains("the letter 'w' (2 times)"), "{err}");
+        assert!(chrono_pattern("'open").unwrap_err().contains("not closed"));
+    }
 }

@@ -26,6 +26,9 @@ use spate_operators::window::{
 };
 
 mod join;
+mod top_n;
+
+pub use top_n::TopNLimit;
 
 use crate::catalog::DeclaredTable;
 use crate::ddl::{TableDef, interval_ms};
@@ -70,6 +73,8 @@ pub struct Translator<'a> {
     pub parallelism: u32,
     /// Where the statement being translated starts, for errors that have no position of their own.
     pub position: Position,
+    /// The Top-N a filter found below it, for the window node to take.
+    pub pending_top_n: Option<TopNLimit>,
 }
 
 fn factory<O: Operator + 'static>(
@@ -145,7 +150,7 @@ impl Translator<'_> {
                 self.aggregate(&by_all)
             }
             LogicalPlan::Distinct(Distinct::On(_)) => Err(self.unsupported("DISTINCT ON")),
-            LogicalPlan::Window(_) => Err(self.unsupported("OVER windows")),
+            LogicalPlan::Window(window) => self.window(window),
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
                 Err(self.unsupported("a query without a source table"))
             }
@@ -408,6 +413,11 @@ impl Translator<'_> {
             join.filter = Some(filter.predicate.clone());
             return self.join(&join);
         }
+        // `WHERE rn <= N` over ROW_NUMBER(): the window below becomes a Top-N of N rows (and
+        // the filter, which then keeps every row, stays as written).
+        if let Some(limit) = Self::top_n_limit(filter) {
+            self.pending_top_n = Some(limit);
+        }
         let input = self.translate(&filter.input)?;
         let predicate = self.physical(&filter.predicate, &input.schema)?;
         let node = self.forward(
@@ -562,7 +572,19 @@ impl Translator<'_> {
     ) -> Result<Vec<AggregateSpec>, SqlError> {
         let mut specs = Vec::new();
         for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
-            let (function, argument) = self.aggregate_call(expr)?;
+            let (function, argument, filter) = self.aggregate_call(expr)?;
+            // `agg(x) FILTER (WHERE f)` is `agg(CASE WHEN f THEN x END)`: every aggregate skips
+            // NULL values, and a row the filter does not keep gives one (COUNT(*) counts 1s).
+            let argument = match filter {
+                None => argument,
+                Some(filter) => {
+                    let value = argument.unwrap_or_else(|| datafusion_expr::lit(1i64));
+                    let kept = datafusion_expr::when(filter, value)
+                        .end()
+                        .map_err(planning_error)?;
+                    Some(kept)
+                }
+            };
             let column = argument.map(|arg| {
                 let name = format!("__a{i}");
                 pre_exprs.push((arg, name.clone()));
@@ -774,13 +796,17 @@ impl Translator<'_> {
         })
     }
 
-    /// The window operator's aggregate for one SQL aggregate call, and its argument.
-    fn aggregate_call(&self, expr: &Expr) -> Result<(AggregateFunction, Option<Expr>), SqlError> {
+    /// The window operator's aggregate for one SQL aggregate call, its argument and its
+    /// FILTER (WHERE ...) condition.
+    fn aggregate_call(
+        &self,
+        expr: &Expr,
+    ) -> Result<(AggregateFunction, Option<Expr>, Option<Expr>), SqlError> {
         let Expr::AggregateFunction(AggregateCall { func, params }) = expr.clone().unalias() else {
             return Err(self.unsupported(format!("aggregate expression {expr}")));
         };
-        if params.filter.is_some() || !params.order_by.is_empty() {
-            return Err(self.unsupported(format!("FILTER or ORDER BY inside {expr}")));
+        if !params.order_by.is_empty() {
+            return Err(self.unsupported(format!("ORDER BY inside {expr}")));
         }
         let name = func.name().to_lowercase();
         let function = match (name.as_str(), params.distinct) {
@@ -816,7 +842,7 @@ impl Translator<'_> {
             [arg] => Some(arg.clone()),
             _ => return Err(self.unsupported(format!("{expr}: aggregates take one argument"))),
         };
-        Ok((function, argument))
+        Ok((function, argument, params.filter.map(|filter| *filter)))
     }
 }
 

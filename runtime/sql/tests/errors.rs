@@ -113,14 +113,18 @@ fn updates_into_a_sink_of_inserts_name_the_sink_and_the_aggregate() {
     );
 }
 
-/// Aggregates over a changelog, SELECT DISTINCT and a join written as a product with its
-/// condition in WHERE plan (their results are checked on real processes in the CLI's tests).
+/// Aggregates over a changelog, SELECT DISTINCT, a join written as a product with its
+/// condition in WHERE, outer joins and Top-N plan (their results are checked on real processes in the CLI's tests).
 #[test]
 fn aggregates_over_changes_distinct_rows_and_joins_in_where_plan() {
     for query in [
         "SELECT n, COUNT(*) FROM (SELECT auction, COUNT(*) AS n FROM bid GROUP BY auction) GROUP BY n",
         "SELECT DISTINCT auction, price FROM bid",
         "SELECT a.auction, MAX(b.price) FROM bid a, bid b WHERE a.auction = b.auction AND a.price < b.price GROUP BY a.auction",
+        "SELECT auction, price FROM (SELECT auction, price, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rn FROM bid) WHERE rn <= 3",
+        "SELECT auction, rn FROM (SELECT *, ROW_NUMBER() OVER (ORDER BY dateTime) AS rn FROM bid) WHERE 2 > rn",
+        "SELECT a.auction, b.price FROM bid a LEFT JOIN bid b ON a.auction = b.auction",
+        "SELECT a.auction, b.price FROM bid a FULL OUTER JOIN bid b ON a.auction = b.auction + 1",
     ] {
         let sql = format!("{BID}INSERT INTO out1 {query};");
         let graph = spate_sql::plan(&sql, 2).unwrap_or_else(|e| panic!("{query}: {e}"));
@@ -146,8 +150,28 @@ fn unsupported_constructs_say_so() {
             "unsupported: DISTINCT ON",
         ),
         (
-            "INSERT INTO out1 SELECT a.auction, b.price FROM bid a LEFT JOIN bid b ON a.auction = b.auction;",
-            "unsupported: LEFT JOIN (of the regular joins, INNER JOIN runs)",
+            "INSERT INTO out1 SELECT auction, SUM(price) OVER (PARTITION BY auction ORDER BY dateTime) FROM bid;",
+            "unsupported: OVER windows",
+        ),
+        (
+            "INSERT INTO out1 SELECT auction, price FROM (SELECT auction, price, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) AS rn FROM bid) WHERE rn > 3;",
+            "unsupported: OVER windows (of them, ROW_NUMBER() runs under a WHERE",
+        ),
+        (
+            "INSERT INTO out1 SELECT n, m FROM (SELECT n, m, ROW_NUMBER() OVER (PARTITION BY n ORDER BY m) AS rn FROM (SELECT auction AS n, COUNT(*) AS m FROM bid GROUP BY auction)) WHERE rn = 1;",
+            "unsupported: a Top-N over a changelog",
+        ),
+        (
+            "INSERT INTO out1 SELECT auction, CAST(DATE_FORMAT(dateTime, 'yyyy-ww') AS BIGINT) FROM bid;",
+            "unsupported: DATE_FORMAT pattern 'yyyy-ww': the letter 'w' (2 times) is not supported",
+        ),
+        (
+            "INSERT INTO out1 SELECT auction, COUNT(*) FROM bid GROUP BY DATE_FORMAT(dateTime, extra), auction;",
+            "DATE_FORMAT with the pattern extra (it must be a string literal)",
+        ),
+        (
+            "INSERT INTO out1 SELECT a.auction, b.price FROM bid a LEFT JOIN bid b ON a.auction = b.auction AND a.price > b.price;",
+            "unsupported: LEFT JOIN with ON conditions other than equalities between its two sides",
         ),
         (
             "INSERT INTO out1 SELECT a.auction, b.price FROM bid a JOIN bid b ON a.price > b.price;",

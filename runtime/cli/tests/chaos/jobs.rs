@@ -2,7 +2,8 @@
 //! filesystem, the generator), the exactly-once file sink, stateless and windowed operators
 //! (tumbling, hopping, session), a keyed co-process function on two inputs, SQL's regular join,
 //! changelogs (a running count retracting its earlier results, SQL's group aggregate written
-//! as debezium-json, and a group aggregate over another one's changes) through a hash exchange, heap and RocksDB state, region and full
+//! as debezium-json, a group aggregate over another one's changes, a Top-N and a LEFT JOIN)
+//! through a hash exchange, heap and RocksDB state, region and full
 //! failover. Each job's reference is computed
 //! here by brute force from the data it reads, independently of Spate.
 
@@ -37,6 +38,9 @@ pub struct Plan {
     pub job: &'static str,
     pub args: Vec<(&'static str, String)>,
     pub want: Rows,
+    /// `want` is the table the committed changes (debezium-json rows) leave, not the changes
+    /// themselves: for jobs whose changes depend on the order their inputs interleave in.
+    pub table: bool,
 }
 
 impl Plan {
@@ -45,6 +49,14 @@ impl Plan {
             job: "sql",
             args: vec![("sql", sql)],
             want,
+            table: false,
+        }
+    }
+
+    fn sql_table(sql: String, want: Rows) -> Self {
+        Plan {
+            table: true,
+            ..Plan::sql(sql, want)
         }
     }
 }
@@ -121,7 +133,82 @@ pub fn matrix() -> Vec<Job> {
             failover: "full",
             build: datagen_aggregate_of_changes,
         },
+        Job {
+            name: "datagen-top-n",
+            state_backend: "rocksdb",
+            failover: "region",
+            build: datagen_top_n,
+        },
+        Job {
+            name: "datagen-left-join",
+            state_backend: "heap",
+            failover: "region",
+            build: datagen_left_join,
+        },
     ]
+}
+
+/// SQL's LEFT JOIN: a sequence joined with the even numbers another sequence makes; an odd
+/// number stays padded with NULL, an even one is padded until its match comes (or joined at
+/// once, if the match came first), so the reference is the table the changes leave.
+fn datagen_left_join(dirs: &RoundDirs, scale: Scale) -> Plan {
+    let sql = format!(
+        "CREATE TABLE l (seq BIGINT) WITH (
+            'connector' = 'datagen', 'rows-per-second' = '{rate}',
+            'fields.seq.kind' = 'sequence', 'fields.seq.start' = '1', 'fields.seq.end' = '{events}'
+        );
+        CREATE TABLE r (id BIGINT, k AS id * 2) WITH (
+            'connector' = 'datagen', 'rows-per-second' = '{rate}',
+            'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '{events}'
+        );
+        CREATE TABLE out (seq BIGINT, v BIGINT) WITH (
+            'connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json'
+        );
+        INSERT INTO out SELECT l.seq, r.id FROM l LEFT JOIN r ON l.seq = r.k;",
+        dirs.output.display(),
+        rate = scale.rate,
+        events = scale.events,
+    );
+    let mut want: Rows = (1..=scale.events as i64)
+        .map(|seq| {
+            let v = if seq % 2 == 0 {
+                (seq / 2).to_string()
+            } else {
+                String::new()
+            };
+            vec!["c".to_string(), seq.to_string(), v]
+        })
+        .collect();
+    want.sort();
+    Plan::sql_table(sql, want)
+}
+
+/// SQL's Top-N: per key, the three highest sequence numbers with their rank. How the two
+/// source subtasks' rows interleave decides which ranks change on the way, so the reference is
+/// the table the changes leave: every key's three highest numbers, ranked.
+fn datagen_top_n(dirs: &RoundDirs, scale: Scale) -> Plan {
+    const TOP: i64 = 3;
+    let sql = format!(
+        "{}CREATE TABLE out (k BIGINT, rn BIGINT, seq BIGINT) WITH (
+            'connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json'
+        );
+        INSERT INTO out SELECT k, rn, seq FROM
+            (SELECT k, seq, ROW_NUMBER() OVER (PARTITION BY k ORDER BY seq DESC) AS rn FROM seqs)
+            WHERE rn <= {TOP};",
+        seq_table(scale),
+        dirs.output.display(),
+    );
+    let mut want = Vec::new();
+    for k in 0..5 {
+        let mut seqs: Vec<i64> = (1..=scale.events as i64).filter(|s| s % 5 == k).collect();
+        seqs.reverse();
+        for (rank, seq) in seqs.into_iter().take(TOP as usize).enumerate() {
+            let row = [k, rank as i64 + 1, seq].map(|v| v.to_string());
+            want.push(["c".to_string()].into_iter().chain(row).collect());
+        }
+    }
+    want.sort();
+    Plan::sql_table(sql, want)
 }
 
 /// SQL's group aggregate over a changelog: MIN, MAX, SUM and COUNT per key of another group
@@ -202,6 +289,7 @@ fn running_count(dirs: &RoundDirs, scale: Scale) -> Plan {
         job: "running-count",
         args,
         want,
+        table: false,
     }
 }
 
@@ -226,6 +314,7 @@ fn co_process(dirs: &RoundDirs, scale: Scale) -> Plan {
         job: "co-process",
         args,
         want,
+        table: false,
     }
 }
 

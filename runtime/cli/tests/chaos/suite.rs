@@ -12,6 +12,7 @@
 //! The jobs restart as Flink's default does with checkpointing (exponential delay, no limit
 //! that a fault of this schedule reaches): a full disk fails tasks until it has room again.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,8 @@ struct Round {
     data: TempDir,
     cluster: LocalCluster,
     want: Vec<Vec<String>>,
+    /// `want` is the table the changes leave (see `Plan::table`).
+    table: bool,
 }
 
 /// What the lasting fault under way broke, to mend when it ends.
@@ -345,6 +348,7 @@ async fn start(job: &Job, number: u32, env: &Environment, scale: Scale, seed: u6
         data,
         cluster,
         want: plan.want,
+        table: plan.table,
     }
 }
 
@@ -393,7 +397,13 @@ async fn finish(job: &Job, round: Round) -> RoundResult {
         false => Vec::new(),
     };
     got.sort();
+    let committed = got.len();
+    let (got, orphans) = match round.table {
+        true => table_of(&got),
+        false => (got, 0),
+    };
     let (lost, duplicated) = difference(&got, &round.want);
+    let duplicated = duplicated + orphans;
     if state != JobState::Finished || lost > 0 || duplicated > 0 {
         eprintln!(
             "{} round {}: {state:?}, {lost} lost, {duplicated} duplicated\n{}",
@@ -410,7 +420,7 @@ async fn finish(job: &Job, round: Round) -> RoundResult {
         round: round.number,
         state,
         restarts: outcome.status.restarts,
-        rows: got.len(),
+        rows: committed,
         lost,
         duplicated,
         failure: outcome.status.failure,
@@ -435,6 +445,34 @@ fn hung(jobs: &[Job], running: Vec<Option<Round>>) -> ! {
         }
     }
     panic!("{text}");
+}
+
+/// The table debezium-json changes leave, as sorted rows `c, values...`: a "c" adds its row,
+/// a "d" takes one copy of its row away. Also how many "d" found no copy to take (a change
+/// committed twice, or one whose insert was lost).
+fn table_of(changes: &[Vec<String>]) -> (Vec<Vec<String>>, usize) {
+    let mut table: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    let mut orphans = 0;
+    for change in changes {
+        let row = change[1..].to_vec();
+        match change[0].as_str() {
+            "c" => *table.entry(row).or_default() += 1,
+            _ => match table.get_mut(&row) {
+                Some(copies) if *copies > 1 => *copies -= 1,
+                Some(_) => {
+                    table.remove(&row);
+                }
+                None => orphans += 1,
+            },
+        }
+    }
+    let mut rows = Vec::new();
+    for (row, copies) in table {
+        for _ in 0..copies {
+            rows.push(["c".to_string()].into_iter().chain(row.clone()).collect());
+        }
+    }
+    (rows, orphans)
 }
 
 /// Rows of `want` missing from `got`, and rows of `got` beyond `want` (duplicates or strays),
@@ -500,4 +538,18 @@ fn the_difference_counts_lost_and_duplicated_rows() {
     );
     assert_eq!(difference(&rows(&["b"]), &rows(&["a", "b", "c"])), (2, 0));
     assert_eq!(difference(&rows(&["a", "x"]), &rows(&["a", "b"])), (1, 1));
+}
+
+#[test]
+fn the_table_of_changes_counts_retractions_of_nothing() {
+    let change = |op: &str, v: &str| vec![op.to_string(), v.to_string()];
+    let changes = [
+        change("c", "a"),
+        change("c", "b"),
+        change("c", "a"),
+        change("d", "a"),
+        change("d", "b"),
+        change("d", "x"),
+    ];
+    assert_eq!(table_of(&changes), (vec![change("c", "a")], 1));
 }

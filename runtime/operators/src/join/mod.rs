@@ -203,5 +203,9 @@ impl KeyedCoProcessFunction for InnerJoin {
     }
 }
 
+mod outer;
+
+pub use outer::{OuterJoin, OuterSides};
+
 #[cfg(test)]
 mod tests;

@@ -144,3 +144,149 @@ fn a_retraction_takes_back_what_its_row_joined() {
         "a row joined after the right side left joins nothing"
     );
 }
+
+mod outer {
+    use std::collections::BTreeMap;
+
+    use arrow_array::Array;
+
+    use super::*;
+    use crate::join::{OuterJoin, OuterSides};
+    use crate::test_cluster::Lcg;
+
+    type Pair = (Option<i64>, Option<String>);
+
+    fn outer_join(outer: OuterSides) -> KeyedCoProcessOperator<OuterJoin> {
+        let output = Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+        ]);
+        let function = OuterJoin::new(&left_schema(), &right_schema(), 1, &output, outer).unwrap();
+        KeyedCoProcessOperator::new(
+            function,
+            (vec!["lk".into()], changelog_schema(&left_schema())),
+            (vec!["rk".into()], changelog_schema(&right_schema())),
+        )
+        .unwrap()
+    }
+
+    /// Applies every emitted change to a multiset of (a, b); a retraction must find its row.
+    fn apply(out: &mut Output, table: &mut BTreeMap<Pair, usize>) {
+        for element in out.drain() {
+            let StreamElement::Batch(batch) = element else {
+                continue;
+            };
+            let (data, kinds) = split_row_kinds(&batch).unwrap();
+            let a = data.column(0).as_primitive::<Int64Type>();
+            let b = data.column(1).as_string::<i32>();
+            for (i, kind) in kinds.expect("a changelog").into_iter().enumerate() {
+                let pair = (
+                    a.is_valid(i).then(|| a.value(i)),
+                    b.is_valid(i).then(|| b.value(i).to_string()),
+                );
+                if kind.is_addition() {
+                    *table.entry(pair).or_default() += 1;
+                } else {
+                    match table.get_mut(&pair) {
+                        Some(1) => {
+                            table.remove(&pair);
+                        }
+                        Some(n) => *n -= 1,
+                        None => panic!("{kind:?} {pair:?}: not in the table"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The outer join of what is left on each side, by brute force.
+    fn reference(
+        lefts: &[(i64, Option<i64>)],
+        rights: &[(String, Option<i64>)],
+        outer: OuterSides,
+    ) -> BTreeMap<Pair, usize> {
+        let mut table = BTreeMap::new();
+        let matches = |l: Option<i64>, r: Option<i64>| l.is_some() && l == r;
+        for (a, lk) in lefts {
+            let mut matched = false;
+            for (b, rk) in rights {
+                if matches(*lk, *rk) {
+                    matched = true;
+                    *table.entry((Some(*a), Some(b.clone()))).or_default() += 1;
+                }
+            }
+            if !matched && outer != OuterSides::Right {
+                *table.entry((Some(*a), None)).or_default() += 1;
+            }
+        }
+        for (b, rk) in rights {
+            let matched = lefts.iter().any(|(_, lk)| matches(*lk, *rk));
+            if !matched && outer != OuterSides::Left {
+                *table.entry((None, Some(b.clone()))).or_default() += 1;
+            }
+        }
+        table
+    }
+
+    /// Rows come and go on both sides (duplicates, NULL keys, retractions of rows added
+    /// before); after every batch the changes emitted so far leave exactly the brute-force
+    /// outer join of the rows each side holds then.
+    #[test]
+    fn the_changes_leave_the_outer_join_of_what_each_side_holds() {
+        for outer in [OuterSides::Left, OuterSides::Right, OuterSides::Both] {
+            let mut op = outer_join(outer);
+            let mut rng = Lcg(31);
+            let (mut lefts, mut rights) = (Vec::new(), Vec::new());
+            let mut table = BTreeMap::new();
+            let mut padded = 0;
+            for _ in 0..300 {
+                let key = (rng.below(6) > 0).then(|| rng.below(4) as i64);
+                let retract = rng.below(3) == 0;
+                let mut out = Output::default();
+                if rng.below(2) == 0 {
+                    let (row, kind) = match retract && !lefts.is_empty() {
+                        true => (
+                            lefts.swap_remove(rng.below(lefts.len() as u64) as usize),
+                            RowKind::Delete,
+                        ),
+                        false => {
+                            let row = (rng.below(3) as i64, key);
+                            lefts.push(row);
+                            (row, RowKind::Insert)
+                        }
+                    };
+                    let batch =
+                        changelog_batch(changelog_schema(&left_schema()), &left(&[row]), &[kind])
+                            .unwrap();
+                    op.process_batch_from(0, batch, &mut out).unwrap();
+                } else {
+                    let (row, kind) = match retract && !rights.is_empty() {
+                        true => (
+                            rights.swap_remove(rng.below(rights.len() as u64) as usize),
+                            RowKind::UpdateBefore,
+                        ),
+                        false => {
+                            let row = (["x", "y"][rng.below(2) as usize].to_string(), key);
+                            rights.push(row.clone());
+                            (row, RowKind::UpdateAfter)
+                        }
+                    };
+                    let batch = changelog_batch(
+                        changelog_schema(&right_schema()),
+                        &right(&[(row.0.as_str(), row.1)]),
+                        &[kind],
+                    )
+                    .unwrap();
+                    op.process_batch_from(1, batch, &mut out).unwrap();
+                }
+                apply(&mut out, &mut table);
+                assert_eq!(table, reference(&lefts, &rights, outer), "{outer:?}");
+                padded += table
+                    .keys()
+                    .filter(|(a, b)| a.is_none() || b.is_none())
+                    .count();
+            }
+            assert!(padded > 0, "{outer:?}: rows were padded");
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! A regular join: both inputs hashed by their join keys into one two-input keyed operator
-//! (`spate_operators::join`), then what is left of the ON clause as a filter.
+//! (`spate_operators::join`), then what is left of the ON clause as a filter (an inner join's
+//! only: an outer join must see every condition to know which rows match nothing).
 
 use std::sync::Arc;
 
@@ -9,9 +10,11 @@ use datafusion_expr::logical_plan::Join;
 use datafusion_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion_optimizer::extract_equijoin_predicate::ExtractEquijoinPredicate;
 use datafusion_optimizer::{OptimizerContext, OptimizerRule};
-use spate_api::{ChangelogMode, Operator, OperatorContext, changelog_schema, data_schema};
+use spate_api::{
+    ChangelogMode, Operator, OperatorContext, OperatorFactory, changelog_schema, data_schema,
+};
 use spate_graph::{NodeId, Partitioning};
-use spate_operators::join::InnerJoin;
+use spate_operators::join::{InnerJoin, OuterJoin, OuterSides};
 use spate_operators::keyed::{KeyedCoProcessFunction, KeyedCoProcessOperator};
 
 use super::{Stream, Translator, factory};
@@ -38,14 +41,22 @@ impl Translator<'_> {
         let LogicalPlan::Join(join) = &extracted else {
             return Err(self.error("JOIN: the join's conditions could not be read"));
         };
-        if join.join_type != JoinType::Inner {
-            let kind = match join.join_type {
-                JoinType::Left => "LEFT JOIN",
-                JoinType::Right => "RIGHT JOIN",
-                JoinType::Full => "FULL OUTER JOIN",
-                _ => "a semi or anti join (IN, EXISTS)",
+        let outer = match join.join_type {
+            JoinType::Inner => None,
+            JoinType::Left => Some(OuterSides::Left),
+            JoinType::Right => Some(OuterSides::Right),
+            JoinType::Full => Some(OuterSides::Both),
+            _ => return Err(self.unsupported("a semi or anti join (IN, EXISTS)")),
+        };
+        if let (Some(outer), Some(condition)) = (outer, &join.filter) {
+            let kind = match outer {
+                OuterSides::Left => "LEFT JOIN",
+                OuterSides::Right => "RIGHT JOIN",
+                OuterSides::Both => "FULL OUTER JOIN",
             };
-            return Err(self.unsupported(format!("{kind} (of the regular joins, INNER JOIN runs)")));
+            return Err(self.unsupported(format!(
+                "{kind} with ON conditions other than equalities between its two sides ({condition})"
+            )));
         }
         if join.on.is_empty() {
             return Err(self.unsupported(
@@ -60,9 +71,12 @@ impl Translator<'_> {
         let left_input = self.join_input(&left, join.on.iter().map(|(l, _)| l))?;
         let right_input = self.join_input(&right, join.on.iter().map(|(_, r)| r))?;
 
-        // The join of inserts is inserts; a retraction on either side retracts joined rows.
-        let changelog = match (&left.changelog, &right.changelog) {
-            (ChangelogMode::AppendOnly, ChangelogMode::AppendOnly) => ChangelogMode::AppendOnly,
+        // The inner join of inserts is inserts; a retraction on either side retracts joined
+        // rows, and an outer join takes its padded rows back when they find a match.
+        let changelog = match (&left.changelog, &right.changelog, outer) {
+            (ChangelogMode::AppendOnly, ChangelogMode::AppendOnly, None) => {
+                ChangelogMode::AppendOnly
+            }
             _ => ChangelogMode::Retract,
         };
         let keys = join.on.len();
@@ -84,27 +98,25 @@ impl Translator<'_> {
         }
         let retracts = !changelog.is_append_only();
         let planned = Arc::new(join.schema.as_arrow().clone());
-        let output = InnerJoin::new(&left_data, &right_data, keys, &planned, retracts)
-            .map_err(|e| self.error(format!("JOIN: {e}")))?
-            .output_schema();
-        let make = {
-            let first = (left_input.keys.clone(), left_input.schema.clone());
-            let second = (right_input.keys.clone(), right_input.schema.clone());
-            move |_: &OperatorContext| -> spate_api::Result<Box<dyn Operator>> {
-                let function = InnerJoin::new(&left_data, &right_data, keys, &planned, retracts)?;
-                Ok(Box::new(KeyedCoProcessOperator::new(
-                    function,
-                    first.clone(),
-                    second.clone(),
-                )?))
-            }
-        };
+        let inputs = (
+            (left_input.keys.clone(), left_input.schema.clone()),
+            (right_input.keys.clone(), right_input.schema.clone()),
+        );
+        let (output, make) = match outer {
+            None => co_process(inputs, move || {
+                InnerJoin::new(&left_data, &right_data, keys, &planned, retracts)
+            }),
+            Some(outer) => co_process(inputs, move || {
+                OuterJoin::new(&left_data, &right_data, keys, &planned, outer)
+            }),
+        }
+        .map_err(|e| self.error(format!("JOIN: {e}")))?;
         let conditions: Vec<String> = join.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
         let name = format!("join on {}", conditions.join(" AND "));
         let node = self.graph.add_multi_input_operator(
             name.clone(),
             self.parallelism,
-            Arc::new(make),
+            make,
             vec![left_input.schema.clone(), right_input.schema.clone()],
             output,
         );
@@ -203,4 +215,25 @@ impl Translator<'_> {
             field.is_nullable(),
         ))
     }
+}
+
+/// The output schema of the two-input keyed function `make` builds, and a factory of operators
+/// running it on `inputs` (each input's key columns and schema). `make` runs once here, so a
+/// mistake is a planning error.
+fn co_process<F: KeyedCoProcessFunction + 'static>(
+    inputs: ((Vec<String>, SchemaRef), (Vec<String>, SchemaRef)),
+    make: impl Fn() -> spate_api::Result<F> + Send + Sync + 'static,
+) -> spate_api::Result<(SchemaRef, Arc<dyn OperatorFactory>)> {
+    let output = make()?.output_schema();
+    let factory: Arc<dyn OperatorFactory> = Arc::new(
+        move |_: &OperatorContext| -> spate_api::Result<Box<dyn Operator>> {
+            let (first, second) = inputs.clone();
+            Ok(Box::new(KeyedCoProcessOperator::new(
+                make()?,
+                first,
+                second,
+            )?))
+        },
+    );
+    Ok((output, factory))
 }
