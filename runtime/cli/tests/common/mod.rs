@@ -56,19 +56,26 @@ pub fn logs(work_dir: &Path) -> String {
 /// The example job `examples/<name>` with `events` events and its blackhole sink turned into CSV
 /// files under `out`.
 pub fn example_sql(name: &str, out: &Path, events: u64) -> String {
+    example_with_sink(
+        name,
+        events,
+        &format!(
+            "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
+            out.display()
+        ),
+    )
+}
+
+/// The example job `examples/<name>` with `events` events and, in place of its blackhole
+/// sink's `'connector' = 'blackhole'`, the options `sink`.
+pub fn example_with_sink(name: &str, events: u64, sink: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(text.contains("'events' = '10000000'") && text.contains("'connector' = 'blackhole'"));
     text.replace("'events' = '10000000'", &format!("'events' = '{events}'"))
-        .replace(
-            "'connector' = 'blackhole'",
-            &format!(
-                "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
-                out.display()
-            ),
-        )
+        .replace("'connector' = 'blackhole'", sink)
 }
 
 pub async fn run_to_end(spec: ClusterSpec) -> ClusterOutcome {

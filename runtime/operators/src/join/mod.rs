@@ -75,26 +75,7 @@ impl InnerJoin {
         output: &Schema,
         changelog: bool,
     ) -> Result<Self> {
-        let emitted = |schema: &Schema| {
-            schema.fields().len().checked_sub(keys).ok_or_else(|| {
-                OperatorError::invalid(format!(
-                    "join: an input of {} columns cannot end in {keys} key columns",
-                    schema.fields().len()
-                ))
-            })
-        };
-        let (left_width, right_width) = (emitted(left)?, emitted(right)?);
-        let joined: Vec<_> = left.fields()[..left_width]
-            .iter()
-            .chain(&right.fields()[..right_width])
-            .map(|f| f.data_type())
-            .collect();
-        let declared: Vec<_> = output.fields().iter().map(|f| f.data_type()).collect();
-        if joined != declared {
-            return Err(OperatorError::invalid(format!(
-                "join: the inputs' columns are {joined:?} but the output declares {declared:?}"
-            )));
-        }
+        let (left_width, right_width) = emitted_widths(left, right, keys, output)?;
         let output = match changelog {
             true => changelog_schema(output),
             false => Arc::new(output.clone()),
@@ -177,6 +158,37 @@ impl InnerJoin {
         }
         ctx.emit(RecordBatch::try_new(self.output.clone(), columns)?)
     }
+}
+
+/// How many leading columns of `left` and of `right` go into the output: all but their last
+/// `keys` (the join key), whose types must be those `output` declares.
+fn emitted_widths(
+    left: &Schema,
+    right: &Schema,
+    keys: usize,
+    output: &Schema,
+) -> Result<(usize, usize)> {
+    let emitted = |schema: &Schema| {
+        schema.fields().len().checked_sub(keys).ok_or_else(|| {
+            OperatorError::invalid(format!(
+                "join: an input of {} columns cannot end in {keys} key columns",
+                schema.fields().len()
+            ))
+        })
+    };
+    let (left_width, right_width) = (emitted(left)?, emitted(right)?);
+    let joined: Vec<_> = left.fields()[..left_width]
+        .iter()
+        .chain(&right.fields()[..right_width])
+        .map(|f| f.data_type())
+        .collect();
+    let declared: Vec<_> = output.fields().iter().map(|f| f.data_type()).collect();
+    if joined != declared {
+        return Err(OperatorError::invalid(format!(
+            "join: the inputs' columns are {joined:?} but the output declares {declared:?}"
+        )));
+    }
+    Ok((left_width, right_width))
 }
 
 impl KeyedCoProcessFunction for InnerJoin {

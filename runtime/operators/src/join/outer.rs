@@ -17,9 +17,9 @@ use arrow_array::{ArrayRef, RecordBatch, UInt8Array, UInt32Array, new_null_array
 use arrow_schema::{DataType, Schema, SchemaRef};
 use arrow_select::take::take;
 use serde::{Deserialize, Serialize};
-use spate_api::{OperatorError, Result, RowKind, changelog_schema, split_row_kinds};
+use spate_api::{Result, RowKind, changelog_schema, split_row_kinds};
 
-use super::Side;
+use super::{Input, Side, emitted_widths};
 use crate::keyed::{KeyedCoProcessFunction, KeyedContext};
 
 /// Which side of a join keeps its unmatched rows.
@@ -35,12 +35,6 @@ pub enum OuterSides {
 struct Kept {
     copies: i64,
     matches: i64,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Input {
-    Left,
-    Right,
 }
 
 pub struct OuterJoin {
@@ -72,34 +66,18 @@ impl OuterJoin {
         output: &Schema,
         outer: OuterSides,
     ) -> Result<Self> {
-        let emitted = |schema: &Schema| {
-            schema.fields().len().checked_sub(keys).ok_or_else(|| {
-                OperatorError::invalid(format!(
-                    "join: an input of {} columns cannot end in {keys} key columns",
-                    schema.fields().len()
-                ))
-            })
-        };
-        let (left_width, right_width) = (emitted(left)?, emitted(right)?);
+        let (left_width, right_width) = emitted_widths(left, right, keys, output)?;
         let types = |schema: &Schema, width: usize| -> Vec<DataType> {
             schema.fields()[..width]
                 .iter()
                 .map(|f| f.data_type().clone())
                 .collect()
         };
-        let (left_types, right_types) = (types(left, left_width), types(right, right_width));
-        let joined: Vec<&DataType> = left_types.iter().chain(&right_types).collect();
-        let declared: Vec<&DataType> = output.fields().iter().map(|f| f.data_type()).collect();
-        if joined != declared {
-            return Err(OperatorError::invalid(format!(
-                "join: the inputs' columns are {joined:?} but the output declares {declared:?}"
-            )));
-        }
         Ok(OuterJoin {
             left: Side::new("left rows and matches", left, left_width)?,
             right: Side::new("right rows and matches", right, right_width)?,
-            left_types,
-            right_types,
+            left_types: types(left, left_width),
+            right_types: types(right, right_width),
             outer,
             output: changelog_schema(output),
         })
