@@ -36,7 +36,9 @@ install_minio() {
     command -v go >/dev/null 2>&1 || die "go not found; install Go (https://go.dev/dl) to build MinIO"
     echo "building MinIO ($MINIO_MODULE) into $TOOLS/bin; this takes a few minutes" >&2
     mkdir -p "$TOOLS/bin"
-    GOBIN="$(cd "$TOOLS/bin" && pwd)" go install "$MINIO_MODULE" >&2
+    # No inlining, as for the Kubernetes tools (e2e/k8s/tools.sh): a fifth less compiler time, and
+    # the tests' checkpoints are small.
+    GOBIN="$(cd "$TOOLS/bin" && pwd)" go install -gcflags "all=-l" "$MINIO_MODULE" >&2
     [ -x "$BINARY" ] || die "go install finished but $BINARY is missing"
 }
 

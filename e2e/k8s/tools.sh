@@ -33,6 +33,10 @@ module_version() {
 
 ALL_TOOLS=(helm etcd kube-apiserver kubectl kube-controller-manager kube-scheduler)
 
+# No inlining: it cut the Go compiler's CPU time by a fifth (etcd: 100 s to 79 s), and these
+# binaries only serve a test control plane, where they idle most of the time.
+GCFLAGS="all=-l"
+
 die() {
     echo "error: $*" >&2
     exit 1
@@ -98,7 +102,7 @@ tool_spec() {
 stamp_of() {
     tool_spec "$1"
     {
-        echo "tool=$1 pkg=$SPEC_PKG tags=$SPEC_TAGS ldflags=$SPEC_LDFLAGS"
+        echo "tool=$1 pkg=$SPEC_PKG tags=$SPEC_TAGS ldflags=$SPEC_LDFLAGS gcflags=$GCFLAGS"
         "$GO" version
         cat "$SPEC_DIR/go.mod" "$SPEC_DIR/go.sum"
         find "$SPEC_DIR" -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0 -r cat
@@ -121,7 +125,7 @@ build_tool() {
     tmp="$BIN/.$name.tmp.$$"
     # -mod=readonly: go.mod and go.sum are the pins; a build never rewrites them.
     (cd "$SPEC_DIR" && CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -buildvcs=false \
-        ${SPEC_TAGS:+-tags "$SPEC_TAGS"} -ldflags "$SPEC_LDFLAGS" -o "$tmp" "$SPEC_PKG") >&2 || {
+        ${SPEC_TAGS:+-tags "$SPEC_TAGS"} -gcflags "$GCFLAGS" -ldflags "$SPEC_LDFLAGS" -o "$tmp" "$SPEC_PKG") >&2 || {
         rm -f "$tmp"
         die "building $name failed"
     }
