@@ -41,7 +41,13 @@ minio_job=$!
 setsid nice -n 10 bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done
     exec bash e2e/k8s/tools.sh install' _ "$minio_job" >"$go_logs/tools.log" 2>&1 &
 tools_job=$!
-trap 'kill -- "-$minio_job" "-$tools_job" 2>/dev/null || true' EXIT
+# The chart and API-server checks need the Go tools only, not the Rust build: they run as soon
+# as the tools are built, beside cargo, their output kept until the build is done.
+setsid nice -n 10 bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done
+    bash e2e/k8s/tools.sh install >/dev/null && bash e2e/chart.sh && bash e2e/k8s/smoke.sh' \
+    _ "$tools_job" >"$go_logs/kubernetes-checks.log" 2>&1 &
+checks_job=$!
+trap 'kill -- "-$minio_job" "-$tools_job" "-$checks_job" 2>/dev/null || true' EXIT
 # wait_go JOB NAME LOG: the background build's result, with its log when it failed.
 wait_go() {
     local begun=$(date +%s)
@@ -80,16 +86,16 @@ test_log="$go_logs/cargo-test.log"
 test_timeout=1800
 setsid timeout -k 30 "$test_timeout" cargo test --workspace --all-features --locked >"$test_log" 2>&1 &
 test_job=$!
-trap 'kill -- "-$minio_job" "-$tools_job" "-$test_job" 2>/dev/null || true' EXIT
+trap 'kill -- "-$minio_job" "-$tools_job" "-$checks_job" "-$test_job" 2>/dev/null || true' EXIT
 
 step "waiting for the Kubernetes tools"
 wait_go "$tools_job" "the Kubernetes tools" "$go_logs/tools.log"
 
-step "Helm chart: lint, render, refused values, CRD copy"
-bash e2e/chart.sh
-
-step "CRD, examples and chart on a real kube-apiserver (server-side dry run, schema validation)"
-bash e2e/k8s/smoke.sh
+step "Helm chart (lint, render, refused values, CRD copy); CRD, examples and chart on a real kube-apiserver (server-side dry run, schema validation): run beside the build"
+checks_rc=0
+wait "$checks_job" || checks_rc=$?
+cat "$go_logs/kubernetes-checks.log"
+[ "$checks_rc" -eq 0 ] || die "the chart or API-server checks failed (their output is above)"
 
 step "node agent on the real control plane: pods run as processes, as their service accounts"
 bash e2e/node-agent/smoke.sh

@@ -13,7 +13,8 @@
 # means no rebuild, so a second `install` takes well under a second.
 #
 # Pinned: Kubernetes v1.36.3 (staging modules v0.36.3), etcd v3.6.16, helm v3.22.0. Needs Go 1.26
-# (go or /usr/local/go/bin/go). The first build of everything took 15 minutes on 2 busy cores
+# (go or /usr/local/go/bin/go). Built without inlining (GCFLAGS below). The first build of
+# everything, with inlining, took 15 minutes on 2 busy cores
 # (helm 2.7, etcd 0.9, kube-apiserver 7.2, kubectl 1.0, kube-controller-manager 3.0,
 # kube-scheduler 0.2) and adds about 3.6 GB to the Go build cache and 1.5 GB of downloaded
 # modules; the binaries take 360 MB. SPATE_TOOLS defaults to /var/tmp/spate-tools, shared with

@@ -17,6 +17,12 @@ die() {
     if [ -n "${dir:-}" ] && [ -f "$dir/logs/node-agent.log" ]; then
         tail -n 40 "$dir/logs/node-agent.log" >&2
     fi
+    # What each pod's processes said (a container that exits at once says why here).
+    for log in "${root:-/nonexistent}"/pods/*_*/main.log; do
+        [ -f "$log" ] || continue
+        echo "--- $(basename "$(dirname "$log")"): last lines of main.log" >&2
+        tail -n 15 "$log" >&2
+    done
     exit 1
 }
 say() { echo "node-agent smoke: $*" >&2; }

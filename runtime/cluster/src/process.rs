@@ -36,7 +36,7 @@ pub enum ClusterError {
     JobMasterDied { status: ExitStatus, log: String },
     #[error("the JobMaster did not listen within {0:?}")]
     StartupTimeout(Duration),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("the JobMaster's status: {0}")]
     Rpc(String),

@@ -19,7 +19,9 @@ pub enum JobError {
         args: String,
         accepted: String,
     },
-    #[error("{0}")]
+    // Transparent: the SQL error is the whole message, and anyhow's `{:#}` would print it twice
+    // if it were also this error's source.
+    #[error(transparent)]
     Sql(#[from] spate_sql::SqlError),
     #[error("job '{job}': {source}")]
     Graph {

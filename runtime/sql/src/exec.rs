@@ -1,4 +1,5 @@
-//! Operators that evaluate DataFusion physical expressions on Spate's batches.
+//! Operators that evaluate DataFusion physical expressions on Spate's batches, and the small
+//! reshaping steps between them.
 
 use std::sync::Arc;
 
@@ -8,8 +9,8 @@ use arrow_schema::{DataType, SchemaRef};
 use arrow_select::filter::{filter_record_batch, prep_null_mask_filter};
 use datafusion_physical_expr::PhysicalExpr;
 use spate_api::{
-    Operator, OperatorContext, OperatorError, Output, Result, SourceFactory, SourcePoll,
-    SourceReader, Split, StateEntry, row_kind_index,
+    Operator, OperatorContext, OperatorError, Output, Result, RowKind, SourceFactory, SourcePoll,
+    SourceReader, Split, StateEntry, changelog_batch, row_kind_index,
 };
 
 fn df(error: datafusion_common::DataFusionError) -> OperatorError {
@@ -41,6 +42,20 @@ impl Operator for ExprProject {
             columns.push(batch.column(batch.num_columns() - 1).clone());
         }
         out.batch(RecordBatch::try_new(self.schema.clone(), columns)?);
+        Ok(())
+    }
+}
+
+/// An append-only stream's rows as a changelog's inserts (`+I`): where it joins a changelog.
+pub struct AsInserts {
+    /// The input's columns and the row kinds after them.
+    pub schema: SchemaRef,
+}
+
+impl Operator for AsInserts {
+    fn process_batch(&mut self, batch: RecordBatch, out: &mut Output) -> Result<()> {
+        let kinds = vec![RowKind::Insert; batch.num_rows()];
+        out.batch(changelog_batch(self.schema.clone(), &batch, &kinds)?);
         Ok(())
     }
 }

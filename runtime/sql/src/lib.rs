@@ -64,6 +64,7 @@ fn plan_statements(sql: &str, parallelism: u32) -> Result<StreamGraph, SqlError>
         depth::check(&statement)?;
         let position: Position = statement.span().start.into();
         tvf::window_table_functions(&mut statement)?;
+        tvf::refuse_remaining(&statement)?;
         rewrite::flink_functions(&mut statement)?;
         match statement {
             Statement::CreateTable(create) => {

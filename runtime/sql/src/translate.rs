@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion_common::tree_node::{Transformed, TreeNode};
 use datafusion_common::{Column, DFSchema, DFSchemaRef, JoinType};
 use datafusion_expr::execution_props::ExecutionProps;
@@ -21,23 +21,22 @@ use spate_connectors::{TableContext, TableOptions, connector};
 use spate_graph::{NodeId, Partitioning, StreamGraph};
 use spate_operators::group_aggregate::GroupAggregate;
 use spate_operators::keyed::{KeyedProcessFunction, KeyedProcessOperator};
-use spate_operators::window::{
-    AggregateFunction, AggregateSpec, WindowAssigner, WindowOperator, WindowSpec,
-};
+use spate_operators::window::{AggregateFunction, AggregateSpec};
 
 mod join;
 mod top_n;
+mod union;
+mod window;
 
 pub use top_n::TopNLimit;
+pub use window::WindowColumns;
+use window::{WINDOW_END_COLUMN, with_window_end};
 
 use crate::catalog::DeclaredTable;
-use crate::ddl::{TableDef, interval_ms};
+use crate::ddl::TableDef;
 use crate::error::{Position, SqlError, planning_error};
 use crate::exec::{ComputedSource, ExprFilter, ExprProject, Reshape};
 use crate::functions::{GROUP_WINDOWS, WINDOW_END};
-
-/// The hidden column that carries a window's end next to the aggregate's own columns.
-const WINDOW_END_COLUMN: &str = "__window_end";
 
 /// The output of a translated plan node.
 #[derive(Clone)]
@@ -50,6 +49,9 @@ pub struct Stream {
     pub event_time: Option<String>,
     /// Set on the output of a group window: `*_END(...)` reads the hidden end column.
     pub has_window_end: bool,
+    /// The bounds of the windows rows were aggregated in, while they survive unchanged: a
+    /// GROUP BY on both is a window aggregation again.
+    pub window: Option<WindowColumns>,
     /// The kinds of rows the stream carries; a changelog's batches end in the row-kind column,
     /// which `schema` does not show.
     pub changelog: ChangelogMode,
@@ -139,7 +141,7 @@ impl Translator<'_> {
             }
             LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
             LogicalPlan::Join(join) => self.join(join),
-            LogicalPlan::Union(_) => Err(self.unsupported("UNION")),
+            LogicalPlan::Union(union) => self.union(union),
             LogicalPlan::Sort(_) => Err(self.unsupported("ORDER BY on an unbounded stream")),
             LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT on an unbounded stream")),
             LogicalPlan::Distinct(Distinct::All(input)) => {
@@ -184,6 +186,7 @@ impl Translator<'_> {
             parallelism: self.parallelism,
             event_time: def.watermark.as_ref().map(|(c, _)| c.clone()),
             has_window_end: false,
+            window: None,
             changelog: ChangelogMode::AppendOnly,
             updated_by: None,
         };
@@ -320,10 +323,19 @@ impl Translator<'_> {
         exprs: Vec<Expr>,
         output: DFSchemaRef,
     ) -> Result<Stream, SqlError> {
-        let event_time = input.event_time.as_ref().and_then(|time| {
+        // Which output column passes an input column on unchanged.
+        let passed_on = |name: &str| {
             exprs
                 .iter()
-                .position(|e| matches!(e.clone().unalias(), Expr::Column(c) if &c.name == time))
+                .position(|e| matches!(e.clone().unalias(), Expr::Column(c) if c.name == name))
+                .map(|i| output.field(i).name().clone())
+        };
+        let event_time = input.event_time.as_deref().and_then(passed_on);
+        let window = input.window.as_ref().and_then(|w| {
+            Some(WindowColumns {
+                start: passed_on(&w.start)?,
+                end: passed_on(&w.end)?,
+            })
         });
         let physical = exprs
             .iter()
@@ -349,10 +361,11 @@ impl Translator<'_> {
         };
         Ok(Stream {
             node,
-            event_time: event_time.map(|i| arrow.field(i).name().clone()),
+            event_time,
             schema: output,
             parallelism: input.parallelism,
             has_window_end: false,
+            window,
             changelog: input.changelog,
             updated_by: input.updated_by,
         })
@@ -442,125 +455,14 @@ impl Translator<'_> {
             .collect();
         let [window_index] = windows[..] else {
             if windows.is_empty() {
+                if let Some((start, end)) = Self::grouped_window_columns(aggregate, &input) {
+                    return self.window_columns_aggregate(aggregate, input, start, end);
+                }
                 return self.group_aggregate(aggregate, input);
             }
             return Err(self.unsupported("GROUP BY with more than one group window"));
         };
-        // A window's result is final when it fires: rows taken back later cannot change it.
-        if !input.changelog.is_append_only() {
-            return Err(self.unsupported(format!(
-                "a group window over a changelog ({}, from '{}')",
-                input.changelog,
-                input.updated_by.as_deref().unwrap_or("?")
-            )));
-        }
-        let Expr::ScalarFunction(window) = &aggregate.group_expr[window_index] else {
-            unreachable!("selected above")
-        };
-        let assigner = self.assigner(window, &input)?;
-
-        // One projection computes keys, the time column and aggregate arguments as plain columns.
-        let mut pre_exprs: Vec<(Expr, String)> = Vec::new();
-        let mut keys = Vec::new();
-        for (i, expr) in aggregate.group_expr.iter().enumerate() {
-            if i != window_index {
-                let name = format!("__k{i}");
-                keys.push(name.clone());
-                pre_exprs.push((expr.clone(), name));
-            }
-        }
-        pre_exprs.push((window.args[0].clone(), "__ts".into()));
-        let specs = self.aggregate_specs(aggregate, &mut pre_exprs)?;
-        let (pre, pre_schema) =
-            self.pre_project(&input, &pre_exprs, "window keys and arguments")?;
-
-        let spec = WindowSpec {
-            key_columns: keys.clone(),
-            event_time_column: "__ts".into(),
-            assigner,
-            aggregates: specs,
-        };
-        let window_schema = spec
-            .output_schema(&pre_schema)
-            .map_err(|e| self.error(format!("window: {e}")))?;
-        // Without keys every row meets in one window operator.
-        let (partitioning, parallelism) = if keys.is_empty() {
-            (Partitioning::Rebalance, 1)
-        } else {
-            (Partitioning::Hash(keys.clone()), self.parallelism)
-        };
-        let make = {
-            let (spec, pre_schema) = (spec.clone(), pre_schema.clone());
-            move |_: &OperatorContext| -> spate_api::Result<Box<dyn Operator>> {
-                Ok(Box::new(WindowOperator::new(
-                    spec.clone(),
-                    pre_schema.clone(),
-                )?))
-            }
-        };
-        let node = self.graph.add_operator(
-            format!("window {assigner:?}"),
-            parallelism,
-            Arc::new(make),
-            pre_schema,
-            window_schema.clone(),
-        );
-        self.graph.connect(pre, node, partitioning);
-        let window_stream = Stream {
-            node,
-            schema: Arc::new(
-                DFSchema::try_from(window_schema.as_ref().clone()).map_err(planning_error)?,
-            ),
-            parallelism,
-            event_time: None,
-            has_window_end: false,
-            changelog: ChangelogMode::AppendOnly,
-            updated_by: None,
-        };
-
-        // Back to the aggregate's own column order and types, with the window end kept aside.
-        let output = with_window_end(&aggregate.schema)?;
-        let out_arrow = Arc::new(output.as_arrow().clone());
-        let (start, end) = (keys.len(), keys.len() + 1);
-        let mut columns = Vec::new();
-        let mut key = 0;
-        for i in 0..aggregate.group_expr.len() {
-            let from = if i == window_index {
-                start
-            } else {
-                key += 1;
-                key - 1
-            };
-            columns.push((from, out_arrow.field(columns.len()).data_type().clone()));
-        }
-        for i in 0..aggregate.aggr_expr.len() {
-            columns.push((
-                end + 1 + i,
-                out_arrow.field(columns.len()).data_type().clone(),
-            ));
-        }
-        columns.push((end, out_arrow.field(columns.len()).data_type().clone()));
-        let node = {
-            let schema = out_arrow.clone();
-            self.forward(
-                &window_stream,
-                "window result",
-                out_arrow,
-                factory(move || Reshape {
-                    columns: columns.clone(),
-                    schema: schema.clone(),
-                }),
-            )
-        };
-        Ok(Stream {
-            node,
-            schema: output,
-            parallelism,
-            event_time: None,
-            has_window_end: true,
-            changelog: ChangelogMode::AppendOnly,
-            updated_by: None,
-        })
+        self.group_window(aggregate, input, window_index)
     }
 
     /// The aggregate calls of `aggregate` as specs whose arguments are columns `__a{i}`, added
@@ -696,6 +598,7 @@ impl Translator<'_> {
             parallelism,
             event_time: None,
             has_window_end: false,
+            window: None,
             changelog: ChangelogMode::Retract,
             updated_by: Some(name.clone()),
         };
@@ -728,71 +631,9 @@ impl Translator<'_> {
             parallelism,
             event_time: None,
             has_window_end: false,
+            window: None,
             changelog: ChangelogMode::Retract,
             updated_by: Some(name),
-        })
-    }
-
-    fn assigner(
-        &self,
-        window: &ScalarFunction,
-        input: &Stream,
-    ) -> Result<WindowAssigner, SqlError> {
-        let name = window.func.name().to_uppercase();
-        let time = match window.args.first() {
-            Some(Expr::Column(c)) if input.event_time.as_deref() == Some(c.name.as_str()) => c,
-            other => {
-                return Err(self.error(format!(
-                    "{name}'s first argument must be the event-time attribute (a column with a WATERMARK{}), got {}",
-                    input.event_time.as_ref().map(|t| format!(": '{t}'")).unwrap_or_default(),
-                    other.map_or("nothing".into(), |e| e.to_string())
-                )));
-            }
-        };
-        let interval = |i: usize| -> Result<i64, SqlError> {
-            match window.args.get(i) {
-                Some(Expr::Literal(value, _)) => interval_ms(value).filter(|ms| *ms > 0),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                self.error(format!(
-                    "{name}: argument {} must be a positive INTERVAL of days or less",
-                    i + 1
-                ))
-            })
-        };
-        let arity = |n: usize| -> Result<(), SqlError> {
-            if window.args.len() == n {
-                Ok(())
-            } else {
-                Err(self.error(format!(
-                    "{name} takes {n} arguments, got {} (on '{}')",
-                    window.args.len(),
-                    time.name
-                )))
-            }
-        };
-        Ok(match name.as_str() {
-            "TUMBLE" => {
-                arity(2)?;
-                WindowAssigner::Tumbling {
-                    size_ms: interval(1)?,
-                }
-            }
-            // Flink's order: HOP(time, slide, size).
-            "HOP" => {
-                arity(3)?;
-                WindowAssigner::Hopping {
-                    slide_ms: interval(1)?,
-                    size_ms: interval(2)?,
-                }
-            }
-            _ => {
-                arity(2)?;
-                WindowAssigner::Session {
-                    gap_ms: interval(1)?,
-                }
-            }
         })
     }
 
@@ -844,16 +685,4 @@ impl Translator<'_> {
         };
         Ok((function, argument, params.filter.map(|filter| *filter)))
     }
-}
-
-fn with_window_end(schema: &DFSchema) -> Result<DFSchemaRef, SqlError> {
-    let end = DFSchema::try_from(Schema::new(vec![Field::new(
-        WINDOW_END_COLUMN,
-        DataType::Timestamp(TimeUnit::Millisecond, None),
-        false,
-    )]))
-    .map_err(planning_error)?;
-    let mut joined = schema.clone();
-    joined.merge(&end);
-    Ok(Arc::new(joined))
 }

@@ -8,15 +8,16 @@
 //!
 //! is, by Flink's definition of window aggregation, the same as grouping `bid` by
 //! `TUMBLE(dateTime, INTERVAL '10' SECOND)` and `auction`, with `window_start` the window's start
-//! and `window_end` its end. Other uses of a window table function (window joins, Top-N, no
-//! grouping by the window) are refused.
+//! and `window_end` its end, wherever the SELECT stands (a view, a derived table on either side
+//! of a join, a CTE, a UNION). Other uses of a window table function (joined directly, Top-N,
+//! no grouping by the window) are refused.
 
 use std::ops::ControlFlow;
 
 use datafusion_sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
     GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr, Spanned, Statement,
-    TableFactor, visit_expressions_mut,
+    TableFactor, Visit, Visitor, visit_expressions_mut,
 };
 use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::parser::Parser;
@@ -36,11 +37,70 @@ pub fn window_table_functions(statement: &mut Statement) -> Result<(), SqlError>
 }
 
 fn query_tvfs(query: &mut Query) -> Result<(), SqlError> {
-    match query.body.as_mut() {
+    if let Some(with) = query.with.as_mut() {
+        for cte in &mut with.cte_tables {
+            query_tvfs(&mut cte.query)?;
+        }
+    }
+    set_expr_tvfs(query.body.as_mut())
+}
+
+fn set_expr_tvfs(body: &mut SetExpr) -> Result<(), SqlError> {
+    match body {
         SetExpr::Select(select) => select_tvfs(select),
         SetExpr::Query(inner) => query_tvfs(inner),
+        SetExpr::SetOperation { left, right, .. } => {
+            set_expr_tvfs(left)?;
+            set_expr_tvfs(right)
+        }
         _ => Ok(()),
     }
+}
+
+/// The queries nested in a FROM item (derived tables, parenthesized joins), wherever it stands:
+/// first, or on either side of a join.
+fn relation_tvfs(relation: &mut TableFactor) -> Result<(), SqlError> {
+    match relation {
+        TableFactor::Derived { subquery, .. } => query_tvfs(subquery),
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => {
+            relation_tvfs(&mut table_with_joins.relation)?;
+            for join in &mut table_with_joins.joins {
+                relation_tvfs(&mut join.relation)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A window table function that no rewrite above took (one in a join, in a subquery of WHERE):
+/// refused by name and position, rather than by the planner's dump of the syntax tree.
+pub fn refuse_remaining(statement: &Statement) -> Result<(), SqlError> {
+    struct Find(Option<SqlError>);
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, relation: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::TableFunction { expr, .. } = relation {
+                let (name, position) = match expr {
+                    Expr::Function(f) => (f.name.to_string().to_uppercase(), f.name.span()),
+                    other => (other.to_string(), other.span()),
+                };
+                self.0 = Some(SqlError::unsupported(
+                    Some(position.start.into()),
+                    format!(
+                        "TABLE({name}(...)) here; a window table function is supported as the only FROM item of a SELECT that groups by window_start and window_end"
+                    ),
+                ));
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut find = Find(None);
+    let _ = statement.visit(&mut find);
+    find.0.map_or(Ok(()), Err)
 }
 
 fn function(name: &str, args: Vec<Expr>) -> Expr {
@@ -92,8 +152,9 @@ fn window_column(expr: &Expr) -> Option<String> {
 
 fn select_tvfs(select: &mut Select) -> Result<(), SqlError> {
     for from in &mut select.from {
-        if let TableFactor::Derived { subquery, .. } = &mut from.relation {
-            query_tvfs(subquery)?;
+        relation_tvfs(&mut from.relation)?;
+        for join in &mut from.joins {
+            relation_tvfs(&mut join.relation)?;
         }
     }
     let Some(first) = select.from.first() else {

@@ -181,6 +181,10 @@ fn unsupported_constructs_say_so() {
             "INSERT INTO out1 SELECT auction, price FROM bid ORDER BY price;",
             "unsupported: ORDER BY",
         ),
+        (
+            "INSERT INTO out1 SELECT auction, price FROM bid WHERE auction IN (SELECT auction FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND)));",
+            "unsupported: TABLE(TUMBLE(...)) here; a window table function is supported as the only FROM item",
+        ),
         ("SELECT auction FROM bid;", "unsupported: a bare SELECT"),
         (
             "CREATE TABLE keyed (a BIGINT, b BIGINT, PRIMARY KEY (a) NOT ENFORCED) WITH ('connector' = 'blackhole');",

@@ -3,8 +3,8 @@
 //! (tumbling, hopping, session), a keyed co-process function on two inputs, SQL's regular join,
 //! changelogs (a running count retracting its earlier results, SQL's group aggregate written
 //! as debezium-json, a group aggregate over another one's changes, a Top-N and a LEFT JOIN)
-//! through a hash exchange, heap and RocksDB state, region and full
-//! failover. Each job's reference is computed
+//! through a hash exchange, Nexmark q5's cascading window aggregation and window join, heap and
+//! RocksDB state, region and full failover. Each job's reference is computed
 //! here by brute force from the data it reads, independently of Spate.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,8 @@ use spate_operators::generator::GeneratedEvent;
 
 use crate::common::{
     Assigner, bid_table, bids_priced_in_threes, co_process_reference, counts_per_key,
-    debezium_count_changes, hop_counts, join_job, reference, running_count_changes, sink, ts,
+    debezium_count_changes, hop_counts, hot_items, join_job, reference, running_count_changes,
+    sink, ts,
 };
 
 /// How much data a round reads and how fast (rows per second per source subtask).
@@ -144,6 +145,12 @@ pub fn matrix() -> Vec<Job> {
             state_backend: "heap",
             failover: "region",
             build: datagen_left_join,
+        },
+        Job {
+            name: "nexmark-hot-items",
+            state_backend: "rocksdb",
+            failover: "region",
+            build: nexmark_hot_items,
         },
     ]
 }
@@ -467,6 +474,46 @@ fn files_session(dirs: &RoundDirs, scale: Scale) -> Plan {
                 .map(i64::to_string)
                 .collect()
         })
+        .collect();
+    want.sort();
+    Plan::sql(sql, want)
+}
+
+/// Nexmark q5 (hot items) on slower event time, so that a round spans many windows: a hopping
+/// window count, a window aggregation of its results (grouped by their window) and a window
+/// join of the two, whose state timers drop closed windows. Insert-only, so a CSV sink.
+fn nexmark_hot_items(dirs: &RoundDirs, scale: Scale) -> Plan {
+    const FIRST_EVENT_RATE: u64 = 1_000;
+    let counts = "SELECT auction, COUNT(*) AS num, window_start AS starttime, window_end AS endtime
+        FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+        GROUP BY auction, window_start, window_end";
+    let sql = format!(
+        "CREATE TABLE bid (
+            auction BIGINT, price BIGINT, dateTime TIMESTAMP(3),
+            WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+        ) WITH (
+            'connector' = 'nexmark', 'nexmark.table' = 'bid', 'events' = '{events}',
+            'rate' = '{rate}', 'batch-size' = '500', 'first-event-rate' = '{FIRST_EVENT_RATE}'
+        );
+        {}INSERT INTO out SELECT AuctionBids.starttime, AuctionBids.auction, AuctionBids.num
+        FROM ({counts}) AS AuctionBids
+        JOIN (
+            SELECT MAX(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime
+            FROM ({counts}) AS CountBids
+            GROUP BY CountBids.starttime, CountBids.endtime
+        ) AS MaxBids
+        ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime
+           AND AuctionBids.num >= MaxBids.maxn;",
+        sink(
+            &dirs.output,
+            "starttime TIMESTAMP(3), auction BIGINT, num BIGINT"
+        ),
+        events = scale.events,
+        rate = scale.rate,
+    );
+    let mut want: Rows = hot_items(scale.events, FIRST_EVENT_RATE)
+        .into_iter()
+        .map(|(start, auction, n)| vec![ts(start), auction.to_string(), n.to_string()])
         .collect();
     want.sort();
     Plan::sql(sql, want)

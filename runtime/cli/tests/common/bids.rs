@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{nexmark_bids, ts};
+use super::{nexmark_bids, nexmark_bids_at, ts};
 
 /// A bid table of `events` Nexmark events at `rate` events per second per source subtask.
 pub fn bid_table(events: u64, rate: u64) -> String {
@@ -86,4 +86,29 @@ pub fn hop_counts(events: u64) -> Vec<Vec<String>> {
         .collect();
     rows.sort();
     rows
+}
+
+/// Nexmark q5 by brute force, over `events` events at `first_event_rate` events per second of
+/// event time: per window of 10 seconds sliding by 2 (by its start), each auction whose bid
+/// count is the window's highest, with that count. Rows (start, auction, count), sorted.
+pub fn hot_items(events: u64, first_event_rate: u64) -> Vec<(i64, i64, i64)> {
+    let (slide, size) = (2_000, 10_000);
+    let mut counts: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for b in nexmark_bids_at(events, first_event_rate) {
+        let mut start = b.date_time - b.date_time.rem_euclid(slide);
+        while start > b.date_time - size {
+            *counts.entry((start, b.auction)).or_default() += 1;
+            start -= slide;
+        }
+    }
+    let mut highest: BTreeMap<i64, i64> = BTreeMap::new();
+    for (&(start, _), &n) in &counts {
+        let best = highest.entry(start).or_default();
+        *best = (*best).max(n);
+    }
+    counts
+        .into_iter()
+        .filter(|((start, _), n)| *n == highest[start])
+        .map(|((start, auction), n)| (start, auction, n))
+        .collect()
 }

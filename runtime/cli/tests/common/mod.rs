@@ -352,8 +352,15 @@ pub fn assert_same_windows(got: &Windows, want: &Windows) {
 
 /// The bids among the first `events` events of the default Nexmark stream.
 pub fn nexmark_bids(events: u64) -> Vec<Bid> {
+    nexmark_bids_at(events, NexmarkConfig::default().first_event_rate)
+}
+
+/// The bids among the first `events` events of the Nexmark stream of `first_event_rate` events
+/// per second of event time.
+pub fn nexmark_bids_at(events: u64, first_event_rate: u64) -> Vec<Bid> {
     let config = NexmarkConfig {
         events: Some(events),
+        first_event_rate,
         ..NexmarkConfig::default()
     };
     (0..events)

@@ -7,16 +7,19 @@
 //! retracts what it had joined; an output row carries the kind of the input row that made it,
 //! so the join of two append-only inputs is append-only and otherwise a retract changelog.
 //! Rows with a NULL key join nothing (SQL's `=` is never true for NULL) and are not kept.
+//! A window join is this join with one more rule: a key's rows go when its window closes.
 
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMillisecondType;
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt8Array, UInt32Array};
 use arrow_row::{RowConverter, SortField};
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{DataType, Schema, SchemaRef, TimeUnit};
 use arrow_select::take::take;
-use spate_api::{OperatorError, Result, RowKind, changelog_schema, split_row_kinds};
+use spate_api::{OperatorError, Result, RowKind, Timestamp, changelog_schema, split_row_kinds};
 
-use crate::keyed::{KeyedCoProcessFunction, KeyedContext};
+use crate::keyed::{KeyedCoProcessFunction, KeyedContext, TimeDomain};
 
 /// One input of the join.
 struct Side {
@@ -61,6 +64,8 @@ pub struct InnerJoin {
     right: Side,
     output: SchemaRef,
     changelog: bool,
+    /// For a window join, which key column is the end of the window both inputs share.
+    window_end: Option<usize>,
 }
 
 impl InnerJoin {
@@ -85,7 +90,35 @@ impl InnerJoin {
             right: Side::new("right rows", right, right_width)?,
             output,
             changelog,
+            window_end: None,
         })
+    }
+
+    /// A window join (Flink's window join, INNER): key column `end_key` is the end of the window
+    /// that both inputs' rows were aggregated in, so all rows of a key belong to one window, and
+    /// no row of it comes once the watermark has passed its end (a window aggregation emits a
+    /// window's rows before the watermark that closes it). The key's rows are dropped then: the
+    /// state holds open windows only, where a regular join would keep every row forever.
+    pub fn window(
+        left: &Schema,
+        right: &Schema,
+        keys: usize,
+        output: &Schema,
+        end_key: usize,
+    ) -> Result<Self> {
+        let mut join = InnerJoin::new(left, right, keys, output, false)?;
+        for (side, schema) in [(&join.left, left), (&join.right, right)] {
+            let column = side.keys.get(end_key).map(|&k| schema.field(k));
+            let millis = DataType::Timestamp(TimeUnit::Millisecond, None);
+            if column.is_none_or(|f| f.data_type() != &millis) {
+                return Err(OperatorError::invalid(format!(
+                    "window join: key column {end_key} must be a window end, a TIMESTAMP(3), got {:?}",
+                    column.map(|f| f.data_type())
+                )));
+            }
+        }
+        join.window_end = Some(end_key);
+        Ok(join)
     }
 
     fn process(
@@ -99,6 +132,15 @@ impl InnerJoin {
             Input::Left => (&self.left, &self.right),
             Input::Right => (&self.right, &self.left),
         };
+        if let Some(end_key) = self.window_end {
+            // One key, one window: the first row's end is every row's.
+            let ends = data
+                .column(mine.keys[end_key])
+                .as_primitive::<TimestampMillisecondType>();
+            if let Some(end) = ends.iter().flatten().next() {
+                ctx.register_event_time_timer(end - 1)?;
+            }
+        }
         let encoded = mine.rows.convert_columns(data.columns())?;
 
         // The other side's rows of this key, decoded once for the whole batch.
@@ -212,6 +254,18 @@ impl KeyedCoProcessFunction for InnerJoin {
         ctx: &mut KeyedContext<'_>,
     ) -> Result<()> {
         self.process(Input::Right, rows, ctx)
+    }
+
+    /// Only window joins set timers: the key's window has closed.
+    fn on_timer(
+        &mut self,
+        _key: &[u8],
+        _timestamp: Timestamp,
+        _domain: TimeDomain,
+        ctx: &mut KeyedContext<'_>,
+    ) -> Result<()> {
+        ctx.map_state::<Vec<u8>, i64>(self.left.state)?.clear()?;
+        ctx.map_state::<Vec<u8>, i64>(self.right.state)?.clear()
     }
 }
 

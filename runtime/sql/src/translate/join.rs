@@ -1,6 +1,8 @@
 //! A regular join: both inputs hashed by their join keys into one two-input keyed operator
 //! (`spate_operators::join`), then what is left of the ON clause as a filter (an inner join's
-//! only: an outer join must see every condition to know which rows match nothing).
+//! only: an outer join must see every condition to know which rows match nothing). An inner
+//! join of two window aggregations on their windows is a window join, whose state holds open
+//! windows only.
 
 use std::sync::Arc;
 
@@ -102,17 +104,29 @@ impl Translator<'_> {
             (left_input.keys.clone(), left_input.schema.clone()),
             (right_input.keys.clone(), right_input.schema.clone()),
         );
-        let (output, make) = match outer {
-            None => co_process(inputs, move || {
+        let window_end = match outer {
+            None => window_join_key(join, &left, &right),
+            Some(_) => None,
+        };
+        let (output, make) = match (outer, window_end) {
+            (None, Some(end_key)) => co_process(inputs, move || {
+                InnerJoin::window(&left_data, &right_data, keys, &planned, end_key)
+            }),
+            (None, None) => co_process(inputs, move || {
                 InnerJoin::new(&left_data, &right_data, keys, &planned, retracts)
             }),
-            Some(outer) => co_process(inputs, move || {
+            (Some(outer), _) => co_process(inputs, move || {
                 OuterJoin::new(&left_data, &right_data, keys, &planned, outer)
             }),
         }
         .map_err(|e| self.error(format!("JOIN: {e}")))?;
         let conditions: Vec<String> = join.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
-        let name = format!("join on {}", conditions.join(" AND "));
+        let kind = if window_end.is_some() {
+            "window join"
+        } else {
+            "join"
+        };
+        let name = format!("{kind} on {}", conditions.join(" AND "));
         let node = self.graph.add_multi_input_operator(
             name.clone(),
             self.parallelism,
@@ -140,6 +154,7 @@ impl Translator<'_> {
             // Flink too: a regular join's output has no time attribute.
             event_time: None,
             has_window_end: false,
+            window: None,
             changelog,
             updated_by: left.updated_by.or(right.updated_by),
         };
@@ -215,6 +230,22 @@ impl Translator<'_> {
             field.is_nullable(),
         ))
     }
+}
+
+/// The join key that is the window end, when this is a window join (Flink's rule): an inner
+/// join of two window aggregations' results, append-only, on equal window starts and ends.
+fn window_join_key(join: &Join, left: &Stream, right: &Stream) -> Option<usize> {
+    let (l, r) = (left.window.as_ref()?, right.window.as_ref()?);
+    if !left.changelog.is_append_only() || !right.changelog.is_append_only() {
+        return None;
+    }
+    let equal = |a: &str, b: &str| {
+        join.on.iter().position(|(x, y)| {
+            matches!((x, y), (Expr::Column(x), Expr::Column(y)) if x.name == a && y.name == b)
+        })
+    };
+    equal(&l.start, &r.start)?;
+    equal(&l.end, &r.end)
 }
 
 /// The output schema of the two-input keyed function `make` builds, and a factory of operators

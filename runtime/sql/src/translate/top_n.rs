@@ -134,6 +134,7 @@ impl Translator<'_> {
             parallelism,
             event_time: None,
             has_window_end: false,
+            window: None,
             changelog: ChangelogMode::Retract,
             updated_by: Some(name),
         })

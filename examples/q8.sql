@@ -1,0 +1,63 @@
+-- Nexmark q8: monitor new users. The people who joined and opened an auction in the same
+-- 10-second tumbling window: the distinct people and the distinct sellers of each window
+-- (TUMBLE as a window table function), joined on the person and the window (a window join,
+-- whose state holds open windows only). As the official query.
+CREATE TABLE person (
+    id           BIGINT,
+    name         VARCHAR,
+    emailAddress VARCHAR,
+    creditCard   VARCHAR,
+    city         VARCHAR,
+    state        VARCHAR,
+    dateTime     TIMESTAMP(3),
+    extra        VARCHAR,
+    WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH (
+    'connector' = 'nexmark',
+    'nexmark.table' = 'person',
+    'events' = '10000000'
+);
+
+CREATE TABLE auction (
+    id          BIGINT,
+    itemName    VARCHAR,
+    description VARCHAR,
+    initialBid  BIGINT,
+    reserve     BIGINT,
+    dateTime    TIMESTAMP(3),
+    expires     TIMESTAMP(3),
+    seller      BIGINT,
+    category    BIGINT,
+    extra       VARCHAR,
+    WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH (
+    'connector' = 'nexmark',
+    'nexmark.table' = 'auction',
+    'events' = '10000000'
+);
+
+CREATE TABLE discard (
+    id    BIGINT,
+    name  VARCHAR,
+    stime TIMESTAMP(3)
+) WITH ('connector' = 'blackhole');
+
+INSERT INTO discard
+SELECT P.id, P.name, P.starttime
+FROM (
+  SELECT id, name,
+        window_start AS starttime,
+        window_end AS endtime
+  FROM TABLE(
+            TUMBLE(TABLE person, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+  GROUP BY id, name, window_start, window_end
+) P
+JOIN (
+  SELECT seller,
+        window_start AS starttime,
+        window_end AS endtime
+  FROM TABLE(
+        TUMBLE(TABLE auction, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+  GROUP BY seller, window_start, window_end
+) A
+ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime;
