@@ -290,3 +290,79 @@ mod outer {
         }
     }
 }
+
+/// A window join keyed by the window end: a key's rows go when the watermark passes its end,
+/// so a row of a closed window that comes after finds nothing to join (a regular join would
+/// join it), while an open window's rows still join.
+#[test]
+fn a_window_join_drops_a_window_s_rows_when_the_watermark_passes_its_end() {
+    use arrow_array::TimestampMillisecondArray;
+    use arrow_schema::TimeUnit;
+
+    let end = || {
+        Field::new(
+            "end",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        )
+    };
+    let windowed_left = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, false),
+        end(),
+    ]));
+    let windowed_right = Arc::new(Schema::new(vec![
+        Field::new("b", DataType::Utf8, false),
+        end(),
+    ]));
+    let left = |a: i64, end: i64| {
+        RecordBatch::try_new(
+            windowed_left.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![a])),
+                Arc::new(TimestampMillisecondArray::from(vec![end])),
+            ],
+        )
+        .unwrap()
+    };
+    let right = |b: &str, end: i64| {
+        RecordBatch::try_new(
+            windowed_right.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![b])),
+                Arc::new(TimestampMillisecondArray::from(vec![end])),
+            ],
+        )
+        .unwrap()
+    };
+    let output = Schema::new(vec![
+        Field::new("a", DataType::Int64, false),
+        Field::new("b", DataType::Utf8, false),
+    ]);
+    let function = InnerJoin::window(&windowed_left, &windowed_right, 1, &output, 0).unwrap();
+    let mut op = KeyedCoProcessOperator::new(
+        function,
+        (vec!["end".into()], windowed_left.clone()),
+        (vec!["end".into()], windowed_right.clone()),
+    )
+    .unwrap();
+    let mut out = Output::default();
+    op.process_batch_from(0, left(1, 1_000), &mut out).unwrap();
+    op.process_batch_from(0, left(2, 2_000), &mut out).unwrap();
+    op.process_batch_from(1, right("x", 1_000), &mut out)
+        .unwrap();
+    // The window ending at 1000 closes; the one ending at 2000 stays open.
+    op.process_watermark(999, &mut out).unwrap();
+    op.process_batch_from(1, right("late", 1_000), &mut out)
+        .unwrap();
+    op.process_batch_from(1, right("y", 2_000), &mut out)
+        .unwrap();
+    let rows = emitted(&mut out);
+    let want = [(1, "x"), (2, "y")].map(|(a, b)| (RowKind::Insert, a, b.to_string()));
+    assert_eq!(rows, want);
+
+    let not_a_time = InnerJoin::window(&left_schema(), &right_schema(), 1, &output, 0);
+    assert!(
+        not_a_time.is_err_and(|e| e.to_string().contains("must be a window end")),
+        "a window join's end key must be a TIMESTAMP(3)"
+    );
+}
