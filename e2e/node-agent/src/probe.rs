@@ -263,11 +263,15 @@ mod tests {
         assert!(http.run(Duration::from_secs(2)).await);
         assert!(!http.run(Duration::from_secs(2)).await);
         server.await.unwrap();
-        // Nothing listens any more.
+        // Nothing listens on a port bound without listening: it refuses connections, and, bound,
+        // it is neither taken by another test's listener nor picked as the check's own source
+        // port (a connection to a free port of the ephemeral range can connect to itself).
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         assert!(
             !Check::Tcp {
                 host: "127.0.0.1".into(),
-                port
+                port: closed.local_addr().unwrap().port(),
             }
             .run(Duration::from_secs(1))
             .await

@@ -134,12 +134,19 @@ pub fn kill_recorded(pod_dir: &Path) -> Vec<u32> {
 /// How long the agent waits for the processes it killed at start to exit.
 const ORPHAN_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Whether `pid` runs: it exists and is not a zombie (whose sockets are closed already).
+/// Whether `pid` runs: any of its threads is not a zombie yet. A multi-threaded process's
+/// first thread can be a zombie while the others are still exiting, and the files the threads
+/// share (its sockets) close only when the last of them has exited.
 fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        // The state follows the command name, which is in parentheses and may hold spaces.
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name, which is in parentheses and may hold spaces.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
     })
 }
 
