@@ -1478,6 +1478,13 @@ fn printing_example_at_rate(name: &str, events: u64, rate: u64) -> String {
     )
 }
 
+/// Runs `sql` printing; its changes must be inserts only, and their rows `want`.
+fn assert_prints_inserts(sql: &str, parallelism: u32, want: &BTreeMap<Vec<String>, usize>) {
+    let (table, kinds) = printed_table(&spate_run_printing(sql, parallelism));
+    assert_eq!(&table, want, "p={parallelism}");
+    assert_eq!(kinds.keys().collect::<Vec<_>>(), ["+I"], "insert-only");
+}
+
 /// The events of a Nexmark stream of `events` events at `rate` events per second of event time.
 fn nexmark_events(events: u64, rate: u64) -> Vec<NexmarkEvent> {
     let config = NexmarkConfig {
@@ -1509,9 +1516,7 @@ fn q5(parallelism: u32) {
     }
     assert!(rows.len() > 10, "rows: {}", rows.len());
     let sql = printing_example_at_rate("q5.sql", EVENTS, RATE);
-    let (table, kinds) = printed_table(&spate_run_printing(&sql, parallelism));
-    assert_eq!(table, want, "p={parallelism}");
-    assert_eq!(kinds.keys().collect::<Vec<_>>(), ["+I"], "insert-only");
+    assert_prints_inserts(&sql, parallelism, &want);
 }
 
 #[test]
@@ -1552,9 +1557,7 @@ fn q7(parallelism: u32) {
     }
     assert!(highest.len() > 5, "windows: {}", highest.len());
     let sql = printing_example_at_rate("q7.sql", EVENTS, RATE);
-    let (table, kinds) = printed_table(&spate_run_printing(&sql, parallelism));
-    assert_eq!(table, want, "p={parallelism}");
-    assert_eq!(kinds.keys().collect::<Vec<_>>(), ["+I"], "insert-only");
+    assert_prints_inserts(&sql, parallelism, &want);
 }
 
 #[test]
@@ -1588,9 +1591,7 @@ fn q8(parallelism: u32) {
         .collect();
     assert!(want.len() > 10, "new sellers: {}", want.len());
     let sql = printing_example_at_rate("q8.sql", EVENTS, RATE);
-    let (table, kinds) = printed_table(&spate_run_printing(&sql, parallelism));
-    assert_eq!(table, want, "p={parallelism}");
-    assert_eq!(kinds.keys().collect::<Vec<_>>(), ["+I"], "insert-only");
+    assert_prints_inserts(&sql, parallelism, &want);
 }
 
 #[test]
