@@ -2,15 +2,17 @@
 # The one command that runs every Spate test on a fresh machine, installing what the tests need.
 #
 # That is the Rust workspace (formatting, lints, unit tests, and the integration tests that start
-# real JobMaster and worker processes) plus what the tests need: libclang for building RocksDB,
-# MinIO (an S3-compatible server, built from its Go module) for checkpoints on s3://, and a
-# Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler), kubectl and
-# helm built from their Go modules at the versions pinned in e2e/k8s/go/. protoc comes from a
+# real JobMaster and worker processes) plus what the tests need: libclang and clang++ for building
+# RocksDB, MinIO (an S3-compatible server, built from its Go module) for checkpoints on s3://,
+# and a Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler), kubectl
+# and helm built from their Go modules at the versions pinned in e2e/k8s/go/. protoc comes from a
 # vendored crate.
 #
-# Where the time goes on a fresh machine (docs/building.md): the Rust build, then the Go tools.
-# The Go tools build in the background while cargo compiles (cargo leaves a core idle for much of
-# a cold build: RocksDB's C++, long serial crates, links), and every cargo step uses one feature
+# Where the time goes on a fresh machine (docs/building.md): the Rust build (RocksDB's C++ most of
+# all), then the Go tools. The Go tools build in the background, niced, while cargo compiles (on
+# two cores cargo alone keeps them nine tenths busy, so the Go tools still lengthen the build by
+# minutes, but less than after it); the tests and the Kubernetes checks run side by side after
+# the build, as they mostly wait on rate-limited jobs. Every cargo step uses one feature
 # set (the whole workspace, every feature), so no crate compiles twice and the e2e scripts reuse
 # the test build's binaries; clippy lints during the test build rather than in a compilation
 # of its own.
@@ -27,7 +29,7 @@ started=$(date +%s)
 step() { printf '\n==> %s (%ds)\n' "$1" "$(( $(date +%s) - started ))"; }
 die() { echo "error: $*" >&2; exit 1; }
 
-step "build dependencies: libclang (RocksDB's bindings)"
+step "build dependencies: libclang and clang++ (RocksDB's bindings and C++)"
 # shellcheck source=e2e/lib/build_deps.sh
 source e2e/lib/build_deps.sh
 install_build_deps
@@ -77,16 +79,24 @@ cargo test --workspace --all-targets --all-features --locked --no-run
 step "waiting for MinIO (the s3:// checkpoint tests start it)"
 wait_go "$minio_job" MinIO "$go_logs/minio.log"
 
-# The tests mostly wait on rate-limited jobs and so do the Kubernetes scenarios: the two run
-# side by side, the tests' output kept until the scenarios are done.
+# The tests mostly wait on rate-limited jobs and so do the Kubernetes scenarios: they all run
+# side by side, the tests' output kept until the scenarios are done. The tests in two lanes: the
+# fault-injection suite (one test of a dozen jobs, the longest by far) and all the others; both
+# select the same packages and features as the build, so nothing compiles again.
 step "cargo test (unit, real-process integration and fault-injection tests), beside the Kubernetes checks below"
 test_log="$go_logs/cargo-test.log"
+chaos_log="$go_logs/cargo-test-chaos.log"
+chaos_test=a_seeded_schedule_of_faults_loses_and_duplicates_no_row
 # A hang guard, not a time limit: the run takes minutes (docs/building.md); a test that hangs
 # ends it within CI's budget, so that its output shows what hung.
 test_timeout=1800
-setsid timeout -k 30 "$test_timeout" cargo test --workspace --all-features --locked >"$test_log" 2>&1 &
+setsid timeout -k 30 "$test_timeout" cargo test --workspace --all-features --locked --test chaos \
+    -- --exact "$chaos_test" >"$chaos_log" 2>&1 &
+chaos_job=$!
+setsid timeout -k 30 "$test_timeout" cargo test --workspace --all-features --locked \
+    -- --skip "$chaos_test" >"$test_log" 2>&1 &
 test_job=$!
-trap 'kill -- "-$minio_job" "-$tools_job" "-$checks_job" "-$test_job" 2>/dev/null || true' EXIT
+trap 'kill -- "-$minio_job" "-$tools_job" "-$checks_job" "-$test_job" "-$chaos_job" 2>/dev/null || true' EXIT
 
 step "waiting for the Kubernetes tools"
 wait_go "$tools_job" "the Kubernetes tools" "$go_logs/tools.log"
@@ -97,21 +107,36 @@ wait "$checks_job" || checks_rc=$?
 cat "$go_logs/kubernetes-checks.log"
 [ "$checks_rc" -eq 0 ] || die "the chart or API-server checks failed (their output is above)"
 
-step "node agent on the real control plane: pods run as processes, as their service accounts"
-bash e2e/node-agent/smoke.sh
+step "node agent on a real control plane (pods run as processes, as their service accounts), beside the scenarios below"
+# Its own control plane, ports and pod addresses: it shares nothing with the scenarios.
+smoke_log="$go_logs/node-agent-smoke.log"
+setsid bash e2e/node-agent/smoke.sh >"$smoke_log" 2>&1 &
+smoke_job=$!
+trap 'kill -- "-$minio_job" "-$tools_job" "-$checks_job" "-$test_job" "-$chaos_job" "-$smoke_job" 2>/dev/null || true' EXIT
 
 step "E2E on the real control plane: helm install, run, failover, JobMaster loss, scale, suspend/resume, bad input, delete"
-bash e2e/k8s/scenarios.sh
+scenarios_rc=0
+bash e2e/k8s/scenarios.sh || scenarios_rc=$?
 
+step "node agent smoke: its output"
+smoke_rc=0
+wait "$smoke_job" || smoke_rc=$?
+cat "$smoke_log"
+[ "$smoke_rc" -eq 0 ] || die "the node agent smoke failed (its output is above)"
+[ "$scenarios_rc" -eq 0 ] || die "the Kubernetes scenarios failed (their output is further above)"
+
+# wait_tests JOB LOG WHAT: a cargo test lane's output, and its failure named.
+wait_tests() {
+    local rc=0
+    wait "$1" || rc=$?
+    cat "$2"
+    [ "$rc" -ne 124 ] || die "$3 did not end within ${test_timeout}s: a test hangs (its output is above)"
+    [ "$rc" -eq 0 ] || die "$3 failed (its output is above)"
+}
 step "cargo test: its output"
-test_rc=0
-wait "$test_job" || test_rc=$?
-if [ "$test_rc" -ne 0 ]; then
-    cat "$test_log"
-    [ "$test_rc" -eq 124 ] && die "cargo test did not end within ${test_timeout}s: a test hangs (its output is above)"
-    die "cargo test failed (its output is above)"
-fi
-cat "$test_log"
+wait_tests "$test_job" "$test_log" "cargo test"
+step "cargo test of the fault-injection suite: its output"
+wait_tests "$chaos_job" "$chaos_log" "the fault-injection suite"
 rm -rf "$go_logs"
 
 step "done"

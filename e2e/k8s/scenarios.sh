@@ -5,7 +5,7 @@
 # Helm chart. Every scenario fails loudly with the logs that explain it; the time of each and in
 # all is printed at the end. See e2e/k8s/README.md.
 #
-#   bash e2e/k8s/scenarios.sh              setup, scenarios 1 to 8, teardown
+#   bash e2e/k8s/scenarios.sh              setup, scenarios 1 to 8 (2 to 7 side by side), teardown
 #   bash e2e/k8s/scenarios.sh 2 3          setup (with the install of scenario 1), scenarios 2 and 3
 #   SPATE_K8S_KEEP=1 bash e2e/k8s/scenarios.sh ...   keep the work directory (a failed run keeps it anyway)
 #
@@ -29,6 +29,7 @@
 # Settings: CI=true (a missing tool fails instead of skipping), SPATE_K8S_KEEP=1,
 # SPATE_E2E_DIR (the work directory; default a new /tmp/spate-k8s-e2e.XXXXXX),
 # SPATE_E2E_EVENTS (400000), SPATE_E2E_RATE (2500 events/s per source subtask),
+# SPATE_E2E_PARALLEL (3: how many of scenarios 2 to 7 run at once; 1 runs them one by one),
 # SPATE_E2E_FAIL_FAST=1 (stop at the first failed scenario, leaving its job running until teardown),
 # SPATE_E2E_HELM_ARGS (more helm install flags, split on spaces),
 # SPATE_BIN, SPATE_OPERATOR_BIN, SPATE_NODE_AGENT (prebuilt binaries; default: those of the test
@@ -93,6 +94,8 @@ MINIO_PID=""
 COLLECTOR_PID=""
 FAILED=0
 times=()
+declare -A RUNNING=() # pid of a running scenario's subshell -> the scenario's number
+declare -A BEGUN=()   # scenario number -> SECONDS when it started
 
 # stop_process PID NAME SECONDS: SIGTERM, then SIGKILL after SECONDS
 stop_process() {
@@ -127,6 +130,7 @@ teardown() {
     trap - ERR INT TERM
     SCENARIO=""
     say "teardown"
+    for pid in "${!RUNNING[@]}"; do kill "$pid" 2>/dev/null; done
     if [ -n "$COLLECTOR_PID" ]; then
         kill "$COLLECTOR_PID" 2>/dev/null
         wait "$COLLECTOR_PID" 2>/dev/null
@@ -577,44 +581,74 @@ step "node agent" start_node_agent
 step "namespace $JOBS_NS and the S3 credentials Secret" jobs_namespace
 step "reference output" make_reference
 
-# run_scenario N: in a subshell, so that a failure ends the scenario and not the suite.
-run_scenario() {
-    local n=$1 started=$SECONDS status
-    say "=== scenario $n: ${NAMES[$n]}"
-    set +e
+# Scenarios 2 to 7 each run a job of their own name and look only at its objects, so they run
+# side by side, up to SPATE_E2E_PARALLEL at once (they mostly wait on rate-limited jobs);
+# scenario 1 installs the operator every other one needs, and scenario 8 deletes every job, so
+# each of those runs alone.
+PARALLEL="${SPATE_E2E_PARALLEL:-3}"
+[[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || die "SPATE_E2E_PARALLEL must be a positive number, not '$PARALLEL'"
+
+# start_scenario N: in a background subshell, so that a failure ends the scenario and not the
+# suite; its output goes to its log, printed whole when it ends (side by side, they would mix).
+start_scenario() {
+    local n=$1
+    say "=== scenario $n: ${NAMES[$n]} started"
     (
         set -eE
         trap 'on_error $LINENO "$BASH_COMMAND"' ERR
         SCENARIO="$n ${NAMES[$n]}"
         CURRENT_JOB=""
         "scenario_$n"
-    ) 2>&1 | tee "$LOGS/scenario-$n.log" >&2
-    status=${PIPESTATUS[0]}
-    set -e
+    ) >"$LOGS/scenario-$n.log" 2>&1 &
+    RUNNING[$!]=$n
+    BEGUN[$n]=$SECONDS
+}
+
+# The job a scenario runs, deleted when the scenario fails to free the machine for the others.
+scenario_job() {
+    case "$1" in
+        2) echo run ;; 3) echo crash ;; 4) echo jobmaster ;; 5) echo scale ;; 6) echo suspend ;; 7) echo bad-sql ;;
+    esac
+}
+
+# await_scenario: wait for any running scenario to end, print its log and record its result;
+# returns its status.
+await_scenario() {
+    local pid status=0 n job
+    wait -n -p pid "${!RUNNING[@]}" || status=$?
+    n=${RUNNING[$pid]}
+    unset "RUNNING[$pid]"
+    cat "$LOGS/scenario-$n.log" >&2
     if [ "$status" = 0 ]; then
-        say "=== scenario $n passed in $((SECONDS - started))s"
-        times+=("$n ${NAMES[$n]}: passed in $((SECONDS - started))s")
-    else
-        say "=== scenario $n FAILED in $((SECONDS - started))s (log: $LOGS/scenario-$n.log)"
-        times+=("$n ${NAMES[$n]}: FAILED in $((SECONDS - started))s")
-        FAILED=1
+        say "=== scenario $n: ${NAMES[$n]} passed in $((SECONDS - BEGUN[$n]))s"
+        times+=("$n ${NAMES[$n]}: passed in $((SECONDS - BEGUN[$n]))s")
+        return 0
     fi
+    say "=== scenario $n: ${NAMES[$n]} FAILED in $((SECONDS - BEGUN[$n]))s (log: $LOGS/scenario-$n.log)"
+    times+=("$n ${NAMES[$n]}: FAILED in $((SECONDS - BEGUN[$n]))s")
+    FAILED=1
+    [ "$n" != 1 ] || { say "the operator is not installed: no other scenario can run"; exit 1; }
+    if [ -n "${SPATE_E2E_FAIL_FAST:-}" ]; then exit 1; fi
+    job="$(scenario_job "$n")"
+    if [ -n "$job" ]; then kj delete sj "$job" --wait=false >/dev/null 2>&1 || true; fi
     return "$status"
 }
 
-# Scenario 1 installs the operator that every other scenario needs.
-if [[ " ${selected[*]} " != *" 1 "* ]]; then
-    run_scenario 1 || { say "the operator is not installed: no other scenario can run"; exit 1; }
-fi
+run_alone() {
+    start_scenario "$1"
+    await_scenario || true
+}
+
+run_alone 1 # selected or not: the others need the operator
 for n in "${selected[@]}"; do
-    if ! run_scenario "$n"; then
-        [ "$n" != 1 ] || { say "the operator is not installed: no other scenario can run"; exit 1; }
-        if [ -n "${SPATE_E2E_FAIL_FAST:-}" ]; then exit 1; fi
-        # Free the machine for the next scenarios: the failed scenario's job goes (its logs stay).
-        case "$n" in
-            2) job=run ;; 3) job=crash ;; 4) job=jobmaster ;; 5) job=scale ;; 6) job=suspend ;; 7) job=bad-sql ;; *) job="" ;;
-        esac
-        if [ -n "$job" ]; then kj delete sj "$job" --wait=false >/dev/null 2>&1 || true; fi
-    fi
+    case "$n" in
+        1 | 8) ;;
+        *)
+            while [ "${#RUNNING[@]}" -ge "$PARALLEL" ]; do await_scenario || true; done
+            start_scenario "$n"
+            ;;
+    esac
 done
+while [ "${#RUNNING[@]}" -gt 0 ]; do await_scenario || true; done
+if [[ " ${selected[*]} " == *" 8 "* ]]; then run_alone 8; fi
 [ "$FAILED" = 0 ] || exit 1

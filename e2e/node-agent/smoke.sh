@@ -46,12 +46,14 @@ trap cleanup EXIT
 eval "$(bash e2e/k8s/cluster.sh up "$dir")"
 kubectl() { "$SPATE_KUBECTL" --kubeconfig "$SPATE_K8S_ADMIN_KUBECONFIG" "$@"; }
 root="$dir/node"
+# Pod addresses of its own: the Kubernetes scenarios' agent (127.1.0.0/16) may run beside it.
+pod_cidr=127.2.0.0/16
 
 # The agent runs as the Node's own identity (Node authorizer and NodeRestriction apply). kubectl's
 # directory is on its PATH so that a pod may run `kubectl` as a host command.
 PATH="$(dirname "$SPATE_KUBECTL"):$PATH" "$SPATE_NODE_AGENT" \
     --kubeconfig "$SPATE_K8S_NODE_KUBECONFIG" --node-name "$SPATE_K8S_NODE_NAME" --root "$root" \
-    --image "spate=$SPATE_BIN" --host-command sleep --host-command sh --host-command kubectl \
+    --pod-cidr "$pod_cidr" --image "spate=$SPATE_BIN" --host-command sleep --host-command sh --host-command kubectl \
     >"$dir/logs/node-agent.log" 2>&1 &
 agent_pid=$!
 kubectl wait --for condition=Ready --timeout 60s "node/$SPATE_K8S_NODE_NAME" >/dev/null ||
@@ -131,7 +133,7 @@ say "version: Succeeded, log: $(tail -n 1 "$root/pods/default_version/main.log")
 
 wait_until 60 "pod env Running" is_phase env Running
 ip="$(kubectl get pod env -o jsonpath='{.status.podIP}')"
-[[ "$ip" == 127.1.* ]] || die "pod IP $ip is not in 127.1.0.0/16"
+[[ "$ip" == 127.2.* ]] || die "pod IP $ip is not in $pod_cidr"
 log_has() { grep -q "$2" "$root/pods/default_$1/main.log"; }
 wait_until 10 "the env pod's output" log_has env "SELECT 1"
 expected="name=env ip=$ip role=probe greeting=hello bind=$ip:6123"
@@ -207,7 +209,7 @@ wait "$agent_pid" 2>/dev/null || true
 alive "$old_pid" || die "process $old_pid died with the agent"
 PATH="$(dirname "$SPATE_KUBECTL"):$PATH" "$SPATE_NODE_AGENT" \
     --kubeconfig "$SPATE_K8S_NODE_KUBECONFIG" --node-name "$SPATE_K8S_NODE_NAME" --root "$root" \
-    --image "spate=$SPATE_BIN" --host-command sleep >>"$dir/logs/node-agent.log" 2>&1 &
+    --pod-cidr "$pod_cidr" --image "spate=$SPATE_BIN" --host-command sleep >>"$dir/logs/node-agent.log" 2>&1 &
 agent_pid=$!
 rerun() {
     [ "$(kubectl get pod jm-a -o jsonpath='{.status.containerStatuses[0].restartCount}')" = 1 ] && ready jm-a
