@@ -146,6 +146,72 @@ async fn q2(parallelism: u32) {
     assert_rows(&run_example("q2.sql", parallelism).await, &want);
 }
 
+/// The value of a URL's channel_id parameter where `(&|^)channel_id=([^&]*)` finds it, by
+/// string search: at the very start, or else after the first `&channel_id=`.
+fn channel_id_parameter(url: &str) -> Option<&str> {
+    const KEY: &str = "channel_id=";
+    let start = if url.starts_with(KEY) {
+        KEY.len()
+    } else {
+        url.find("&channel_id=")? + 1 + KEY.len()
+    };
+    url[start..].split('&').next()
+}
+
+/// Nexmark q21: the bids of a named channel with its number, the others with the channel id of
+/// their URL, those without one dropped.
+async fn q21(parallelism: u32) {
+    let bids = nexmark_bids(EVENTS);
+    let want = sorted(
+        bids.iter()
+            .filter_map(|b| {
+                let id = match b.channel.to_lowercase().as_str() {
+                    "apple" => Some("0"),
+                    "google" => Some("1"),
+                    "facebook" => Some("2"),
+                    "baidu" => Some("3"),
+                    _ => channel_id_parameter(&b.url),
+                }?;
+                Some(vec![
+                    b.auction.to_string(),
+                    b.bidder.to_string(),
+                    b.price.to_string(),
+                    text(&b.channel),
+                    text(id),
+                ])
+            })
+            .collect(),
+    );
+    // Each way in is taken: a named channel, an id from a URL, and no id at all.
+    assert!(want.iter().any(|r| r[4] == "1"));
+    assert!(want.iter().any(|r| r[4].len() > 1));
+    assert!(want.len() < bids.len());
+    assert_rows(&run_example("q21.sql", parallelism).await, &want);
+}
+
+/// Nexmark q22: parts 3, 4 and 5 of each bid's URL cut at '/'.
+async fn q22(parallelism: u32) {
+    let want = sorted(
+        nexmark_bids(EVENTS)
+            .iter()
+            .map(|b| {
+                let parts: Vec<&str> = b.url.split('/').collect();
+                assert!(parts.len() > 5, "{}", b.url);
+                vec![
+                    b.auction.to_string(),
+                    b.bidder.to_string(),
+                    b.price.to_string(),
+                    text(&b.channel),
+                    text(parts[3]),
+                    text(parts[4]),
+                    text(parts[5]),
+                ]
+            })
+            .collect(),
+    );
+    assert_rows(&run_example("q22.sql", parallelism).await, &want);
+}
+
 async fn hop_count(parallelism: u32) {
     let (slide, size) = (2_000, 10_000);
     let mut counts: BTreeMap<(i64, i64), u64> = BTreeMap::new();
@@ -292,6 +358,18 @@ async fn nexmark_q1_at_parallelism_1_and_4() {
 async fn nexmark_q2_at_parallelism_1_and_4() {
     q2(1).await;
     q2(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nexmark_q21_at_parallelism_1_and_4() {
+    q21(1).await;
+    q21(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nexmark_q22_at_parallelism_1_and_4() {
+    q22(1).await;
+    q22(4).await;
 }
 
 /// Nexmark q3, a regular join: every auction of category 10 with its seller, if the seller

@@ -14,6 +14,7 @@ use datafusion_expr::{
 
 use crate::ddl::TableDef;
 use crate::functions::window_functions;
+use crate::string_functions::string_functions;
 
 /// A declared table as the planner sees it: its columns, physical and computed.
 #[derive(Debug)]
@@ -57,6 +58,7 @@ impl Catalog {
         for f in datafusion_functions::all_default_functions()
             .into_iter()
             .chain(window_functions())
+            .chain(string_functions())
         {
             for alias in f.aliases() {
                 functions.insert(alias.clone(), f.clone());

@@ -10,6 +10,7 @@ mod exec;
 mod flink;
 mod functions;
 mod rewrite;
+mod string_functions;
 mod translate;
 mod tvf;
 mod types;

@@ -5,6 +5,9 @@
 //! * `MOD(a, b)`, which is `a % b` (both truncate towards zero);
 //! * `DATE_FORMAT(t, 'yyyy-MM-dd')`, which is `to_char(t, '%Y-%m-%d')`: Java's date pattern
 //!   (Flink's) in chrono's terms.
+//!
+//! And it checks what can be checked before a job runs: the literal pattern of a
+//! `REGEXP_EXTRACT` must compile (Flink would return NULL for every row).
 
 use std::ops::ControlFlow;
 
@@ -16,6 +19,7 @@ use datafusion_sql::sqlparser::ast::{
 
 use crate::error::SqlError;
 use crate::functions::WINDOW_END;
+use crate::string_functions::check_pattern;
 
 pub fn flink_functions(statement: &mut Statement) -> Result<(), SqlError> {
     let mut failure = None;
@@ -33,6 +37,12 @@ pub fn flink_functions(statement: &mut Statement) -> Result<(), SqlError> {
                 right: Box::new(b.clone()),
             }));
             return ControlFlow::Continue(());
+        }
+        if name == "REGEXP_EXTRACT"
+            && let Err(e) = regexp_literal(function)
+        {
+            failure = Some(e);
+            return ControlFlow::Break(());
         }
         if name == "DATE_FORMAT" {
             match date_format(function) {
@@ -66,6 +76,30 @@ pub fn flink_functions(statement: &mut Statement) -> Result<(), SqlError> {
         ControlFlow::Continue(())
     });
     failure.map_or(Ok(()), Err)
+}
+
+/// A literal pattern of REGEXP_EXTRACT that does not compile, refused at its position: at run
+/// time it would make every result NULL, which is never what was meant.
+fn regexp_literal(function: &Function) -> Result<(), SqlError> {
+    let args = unnamed_args(function).unwrap_or_default();
+    let Some(
+        literal @ Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(pattern),
+            ..
+        }),
+    ) = args.get(1)
+    else {
+        return Ok(());
+    };
+    check_pattern(pattern).map_err(|why| {
+        SqlError::at(
+            literal.span().start.into(),
+            format!(
+                "REGEXP_EXTRACT pattern '{pattern}' is not a valid regular expression \
+                 (Spate's dialect is the regex crate's: no look-around or back-references): {why}"
+            ),
+        )
+    })
 }
 
 /// `DATE_FORMAT(t, 'pattern')` as `to_char(t, 'chrono pattern')`.

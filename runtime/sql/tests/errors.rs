@@ -271,3 +271,25 @@ fn an_expression_thousands_of_terms_deep_is_refused_with_its_position() {
         .unwrap()
         .unwrap();
 }
+
+#[test]
+fn flink_string_functions_name_what_is_wrong_with_their_arguments() {
+    let (text, at) = error(
+        "CREATE TABLE out2 (a VARCHAR) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out2\nSELECT REGEXP_EXTRACT(url, '(?<=id=)[0-9]+') FROM bid;",
+    );
+    assert_eq!(at, Some((line(3), 28)), "{text}");
+    assert!(
+        text.contains("REGEXP_EXTRACT pattern '(?<=id=)[0-9]+' is not a valid regular expression")
+            && text.contains("look-around"),
+        "{text}"
+    );
+    let (text, _) = error(
+        "CREATE TABLE out2 (a VARCHAR) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out2 SELECT SPLIT_INDEX(url, '/') FROM bid;",
+    );
+    assert!(
+        text.contains("SPLIT_INDEX(str, separator, index) takes 3 arguments, not 2"),
+        "{text}"
+    );
+}

@@ -1,0 +1,313 @@
+//! Flink's string functions that DataFusion lacks, with Flink's results:
+//! * `REGEXP_EXTRACT(str, regex [, group])`: group `group` (0, the default, is the whole match)
+//!   of the first match of `regex` in `str`; NULL when nothing matches, when the group does not
+//!   exist or took no part in the match, when `regex` is not a valid pattern, or when an argument
+//!   is NULL.
+//! * `SPLIT_INDEX(str, separator, index)`: part `index` (from 0) of `str` split at every
+//!   `separator` (the whole string, empty parts kept; an empty separator splits at whitespace);
+//!   NULL when there is no such part, `index` is negative, `str` is empty or an argument is NULL.
+//!
+//! Patterns are in the `regex` crate's dialect, not Java's: no look-around or back-references
+//! (a literal pattern that uses them is refused at planning, `rewrite.rs`), and `\d`, `\w` and
+//! `\s` take Unicode's classes rather than ASCII's.
+
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{Array, ArrayRef, Int64Array, StringArray};
+use arrow_schema::DataType;
+use datafusion_common::cast::{as_int64_array, as_string_array};
+use datafusion_common::{Result, plan_err};
+use datafusion_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use regex::Regex;
+
+pub fn string_functions() -> Vec<Arc<ScalarUDF>> {
+    vec![
+        Arc::new(ScalarUDF::new_from_impl(RegexpExtract::default())),
+        Arc::new(ScalarUDF::new_from_impl(SplitIndex::default())),
+    ]
+}
+
+/// What an argument must be: any string type runs as Utf8, any integer type as Int64.
+#[derive(Debug, Clone, Copy)]
+enum Param {
+    Text,
+    Integer,
+}
+
+impl Param {
+    fn data_type(self) -> DataType {
+        match self {
+            Param::Text => DataType::Utf8,
+            Param::Integer => DataType::Int64,
+        }
+    }
+
+    fn accepts(self, given: &DataType) -> bool {
+        match self {
+            Param::Text => matches!(
+                given,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+            ),
+            Param::Integer => given.is_integer() || given == &DataType::Null,
+        }
+    }
+}
+
+/// The types the arguments are cast to, or an error naming the function and its usage.
+fn coerce(
+    usage: &str,
+    given: &[DataType],
+    params: &[Param],
+    required: usize,
+) -> Result<Vec<DataType>> {
+    if given.len() < required || given.len() > params.len() {
+        let takes = if required == params.len() {
+            required.to_string()
+        } else {
+            format!("{required} to {}", params.len())
+        };
+        return plan_err!("{usage} takes {takes} arguments, not {}", given.len());
+    }
+    given
+        .iter()
+        .zip(params)
+        .enumerate()
+        .map(|(i, (given, param))| {
+            if param.accepts(given) {
+                Ok(param.data_type())
+            } else {
+                plan_err!(
+                    "{usage}: argument {} is {given}, not {}",
+                    i + 1,
+                    match param {
+                        Param::Text => "a string",
+                        Param::Integer => "an integer",
+                    }
+                )
+            }
+        })
+        .collect()
+}
+
+/// The arguments as arrays of the call's length (literals repeated).
+fn arrays(args: &ScalarFunctionArgs) -> Result<Vec<ArrayRef>> {
+    args.args
+        .iter()
+        .map(|arg| arg.to_array(args.number_rows))
+        .collect()
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RegexpExtract {
+    signature: Signature,
+}
+
+impl Default for RegexpExtract {
+    fn default() -> Self {
+        RegexpExtract {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for RegexpExtract {
+    fn name(&self) -> &str {
+        "regexp_extract"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, given: &[DataType]) -> Result<Vec<DataType>> {
+        coerce(
+            "REGEXP_EXTRACT(str, regex [, group])",
+            given,
+            &[Param::Text, Param::Text, Param::Integer],
+            2,
+        )
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = arrays(&args)?;
+        let text = as_string_array(&arrays[0])?;
+        let patterns = as_string_array(&arrays[1])?;
+        let groups = arrays.get(2).map(|a| as_int64_array(a)).transpose()?;
+        let mut out = StringBuilder::with_capacity(text.len(), 0);
+        // Patterns are literals nearly always: each distinct run compiles once.
+        let mut compiled: Option<(&str, Option<Regex>)> = None;
+        for row in 0..text.len() {
+            if text.is_null(row) || patterns.is_null(row) || groups.is_some_and(|g| g.is_null(row))
+            {
+                out.append_null();
+                continue;
+            }
+            let pattern = patterns.value(row);
+            if compiled.as_ref().is_none_or(|(p, _)| *p != pattern) {
+                compiled = Some((pattern, Regex::new(pattern).ok()));
+            }
+            let regex = compiled.as_ref().and_then(|(_, r)| r.as_ref());
+            let group = groups.map_or(0, |g| g.value(row));
+            out.append_option(regex.and_then(|r| extract(r, text.value(row), group)));
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+fn extract<'a>(regex: &Regex, text: &'a str, group: i64) -> Option<&'a str> {
+    let group = usize::try_from(group).ok()?;
+    Some(regex.captures(text)?.get(group)?.as_str())
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SplitIndex {
+    signature: Signature,
+}
+
+impl Default for SplitIndex {
+    fn default() -> Self {
+        SplitIndex {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for SplitIndex {
+    fn name(&self) -> &str {
+        "split_index"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, given: &[DataType]) -> Result<Vec<DataType>> {
+        coerce(
+            "SPLIT_INDEX(str, separator, index)",
+            given,
+            &[Param::Text, Param::Text, Param::Integer],
+            3,
+        )
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = arrays(&args)?;
+        let text: &StringArray = as_string_array(&arrays[0])?;
+        let separators: &StringArray = as_string_array(&arrays[1])?;
+        let indexes: &Int64Array = as_int64_array(&arrays[2])?;
+        let mut out = StringBuilder::with_capacity(text.len(), 0);
+        for row in 0..text.len() {
+            if text.is_null(row) || separators.is_null(row) || indexes.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            out.append_option(split_index(
+                text.value(row),
+                separators.value(row),
+                indexes.value(row),
+            ));
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+fn split_index<'a>(text: &'a str, separator: &str, index: i64) -> Option<&'a str> {
+    let index = usize::try_from(index).ok()?;
+    if text.is_empty() {
+        return None;
+    }
+    if separator.is_empty() {
+        text.split(char::is_whitespace).nth(index)
+    } else {
+        text.split(separator).nth(index)
+    }
+}
+
+/// Whether `pattern` compiles; the error, in the `regex` crate's words, when it does not.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    Regex::new(pattern).map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regexp_extract_takes_a_group_of_the_first_match() {
+        let channel = Regex::new("(&|^)channel_id=([^&]*)").unwrap();
+        let url = "https://x.com/a/item.htm?query=1&channel_id=42&channel_id=7";
+        assert_eq!(extract(&channel, url, 2), Some("42"));
+        assert_eq!(extract(&channel, url, 0), Some("&channel_id=42"));
+        assert_eq!(extract(&channel, "channel_id=5", 2), Some("5"));
+        assert_eq!(extract(&channel, "channel_id=", 2), Some(""));
+        assert_eq!(extract(&channel, url, 3), None, "no such group");
+        assert_eq!(extract(&channel, url, -1), None, "a negative group");
+        assert_eq!(extract(&channel, "query=1", 2), None, "no match");
+        let optional = Regex::new("a(b)?").unwrap();
+        assert_eq!(
+            extract(&optional, "ac", 1),
+            None,
+            "a group that took no part"
+        );
+    }
+
+    #[test]
+    fn split_index_keeps_empty_parts_and_counts_from_zero() {
+        let url = "https://www.nexmark.com/abc/de/f/item.htm";
+        assert_eq!(split_index(url, "/", 0), Some("https:"));
+        assert_eq!(split_index(url, "/", 1), Some(""));
+        assert_eq!(split_index(url, "/", 3), Some("abc"));
+        assert_eq!(split_index(url, "/", 6), Some("item.htm"));
+        assert_eq!(split_index(url, "/", 7), None);
+        assert_eq!(split_index(url, "/", -1), None);
+        assert_eq!(
+            split_index("a::b", "::", 1),
+            Some("b"),
+            "the whole separator"
+        );
+        assert_eq!(split_index("a b", "", 1), Some("b"), "at whitespace");
+        assert_eq!(
+            split_index("", "/", 0),
+            None,
+            "an empty string has no parts"
+        );
+        assert_eq!(split_index("a/", "/", 1), Some(""));
+    }
+
+    #[test]
+    fn arguments_of_the_wrong_type_are_refused_by_name() {
+        let f = RegexpExtract::default();
+        let err = f
+            .coerce_types(&[DataType::Utf8, DataType::Int64])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("REGEXP_EXTRACT") && err.contains("argument 2"),
+            "{err}"
+        );
+        let err = SplitIndex::default()
+            .coerce_types(&[DataType::Utf8, DataType::Utf8])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SPLIT_INDEX") && err.contains("takes 3 arguments, not 2"),
+            "{err}"
+        );
+        assert_eq!(
+            f.coerce_types(&[DataType::LargeUtf8, DataType::Utf8, DataType::Int32])
+                .unwrap(),
+            [DataType::Utf8, DataType::Utf8, DataType::Int64]
+        );
+    }
+}
