@@ -7,8 +7,9 @@
 #   spate-operator ...    the Kubernetes operator (charts/spate runs this)
 #
 # Build:  docker build -t spate:dev .
-# The build needs what `bash e2e/test.sh` needs on a fresh machine: a Rust toolchain, a C/C++
-# compiler (RocksDB), and libclang (RocksDB's bindings are generated with bindgen at build time).
+# The build needs what `bash e2e/test.sh` needs on a fresh machine: a Rust toolchain, clang++
+# (RocksDB's C++, .cargo/config.toml), and libclang (RocksDB's bindings are generated with
+# bindgen at build time).
 # protoc is not installed: it comes from the vendored `protoc-bin-vendored` crate (proto/build.rs).
 
 # The toolchain the workspace is tested with; DataFusion 55.2 needs Rust 1.94 or newer.
@@ -18,9 +19,10 @@ ARG DEBIAN_RELEASE=bookworm
 # ---------------------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS builder
 
-# The rust image already has gcc/g++ and make; libclang is for bindgen (RocksDB).
+# The rust image already has gcc and make; clang++ compiles RocksDB's C++ and libclang is for
+# bindgen (RocksDB's bindings).
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libclang-dev \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
