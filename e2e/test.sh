@@ -52,7 +52,8 @@ checks_job=$!
 trap 'kill -- "-$minio_job" "-$tools_job" "-$checks_job" 2>/dev/null || true' EXIT
 # wait_go JOB NAME LOG: the background build's result, with its log when it failed.
 wait_go() {
-    local begun=$(date +%s)
+    local begun
+    begun=$(date +%s)
     if ! wait "$1"; then
         tail -n 40 "$3" >&2
         die "building $2 failed (log: $3)"
@@ -75,6 +76,11 @@ RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v 
 export RUSTC_WORKSPACE_WRAPPER
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 cargo test --workspace --all-targets --all-features --locked --no-run
+# The binaries the e2e scripts run (e2e/lib/binaries.sh): `cargo test` links a package's plain
+# binaries only when it has integration tests, and the node agent has none. Built here, before
+# the tests start, they cost seconds; left to the scripts, a minute fighting the tests for the
+# cores and the build lock.
+cargo build --workspace --all-features --bins --tests --locked
 
 step "waiting for MinIO (the s3:// checkpoint tests start it)"
 wait_go "$minio_job" MinIO "$go_logs/minio.log"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # install_build_deps: what building the Rust workspace needs beyond a Rust toolchain, installed
 # when missing: libclang, which librocksdb-sys's bindgen loads at build time to read RocksDB's C
 # header, and clang++, which compiles RocksDB's C++ (.cargo/config.toml sets CXX=clang++: it

@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
+use arrow_array::Array;
 use arrow_array::builder::StringBuilder;
-use arrow_array::{Array, ArrayRef, Int64Array, StringArray};
 use arrow_schema::DataType;
 use datafusion_common::cast::{as_int64_array, as_string_array};
 use datafusion_common::{Result, plan_err};
@@ -24,10 +24,50 @@ use datafusion_expr::{
 use regex::Regex;
 
 pub fn string_functions() -> Vec<Arc<ScalarUDF>> {
-    vec![
-        Arc::new(ScalarUDF::new_from_impl(RegexpExtract::default())),
-        Arc::new(ScalarUDF::new_from_impl(SplitIndex::default())),
-    ]
+    [Function::RegexpExtract, Function::SplitIndex]
+        .into_iter()
+        .map(|function| Arc::new(ScalarUDF::new_from_impl(StringFunction::new(function))))
+        .collect()
+}
+
+/// Both take (string, string, integer), the integer optional for REGEXP_EXTRACT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Function {
+    RegexpExtract,
+    SplitIndex,
+}
+
+impl Function {
+    fn usage(self) -> &'static str {
+        match self {
+            Function::RegexpExtract => "REGEXP_EXTRACT(str, regex [, group])",
+            Function::SplitIndex => "SPLIT_INDEX(str, separator, index)",
+        }
+    }
+
+    /// How many arguments a call must give.
+    fn required(self) -> usize {
+        match self {
+            Function::RegexpExtract => 2,
+            Function::SplitIndex => 3,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct StringFunction {
+    function: Function,
+    signature: Signature,
+}
+
+impl StringFunction {
+    fn new(function: Function) -> Self {
+        StringFunction {
+            function,
+            // The types are checked and cast by `coerce_types`.
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
 }
 
 /// What an argument must be: any string type runs as Utf8, any integer type as Int64.
@@ -36,6 +76,8 @@ enum Param {
     Text,
     Integer,
 }
+
+const PARAMS: [Param; 3] = [Param::Text, Param::Text, Param::Integer];
 
 impl Param {
     fn data_type(self) -> DataType {
@@ -56,79 +98,48 @@ impl Param {
     }
 }
 
-/// The types the arguments are cast to, or an error naming the function and its usage.
-fn coerce(
-    usage: &str,
-    given: &[DataType],
-    params: &[Param],
-    required: usize,
-) -> Result<Vec<DataType>> {
-    if given.len() < required || given.len() > params.len() {
-        let takes = if required == params.len() {
-            required.to_string()
-        } else {
-            format!("{required} to {}", params.len())
-        };
-        return plan_err!("{usage} takes {takes} arguments, not {}", given.len());
-    }
-    given
-        .iter()
-        .zip(params)
-        .enumerate()
-        .map(|(i, (given, param))| {
-            if param.accepts(given) {
-                Ok(param.data_type())
-            } else {
-                plan_err!(
-                    "{usage}: argument {} is {given}, not {}",
-                    i + 1,
-                    match param {
-                        Param::Text => "a string",
-                        Param::Integer => "an integer",
-                    }
-                )
-            }
-        })
-        .collect()
-}
-
-/// The arguments as arrays of the call's length (literals repeated).
-fn arrays(args: &ScalarFunctionArgs) -> Result<Vec<ArrayRef>> {
-    args.args
-        .iter()
-        .map(|arg| arg.to_array(args.number_rows))
-        .collect()
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct RegexpExtract {
-    signature: Signature,
-}
-
-impl Default for RegexpExtract {
-    fn default() -> Self {
-        RegexpExtract {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for RegexpExtract {
+impl ScalarUDFImpl for StringFunction {
     fn name(&self) -> &str {
-        "regexp_extract"
+        match self.function {
+            Function::RegexpExtract => "regexp_extract",
+            Function::SplitIndex => "split_index",
+        }
     }
 
     fn signature(&self) -> &Signature {
         &self.signature
     }
 
+    /// The types the arguments are cast to, or an error naming the function and its usage.
     fn coerce_types(&self, given: &[DataType]) -> Result<Vec<DataType>> {
-        coerce(
-            "REGEXP_EXTRACT(str, regex [, group])",
-            given,
-            &[Param::Text, Param::Text, Param::Integer],
-            2,
-        )
+        let (usage, required) = (self.function.usage(), self.function.required());
+        if given.len() < required || given.len() > PARAMS.len() {
+            let takes = if required == PARAMS.len() {
+                required.to_string()
+            } else {
+                format!("{required} to {}", PARAMS.len())
+            };
+            return plan_err!("{usage} takes {takes} arguments, not {}", given.len());
+        }
+        given
+            .iter()
+            .zip(PARAMS)
+            .enumerate()
+            .map(|(i, (given, param))| {
+                if param.accepts(given) {
+                    Ok(param.data_type())
+                } else {
+                    plan_err!(
+                        "{usage}: argument {} is {given}, not {}",
+                        i + 1,
+                        match param {
+                            Param::Text => "a string",
+                            Param::Integer => "an integer",
+                        }
+                    )
+                }
+            })
+            .collect()
     }
 
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
@@ -136,90 +147,52 @@ impl ScalarUDFImpl for RegexpExtract {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = arrays(&args)?;
-        let text = as_string_array(&arrays[0])?;
-        let patterns = as_string_array(&arrays[1])?;
-        let groups = arrays.get(2).map(|a| as_int64_array(a)).transpose()?;
-        let mut out = StringBuilder::with_capacity(text.len(), 0);
-        // Patterns are literals nearly always: each distinct run compiles once.
-        let mut compiled: Option<(&str, Option<Regex>)> = None;
-        for row in 0..text.len() {
-            if text.is_null(row) || patterns.is_null(row) || groups.is_some_and(|g| g.is_null(row))
-            {
-                out.append_null();
-                continue;
+        match self.function {
+            Function::RegexpExtract => {
+                // Patterns are literals nearly always: each run of one pattern compiles once.
+                let mut compiled: Option<(String, Option<Regex>)> = None;
+                map_rows(&args, 0, |text, pattern, group| {
+                    if compiled.as_ref().is_none_or(|(p, _)| p != pattern) {
+                        compiled = Some((pattern.to_string(), Regex::new(pattern).ok()));
+                    }
+                    extract(compiled.as_ref()?.1.as_ref()?, text, group)
+                })
             }
-            let pattern = patterns.value(row);
-            if compiled.as_ref().is_none_or(|(p, _)| *p != pattern) {
-                compiled = Some((pattern, Regex::new(pattern).ok()));
-            }
-            let regex = compiled.as_ref().and_then(|(_, r)| r.as_ref());
-            let group = groups.map_or(0, |g| g.value(row));
-            out.append_option(regex.and_then(|r| extract(r, text.value(row), group)));
+            Function::SplitIndex => map_rows(&args, 0, split_index),
         }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
+}
+
+/// Runs `row` over the rows of a call's (string, string [, integer]) arguments, literals
+/// repeated and `default` for a missing integer; NULL where any argument is.
+fn map_rows(
+    args: &ScalarFunctionArgs,
+    default: i64,
+    mut row: impl for<'a> FnMut(&'a str, &str, i64) -> Option<&'a str>,
+) -> Result<ColumnarValue> {
+    let arrays = args
+        .args
+        .iter()
+        .map(|arg| arg.to_array(args.number_rows))
+        .collect::<Result<Vec<_>>>()?;
+    let text = as_string_array(&arrays[0])?;
+    let strings = as_string_array(&arrays[1])?;
+    let integers = arrays.get(2).map(|a| as_int64_array(a)).transpose()?;
+    let mut out = StringBuilder::with_capacity(text.len(), 0);
+    for i in 0..text.len() {
+        if text.is_null(i) || strings.is_null(i) || integers.is_some_and(|n| n.is_null(i)) {
+            out.append_null();
+            continue;
+        }
+        let integer = integers.map_or(default, |n| n.value(i));
+        out.append_option(row(text.value(i), strings.value(i), integer));
+    }
+    Ok(ColumnarValue::Array(Arc::new(out.finish())))
 }
 
 fn extract<'a>(regex: &Regex, text: &'a str, group: i64) -> Option<&'a str> {
     let group = usize::try_from(group).ok()?;
     Some(regex.captures(text)?.get(group)?.as_str())
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct SplitIndex {
-    signature: Signature,
-}
-
-impl Default for SplitIndex {
-    fn default() -> Self {
-        SplitIndex {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for SplitIndex {
-    fn name(&self) -> &str {
-        "split_index"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, given: &[DataType]) -> Result<Vec<DataType>> {
-        coerce(
-            "SPLIT_INDEX(str, separator, index)",
-            given,
-            &[Param::Text, Param::Text, Param::Integer],
-            3,
-        )
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = arrays(&args)?;
-        let text: &StringArray = as_string_array(&arrays[0])?;
-        let separators: &StringArray = as_string_array(&arrays[1])?;
-        let indexes: &Int64Array = as_int64_array(&arrays[2])?;
-        let mut out = StringBuilder::with_capacity(text.len(), 0);
-        for row in 0..text.len() {
-            if text.is_null(row) || separators.is_null(row) || indexes.is_null(row) {
-                out.append_null();
-                continue;
-            }
-            out.append_option(split_index(
-                text.value(row),
-                separators.value(row),
-                indexes.value(row),
-            ));
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
 }
 
 fn split_index<'a>(text: &'a str, separator: &str, index: i64) -> Option<&'a str> {
@@ -287,7 +260,7 @@ mod tests {
 
     #[test]
     fn arguments_of_the_wrong_type_are_refused_by_name() {
-        let f = RegexpExtract::default();
+        let f = StringFunction::new(Function::RegexpExtract);
         let err = f
             .coerce_types(&[DataType::Utf8, DataType::Int64])
             .unwrap_err()
@@ -296,7 +269,7 @@ mod tests {
             err.contains("REGEXP_EXTRACT") && err.contains("argument 2"),
             "{err}"
         );
-        let err = SplitIndex::default()
+        let err = StringFunction::new(Function::SplitIndex)
             .coerce_types(&[DataType::Utf8, DataType::Utf8])
             .unwrap_err()
             .to_string();
