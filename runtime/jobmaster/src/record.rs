@@ -2,16 +2,14 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use spate_graph::{JobGraph, SubtaskRef};
-use spate_proto::v1::worker_client::WorkerClient;
 use spate_proto::v1::{
     CheckpointStats, JobState, JobStatus, RegisterWorkerRequest, TaskId, TaskMetrics, TaskState,
     TaskStatus, WorkerMetrics, WorkerStatus,
 };
-use tonic::transport::Channel;
 use tracing::{info, info_span, warn};
 
 use crate::checkpoint::{CheckpointTasks, TaskRef};
-use crate::clients::lazy_client;
+use crate::clients::{ControlClient, lazy_client};
 use crate::placement::{Assignment, Placement, SlotRef};
 use crate::throughput::Throughput;
 
@@ -24,7 +22,7 @@ pub struct WorkerEntry {
     pub last_heartbeat: Instant,
     pub metrics: WorkerMetrics,
     /// Connects on first use, so making it never waits.
-    pub client: WorkerClient<Channel>,
+    pub client: ControlClient,
     /// Declared gone (silent or unreachable): nothing more is asked of it.
     pub lost: bool,
     /// Tasks it said it runs when it registered (again), not yet adopted or canceled.

@@ -102,17 +102,28 @@ impl TaskManager {
         }
     }
 
-    fn graph(&self, request: &DeployTaskRequest, job_id: &str) -> anyhow::Result<Arc<JobGraph>> {
+    async fn graph(
+        &self,
+        request: &DeployTaskRequest,
+        job_id: &str,
+    ) -> anyhow::Result<Arc<JobGraph>> {
         if let Some(graph) = self.graphs.lock().expect("graphs lock").get(job_id) {
             return Ok(graph.clone());
         }
         let spec = request
             .job
-            .as_ref()
+            .clone()
             .ok_or_else(|| anyhow!("deployment without a job spec"))?;
-        let args: BTreeMap<String, String> = spec.args.clone().into_iter().collect();
-        let stream = spate_jobs::build(&spec.name, &args)?;
-        let graph = Arc::new(JobGraph::build(stream).context("building the job graph")?);
+        // Planning a job's SQL can take seconds; on a blocking thread it does not hold up the
+        // heartbeats and calls the runtime's threads serve meanwhile.
+        let graph = tokio::task::spawn_blocking(move || {
+            let args: BTreeMap<String, String> = spec.args.into_iter().collect();
+            let stream = spate_jobs::build(&spec.name, &args)?;
+            JobGraph::build(stream).context("building the job graph")
+        })
+        .await
+        .context("the job graph's builder stopped")??;
+        let graph = Arc::new(graph);
         self.graphs
             .lock()
             .expect("graphs lock")
@@ -146,7 +157,7 @@ impl TaskManager {
         id: TaskId,
         span: Span,
     ) -> anyhow::Result<()> {
-        let graph = self.graph(&request, &id.job_id)?;
+        let graph = self.graph(&request, &id.job_id).await?;
         if graph.fingerprint() != request.graph_fingerprint {
             return Err(anyhow!(
                 "job graph mismatch: this worker built {} but the JobMaster scheduled {} (different binaries?)",
