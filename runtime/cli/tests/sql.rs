@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use common::*;
-use spate_connectors::nexmark::{NexmarkConfig, NexmarkEvent};
+use spate_connectors::nexmark::{Bid, NexmarkConfig, NexmarkEvent};
 
 const EVENTS: u64 = 200_000;
 
@@ -1073,35 +1073,45 @@ fn price_rank(price: i64) -> usize {
     }
 }
 
+/// Bids, distinct bidders and distinct auctions, in all and per price range, as q15 and q16
+/// count them by brute force.
+#[derive(Default)]
+struct RangeCounts {
+    bids: [i64; 4],
+    bidders: [BTreeSet<i64>; 4],
+    auctions: [BTreeSet<i64>; 4],
+}
+
+impl RangeCounts {
+    fn add(&mut self, bid: &Bid) {
+        for rank in [0, price_rank(bid.price)] {
+            self.bids[rank] += 1;
+            self.bidders[rank].insert(bid.bidder);
+            self.auctions[rank].insert(bid.auction);
+        }
+    }
+
+    /// The twelve counts, in the queries' column order.
+    fn columns(&self) -> Vec<String> {
+        let mut columns: Vec<String> = self.bids.iter().map(i64::to_string).collect();
+        columns.extend(self.bidders.iter().map(|s| s.len().to_string()));
+        columns.extend(self.auctions.iter().map(|s| s.len().to_string()));
+        columns
+    }
+}
+
 /// Nexmark q15 as written in `examples/q15.sql` (fewer events, a print sink): per day, bids,
 /// distinct bidders and distinct auctions, in all and per price range (COUNT and
 /// COUNT(DISTINCT) with FILTER). The table its changes leave must be the brute-force counts.
 fn q15(parallelism: u32) {
     const EVENTS: u64 = 30_000;
-    #[derive(Default)]
-    struct Day {
-        bids: [i64; 4],
-        bidders: [std::collections::BTreeSet<i64>; 4],
-        auctions: [std::collections::BTreeSet<i64>; 4],
-    }
-    let mut days: BTreeMap<String, Day> = BTreeMap::new();
+    let mut days: BTreeMap<String, RangeCounts> = BTreeMap::new();
     for bid in nexmark_bids(EVENTS) {
-        let counts = days.entry(day(bid.date_time)).or_default();
-        for rank in [0, price_rank(bid.price)] {
-            counts.bids[rank] += 1;
-            counts.bidders[rank].insert(bid.bidder);
-            counts.auctions[rank].insert(bid.auction);
-        }
+        days.entry(day(bid.date_time)).or_default().add(&bid);
     }
     let want: Vec<Vec<String>> = days
         .iter()
-        .map(|(day, counts)| {
-            let mut row = vec![day.clone()];
-            row.extend(counts.bids.iter().map(i64::to_string));
-            row.extend(counts.bidders.iter().map(|s| s.len().to_string()));
-            row.extend(counts.auctions.iter().map(|s| s.len().to_string()));
-            row
-        })
+        .map(|(day, counts)| [vec![day.clone()], counts.columns()].concat())
         .collect();
     assert!(
         want.iter().all(|row| row[1..].iter().all(|n| n != "0")),
@@ -1118,6 +1128,56 @@ fn q15(parallelism: u32) {
 fn nexmark_q15_at_parallelism_1_and_4() {
     q15(1);
     q15(4);
+}
+
+/// Nexmark q16 as written in `examples/q16.sql` (fewer events, a print sink): q15's counts per
+/// channel and day, and the day's latest minute (MAX of a string), against brute force. At 4
+/// events per second of event time the bids span two hours and cross midnight.
+fn q16(parallelism: u32) {
+    const EVENTS: u64 = 30_000;
+    const RATE: u64 = 4;
+    let mut groups: BTreeMap<(String, String), (String, RangeCounts)> = BTreeMap::new();
+    for bid in nexmark_bids_at(EVENTS, RATE) {
+        let (latest, counts) = groups
+            .entry((bid.channel.to_string(), day(bid.date_time)))
+            .or_default();
+        let minute = minute(bid.date_time);
+        if minute > *latest {
+            *latest = minute;
+        }
+        counts.add(&bid);
+    }
+    let want: Vec<Vec<String>> = groups
+        .into_iter()
+        .map(|((channel, day), (latest, counts))| {
+            [vec![channel, day, latest], counts.columns()].concat()
+        })
+        .collect();
+    let days: BTreeSet<&String> = want.iter().map(|row| &row[1]).collect();
+    let minutes: BTreeSet<&String> = want.iter().map(|row| &row[2]).collect();
+    assert!(
+        days.len() == 2 && minutes.len() > 10,
+        "days and latest minutes differ: {days:?} {minutes:?}"
+    );
+    let got = printed_rows(&spate_run_printing(
+        &printing_example_at_rate("q16.sql", EVENTS, RATE),
+        parallelism,
+    ));
+    assert_eq!(got, want, "p={parallelism}");
+}
+
+#[test]
+fn nexmark_q16_at_parallelism_1_and_4() {
+    q16(1);
+    q16(4);
+}
+
+/// The minute of a Nexmark timestamp as DATE_FORMAT(t, 'HH:mm') writes it (by chrono).
+fn minute(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .expect("a timestamp in range")
+        .format("%H:%M")
+        .to_string()
 }
 
 /// Nexmark q17 as written in `examples/q17.sql` (fewer events, a print sink): per auction and

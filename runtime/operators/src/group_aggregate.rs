@@ -14,8 +14,9 @@
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt8Array, UInt32Array, make_array,
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt8Array, UInt32Array,
 };
+use arrow_cast::cast;
 use arrow_schema::{Schema, SchemaRef};
 use arrow_select::take::take;
 use serde::{Deserialize, Serialize};
@@ -50,20 +51,22 @@ struct Group {
 }
 
 /// One aggregate's running value for one key: how many values it folded (distinct ones for
-/// COUNT(DISTINCT)), and their sum, least or greatest value as an integer or a float,
-/// whichever its kind folds.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// COUNT(DISTINCT)), and their sum, least or greatest value as an integer, a float or a
+/// string, whichever its kind folds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Slot {
     values: i64,
     int: i64,
     float: f64,
+    text: Option<String>,
 }
 
 /// One aggregate's result as it is emitted.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Value {
     Int(Option<i64>),
     Float(Option<f64>),
+    Text(Option<String>),
 }
 
 impl GroupAggregate {
@@ -88,7 +91,14 @@ impl GroupAggregate {
             .enumerate()
             .map(|(i, aggregate)| match aggregate.kind() {
                 Kind::DistinctWords | Kind::DistinctRows => Some(format!("distinct values {i}")),
-                Kind::MinInt | Kind::MaxInt | Kind::MinFloat | Kind::MaxFloat if retracting => {
+                Kind::MinInt
+                | Kind::MaxInt
+                | Kind::MinFloat
+                | Kind::MaxFloat
+                | Kind::MinText
+                | Kind::MaxText
+                    if retracting =>
+                {
                     Some(format!("values {i}"))
                 }
                 _ => None,
@@ -127,6 +137,7 @@ impl GroupAggregate {
                     Kind::SumFloat | Kind::MinFloat | Kind::MaxFloat => {
                         Value::Float(some.then_some(slot.float))
                     }
+                    Kind::MinText | Kind::MaxText => Value::Text(slot.text.clone()),
                     Kind::Avg => Value::Float(some.then(|| slot.float / slot.values as f64)),
                 }
             })
@@ -177,11 +188,11 @@ impl GroupAggregate {
             // kept.
             *slot = Slot::default();
             for (value, copies) in values.entries()? {
-                let bits = word(&value)?;
                 for _ in 0..copies {
                     match kind {
-                        Kind::MinInt | Kind::MaxInt => fold_int(slot, kind, bits as i64),
-                        _ => fold_float(slot, kind, f64::from_bits(bits)),
+                        Kind::MinInt | Kind::MaxInt => fold_int(slot, kind, word(&value)? as i64),
+                        Kind::MinText | Kind::MaxText => fold_text(slot, kind, text(&value)?),
+                        _ => fold_float(slot, kind, f64::from_bits(word(&value)?)),
                     }
                 }
             }
@@ -204,32 +215,32 @@ impl GroupAggregate {
             .collect::<Result<_, _>>()?;
         for (i, aggregate) in self.aggregates.iter().enumerate() {
             let column: ArrayRef =
-                match results[0][i] {
+                match &results[0][i] {
                     Value::Int(_) => {
                         Arc::new(Int64Array::from_iter(results.iter().map(|r| match r[i] {
                             Value::Int(v) => v,
-                            Value::Float(_) => unreachable!("one aggregate, one type"),
+                            _ => unreachable!("one aggregate, one type"),
                         })))
                     }
                     Value::Float(_) => Arc::new(Float64Array::from_iter(results.iter().map(|r| {
                         match r[i] {
                             Value::Float(v) => v,
-                            Value::Int(_) => unreachable!("one aggregate, one type"),
+                            _ => unreachable!("one aggregate, one type"),
+                        }
+                    }))),
+                    Value::Text(_) => Arc::new(StringArray::from_iter(results.iter().map(|r| {
+                        match &r[i] {
+                            Value::Text(v) => v.as_deref(),
+                            _ => unreachable!("one aggregate, one type"),
                         }
                     }))),
                 };
-            // MIN and MAX of timestamps fold their i64 milliseconds.
+            // MIN and MAX of timestamps fold their i64 units, of LARGE or view strings strings.
             let wanted = aggregate.output().data_type();
             columns.push(if column.data_type() == wanted {
                 column
             } else {
-                make_array(
-                    column
-                        .to_data()
-                        .into_builder()
-                        .data_type(wanted.clone())
-                        .build()?,
-                )
+                cast(&column, wanted)?
             });
         }
         columns.push(Arc::new(UInt8Array::from(kinds)));
@@ -247,6 +258,9 @@ fn value_bytes(input: &Input, row: usize) -> Option<Vec<u8>> {
         Input::Float(values) => values
             .is_valid(row)
             .then(|| values.value(row).to_bits().to_be_bytes().to_vec()),
+        Input::Text(texts) => texts
+            .is_valid(row)
+            .then(|| texts.value(row).as_bytes().to_vec()),
         Input::Words(words) => words.bytes(row).map(|bytes| bytes.to_vec()),
         Input::Rows(rows) => rows.bytes(row).map(<[u8]>::to_vec),
         Input::All | Input::Valid(_) => None,
@@ -264,12 +278,19 @@ fn word(bytes: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(bytes))
 }
 
+/// A kept string.
+fn text(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        OperatorError::invalid(format!("group aggregate: a kept string is not UTF-8: {e}"))
+    })
+}
+
 /// Whether the kept `value` is the least or greatest value `slot` holds now.
 fn is_extreme(slot: &Slot, kind: Kind, value: &[u8]) -> Result<bool> {
-    let bits = word(value)?;
     Ok(match kind {
-        Kind::MinInt | Kind::MaxInt => slot.int == bits as i64,
-        _ => slot.float.to_bits() == bits,
+        Kind::MinInt | Kind::MaxInt => slot.int == word(value)? as i64,
+        Kind::MinText | Kind::MaxText => slot.text.as_deref().map(str::as_bytes) == Some(value),
+        _ => slot.float.to_bits() == word(value)?,
     })
 }
 
@@ -293,6 +314,18 @@ fn fold_float(slot: &mut Slot, kind: Kind, value: f64) {
     slot.values += 1;
 }
 
+fn fold_text(slot: &mut Slot, kind: Kind, value: &str) {
+    let beats = match (&slot.text, kind) {
+        (None, _) => true,
+        (Some(kept), Kind::MinText) => value < kept.as_str(),
+        (Some(kept), _) => value > kept.as_str(),
+    };
+    if beats {
+        slot.text = Some(value.to_owned());
+    }
+    slot.values += 1;
+}
+
 /// Folds row `row` of `input` into `slot`.
 fn fold(slot: &mut Slot, kind: Kind, input: &Input, row: usize) {
     match (kind, input) {
@@ -302,6 +335,7 @@ fn fold(slot: &mut Slot, kind: Kind, input: &Input, row: usize) {
         (_, Input::Float(values)) if values.is_valid(row) => {
             fold_float(slot, kind, values.value(row))
         }
+        (_, Input::Text(texts)) if texts.is_valid(row) => fold_text(slot, kind, texts.value(row)),
         // A null value leaves every aggregate but COUNT(*) as it was.
         _ => {}
     }
@@ -779,5 +813,92 @@ mod tests {
                 (UA, Some(7), Some(7)),
             ]
         );
+    }
+
+    /// MIN and MAX of strings over a changelog, on either backend: each change is what brute
+    /// force gives from the key's live strings (compared by their bytes, nulls skipped), the
+    /// extreme taken back falling back to the next one kept.
+    #[test]
+    fn string_extremes_follow_the_live_rows() {
+        type Extremes = (Option<String>, Option<String>);
+        fn extremes(live: &[Option<&str>]) -> Extremes {
+            let values = live.iter().flatten();
+            let least = values.clone().min().map(|s| s.to_string());
+            (least, values.max().map(|s| s.to_string()))
+        }
+        let words = ["", "a", "ab", "b", "é", "zz"];
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let schema = changelog_schema(&input);
+        let spec = |function, output: &str| AggregateSpec {
+            function,
+            column: Some("s".into()),
+            output: output.into(),
+        };
+        let specs = [
+            spec(AggregateFunction::Min, "least"),
+            spec(AggregateFunction::Max, "top"),
+        ];
+        let function = GroupAggregate::new(&["k".into()], &specs, &schema).unwrap();
+        for backend in [StateBackendKind::Heap, StateBackendKind::RocksDb] {
+            let make = || -> Box<dyn Operator> {
+                Box::new(
+                    KeyedProcessOperator::new(function.clone(), vec!["k".into()], schema.clone())
+                        .unwrap(),
+                )
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let mut instances =
+                Instances::open(make, dir.path(), "agg", backend, 1, None, &["k"]).unwrap();
+            let mut rng = Lcg(5);
+            let mut live: Vec<Option<&str>> = Vec::new();
+            let mut want: Vec<(RowKind, Extremes)> = Vec::new();
+            for _ in 0..300 {
+                let before = (!live.is_empty()).then(|| extremes(&live));
+                let (kind, value) = if !live.is_empty() && rng.below(10) < 4 {
+                    let value = live.swap_remove(rng.below(live.len() as u64) as usize);
+                    (RowKind::Delete, value)
+                } else {
+                    let value = (rng.below(6) > 0).then(|| words[rng.below(6) as usize]);
+                    live.push(value);
+                    (RowKind::Insert, value)
+                };
+                match (before, (!live.is_empty()).then(|| extremes(&live))) {
+                    (None, Some(after)) => want.push((RowKind::Insert, after)),
+                    (Some(before), None) => want.push((RowKind::Delete, before)),
+                    (Some(before), Some(after)) if before != after => {
+                        want.push((RowKind::UpdateBefore, before));
+                        want.push((RowKind::UpdateAfter, after));
+                    }
+                    _ => {}
+                }
+                instances.batch(
+                    RecordBatch::try_new(
+                        schema.clone(),
+                        vec![
+                            Arc::new(StringArray::from(vec!["k"])),
+                            Arc::new(StringArray::from(vec![value])),
+                            Arc::new(UInt8Array::from(vec![kind as u8])),
+                        ],
+                    )
+                    .unwrap(),
+                );
+            }
+            let mut got = Vec::new();
+            for batch in &instances.output {
+                let (data, kinds) = split_row_kinds(batch).unwrap();
+                let text = |i: usize, row: usize| {
+                    let column = data.column(i).as_string::<i32>();
+                    column.is_valid(row).then(|| column.value(row).to_string())
+                };
+                for (row, kind) in kinds.expect("a changelog").into_iter().enumerate() {
+                    got.push((kind, (text(1, row), text(2, row))));
+                }
+            }
+            assert!(want.len() > 20, "the extremes change: {want:?}");
+            assert_eq!(got, want, "{backend:?}");
+        }
     }
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
 };
 use arrow_buffer::{ArrowNativeType, BooleanBuffer, NullBuffer, ScalarBuffer};
@@ -57,7 +57,7 @@ pub struct AggregateSpec {
 }
 
 /// What an aggregate folds its values into, with the input type already decided: integers
-/// (and timestamps) are folded as i64, floats as f64.
+/// (and timestamps) are folded as i64, floats as f64, strings as strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Count,
@@ -67,6 +67,9 @@ pub(crate) enum Kind {
     MaxInt,
     MinFloat,
     MaxFloat,
+    /// MIN and MAX of strings, which compare by their UTF-8 bytes as Flink's do.
+    MinText,
+    MaxText,
     Avg,
     DistinctWords,
     DistinctRows,
@@ -137,11 +140,14 @@ impl AggregateSpec {
             {
                 (self.pick(Kind::MinInt, Kind::MaxInt), input_type.clone())
             }
+            AggregateFunction::Min | AggregateFunction::Max if is_text(input_type) => {
+                (self.pick(Kind::MinText, Kind::MaxText), input_type.clone())
+            }
             AggregateFunction::Avg if integer || float => (Kind::Avg, DataType::Float64),
             _ => {
                 let expected = match self.function {
                     AggregateFunction::Min | AggregateFunction::Max => {
-                        "integer, floating-point or timestamp"
+                        "integer, floating-point, timestamp or string"
                     }
                     _ => "integer or floating-point",
                 };
@@ -206,10 +212,22 @@ impl Aggregate {
                     .as_primitive::<Float64Type>()
                     .clone(),
             ),
+            Kind::MinText | Kind::MaxText => Input::Text(
+                cast_with_options(column, &DataType::Utf8, &options)?
+                    .as_string::<i32>()
+                    .clone(),
+            ),
             Kind::DistinctWords => Input::Words(Words::read(column)?),
             Kind::DistinctRows => Input::Rows(HashedRows::read(column)?),
         })
     }
+}
+
+fn is_text(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 /// An aggregate's input for one batch.
@@ -221,6 +239,7 @@ pub(crate) enum Input {
     Valid(NullBuffer),
     Int(Int64Array),
     Float(Float64Array),
+    Text(StringArray),
     Words(Words),
     Rows(HashedRows),
 }
@@ -422,6 +441,58 @@ impl Fold for MaxFloat {
     }
 }
 
+/// The least or greatest string per slot; `None` until a non-null value reaches the slot.
+#[derive(Debug)]
+struct Texts {
+    greatest: bool,
+    values: Vec<Option<String>>,
+}
+
+impl Texts {
+    fn new(greatest: bool) -> Self {
+        Texts {
+            greatest,
+            values: Vec::new(),
+        }
+    }
+
+    fn fold(&mut self, slot: usize, value: &str) {
+        let beats = match &self.values[slot] {
+            None => true,
+            Some(kept) if self.greatest => value > kept.as_str(),
+            Some(kept) => value < kept.as_str(),
+        };
+        if beats {
+            self.values[slot] = Some(value.to_owned());
+        }
+    }
+
+    fn update(&mut self, texts: &StringArray, pairs: &[(u32, u32)]) {
+        for &(row, slot) in pairs {
+            if texts.is_valid(row as usize) {
+                self.fold(slot as usize, texts.value(row as usize));
+            }
+        }
+    }
+
+    fn merge(&mut self, dst: usize, src: usize) {
+        if let Some(value) = self.values[src].clone() {
+            self.fold(dst, &value);
+        }
+    }
+
+    fn results(&self, slots: &[u32], data_type: &DataType) -> ArrayRef {
+        let texts: ArrayRef = Arc::new(StringArray::from_iter(
+            slots.iter().map(|&s| self.values[s as usize].as_deref()),
+        ));
+        match data_type {
+            DataType::Utf8 => texts,
+            // LARGE or view strings in, the same out; a cast between string types cannot fail.
+            other => arrow_cast::cast(&texts, other).expect("strings cast to strings"),
+        }
+    }
+}
+
 /// A fold per slot, plus whether any non-null value reached it (no value gives null).
 #[derive(Debug)]
 struct Folded<F: Fold> {
@@ -499,6 +570,7 @@ enum State {
     MaxInt(Folded<MaxInt>),
     MinFloat(Folded<MinFloat>),
     MaxFloat(Folded<MaxFloat>),
+    Text(Texts),
     Avg { sums: Vec<f64>, counts: Vec<i64> },
     DistinctWords(Distinct<WordSet>),
     DistinctRows(Distinct<ByteSet>),
@@ -514,6 +586,8 @@ impl State {
             Kind::MaxInt => State::MaxInt(Folded::default()),
             Kind::MinFloat => State::MinFloat(Folded::default()),
             Kind::MaxFloat => State::MaxFloat(Folded::default()),
+            Kind::MinText => State::Text(Texts::new(false)),
+            Kind::MaxText => State::Text(Texts::new(true)),
             Kind::Avg => State::Avg {
                 sums: Vec::new(),
                 counts: Vec::new(),
@@ -532,6 +606,7 @@ impl State {
             State::MaxInt(f) => f.grow(),
             State::MinFloat(f) => f.grow(),
             State::MaxFloat(f) => f.grow(),
+            State::Text(t) => t.values.push(None),
             State::Avg { sums, counts } => {
                 sums.push(0.0);
                 counts.push(0);
@@ -550,6 +625,7 @@ impl State {
             State::MaxInt(f) => f.reset(slot),
             State::MinFloat(f) => f.reset(slot),
             State::MaxFloat(f) => f.reset(slot),
+            State::Text(t) => t.values[slot] = None,
             State::Avg { sums, counts } => {
                 sums[slot] = 0.0;
                 counts[slot] = 0;
@@ -563,6 +639,12 @@ impl State {
         match self {
             State::DistinctWords(d) => d.release(slots),
             State::DistinctRows(d) => d.release(slots),
+            // Strings are dropped now rather than when the slot is reused.
+            State::Text(t) => {
+                for &slot in slots {
+                    t.values[slot as usize] = None;
+                }
+            }
             // Fixed-size state, reset when the slot is reused.
             _ => {}
         }
@@ -586,6 +668,7 @@ impl State {
             (State::SumFloat(f), Input::Float(a)) => f.update(a.values(), a.nulls(), pairs),
             (State::MinFloat(f), Input::Float(a)) => f.update(a.values(), a.nulls(), pairs),
             (State::MaxFloat(f), Input::Float(a)) => f.update(a.values(), a.nulls(), pairs),
+            (State::Text(t), Input::Text(texts)) => t.update(texts, pairs),
             (State::Avg { sums, counts }, Input::Float(a)) => {
                 let values = a.values();
                 for &(row, slot) in pairs {
@@ -611,6 +694,7 @@ impl State {
             State::MaxInt(f) => f.merge(dst, src),
             State::MinFloat(f) => f.merge(dst, src),
             State::MaxFloat(f) => f.merge(dst, src),
+            State::Text(t) => t.merge(dst, src),
             State::Avg { sums, counts } => {
                 sums[dst] += sums[src];
                 counts[dst] += counts[src];
@@ -631,6 +715,7 @@ impl State {
             State::SumFloat(f) => float_array(f.results(slots)),
             State::MinFloat(f) => float_array(f.results(slots)),
             State::MaxFloat(f) => float_array(f.results(slots)),
+            State::Text(t) => t.results(slots, data_type),
             State::Avg { sums, counts } => {
                 let means: Vec<f64> = slots
                     .iter()
@@ -771,6 +856,62 @@ mod tests {
             min.is_null(1) && avg.is_null(1),
             "a reused slot starts empty"
         );
+    }
+
+    #[test]
+    fn strings_fold_by_their_bytes_merge_and_survive_a_snapshot() {
+        use AggregateFunction::*;
+        // Slot 0: "b", null, "ab", "é" (bytes above ASCII); slot 1: null; slot 2: "a".
+        let values: ArrayRef = Arc::new(arrow_array::LargeStringArray::from(vec![
+            Some("b"),
+            None,
+            Some("ab"),
+            Some("é"),
+            None,
+            Some("a"),
+        ]));
+        let slots = [0, 0, 0, 0, 1, 2];
+        let texts = |function| {
+            let array = run(spec(function), values.clone(), &slots).unwrap();
+            assert_eq!(
+                array.data_type(),
+                &DataType::LargeUtf8,
+                "the input's type out"
+            );
+            let array = array.as_string::<i64>();
+            (0..3)
+                .map(|i| array.is_valid(i).then(|| array.value(i).to_string()))
+                .collect::<Vec<_>>()
+        };
+        let text = |s: &str| Some(s.to_string());
+        assert_eq!(texts(Min), vec![text("ab"), None, text("a")]);
+        assert_eq!(texts(Max), vec![text("é"), None, text("a")]);
+
+        let schema = Schema::new(vec![Field::new("x", DataType::Utf8, true)]);
+        let aggregates = vec![spec(Max).resolve(&schema).unwrap()];
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(StringArray::from(vec!["x", "y"]))],
+        )
+        .unwrap();
+        let mut accumulators = Accumulators::new(&aggregates);
+        let (a, b) = (accumulators.alloc(), accumulators.alloc());
+        let mut updates = Updates::default();
+        updates.start(&aggregates, &batch).unwrap();
+        updates.push(0, a);
+        updates.push(1, b);
+        updates.finish(&mut accumulators);
+        accumulators.merge(a, b);
+        let mut snapshot = Vec::new();
+        accumulators.encode(a, &mut snapshot);
+        let restored = accumulators.decode_new(&snapshot).unwrap();
+        let results = accumulators.results(&[a, restored]);
+        let results = results[0].as_string::<i32>();
+        assert_eq!((results.value(0), results.value(1)), ("y", "y"));
+
+        let mut min = Accumulators::new(&[spec(Min).resolve(batch.schema_ref()).unwrap()]);
+        let err = min.decode_new(&snapshot).unwrap_err();
+        assert!(err.contains("kind 12"), "MAX's state is not MIN's: {err}");
     }
 
     #[test]

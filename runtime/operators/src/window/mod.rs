@@ -188,6 +188,7 @@ mod validation_tests {
             agg(Min, Some("u64"), "min_u64"),
             agg(Max, Some("f32"), "max_f32"),
             agg(Max, Some("at"), "max_at"),
+            agg(Min, Some("k"), "min_k"),
             agg(Avg, Some("i8"), "avg_i8"),
             agg(CountDistinct, Some("k"), "distinct_k"),
             agg(CountDistinct, Some("f32"), "distinct_f32"),
@@ -210,6 +211,7 @@ mod validation_tests {
                 DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
                 true,
             ),
+            Field::new("min_k", DataType::Utf8, true),
             Field::new("avg_i8", DataType::Float64, true),
             Field::new("distinct_k", DataType::Int64, false),
             Field::new("distinct_f32", DataType::Int64, false),
@@ -252,8 +254,11 @@ mod validation_tests {
             message.contains("'at'") && message.contains("AVG"),
             "{message}"
         );
-        let message = error(spec(vec![agg(Min, Some("k"), "least")]));
-        assert!(message.contains("timestamp"), "{message}");
+        let message = error(spec(vec![agg(Min, Some("tags"), "least")]));
+        assert!(
+            message.contains("'tags'") && message.contains("timestamp or string"),
+            "{message}"
+        );
 
         let message = error(spec(vec![agg(Max, None, "top")]));
         assert!(

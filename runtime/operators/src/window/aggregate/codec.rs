@@ -2,8 +2,8 @@
 //! kind of state it keeps, then that state for the window's slot. The tag makes a snapshot of a
 //! window with other aggregates fail to restore rather than restore as nonsense.
 
-use super::{Accumulators, Fold, Folded, State};
-use crate::window::bytes::{Malformed, Reader, put_f64, put_i64};
+use super::{Accumulators, Fold, Folded, State, Texts};
+use crate::window::bytes::{Malformed, Reader, put_bytes, put_f64, put_i64};
 
 impl Accumulators {
     /// Appends the state of `slot`.
@@ -59,6 +59,8 @@ impl State {
             State::Avg { .. } => 8,
             State::DistinctWords(_) => 9,
             State::DistinctRows(_) => 10,
+            State::Text(t) if t.greatest => 12,
+            State::Text(_) => 11,
         }
     }
 
@@ -71,6 +73,7 @@ impl State {
             State::MaxInt(f) => f.encode(slot, out),
             State::MinFloat(f) => f.encode(slot, out),
             State::MaxFloat(f) => f.encode(slot, out),
+            State::Text(t) => t.encode(slot, out),
             State::Avg { sums, counts } => {
                 put_f64(out, sums[slot]);
                 put_i64(out, counts[slot]);
@@ -94,6 +97,7 @@ impl State {
             State::MaxInt(f) => f.decode(slot, reader, what)?,
             State::MinFloat(f) => f.decode(slot, reader, what)?,
             State::MaxFloat(f) => f.decode(slot, reader, what)?,
+            State::Text(t) => t.decode(slot, reader, what)?,
             State::Avg { sums, counts } => {
                 sums[slot] = reader.f64(what)?;
                 counts[slot] = reader.i64(what)?;
@@ -148,6 +152,33 @@ where
     ) -> Result<(), Malformed> {
         self.seen[slot] = reader.bool(what)?;
         self.values[slot] = F::T::read(reader, what)?;
+        Ok(())
+    }
+}
+
+impl Texts {
+    fn encode(&self, slot: usize, out: &mut Vec<u8>) {
+        out.push(u8::from(self.values[slot].is_some()));
+        if let Some(value) = &self.values[slot] {
+            put_bytes(out, value.as_bytes());
+        }
+    }
+
+    fn decode(
+        &mut self,
+        slot: usize,
+        reader: &mut Reader<'_>,
+        what: &str,
+    ) -> Result<(), Malformed> {
+        self.values[slot] = match reader.bool(what)? {
+            false => None,
+            true => {
+                let bytes = reader.bytes(what)?;
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|e| format!("{what} is not a UTF-8 string: {e}"))?;
+                Some(text.to_owned())
+            }
+        };
         Ok(())
     }
 }
