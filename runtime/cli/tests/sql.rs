@@ -1100,6 +1100,74 @@ impl RangeCounts {
     }
 }
 
+/// CONCAT, REGEXP_REPLACE, COALESCE and IFNULL give Flink's results, by brute force over the
+/// same bids: CONCAT is NULL when an argument is (DataFusion's skips it), REGEXP_REPLACE
+/// replaces every match (DataFusion's the first) and reads `$n` as Java does, COALESCE and
+/// IFNULL take the first value that is not NULL.
+#[test]
+fn flink_string_functions_give_flinks_results() {
+    const EVENTS: u64 = 3_000;
+    let sql = format!(
+        "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, \
+             url VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR) \
+         WITH ('connector' = 'nexmark', 'nexmark.table' = 'bid', 'events' = '{EVENTS}');
+         CREATE TABLE out (auction BIGINT, joined VARCHAR, vowels VARCHAR, swapped VARCHAR, \
+             chosen VARCHAR, kept VARCHAR) WITH ('connector' = 'print');
+         INSERT INTO out SELECT auction,
+             CONCAT(NULLIF(channel, 'Google'), '|', url),
+             REGEXP_REPLACE(url, '[aeiou]', '_'),
+             REGEXP_REPLACE(url, '([a-z_]+)=([0-9]+)', '$2=$1'),
+             COALESCE(NULLIF(channel, 'Apple'), CAST(NULL AS VARCHAR), 'none'),
+             IFNULL(NULLIF(channel, 'Baidu'), 'was baidu')
+         FROM bid;"
+    );
+    // `name=digits` pairs of the query string swapped, as `$2=$1` does to each.
+    let swapped = |url: &str| match url.split_once('?') {
+        None => url.to_string(),
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| {
+                    let (name, value) = pair.split_once('=').expect("name=value");
+                    assert!(value.chars().all(|c| c.is_ascii_digit()), "{url}");
+                    format!("{value}={name}")
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+    };
+    let mut want: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    for bid in nexmark_bids(EVENTS) {
+        let or = |keep: bool, value: String, other: &str| {
+            if keep { value } else { other.to_string() }
+        };
+        let row = vec![
+            bid.auction.to_string(),
+            or(
+                bid.channel != "Google",
+                format!("{}|{}", bid.channel, bid.url),
+                "null",
+            ),
+            bid.url
+                .chars()
+                .map(|c| if "aeiou".contains(c) { '_' } else { c })
+                .collect(),
+            swapped(&bid.url),
+            or(bid.channel != "Apple", bid.channel.clone(), "none"),
+            or(bid.channel != "Baidu", bid.channel.clone(), "was baidu"),
+        ];
+        *want.entry(row).or_default() += 1;
+    }
+    let rows = || want.keys();
+    assert!(rows().any(|r| r[1] == "null") && rows().any(|r| r[1] != "null"));
+    assert!(
+        rows().any(|r| r[3].contains("=channel_id")),
+        "two pairs swapped"
+    );
+    assert!(rows().any(|r| r[4] == "none") && rows().any(|r| r[5] == "was baidu"));
+    assert_prints_inserts(&sql, 2, &want);
+}
+
 /// Nexmark q15 as written in `examples/q15.sql` (fewer events, a print sink): per day, bids,
 /// distinct bidders and distinct auctions, in all and per price range (COUNT and
 /// COUNT(DISTINCT) with FILTER). The table its changes leave must be the brute-force counts.

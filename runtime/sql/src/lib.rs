@@ -3,12 +3,14 @@
 //! functions), and the plans are translated into one Spate stream graph.
 
 mod catalog;
+mod concat;
 mod ddl;
 mod depth;
 mod error;
 mod exec;
 mod flink;
 mod functions;
+mod regexp_replace;
 mod rewrite;
 mod string_functions;
 mod translate;

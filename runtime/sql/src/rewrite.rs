@@ -4,21 +4,27 @@
 //!   `spate_window_end(TUMBLE(t, i))`; likewise HOP and SESSION;
 //! * `MOD(a, b)`, which is `a % b` (both truncate towards zero);
 //! * `DATE_FORMAT(t, 'yyyy-MM-dd')`, which is `to_char(t, '%Y-%m-%d')`: Java's date pattern
-//!   (Flink's) in chrono's terms.
+//!   (Flink's) in chrono's terms;
+//! * `COALESCE(a, b, ...)`, which is `CASE WHEN a IS NOT NULL THEN a ... ELSE <the last> END`
+//!   (DataFusion only runs COALESCE after its optimizer has rewritten it so), and `IFNULL(a, b)`
+//!   (with DataFusion's `NVL`), which is `COALESCE(a, b)`.
 //!
 //! And it checks what can be checked before a job runs: the literal pattern of a
-//! `REGEXP_EXTRACT` must compile (Flink would return NULL for every row).
+//! `REGEXP_EXTRACT` or `REGEXP_REPLACE` must compile (Flink would return NULL for every row),
+//! and a function whose Flink meaning Spate cannot give yet is refused by name.
 
 use std::ops::ControlFlow;
 
+use datafusion_sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion_sql::sqlparser::ast::{
-    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
     FunctionArguments, Ident, ObjectName, ObjectNamePart, Spanned, Statement, Value, ValueWithSpan,
     visit_expressions_mut,
 };
 
 use crate::error::SqlError;
 use crate::functions::WINDOW_END;
+use crate::regexp_replace::matches_empty;
 use crate::string_functions::check_pattern;
 
 pub fn flink_functions(statement: &mut Statement) -> Result<(), SqlError> {
@@ -38,11 +44,50 @@ pub fn flink_functions(statement: &mut Statement) -> Result<(), SqlError> {
             }));
             return ControlFlow::Continue(());
         }
-        if name == "REGEXP_EXTRACT"
-            && let Err(e) = regexp_literal(function)
+        if let Some(why) = refused(&name) {
+            failure = Some(SqlError::unsupported(
+                Some(function.name.span().start.into()),
+                format!("{name}: {why}"),
+            ));
+            return ControlFlow::Break(());
+        }
+        if (name == "REGEXP_EXTRACT" || name == "REGEXP_REPLACE")
+            && let Err(e) = regexp_literal(&name, function)
         {
             failure = Some(e);
             return ControlFlow::Break(());
+        }
+        if matches!(name.as_str(), "IFNULL" | "NVL")
+            && unnamed_args(function).is_none_or(|args| args.len() != 2)
+        {
+            failure = Some(SqlError::unsupported(
+                Some(function.name.span().start.into()),
+                format!("{name} with other than two arguments ({name}(value, replacement))"),
+            ));
+            return ControlFlow::Break(());
+        }
+        if matches!(name.as_str(), "COALESCE" | "IFNULL" | "NVL")
+            && let Some(args) = unnamed_args(function)
+            && let Some((last, first)) = args.split_last()
+        {
+            *expr = if first.is_empty() {
+                last.clone()
+            } else {
+                Expr::Case {
+                    case_token: AttachedToken::empty(),
+                    end_token: AttachedToken::empty(),
+                    operand: None,
+                    conditions: first
+                        .iter()
+                        .map(|arg| CaseWhen {
+                            condition: Expr::IsNotNull(Box::new(arg.clone())),
+                            result: arg.clone(),
+                        })
+                        .collect(),
+                    else_result: Some(Box::new(last.clone())),
+                }
+            };
+            return ControlFlow::Continue(());
         }
         if name == "DATE_FORMAT" {
             match date_format(function) {
@@ -78,9 +123,28 @@ pub fn flink_functions(statement: &mut Statement) -> Result<(), SqlError> {
     failure.map_or(Ok(()), Err)
 }
 
-/// A literal pattern of REGEXP_EXTRACT that does not compile, refused at its position: at run
-/// time it would make every result NULL, which is never what was meant.
-fn regexp_literal(function: &Function) -> Result<(), SqlError> {
+/// Why a function Flink has is refused, if it is: Spate cannot give its Flink meaning yet.
+fn refused(name: &str) -> Option<&'static str> {
+    match name {
+        "NOW"
+        | "CURRENT_TIMESTAMP"
+        | "LOCALTIMESTAMP"
+        | "CURRENT_DATE"
+        | "CURRENT_TIME"
+        | "LOCALTIME"
+        | "CURRENT_ROW_TIMESTAMP" => Some(
+            "Flink evaluates it for every record in a streaming job, as a TIMESTAMP_LTZ or in \
+             the session time zone, which Spate does not have yet",
+        ),
+        _ => None,
+    }
+}
+
+/// A literal pattern of REGEXP_EXTRACT or REGEXP_REPLACE that does not compile, refused at its
+/// position: at run time it would make every result NULL, which is never what was meant. So is
+/// a pattern of REGEXP_REPLACE that can match the empty string: Java puts empty matches next to
+/// others where the `regex` crate does not, so the results could differ from Flink's.
+fn regexp_literal(name: &str, function: &Function) -> Result<(), SqlError> {
     let args = unnamed_args(function).unwrap_or_default();
     let Some(
         literal @ Expr::Value(ValueWithSpan {
@@ -91,11 +155,21 @@ fn regexp_literal(function: &Function) -> Result<(), SqlError> {
     else {
         return Ok(());
     };
+    let at = literal.span().start.into();
+    if name == "REGEXP_REPLACE" && matches_empty(pattern) == Some(true) {
+        return Err(SqlError::unsupported(
+            Some(at),
+            format!(
+                "REGEXP_REPLACE with the pattern '{pattern}', which can match the empty string \
+                 (Java places such matches differently from Spate's regex engine)"
+            ),
+        ));
+    }
     check_pattern(pattern).map_err(|why| {
         SqlError::at(
-            literal.span().start.into(),
+            at,
             format!(
-                "REGEXP_EXTRACT pattern '{pattern}' is not a valid regular expression \
+                "{name} pattern '{pattern}' is not a valid regular expression \
                  (Spate's dialect is the regex crate's: no look-around or back-references): {why}"
             ),
         )

@@ -6,11 +6,14 @@
 //! * `SPLIT_INDEX(str, separator, index)`: part `index` (from 0) of `str` split at every
 //!   `separator` (the whole string, empty parts kept; an empty separator splits at whitespace);
 //!   NULL when there is no such part, `index` is negative, `str` is empty or an argument is NULL.
+//! * `REGEXP_REPLACE(str, regex, replacement)`: every match replaced (DataFusion's replaces the
+//!   first only), see `regexp_replace.rs`.
 //!
 //! Patterns are in the `regex` crate's dialect, not Java's: no look-around or back-references
 //! (a literal pattern that uses them is refused at planning, `rewrite.rs`), and `\d`, `\w` and
 //! `\s` take Unicode's classes rather than ASCII's.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::Array;
@@ -23,18 +26,28 @@ use datafusion_expr::{
 };
 use regex::Regex;
 
+use crate::concat::concat;
+use crate::regexp_replace::{Replacement, replace_all};
+
 pub fn string_functions() -> Vec<Arc<ScalarUDF>> {
-    [Function::RegexpExtract, Function::SplitIndex]
-        .into_iter()
-        .map(|function| Arc::new(ScalarUDF::new_from_impl(StringFunction::new(function))))
-        .collect()
+    [
+        Function::RegexpExtract,
+        Function::SplitIndex,
+        Function::RegexpReplace,
+    ]
+    .into_iter()
+    .map(|function| Arc::new(ScalarUDF::new_from_impl(StringFunction::new(function))))
+    .chain([concat()])
+    .collect()
 }
 
-/// Both take (string, string, integer), the integer optional for REGEXP_EXTRACT.
+/// Each takes two strings and a third argument, an integer (optional for REGEXP_EXTRACT) or a
+/// string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Function {
     RegexpExtract,
     SplitIndex,
+    RegexpReplace,
 }
 
 impl Function {
@@ -42,6 +55,7 @@ impl Function {
         match self {
             Function::RegexpExtract => "REGEXP_EXTRACT(str, regex [, group])",
             Function::SplitIndex => "SPLIT_INDEX(str, separator, index)",
+            Function::RegexpReplace => "REGEXP_REPLACE(str, regex, replacement)",
         }
     }
 
@@ -49,7 +63,16 @@ impl Function {
     fn required(self) -> usize {
         match self {
             Function::RegexpExtract => 2,
-            Function::SplitIndex => 3,
+            Function::SplitIndex | Function::RegexpReplace => 3,
+        }
+    }
+
+    fn params(self) -> [Param; 3] {
+        match self {
+            Function::RegexpExtract | Function::SplitIndex => {
+                [Param::Text, Param::Text, Param::Integer]
+            }
+            Function::RegexpReplace => [Param::Text; 3],
         }
     }
 }
@@ -77,8 +100,6 @@ enum Param {
     Integer,
 }
 
-const PARAMS: [Param; 3] = [Param::Text, Param::Text, Param::Integer];
-
 impl Param {
     fn data_type(self) -> DataType {
         match self {
@@ -103,6 +124,7 @@ impl ScalarUDFImpl for StringFunction {
         match self.function {
             Function::RegexpExtract => "regexp_extract",
             Function::SplitIndex => "split_index",
+            Function::RegexpReplace => "regexp_replace",
         }
     }
 
@@ -113,17 +135,18 @@ impl ScalarUDFImpl for StringFunction {
     /// The types the arguments are cast to, or an error naming the function and its usage.
     fn coerce_types(&self, given: &[DataType]) -> Result<Vec<DataType>> {
         let (usage, required) = (self.function.usage(), self.function.required());
-        if given.len() < required || given.len() > PARAMS.len() {
-            let takes = if required == PARAMS.len() {
+        let params = self.function.params();
+        if given.len() < required || given.len() > params.len() {
+            let takes = if required == params.len() {
                 required.to_string()
             } else {
-                format!("{required} to {}", PARAMS.len())
+                format!("{required} to {}", params.len())
             };
             return plan_err!("{usage} takes {takes} arguments, not {}", given.len());
         }
         given
             .iter()
-            .zip(PARAMS)
+            .zip(params)
             .enumerate()
             .map(|(i, (given, param))| {
                 if param.accepts(given) {
@@ -147,28 +170,71 @@ impl ScalarUDFImpl for StringFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        // Patterns are literals nearly always: each run of one pattern compiles once.
+        let mut compiled: Option<(String, Option<Regex>)> = None;
+        let mut compile = move |pattern: &str| {
+            if compiled.as_ref().is_none_or(|(p, _)| p != pattern) {
+                compiled = Some((pattern.to_string(), Regex::new(pattern).ok()));
+            }
+            compiled.as_ref().and_then(|(_, regex)| regex.clone())
+        };
         match self.function {
-            Function::RegexpExtract => {
-                // Patterns are literals nearly always: each run of one pattern compiles once.
-                let mut compiled: Option<(String, Option<Regex>)> = None;
-                map_rows(&args, 0, |text, pattern, group| {
-                    if compiled.as_ref().is_none_or(|(p, _)| p != pattern) {
-                        compiled = Some((pattern.to_string(), Regex::new(pattern).ok()));
+            Function::RegexpExtract => map_rows(&args, |text, pattern, group| {
+                extract(&compile(pattern)?, text, group.integer()).map(Cow::Borrowed)
+            }),
+            Function::SplitIndex => map_rows(&args, |text, separator, index| {
+                split_index(text, separator, index.integer()).map(Cow::Borrowed)
+            }),
+            Function::RegexpReplace => {
+                // A replacement is read against its pattern's groups.
+                let mut parsed: Option<(String, String, Option<Replacement>)> = None;
+                map_rows(&args, |text, pattern, template| {
+                    let regex = compile(pattern)?;
+                    let template = template.text();
+                    if parsed
+                        .as_ref()
+                        .is_none_or(|(p, t, _)| p != pattern || t != template)
+                    {
+                        let replacement = Replacement::parse(template, &regex);
+                        parsed = Some((pattern.to_string(), template.to_string(), replacement));
                     }
-                    extract(compiled.as_ref()?.1.as_ref()?, text, group)
+                    let replacement = parsed.as_ref()?.2.as_ref()?;
+                    Some(replace_all(&regex, text, replacement))
                 })
             }
-            Function::SplitIndex => map_rows(&args, 0, split_index),
         }
     }
 }
 
-/// Runs `row` over the rows of a call's (string, string [, integer]) arguments, literals
-/// repeated and `default` for a missing integer; NULL where any argument is.
+/// A row's third argument: REGEXP_EXTRACT's group (0 when not given), SPLIT_INDEX's index or
+/// REGEXP_REPLACE's replacement.
+#[derive(Debug, Clone, Copy)]
+enum Third<'a> {
+    Integer(i64),
+    Text(&'a str),
+}
+
+impl<'a> Third<'a> {
+    fn integer(self) -> i64 {
+        match self {
+            Third::Integer(n) => n,
+            Third::Text(_) => unreachable!("coerce_types makes it an integer"),
+        }
+    }
+
+    fn text(self) -> &'a str {
+        match self {
+            Third::Text(text) => text,
+            Third::Integer(_) => unreachable!("coerce_types makes it a string"),
+        }
+    }
+}
+
+/// Runs `row` over the rows of a call's arguments, literals repeated and 0 for a missing third
+/// one; NULL where any argument is.
 fn map_rows(
     args: &ScalarFunctionArgs,
-    default: i64,
-    mut row: impl for<'a> FnMut(&'a str, &str, i64) -> Option<&'a str>,
+    mut row: impl for<'a> FnMut(&'a str, &'a str, Third<'a>) -> Option<Cow<'a, str>>,
 ) -> Result<ColumnarValue> {
     let arrays = args
         .args
@@ -177,15 +243,28 @@ fn map_rows(
         .collect::<Result<Vec<_>>>()?;
     let text = as_string_array(&arrays[0])?;
     let strings = as_string_array(&arrays[1])?;
-    let integers = arrays.get(2).map(|a| as_int64_array(a)).transpose()?;
+    let third = arrays.get(2);
+    let integers = third
+        .filter(|a| a.data_type() == &DataType::Int64)
+        .map(|a| as_int64_array(a))
+        .transpose()?;
+    let texts = third
+        .filter(|a| a.data_type() == &DataType::Utf8)
+        .map(|a| as_string_array(a))
+        .transpose()?;
     let mut out = StringBuilder::with_capacity(text.len(), 0);
     for i in 0..text.len() {
-        if text.is_null(i) || strings.is_null(i) || integers.is_some_and(|n| n.is_null(i)) {
-            out.append_null();
-            continue;
+        let third = match (integers, texts) {
+            (Some(n), _) => n.is_valid(i).then(|| Third::Integer(n.value(i))),
+            (_, Some(t)) => t.is_valid(i).then(|| Third::Text(t.value(i))),
+            (None, None) => Some(Third::Integer(0)),
+        };
+        match third {
+            Some(third) if text.is_valid(i) && strings.is_valid(i) => {
+                out.append_option(row(text.value(i), strings.value(i), third));
+            }
+            _ => out.append_null(),
         }
-        let integer = integers.map_or(default, |n| n.value(i));
-        out.append_option(row(text.value(i), strings.value(i), integer));
     }
     Ok(ColumnarValue::Array(Arc::new(out.finish())))
 }

@@ -293,3 +293,40 @@ fn flink_string_functions_name_what_is_wrong_with_their_arguments() {
         "{text}"
     );
 }
+
+#[test]
+fn functions_spate_cannot_give_flinks_meaning_are_refused_by_name() {
+    let (text, at) = error(
+        "CREATE TABLE out2 (a BIGINT, t TIMESTAMP(3)) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out2\nSELECT auction, NOW() FROM bid;",
+    );
+    assert_eq!(at, Some((line(3), 17)), "{text}");
+    assert!(
+        text.contains("NOW: Flink evaluates it for every record") && text.contains("TIMESTAMP_LTZ"),
+        "{text}"
+    );
+    assert_eq!(text.matches("NOW:").count(), 1, "said once: {text}");
+    let (text, _) = error(
+        "CREATE TABLE out2 (a BIGINT, t TIMESTAMP(3)) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out2 SELECT auction, CURRENT_TIMESTAMP FROM bid;",
+    );
+    assert!(
+        text.contains("CURRENT_TIMESTAMP: Flink evaluates"),
+        "{text}"
+    );
+
+    let (text, at) = error(
+        "CREATE TABLE out2 (a VARCHAR) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out2 SELECT REGEXP_REPLACE(url, 'x*', '-') FROM bid;",
+    );
+    assert_eq!(at, Some((line(2), 45)), "{text}");
+    assert!(text.contains("can match the empty string"), "{text}");
+    let (text, _) = error(
+        "CREATE TABLE out2 (a VARCHAR) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out2 SELECT CONCAT(url, price) FROM bid;",
+    );
+    assert!(
+        text.contains("CONCAT(s1, s2, ...): argument 2 is Int64, not a string"),
+        "{text}"
+    );
+}
