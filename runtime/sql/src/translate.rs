@@ -37,6 +37,7 @@ use crate::ddl::TableDef;
 use crate::error::{Position, SqlError, planning_error};
 use crate::exec::{ComputedSource, ExprFilter, ExprProject, Reshape};
 use crate::functions::{GROUP_WINDOWS, WINDOW_END};
+use crate::types::writes_into;
 
 /// The output of a translated plan node.
 #[derive(Clone)]
@@ -275,9 +276,12 @@ impl Translator<'_> {
         let mut columns = Vec::new();
         for (i, target) in wanted.fields().iter().enumerate() {
             let from = produced.field(i).data_type();
-            if from != target.data_type() && !arrow_cast::can_cast_types(from, target.data_type()) {
+            // Flink refuses what it cannot cast implicitly; casting anyway would turn every
+            // value that does not parse into NULL.
+            if !writes_into(from, target.data_type()) {
                 return Err(self.error(format!(
-                    "INSERT INTO {}: column {} ('{}') is {from} in the query and cannot become {}",
+                    "INSERT INTO {}: column {} ('{}') is {from} in the query, which Flink does \
+                     not write into a {} column (CAST it in the query)",
                     def.name,
                     i + 1,
                     target.name(),

@@ -38,3 +38,70 @@ pub fn arrow_type(sql: &SqlType) -> Option<DataType> {
         _ => return None,
     })
 }
+
+/// Whether a query column of type `from` may be written into a sink column of type `to`:
+/// Flink's implicit casts (`LogicalTypeCasts.supportsImplicitCast`), which its INSERT applies
+/// and beyond which it refuses the statement: integers and floats only widen, strings stay
+/// strings, timestamps change precision. One addition: a float into a DECIMAL column, since
+/// Spate types decimal arithmetic (`0.908 * price`) as DOUBLE where Flink types it DECIMAL.
+pub fn writes_into(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    /// Rank in Flink's order of widening numeric types.
+    fn rank(data_type: &DataType) -> Option<u8> {
+        Some(match data_type {
+            Int8 => 1,
+            Int16 => 2,
+            Int32 => 3,
+            Int64 => 4,
+            Decimal128(..) | Decimal256(..) => 5,
+            Float32 => 6,
+            Float64 => 7,
+            _ => return None,
+        })
+    }
+    match (from, to) {
+        _ if from == to => true,
+        (Null, _) => true,
+        (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => true,
+        (Timestamp(_, None), Timestamp(_, None)) => true,
+        (Timestamp(_, None), Date32) => true,
+        (Float32 | Float64, Decimal128(..) | Decimal256(..)) => true,
+        _ => matches!((rank(from), rank(to)), (Some(f), Some(t)) if f <= t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinks_take_what_flink_casts_implicitly() {
+        use DataType::*;
+        let ms = Timestamp(TimeUnit::Millisecond, None);
+        let us = Timestamp(TimeUnit::Microsecond, None);
+        for (from, to) in [
+            (Int32, Int64),
+            (Int64, Float64),
+            (Int64, Decimal128(23, 3)),
+            (Float32, Float64),
+            (Float64, Decimal128(23, 3)),
+            (Utf8View, Utf8),
+            (Null, Int32),
+            (ms.clone(), us.clone()),
+            (us, Date32),
+        ] {
+            assert!(writes_into(&from, &to), "{from} into {to}");
+        }
+        for (from, to) in [
+            (Utf8, Int64),
+            (Int64, Int32),
+            (Float64, Int64),
+            (Float64, Float32),
+            (Int64, Utf8),
+            (Boolean, Int32),
+            (ms, Int64),
+        ] {
+            assert!(!writes_into(&from, &to), "{from} into {to}");
+        }
+    }
+}

@@ -247,6 +247,26 @@ fn the_sink_shape_is_checked() {
         text.contains("produces 1 column(s) but the table has 2 (a, b)"),
         "{text}"
     );
+    // A string into a BIGINT column would be NULL wherever it does not parse: Flink refuses it.
+    let (text, at) = error("INSERT INTO out1\nSELECT auction, channel FROM bid;");
+    assert_eq!(at.map(|(line, _)| line), Some(line(1)), "{text}");
+    assert!(
+        text.contains(
+            "column 2 ('b') is Utf8 in the query, which Flink does not write into a Int64 column"
+        ),
+        "{text}"
+    );
+    // Narrowing too; widening is fine.
+    let (text, _) = error(
+        "CREATE TABLE out2 (a INT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out2 SELECT auction FROM bid;",
+    );
+    assert!(text.contains("is Int64 in the query"), "{text}");
+    let sql = format!(
+        "{BID}CREATE TABLE out2 (a DOUBLE, b TIMESTAMP(6)) WITH ('connector' = 'blackhole');
+         INSERT INTO out2 SELECT CAST(auction AS INT), dateTime FROM bid;"
+    );
+    spate_sql::plan(&sql, 2).unwrap();
 }
 
 #[test]
