@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use spate_proto::v1::worker_client::WorkerClient;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::record::JobRecord;
@@ -21,34 +19,29 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 /// restores, so a deadline made for small control messages would fail good deployments.
 pub const DEPLOY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A worker's control client: every call carries a deadline, [`RPC_TIMEOUT`] unless the call
-/// set its own (`tonic::Request::set_timeout`).
-pub type ControlClient = WorkerClient<InterceptedService<Channel, DefaultDeadline>>;
-
-/// Gives a call without a deadline the control path's one.
-#[derive(Clone, Copy, Debug)]
-pub struct DefaultDeadline;
-
-impl Interceptor for DefaultDeadline {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if !request.metadata().contains_key("grpc-timeout") {
-            request.set_timeout(RPC_TIMEOUT);
-        }
-        Ok(request)
-    }
+/// A worker's control clients, each connecting when first used: one for deployments and one
+/// for every other call, each with its deadline. The deadlines are the channels' own, so the
+/// JobMaster stops waiting but the worker is not told to: a call past its deadline still runs
+/// to its end there (a per-call `grpc-timeout` would make the worker drop it half-way).
+#[derive(Clone)]
+pub struct ControlClient {
+    calls: WorkerClient<Channel>,
+    deploys: WorkerClient<Channel>,
 }
 
-/// A client that connects when first used. The deadline is per call rather than the channel's,
-/// because tonic keeps the shorter of the two and deployment needs a longer one.
-pub fn lazy_client(address: &str) -> anyhow::Result<ControlClient> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))?.connect_timeout(RPC_TIMEOUT);
-    Ok(WorkerClient::with_interceptor(
-        endpoint.connect_lazy(),
-        DefaultDeadline,
-    ))
+impl ControlClient {
+    pub fn lazy(address: &str) -> anyhow::Result<Self> {
+        let client = |deadline| -> anyhow::Result<WorkerClient<Channel>> {
+            let endpoint = Endpoint::from_shared(format!("http://{address}"))?
+                .connect_timeout(RPC_TIMEOUT)
+                .timeout(deadline);
+            Ok(WorkerClient::new(endpoint.connect_lazy()))
+        };
+        Ok(ControlClient {
+            calls: client(RPC_TIMEOUT)?,
+            deploys: client(DEPLOY_TIMEOUT)?,
+        })
+    }
 }
 
 /// The clients of the registered workers, by worker id.
@@ -66,10 +59,19 @@ impl WorkerClients {
         )
     }
 
-    pub fn get(&self, worker_id: &str) -> anyhow::Result<ControlClient> {
+    /// The client of every call but deployment.
+    pub fn get(&self, worker_id: &str) -> anyhow::Result<WorkerClient<Channel>> {
+        Ok(self.control(worker_id)?.calls.clone())
+    }
+
+    /// The client of deployments.
+    pub fn deployer(&self, worker_id: &str) -> anyhow::Result<WorkerClient<Channel>> {
+        Ok(self.control(worker_id)?.deploys.clone())
+    }
+
+    fn control(&self, worker_id: &str) -> anyhow::Result<&ControlClient> {
         self.0
             .get(worker_id)
-            .cloned()
             .with_context(|| format!("unknown worker {worker_id}"))
     }
 }

@@ -9,7 +9,7 @@ use spate_proto::v1::{
 use tracing::{info, info_span, warn};
 
 use crate::checkpoint::{CheckpointTasks, TaskRef};
-use crate::clients::{ControlClient, lazy_client};
+use crate::clients::ControlClient;
 use crate::placement::{Assignment, Placement, SlotRef};
 use crate::throughput::Throughput;
 
@@ -213,7 +213,7 @@ impl JobRecord {
 
     /// A worker (re)registered: its earlier entry, if any, is replaced.
     pub fn register(&mut self, r: RegisterWorkerRequest) -> Result<(), String> {
-        let client = lazy_client(&r.control_address)
+        let client = ControlClient::lazy(&r.control_address)
             .map_err(|e| format!("control address '{}': {e}", r.control_address))?;
         info!(worker = %r.worker_id, pid = r.pid, slots = r.slots.len(), data = %r.data_address, tasks = r.tasks.len(), "worker registered");
         self.workers.retain(|w| w.id != r.worker_id);

@@ -7,7 +7,6 @@ use spate_proto::v1::{CheckpointConfig, DeployTaskRequest, JobSpec, JobState, Ta
 
 use super::{Job, Restarting, Running, Transition, TransitionTo};
 use crate::checkpoint::task_restore;
-use crate::clients::DEPLOY_TIMEOUT;
 use crate::failover::{Failure, FailureCause};
 use crate::placement::{Placement, deployment};
 use crate::record::TaskEntry;
@@ -108,15 +107,13 @@ async fn deploy(
 ) -> Result<(), FailureCause> {
     let clients = job.owner.clients();
     let deployments = requests.into_iter().map(|(worker, request)| {
-        let client = clients.get(&worker);
+        let client = clients.deployer(&worker);
         async move {
             let task = request.task.clone().unwrap_or_default();
             let task = (task.vertex, task.subtask);
-            let mut call = tonic::Request::new(request);
-            call.set_timeout(DEPLOY_TIMEOUT);
             let sent = match client {
                 Ok(mut client) => client
-                    .deploy_task(call)
+                    .deploy_task(request)
                     .await
                     .map(|_| ())
                     .map_err(|s| (s.code() == tonic::Code::DataLoss, s.message().to_string())),
