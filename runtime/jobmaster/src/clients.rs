@@ -48,6 +48,12 @@ impl ControlClient {
 #[derive(Clone, Default)]
 pub struct WorkerClients(BTreeMap<String, ControlClient>);
 
+impl FromIterator<(String, ControlClient)> for WorkerClients {
+    fn from_iter<I: IntoIterator<Item = (String, ControlClient)>>(clients: I) -> Self {
+        WorkerClients(clients.into_iter().collect())
+    }
+}
+
 impl WorkerClients {
     pub fn of(record: &JobRecord) -> Self {
         WorkerClients(

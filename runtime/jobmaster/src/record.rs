@@ -184,6 +184,7 @@ impl JobRecord {
                     id: t.id.clone(),
                     worker_id: t.worker_id().to_string(),
                     is_source: t.is_source,
+                    finished: t.state == TaskState::Finished,
                 };
                 ((t.id.vertex, t.id.subtask), task)
             })

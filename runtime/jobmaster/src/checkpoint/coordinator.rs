@@ -26,12 +26,16 @@ use crate::clients::WorkerClients;
 use crate::failover::FailureCause;
 
 /// The id under which tasks commit the final snapshot (spate-task's `FINAL_SNAPSHOT`).
-const FINAL_SNAPSHOT: u64 = u64::MAX;
+pub(super) const FINAL_SNAPSHOT: u64 = u64::MAX;
 /// How long a starting JobMaster waits for unreachable checkpoint storage before it gives up.
 const STORAGE_WAIT: Duration = Duration::from_secs(600);
 /// A final checkpoint whose metadata could not be written is written again this much later,
 /// not at every round: each try counts as a failed checkpoint.
 const FINAL_RETRY: Duration = Duration::from_secs(1);
+/// The final checkpoint's notice is sent again this often to the tasks that have not finished:
+/// a notice lost on the way (a worker too busy to answer within the control deadline) is not
+/// made up by a later checkpoint, as a periodic one's is, and the tasks would wait forever.
+pub(super) const FINAL_NOTICE_AGAIN: Duration = Duration::from_secs(2);
 
 pub type SavepointReply = oneshot::Sender<Result<(u64, String), String>>;
 
@@ -48,6 +52,8 @@ pub struct TaskRef {
     pub id: TaskId,
     pub worker_id: String,
     pub is_source: bool,
+    /// The task has finished (after the final checkpoint's notice reached it).
+    pub finished: bool,
 }
 
 /// The current attempt of every subtask, by (vertex, subtask).
@@ -89,6 +95,8 @@ pub struct Coordinator {
     final_written: bool,
     /// Writing it failed: not before then again.
     final_retry_at: Option<Instant>,
+    /// When the final checkpoint's notice was last sent.
+    final_noticed: Option<Instant>,
     last_end: Instant,
     /// The first checkpoint of an attempt waits one interval, like the ones after it.
     last_trigger: Option<Instant>,
@@ -155,6 +163,7 @@ impl Coordinator {
             finals: HashMap::new(),
             final_written: false,
             final_retry_at: None,
+            final_noticed: None,
             last_end: Instant::now(),
             last_trigger: None,
             consecutive_failures: 0,
@@ -191,6 +200,7 @@ impl Coordinator {
             self.final_written = false;
         }
         self.final_retry_at = None;
+        self.final_noticed = None;
         self.last_end = Instant::now();
         self.last_trigger = Some(Instant::now());
         // The failures that made the job restart are behind it: a new attempt gets the whole
@@ -233,6 +243,7 @@ impl Coordinator {
         for ack in acks {
             self.acknowledge(&round.tasks, ack);
         }
+        self.abort_unreachable().await;
         for decline in declines {
             let reason = format!(
                 "declined by task {}/{}: {}",
@@ -271,6 +282,14 @@ impl Coordinator {
             && self.finals.len() == round.tasks.len()
         {
             self.complete_final(round).await;
+        } else if self.final_written
+            && self
+                .final_noticed
+                .is_some_and(|at| at.elapsed() >= FINAL_NOTICE_AGAIN)
+        {
+            let waiting = round.tasks.values().filter(|t| !t.finished);
+            self.notify_tasks(round, waiting, FINAL_SNAPSHOT).await;
+            self.final_noticed = Some(Instant::now());
         }
         if self.consecutive_failures > self.settings.tolerable_failures {
             return Some(FailureCause::CheckpointsFailing {
@@ -291,6 +310,28 @@ impl Coordinator {
             }
         }
         None
+    }
+
+    /// A task that sent its final snapshot takes no barrier any more (a source ignores triggers
+    /// once its input ended, and no barrier follows the end of a channel): a checkpoint it has
+    /// not acknowledged can never complete. It is aborted now, not counted as failed when it
+    /// times out: nothing went wrong, and after the final checkpoint a failure would restart a
+    /// job that is done.
+    async fn abort_unreachable(&mut self) {
+        let unreachable: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| self.finals.keys().any(|task| !p.acks.contains_key(task)))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in unreachable {
+            info!(
+                checkpoint = id,
+                "aborting a checkpoint a task that ended its input never took"
+            );
+            self.abort(id, "a task's input ended before its barrier came")
+                .await;
+        }
     }
 
     fn trigger_due(&self) -> bool {
@@ -496,6 +537,7 @@ impl Coordinator {
                 let url = self.storage.url_of(&location.dir());
                 info!(location = %url, "final checkpoint complete");
                 self.final_written = true;
+                self.final_noticed = Some(Instant::now());
                 self.stats.latest_id = id;
                 self.stats.latest_location = url;
                 self.stats.latest_completed_unix_ms = spate_api::now_millis().max(0) as u64;
@@ -512,10 +554,14 @@ impl Coordinator {
         }
     }
 
-    #[instrument(name = "checkpoint", skip_all, fields(id))]
     async fn notify_complete(&self, round: &Round, id: u64) {
+        self.notify_tasks(round, round.tasks.values(), id).await
+    }
+
+    #[instrument(name = "checkpoint", skip_all, fields(id))]
+    async fn notify_tasks(&self, round: &Round, tasks: impl Iterator<Item = &TaskRef>, id: u64) {
         let mut by_worker: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
-        for task in round.tasks.values() {
+        for task in tasks {
             by_worker
                 .entry(task.worker_id.clone())
                 .or_default()
@@ -535,7 +581,8 @@ impl Coordinator {
                 anyhow::Ok(())
             };
             if let Err(e) = sent.await {
-                // A worker that missed it commits with the next checkpoint or on restore.
+                // A worker that missed it commits with the next checkpoint, or on restore, or
+                // (the final checkpoint's) when the notice is sent again.
                 warn!(%worker, error = %format!("{e:#}"), "completion notice not delivered");
             }
         }))
