@@ -5,8 +5,9 @@
 # real JobMaster and worker processes) plus what the tests need: libclang and clang++ for building
 # RocksDB, MinIO (an S3-compatible server, built from its Go module) for checkpoints on s3://,
 # and a Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler), kubectl
-# and helm built from their Go modules at the versions pinned in e2e/k8s/go/. protoc comes from a
-# vendored crate.
+# and helm built from their Go modules at the versions pinned in e2e/k8s/go/, and Apache Kafka's
+# jars resolved from Maven Central (e2e/kafka/pom.xml; the Kafka tests start a KRaft broker from
+# them, on Java 17). protoc comes from a vendored crate.
 #
 # Where the time goes on a fresh machine (docs/building.md): the Rust build (RocksDB's C++ most of
 # all), then the Go tools. The Go tools build in the background, niced, while cargo compiles (on
@@ -43,20 +44,23 @@ minio_job=$!
 setsid nice -n 10 bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done
     exec bash e2e/k8s/tools.sh install' _ "$minio_job" >"$go_logs/tools.log" 2>&1 &
 tools_job=$!
+# Apache Kafka's jars: a download, beside everything else.
+setsid nice -n 10 bash e2e/kafka.sh install >"$go_logs/kafka.log" 2>&1 &
+kafka_job=$!
 # The chart and API-server checks need the Go tools only, not the Rust build: they run as soon
 # as the tools are built, beside cargo, their output kept until the build is done.
 setsid nice -n 10 bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done
     bash e2e/k8s/tools.sh install >/dev/null && bash e2e/chart.sh && bash e2e/k8s/smoke.sh' \
     _ "$tools_job" >"$go_logs/kubernetes-checks.log" 2>&1 &
 checks_job=$!
-trap 'kill -- "-$minio_job" "-$tools_job" "-$checks_job" 2>/dev/null || true' EXIT
+trap 'kill -- "-$minio_job" "-$tools_job" "-$kafka_job" "-$checks_job" 2>/dev/null || true' EXIT
 # wait_go JOB NAME LOG: the background build's result, with its log when it failed.
 wait_go() {
     local begun
     begun=$(date +%s)
     if ! wait "$1"; then
         tail -n 40 "$3" >&2
-        die "building $2 failed (log: $3)"
+        die "installing $2 failed (log: $3)"
     fi
     echo "$2 ready (waited $(( $(date +%s) - begun ))s)"
 }
@@ -82,8 +86,9 @@ cargo test --workspace --all-targets --all-features --locked --no-run
 # cores and the build lock.
 cargo build --workspace --all-features --bins --tests --locked
 
-step "waiting for MinIO (the s3:// checkpoint tests start it)"
+step "waiting for MinIO (the s3:// checkpoint tests start it) and Kafka (the Kafka tests start a broker)"
 wait_go "$minio_job" MinIO "$go_logs/minio.log"
+wait_go "$kafka_job" Kafka "$go_logs/kafka.log"
 
 # The tests mostly wait on rate-limited jobs and so do the Kubernetes scenarios: they all run
 # side by side, the tests' output kept until the scenarios are done. The tests in two lanes: the
@@ -102,7 +107,7 @@ chaos_job=$!
 setsid timeout -k 30 "$test_timeout" cargo test --workspace --all-features --locked \
     -- --skip "$chaos_test" >"$test_log" 2>&1 &
 test_job=$!
-trap 'kill -- "-$minio_job" "-$tools_job" "-$checks_job" "-$test_job" "-$chaos_job" 2>/dev/null || true' EXIT
+trap 'kill -- "-$minio_job" "-$tools_job" "-$kafka_job" "-$checks_job" "-$test_job" "-$chaos_job" 2>/dev/null || true' EXIT
 
 step "waiting for the Kubernetes tools"
 wait_go "$tools_job" "the Kubernetes tools" "$go_logs/tools.log"
@@ -118,7 +123,7 @@ step "node agent on a real control plane (pods run as processes, as their servic
 smoke_log="$go_logs/node-agent-smoke.log"
 setsid bash e2e/node-agent/smoke.sh >"$smoke_log" 2>&1 &
 smoke_job=$!
-trap 'kill -- "-$minio_job" "-$tools_job" "-$checks_job" "-$test_job" "-$chaos_job" "-$smoke_job" 2>/dev/null || true' EXIT
+trap 'kill -- "-$minio_job" "-$tools_job" "-$kafka_job" "-$checks_job" "-$test_job" "-$chaos_job" "-$smoke_job" 2>/dev/null || true' EXIT
 
 step "E2E on the real control plane: helm install, run, failover, JobMaster loss, scale, suspend/resume, bad input, delete"
 scenarios_rc=0

@@ -12,6 +12,7 @@ pub mod datagen;
 pub mod filesystem;
 pub mod nexmark;
 pub mod print;
+pub mod text;
 
 use std::sync::Arc;
 
@@ -71,19 +72,3 @@ pub static CONNECTORS: &[&dyn Connector] = &[
     &print::Print,
     &blackhole::Blackhole,
 ];
-
-pub fn connector(name: &str, table: &str) -> Result<&'static dyn Connector, ConnectorError> {
-    CONNECTORS
-        .iter()
-        .copied()
-        .find(|c| c.name().eq_ignore_ascii_case(name))
-        .ok_or_else(|| ConnectorError::UnknownConnector {
-            table: table.to_string(),
-            name: name.to_string(),
-            known: CONNECTORS
-                .iter()
-                .map(|c| c.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
-}

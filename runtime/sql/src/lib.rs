@@ -4,6 +4,7 @@
 
 mod catalog;
 mod concat;
+mod connectors;
 mod ddl;
 mod depth;
 mod error;
@@ -73,7 +74,7 @@ fn plan_statements(sql: &str, parallelism: u32) -> Result<StreamGraph, SqlError>
             Statement::CreateTable(create) => {
                 let def = table_def(&create, tables.next(), &catalog)?;
                 let at = def.position;
-                spate_connectors::connector(&def.connector, &def.name)
+                connectors::connector(&def.connector, &def.name)
                     .map_err(|e| SqlError::at(at, e.to_string()))?;
                 catalog.add_table(def).map_err(|e| SqlError::at(at, e))?;
             }

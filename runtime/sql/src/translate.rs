@@ -17,7 +17,9 @@ use spate_api::{
     ChangelogMode, Operator, OperatorContext, OperatorFactory, WatermarkStrategy, changelog_schema,
     row_kind_index,
 };
-use spate_connectors::{TableContext, TableOptions, connector};
+use spate_connectors::{TableContext, TableOptions};
+
+use crate::connectors::connector;
 use spate_graph::{NodeId, Partitioning, StreamGraph};
 use spate_operators::group_aggregate::GroupAggregate;
 use spate_operators::keyed::{KeyedProcessFunction, KeyedProcessOperator};

@@ -5,6 +5,7 @@
 
 pub mod disk;
 pub mod faulty_proxy;
+pub mod kafka;
 pub mod minio;
 mod mounts;
 #[cfg(target_os = "linux")]

@@ -3,7 +3,6 @@
 //! directory, made visible only once it is complete. The sink takes a changelog when its format
 //! is one (`debezium-json`), as Flink's does; otherwise it is append-only.
 
-mod convert;
 mod csv_reader;
 mod encode;
 mod format;

@@ -1,19 +1,18 @@
 //! The bounded file source: one split per data file, read file after file by each subtask.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::SchemaRef;
 use spate_api::{
     OperatorContext, OperatorError, Result, SourceFactory, SourcePoll, SourceReader, Split,
     StateEntry, position_entries, restored_position,
 };
 
-use super::convert::to_declared;
 use super::csv_reader::CsvTextReader;
 use super::format::Format;
 use super::json_reader::JsonTextReader;
+use crate::text::{text_schema, to_declared};
 
 /// Rows per batch handed to the task.
 pub(super) const BATCH_SIZE: usize = 4096;
@@ -80,18 +79,6 @@ impl SourceFactory for FileSource {
     }
 }
 
-/// Files are parsed as text first and converted afterwards, so that a value that does not parse
-/// can be reported with its file, line and column, which the Arrow readers cannot all do.
-fn text_schema(schema: &Schema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    ))
-}
-
 struct FileReader {
     schema: SchemaRef,
     text_schema: SchemaRef,
@@ -146,7 +133,12 @@ impl SourceReader for FileReader {
                         self.skip = 0;
                     }
                     self.emitted += chunk.rows.num_rows() as u64;
-                    return Ok(SourcePoll::Batch(to_declared(&chunk, &self.schema, file)?));
+                    let locate = |row: usize| format!("{file}: line {}", chunk.lines[row]);
+                    return Ok(SourcePoll::Batch(to_declared(
+                        &chunk.rows,
+                        &self.schema,
+                        &locate,
+                    )?));
                 }
                 None => self.current = None,
             }

@@ -1,0 +1,328 @@
+//! The Kafka table's `WITH` options, named as Flink's Kafka connector names them.
+
+use std::collections::BTreeMap;
+
+use spate_connectors::{ConnectorError, OptionDoc, TableOptions};
+
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc::new("topic", None, "the topic to read (one topic)"),
+    OptionDoc::new(
+        "properties.bootstrap.servers",
+        None,
+        "comma-separated host:port of Kafka brokers",
+    ),
+    OptionDoc::new(
+        "properties.isolation.level",
+        Some("read_uncommitted"),
+        "read_committed: records of open or aborted transactions are skipped",
+    ),
+    OptionDoc::new(
+        "scan.startup.mode",
+        Some("group-offsets"),
+        "earliest-offset, latest-offset, timestamp or specific-offsets (group-offsets is not \
+         supported yet: set one of the others)",
+    ),
+    OptionDoc::new(
+        "scan.startup.timestamp-millis",
+        None,
+        "with scan.startup.mode 'timestamp': the first record at or after this time",
+    ),
+    OptionDoc::new(
+        "scan.startup.specific-offsets",
+        None,
+        "with scan.startup.mode 'specific-offsets': 'partition:0,offset:42;partition:1,offset:7' \
+         (partitions not listed start at their earliest offset)",
+    ),
+    OptionDoc::new(
+        "scan.bounded.mode",
+        Some("unbounded"),
+        "unbounded, or latest-offset: stop at the offsets the job saw when it first started",
+    ),
+    OptionDoc::new("format", None, "json (the record value as one JSON object)"),
+    OptionDoc::new(
+        "json.ignore-parse-errors",
+        Some("false"),
+        "skip records that are not JSON objects of the table's columns instead of failing",
+    ),
+];
+
+/// Where a partition the job has no checkpointed position for starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Startup {
+    Earliest,
+    Latest,
+    Timestamp(i64),
+    /// By partition; partitions not listed start at their earliest offset (Flink's fallback).
+    Specific(BTreeMap<i32, i64>),
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    pub topic: String,
+    pub bootstrap: String,
+    pub read_committed: bool,
+    pub startup: Startup,
+    /// Stop at the end offsets seen when the job first started (`scan.bounded.mode`).
+    pub bounded: bool,
+    pub ignore_parse_errors: bool,
+}
+
+impl SourceOptions {
+    pub fn parse(options: &TableOptions) -> Result<Self, ConnectorError> {
+        let topic = options.require("topic")?.trim().to_string();
+        if topic.is_empty() || topic.contains(';') {
+            return Err(options.bad(
+                "topic",
+                &topic,
+                "name exactly one topic (a list of topics is not supported yet)",
+            ));
+        }
+        let bootstrap = options
+            .require("properties.bootstrap.servers")?
+            .trim()
+            .to_string();
+        if bootstrap.is_empty() {
+            return Err(options.bad(
+                "properties.bootstrap.servers",
+                "",
+                "name at least one broker as host:port",
+            ));
+        }
+        let read_committed = match options.get("properties.isolation.level") {
+            None | Some("read_uncommitted") => false,
+            Some("read_committed") => true,
+            Some(other) => {
+                return Err(options.bad(
+                    "properties.isolation.level",
+                    other,
+                    "expected read_committed or read_uncommitted",
+                ));
+            }
+        };
+        let startup = startup(options)?;
+        let bounded = match options.get("scan.bounded.mode") {
+            None | Some("unbounded") => false,
+            Some("latest-offset") => true,
+            Some(other) => {
+                return Err(options.bad(
+                    "scan.bounded.mode",
+                    other,
+                    "expected unbounded or latest-offset",
+                ));
+            }
+        };
+        match options.require("format")? {
+            "json" => {}
+            other => {
+                return Err(options.bad("format", other, "only 'json' is supported for now"));
+            }
+        }
+        let ignore_parse_errors = options.parse("json.ignore-parse-errors", false)?;
+        Ok(SourceOptions {
+            topic,
+            bootstrap,
+            read_committed,
+            startup,
+            bounded,
+            ignore_parse_errors,
+        })
+    }
+}
+
+fn startup(options: &TableOptions) -> Result<Startup, ConnectorError> {
+    const MODE: &str = "scan.startup.mode";
+    let timestamp = options.get("scan.startup.timestamp-millis");
+    let specific = options.get("scan.startup.specific-offsets");
+    let mode = options.get(MODE).unwrap_or("group-offsets");
+    let unused = |option: &str, given: Option<&str>| match given {
+        Some(value) => Err(options.bad(
+            option,
+            value,
+            format!("only applies with {MODE} '{}'", option_mode(option)),
+        )),
+        None => Ok(()),
+    };
+    match mode {
+        "earliest-offset" | "latest-offset" => {
+            unused("scan.startup.timestamp-millis", timestamp)?;
+            unused("scan.startup.specific-offsets", specific)?;
+            Ok(if mode == "earliest-offset" {
+                Startup::Earliest
+            } else {
+                Startup::Latest
+            })
+        }
+        "timestamp" => {
+            unused("scan.startup.specific-offsets", specific)?;
+            let Some(value) = timestamp else {
+                return Err(ConnectorError::MissingOption {
+                    table: options.table().to_string(),
+                    option: "scan.startup.timestamp-millis".into(),
+                });
+            };
+            let millis = value
+                .trim()
+                .parse()
+                .map_err(|e| options.bad("scan.startup.timestamp-millis", value, format!("{e}")))?;
+            Ok(Startup::Timestamp(millis))
+        }
+        "specific-offsets" => {
+            unused("scan.startup.timestamp-millis", timestamp)?;
+            let Some(value) = specific else {
+                return Err(ConnectorError::MissingOption {
+                    table: options.table().to_string(),
+                    option: "scan.startup.specific-offsets".into(),
+                });
+            };
+            specific_offsets(value)
+                .map(Startup::Specific)
+                .map_err(|detail| options.bad("scan.startup.specific-offsets", value, detail))
+        }
+        "group-offsets" => Err(options.bad(
+            MODE,
+            mode,
+            "reading from a consumer group's committed offsets is not supported yet; set \
+             earliest-offset, latest-offset, timestamp or specific-offsets",
+        )),
+        other => Err(options.bad(
+            MODE,
+            other,
+            "expected earliest-offset, latest-offset, timestamp or specific-offsets",
+        )),
+    }
+}
+
+fn option_mode(option: &str) -> &'static str {
+    if option.ends_with("timestamp-millis") {
+        "timestamp"
+    } else {
+        "specific-offsets"
+    }
+}
+
+/// Parses Flink's `partition:0,offset:42;partition:1,offset:300`.
+fn specific_offsets(value: &str) -> Result<BTreeMap<i32, i64>, String> {
+    let mut offsets = BTreeMap::new();
+    for entry in value.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let mut partition = None;
+        let mut offset = None;
+        for pair in entry.split(',') {
+            let (key, number) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("'{pair}' is not key:value"))?;
+            match key.trim() {
+                "partition" => {
+                    partition = Some(
+                        number
+                            .trim()
+                            .parse::<i32>()
+                            .map_err(|e| format!("partition '{number}': {e}"))?,
+                    )
+                }
+                "offset" => {
+                    offset = Some(
+                        number
+                            .trim()
+                            .parse::<i64>()
+                            .map_err(|e| format!("offset '{number}': {e}"))?,
+                    )
+                }
+                other => return Err(format!("unknown key '{other}' (partition, offset)")),
+            }
+        }
+        match (partition, offset) {
+            (Some(p), Some(o)) if p >= 0 && o >= 0 => {
+                if offsets.insert(p, o).is_some() {
+                    return Err(format!("partition {p} is listed twice"));
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "'{entry}' needs a partition and an offset, both at least 0"
+                ));
+            }
+        }
+    }
+    if offsets.is_empty() {
+        return Err("lists no partition".into());
+    }
+    Ok(offsets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(pairs: &[(&str, &str)]) -> TableOptions {
+        let mut values: BTreeMap<String, String> = [
+            ("topic", "bids"),
+            ("properties.bootstrap.servers", "127.0.0.1:9092"),
+            ("format", "json"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            values.insert(k.to_string(), v.to_string());
+        }
+        TableOptions::new("t", values)
+    }
+
+    #[test]
+    fn startup_modes_are_read_as_flink_names_them() {
+        let parsed = |pairs: &[(&str, &str)]| SourceOptions::parse(&options(pairs));
+        let earliest = parsed(&[("scan.startup.mode", "earliest-offset")]).unwrap();
+        assert_eq!(earliest.startup, Startup::Earliest);
+        let at = parsed(&[
+            ("scan.startup.mode", "timestamp"),
+            ("scan.startup.timestamp-millis", "1700000000000"),
+        ])
+        .unwrap();
+        assert_eq!(at.startup, Startup::Timestamp(1_700_000_000_000));
+        let specific = parsed(&[
+            ("scan.startup.mode", "specific-offsets"),
+            (
+                "scan.startup.specific-offsets",
+                "partition:0,offset:42;partition:2,offset:7",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            specific.startup,
+            Startup::Specific(BTreeMap::from([(0, 42), (2, 7)]))
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_honored_is_refused_by_name() {
+        let error = |pairs: &[(&str, &str)]| {
+            SourceOptions::parse(&options(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            error(&[]).contains("group-offsets"),
+            "the default needs a group"
+        );
+        let listed = error(&[("scan.startup.mode", "earliest-offset"), ("topic", "a;b")]);
+        assert!(listed.contains("'topic'"), "{listed}");
+        let stray = error(&[
+            ("scan.startup.mode", "earliest-offset"),
+            ("scan.startup.timestamp-millis", "5"),
+        ]);
+        assert!(
+            stray.contains("only applies with scan.startup.mode 'timestamp'"),
+            "{stray}"
+        );
+        let twice = error(&[
+            ("scan.startup.mode", "specific-offsets"),
+            (
+                "scan.startup.specific-offsets",
+                "partition:0,offset:1;partition:0,offset:2",
+            ),
+        ]);
+        assert!(twice.contains("listed twice"), "{twice}");
+        let format = error(&[("scan.startup.mode", "earliest-offset"), ("format", "avro")]);
+        assert!(format.contains("'format'"), "{format}");
+    }
+}

@@ -1,0 +1,190 @@
+//! An Apache Kafka broker for one test: a single KRaft node (broker and controller in one JVM)
+//! from the jars `bash e2e/kafka.sh install` resolves from Maven Central into
+//! `${SPATE_TOOLS:-/var/tmp/spate-tools}/kafka-<version>/libs`, on free loopback ports with a
+//! fresh log directory, killed when dropped.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const STARTUP: Duration = Duration::from_secs(120);
+
+pub struct Kafka {
+    child: Child,
+    dir: TempDir,
+    /// `127.0.0.1:<port>`, for `properties.bootstrap.servers`.
+    pub bootstrap: String,
+}
+
+impl Kafka {
+    /// A running broker, or `None` (after saying why) when its jars are missing outside CI. In
+    /// CI (`CI=true`) missing jars fail the test: there they must have been installed.
+    pub fn start() -> Option<Kafka> {
+        let libs = libs();
+        if !libs.join(".complete").is_file() {
+            let message = format!(
+                "Kafka's jars are not in {}; run `bash e2e/kafka.sh install`",
+                libs.display()
+            );
+            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+                panic!("{message}");
+            }
+            eprintln!("skipping the Kafka test: {message}");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temporary directory for Kafka");
+        let (port, controller) = (free_port(), free_port());
+        let properties = dir.path().join("server.properties");
+        std::fs::write(&properties, server_properties(dir.path(), port, controller))
+            .expect("Kafka's server.properties");
+        let format = java(&libs)
+            .args(["kafka.tools.StorageTool", "format", "-t"])
+            .arg(cluster_id(&libs))
+            .arg("-c")
+            .arg(&properties)
+            .output()
+            .expect("running Kafka's StorageTool");
+        assert!(
+            format.status.success(),
+            "formatting Kafka's log directory failed: {}{}",
+            String::from_utf8_lossy(&format.stdout),
+            String::from_utf8_lossy(&format.stderr)
+        );
+        let log = File::create(dir.path().join("kafka.log")).expect("Kafka's log file");
+        let mut command = java(&libs);
+        command
+            // The jars carry no logging configuration: without a level the broker prints
+            // nothing, not even that it started.
+            .arg("-Dlog4j2.level=INFO")
+            .arg("kafka.Kafka")
+            .arg(&properties)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("Kafka's log file"))
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; it makes the kernel kill the broker if the test
+        // process dies without running Drop.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("starting Kafka");
+        let mut kafka = Kafka {
+            child,
+            dir,
+            bootstrap: format!("127.0.0.1:{port}"),
+        };
+        kafka.wait_until_started();
+        Some(kafka)
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kafka.log")).unwrap_or_default()
+    }
+
+    fn wait_until_started(&mut self) {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let log = File::open(self.dir.path().join("kafka.log")).expect("Kafka's log file");
+            if BufReader::new(log)
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line.contains("Kafka Server started"))
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("Kafka exited while starting ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Kafka had not started after {STARTUP:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One node that is broker and controller; internal topics with one replica; no topic made by
+/// reading or writing it, so a missing topic is an error, as on a cluster configured so.
+fn server_properties(dir: &Path, port: u16, controller: u16) -> String {
+    format!(
+        "process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={}
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+",
+        dir.join("logs").display()
+    )
+}
+
+fn java(libs: &Path) -> Command {
+    let mut command = Command::new("java");
+    command
+        .args(["-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-cp"])
+        .arg(format!("{}/*", libs.display()));
+    command
+}
+
+/// A new KRaft cluster id, as Kafka's own tool makes one.
+fn cluster_id(libs: &Path) -> String {
+    let made = java(libs)
+        .args(["kafka.tools.StorageTool", "random-uuid"])
+        .output()
+        .expect("running Kafka's StorageTool");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    String::from_utf8_lossy(&made.stdout).trim().to_string()
+}
+
+/// The jars' directory: `kafka-<version>` of the pinned version in e2e/kafka/pom.xml.
+fn libs() -> PathBuf {
+    let pom = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/kafka/pom.xml");
+    let pom = std::fs::read_to_string(&pom).expect("e2e/kafka/pom.xml");
+    let version = pom
+        .split("<kafka.version>")
+        .nth(1)
+        .and_then(|rest| rest.split("</kafka.version>").next())
+        .expect("<kafka.version> in e2e/kafka/pom.xml");
+    let tools = std::env::var_os("SPATE_TOOLS").unwrap_or_else(|| "/var/tmp/spate-tools".into());
+    PathBuf::from(tools)
+        .join(format!("kafka-{version}"))
+        .join("libs")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
