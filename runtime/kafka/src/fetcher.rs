@@ -90,7 +90,7 @@ async fn fetch(
     let partitions: Vec<i32> = assigned.iter().map(|a| a.partition).collect();
     if partitions.is_empty() {
         // A subtask without partitions: nothing to read, bounded or not.
-        return if options.bounded {
+        return if options.bounded.is_bounded() {
             let _ = sender.send(Fetched::End);
             Ok(())
         } else {
@@ -149,7 +149,7 @@ async fn fetch(
             stops.remove(&partition);
             consumer.pause(&topic, &[partition]).await;
         }
-        if options.bounded && stops.is_empty() {
+        if options.bounded.is_bounded() && stops.is_empty() {
             let _ = sender.send(Fetched::End);
             let _ = consumer.close().await;
             return Ok(());
@@ -160,13 +160,10 @@ async fn fetch(
             .map_err(partition_error(partitions[0]))?;
         let records: Vec<Fetch> = records
             .into_iter()
+            // Nothing at or past a partition's stop offset, nor of a partition that is done.
             .filter(|r| {
-                options
-                    .bounded
-                    .then(|| stops.get(&r.partition))
-                    .flatten()
-                    .is_none_or(|&stop| r.offset < stop)
-                    && (!options.bounded || stops.contains_key(&r.partition))
+                !options.bounded.is_bounded()
+                    || stops.get(&r.partition).is_some_and(|&stop| r.offset < stop)
             })
             .map(|r| Fetch {
                 partition: r.partition,

@@ -35,6 +35,20 @@ impl Connector for Kafka {
                 detail: e.to_string(),
             }
         })?;
+        if let options::Bounded::Specific(offsets) = &parsed.bounded {
+            let listed: Vec<i32> = offsets.keys().copied().collect();
+            if listed != partitions {
+                let option = "scan.bounded.specific-offsets";
+                return Err(table.options.bad(
+                    option,
+                    table.options.get(option).unwrap_or_default(),
+                    format!(
+                        "must list every partition of topic '{}', which has {partitions:?}",
+                        parsed.topic
+                    ),
+                ));
+            }
+        }
         Ok(Arc::new(source::KafkaSource::new(
             parsed,
             table.schema,

@@ -36,7 +36,14 @@ pub const OPTIONS: &[OptionDoc] = &[
     OptionDoc::new(
         "scan.bounded.mode",
         Some("unbounded"),
-        "unbounded, or latest-offset: stop at the offsets the job saw when it first started",
+        "unbounded; latest-offset: stop at the offsets the job saw when it first started; \
+         specific-offsets: stop at the offsets given",
+    ),
+    OptionDoc::new(
+        "scan.bounded.specific-offsets",
+        None,
+        "with scan.bounded.mode 'specific-offsets': 'partition:0,offset:42;...', every partition \
+         of the topic listed",
     ),
     OptionDoc::new("format", None, "json (the record value as one JSON object)"),
     OptionDoc::new(
@@ -45,6 +52,22 @@ pub const OPTIONS: &[OptionDoc] = &[
         "skip records that are not JSON objects of the table's columns instead of failing",
     ),
 ];
+
+/// Where partitions stop (Flink's `scan.bounded.mode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bounded {
+    Unbounded,
+    /// At the end offsets seen when the job first started.
+    Latest,
+    /// At these offsets, by partition (every partition listed).
+    Specific(BTreeMap<i32, i64>),
+}
+
+impl Bounded {
+    pub fn is_bounded(&self) -> bool {
+        *self != Bounded::Unbounded
+    }
+}
 
 /// Where a partition the job has no checkpointed position for starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +85,7 @@ pub struct SourceOptions {
     pub bootstrap: String,
     pub read_committed: bool,
     pub startup: Startup,
-    /// Stop at the end offsets seen when the job first started (`scan.bounded.mode`).
-    pub bounded: bool,
+    pub bounded: Bounded,
     pub ignore_parse_errors: bool,
 }
 
@@ -100,17 +122,7 @@ impl SourceOptions {
             }
         };
         let startup = startup(options)?;
-        let bounded = match options.get("scan.bounded.mode") {
-            None | Some("unbounded") => false,
-            Some("latest-offset") => true,
-            Some(other) => {
-                return Err(options.bad(
-                    "scan.bounded.mode",
-                    other,
-                    "expected unbounded or latest-offset",
-                ));
-            }
-        };
+        let bounded = bounded(options)?;
         match options.require("format")? {
             "json" => {}
             other => {
@@ -197,6 +209,42 @@ fn option_mode(option: &str) -> &'static str {
         "timestamp"
     } else {
         "specific-offsets"
+    }
+}
+
+fn bounded(options: &TableOptions) -> Result<Bounded, ConnectorError> {
+    const MODE: &str = "scan.bounded.mode";
+    const OFFSETS: &str = "scan.bounded.specific-offsets";
+    let specific = options.get(OFFSETS);
+    let mode = options.get(MODE).unwrap_or("unbounded");
+    if mode != "specific-offsets"
+        && let Some(value) = specific
+    {
+        return Err(options.bad(
+            OFFSETS,
+            value,
+            format!("only applies with {MODE} 'specific-offsets'"),
+        ));
+    }
+    match mode {
+        "unbounded" => Ok(Bounded::Unbounded),
+        "latest-offset" => Ok(Bounded::Latest),
+        "specific-offsets" => {
+            let Some(value) = specific else {
+                return Err(ConnectorError::MissingOption {
+                    table: options.table().to_string(),
+                    option: OFFSETS.into(),
+                });
+            };
+            specific_offsets(value)
+                .map(Bounded::Specific)
+                .map_err(|detail| options.bad(OFFSETS, value, detail))
+        }
+        other => Err(options.bad(
+            MODE,
+            other,
+            "expected unbounded, latest-offset or specific-offsets",
+        )),
     }
 }
 

@@ -16,7 +16,7 @@ use spate_connectors::text::{JsonText, to_declared};
 use tracing::warn;
 
 use crate::fetcher::{self, Assigned, Fetch, Fetched, Stop};
-use crate::options::SourceOptions;
+use crate::options::{Bounded, SourceOptions};
 
 /// Checkpointed for an offset not looked up yet (the startup mode decides it on restore).
 const UNRESOLVED: i64 = -1;
@@ -82,7 +82,11 @@ impl SourceFactory for KafkaSource {
                 Some(value) => Position::decode(value, &split.id)?,
                 None => Position {
                     next: UNRESOLVED,
-                    stop: if self.options.bounded { AT_END } else { NEVER },
+                    stop: match &self.options.bounded {
+                        Bounded::Unbounded => NEVER,
+                        Bounded::Latest => AT_END,
+                        Bounded::Specific(offsets) => offsets[&partition],
+                    },
                 },
             };
             partitions.insert(partition, position);

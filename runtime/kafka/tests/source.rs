@@ -9,45 +9,23 @@ use std::time::Duration;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_schema::{DataType, Field, Schema};
-use krafka::Kafka as Client;
-use krafka::Record;
-use krafka::admin::{CreateTopicsOptions, NewTopic};
 use spate_api::{OperatorContext, RestoredState, SourceFactory, SourcePoll, SourceReader};
 use spate_connectors::{Connector, TableContext, TableOptions};
 use spate_kafka::Kafka;
-use spate_testkit::kafka::Kafka as Broker;
+use spate_testkit::kafka::{Kafka as Broker, create_topic, produce};
 
 const PARTITIONS: i32 = 3;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Creates `topic` with three partitions and writes `values` to it, value i to partition
 /// i % 3, in order.
-fn produce(bootstrap: &str, topic: &str, values: &[String]) {
-    runtime().block_on(async {
-        let client = Client::builder(bootstrap).connect().await.unwrap();
-        let created = client
-            .admin()
-            .create_topics(
-                [NewTopic::new(topic, PARTITIONS, 1).unwrap()],
-                CreateTopicsOptions::default(),
-            )
-            .await
-            .unwrap();
-        created[topic].as_ref().unwrap();
-        let producer = client.producer().build().await.unwrap();
-        for (i, value) in values.iter().enumerate() {
-            let record =
-                Record::new(topic, value.clone().into_bytes()).partition(i as i32 % PARTITIONS);
-            let _ = producer.send(record).await.unwrap();
-        }
-        producer.close().await.unwrap();
-    });
+fn write(broker: &Broker, topic: &str, values: &[String]) {
+    create_topic(&broker.bootstrap, topic, PARTITIONS);
+    let records = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| (i as i32 % PARTITIONS, value.clone().into_bytes()))
+        .collect();
+    produce(&broker.bootstrap, topic, records);
 }
 
 fn source(bootstrap: &str, topic: &str, extra: &[(&str, &str)]) -> Arc<dyn SourceFactory> {
@@ -117,7 +95,7 @@ fn a_bounded_read_takes_every_record_once_and_a_restored_one_continues_after_its
         return;
     };
     const COUNT: i64 = 3_000;
-    produce(&broker.bootstrap, "people", &documents(COUNT));
+    write(&broker, "people", &documents(COUNT));
     let source = source(&broker.bootstrap, "people", &[]);
     assert_eq!(source.splits(1).len(), PARTITIONS as usize);
 
@@ -156,7 +134,7 @@ fn a_record_that_does_not_parse_is_named_by_its_offset_or_skipped_when_asked() {
     };
     let mut values = documents(6);
     values[4] = "{\"id\": 4, \"name\": ".to_string();
-    produce(&broker.bootstrap, "broken", &values);
+    write(&broker, "broken", &values);
     let strict = source(&broker.bootstrap, "broken", &[]);
     let mut reader_ = reader(&*strict, None);
     let error = loop {

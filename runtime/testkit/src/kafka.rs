@@ -4,6 +4,7 @@
 //! fresh log directory, killed when dropped.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use krafka::admin::{CreateTopicsOptions, NewTopic};
+use krafka::{Kafka as Client, Record};
 use tempfile::TempDir;
 
 const STARTUP: Duration = Duration::from_secs(120);
@@ -119,6 +122,62 @@ impl Drop for Kafka {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Creates `topic` on the brokers at `bootstrap` with `partitions` partitions (one replica each).
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    on_own_runtime(async move {
+        let client = Client::builder(bootstrap)
+            .connect()
+            .await
+            .expect("connecting");
+        let created = client
+            .admin()
+            .create_topics(
+                [NewTopic::new(topic.clone(), partitions, 1).expect("a topic")],
+                CreateTopicsOptions::default(),
+            )
+            .await
+            .expect("creating the topic");
+        if let Some(Err(e)) = created.get(&topic) {
+            panic!("creating topic {topic}: {e}");
+        }
+    });
+}
+
+/// Writes `records` (partition, value) to `topic` in order, each acknowledged by the broker.
+pub fn produce(bootstrap: &str, topic: &str, records: Vec<(i32, Vec<u8>)>) {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    on_own_runtime(async move {
+        let client = Client::builder(bootstrap)
+            .connect()
+            .await
+            .expect("connecting");
+        let producer = client.producer().build().await.expect("a producer");
+        let mut sent = Vec::with_capacity(records.len());
+        for (partition, value) in records {
+            let record = Record::new(topic.clone(), value).partition(partition);
+            sent.push(producer.enqueue(record).await.expect("producing"));
+        }
+        for delivery in sent {
+            let _ = delivery.await.expect("a record acknowledged");
+        }
+        producer.close().await.expect("closing the producer");
+    });
+}
+
+/// Runs `work` on a thread with a runtime of its own: the caller may be inside a runtime.
+fn on_own_runtime(work: impl Future<Output = ()> + Send + 'static) {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(work)
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
 }
 
 /// One node that is broker and controller; internal topics with one replica; no topic made by
