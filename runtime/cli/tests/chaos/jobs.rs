@@ -3,14 +3,15 @@
 //! (tumbling, hopping, session), a keyed co-process function on two inputs, SQL's regular join,
 //! changelogs (a running count retracting its earlier results, SQL's group aggregate written
 //! as debezium-json, a group aggregate over another one's changes, a Top-N and a LEFT JOIN)
-//! through a hash exchange, Nexmark q5's cascading window aggregation and window join, heap and
-//! RocksDB state, region and full failover. Each job's reference is computed
+//! through a hash exchange, Nexmark q5's cascading window aggregation and window join, a Kafka
+//! topic written while the job reads it, heap and RocksDB state, region and full failover. Each job's reference is computed
 //! here by brute force from the data it reads, independently of Spate.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use spate_operators::generator::GeneratedEvent;
+use spate_testkit::kafka::{create_topic, produce};
 
 use crate::common::{
     Assigner, bid_table, bids_priced_in_threes, co_process_reference, counts_per_key,
@@ -29,6 +30,9 @@ pub struct Scale {
 pub struct RoundDirs {
     pub input: PathBuf,
     pub output: PathBuf,
+    /// The suite's Kafka broker (`host:port`) and the topic this round may make there.
+    pub kafka: String,
+    pub topic: String,
 }
 
 /// Committed rows, each a list of CSV fields.
@@ -147,12 +151,67 @@ pub fn matrix() -> Vec<Job> {
             build: datagen_left_join,
         },
         Job {
+            name: "kafka-filter",
+            state_backend: "heap",
+            failover: "region",
+            build: kafka_filter,
+        },
+        Job {
             name: "nexmark-hot-items",
             state_backend: "rocksdb",
             failover: "region",
             build: nexmark_hot_items,
         },
     ]
+}
+
+/// A Kafka topic of the round's own, written while the job reads it and read up to the offsets
+/// the writer ends at, filtered and projected. The broker itself takes no fault (yet): the
+/// faults hit the job's workers, JobMaster and checkpoint storage while it reads.
+fn kafka_filter(dirs: &RoundDirs, scale: Scale) -> Plan {
+    const PARTITIONS: u64 = 2;
+    let per_partition = scale.events / PARTITIONS;
+    let total = per_partition * PARTITIONS;
+    create_topic(&dirs.kafka, &dirs.topic, PARTITIONS as i32);
+    // A tenth of a second's records of every partition per step, as the other sources' rate.
+    let step = (scale.rate / 10).max(1) * PARTITIONS;
+    let (bootstrap, topic) = (dirs.kafka.clone(), dirs.topic.clone());
+    std::thread::spawn(move || {
+        let mut first = 0;
+        while first < total {
+            let records = (first..(first + step).min(total))
+                .map(|id| {
+                    let value = format!(r#"{{"id": {id}, "name": "n{id}"}}"#);
+                    ((id % PARTITIONS) as i32, value.into_bytes())
+                })
+                .collect();
+            produce(&bootstrap, &topic, records);
+            first += step;
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    let stops = (0..PARTITIONS)
+        .map(|p| format!("partition:{p},offset:{per_partition}"))
+        .collect::<Vec<_>>()
+        .join(";");
+    let sql = format!(
+        "CREATE TABLE events (id BIGINT, name STRING) WITH (
+            'connector' = 'kafka', 'topic' = '{}', 'properties.bootstrap.servers' = '{}',
+            'scan.startup.mode' = 'earliest-offset',
+            'scan.bounded.mode' = 'specific-offsets', 'scan.bounded.specific-offsets' = '{stops}',
+            'format' = 'json'
+        );
+        {}INSERT INTO out SELECT id, name FROM events WHERE id % 3 <> 1;",
+        dirs.topic,
+        dirs.kafka,
+        sink(&dirs.output, "id BIGINT, name STRING"),
+    );
+    let mut want: Rows = (0..total)
+        .filter(|id| id % 3 != 1)
+        .map(|id| vec![id.to_string(), format!("n{id}")])
+        .collect();
+    want.sort();
+    Plan::sql(sql, want)
 }
 
 /// SQL's LEFT JOIN: a sequence joined with the even numbers another sequence makes; an odd

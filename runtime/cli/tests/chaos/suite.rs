@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use spate_cluster::{CheckpointSpec, LocalCluster};
 use spate_proto::v1::JobState;
+use spate_testkit::kafka::Kafka;
 use spate_testkit::{FaultyProxy, Minio, SlowDisk, SmallDisk};
 use tempfile::TempDir;
 
@@ -107,6 +108,8 @@ struct LocalDisk {
 /// The parts that lasting faults break: the checkpoint storage and the local disk.
 struct Environment {
     minio: Minio,
+    /// The Kafka broker the Kafka jobs read from (it takes no fault yet).
+    kafka: Kafka,
     proxy: FaultyProxy,
     /// `None` where no disk can be mounted (not root): disk faults are skipped, saying so.
     disk: Option<LocalDisk>,
@@ -211,10 +214,14 @@ pub async fn run(config: Config) {
     let Some(minio) = Minio::start() else {
         return;
     };
+    let Some(kafka) = Kafka::start() else {
+        return;
+    };
     let target = minio.endpoint.trim_start_matches("http://").to_string();
     let proxy = FaultyProxy::start(&target, config.seed).expect("storage proxy");
     let mut environment = Environment {
         minio,
+        kafka,
         proxy,
         disk: local_disk(),
         faulty_until: None,
@@ -298,6 +305,8 @@ async fn start(job: &Job, number: u32, env: &Environment, scale: Scale, seed: u6
     let dirs = RoundDirs {
         input: data.path().join("input"),
         output: data.path().join("out"),
+        kafka: env.kafka.bootstrap.clone(),
+        topic: format!("{}-{number}", job.name),
     };
     let plan = (job.build)(&dirs, scale);
     let mut options = env.minio.storage_options();
