@@ -451,8 +451,8 @@ fn bad_sql_is_refused_with_its_position_before_any_process_starts() {
             "line 3, column 22",
         ),
         (
-            "CREATE TABLE t (a BIGINT) WITH ('connector' = 'kafka');\nINSERT INTO t SELECT 1;",
-            "unknown connector 'kafka'",
+            "CREATE TABLE t (a BIGINT) WITH ('connector' = 'hbase');\nINSERT INTO t SELECT 1;",
+            "unknown connector 'hbase'",
         ),
         (
             "CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO t SELECT a FROM t;",

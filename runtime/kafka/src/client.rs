@@ -1,6 +1,7 @@
 //! Talking to the brokers. The client is async; planning and the task's source loop are not, so
-//! every conversation runs on a thread of its own with its own runtime (the caller may itself be
-//! inside a runtime, where blocking on another would panic).
+//! each conversation runs on a thread of its own with its own runtime (the caller may itself be
+//! inside a runtime, where blocking on another would panic): planning's lookups here, a
+//! reader's fetching in the fetcher.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,6 +24,12 @@ pub enum KafkaError {
     TimedOut { bootstrap: String, waited: Duration },
     #[error("topic '{topic}' does not exist on the Kafka brokers at {bootstrap}")]
     NoTopic { topic: String, bootstrap: String },
+    #[error("reading topic '{topic}': {source}")]
+    Topic {
+        topic: String,
+        #[source]
+        source: krafka::error::KrafkaError,
+    },
     #[error("topic '{topic}' partition {partition}: {source}")]
     Partition {
         topic: String,
@@ -35,7 +42,7 @@ pub enum KafkaError {
 }
 
 /// Runs `work` to its end on a new thread with a runtime of its own.
-pub fn on_own_runtime<T: Send + 'static>(
+fn on_own_runtime<T: Send + 'static>(
     work: impl Future<Output = T> + Send + 'static,
 ) -> Result<T, KafkaError> {
     std::thread::Builder::new()

@@ -3,6 +3,8 @@
 //! slow task slows the fetching (back-pressure) instead of filling memory.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
@@ -49,32 +51,46 @@ pub enum Fetched {
     Failed(KafkaError),
 }
 
-/// Starts fetching `assigned` partitions of the options' topic.
-pub fn start(
-    options: SourceOptions,
-    assigned: Vec<Assigned>,
-) -> Result<Receiver<Fetched>, KafkaError> {
-    let (sender, receiver) = sync_channel(QUEUE);
+/// A running fetcher: its records, and its end once dropped (the fetcher notices within a poll,
+/// also while no record comes, and closes its consumer).
+pub struct Fetcher {
+    pub fetched: Receiver<Fetched>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Starts fetching `assigned` partitions of the options' topic on a thread of its own.
+pub fn start(options: SourceOptions, assigned: Vec<Assigned>) -> Result<Fetcher, KafkaError> {
+    let (sender, fetched) = sync_channel(QUEUE);
+    let closed = Arc::new(AtomicBool::new(false));
+    let done = closed.clone();
     std::thread::Builder::new()
         .name(format!("kafka-{}", options.topic))
         .spawn(move || {
-            let failed = sender.clone();
-            let run = client::on_own_runtime(fetch(options, assigned, sender));
-            let error = match run {
-                Ok(Ok(())) => return,
-                Ok(Err(error)) | Err(error) => error,
-            };
-            let _ = failed.send(Fetched::Failed(error));
+            let fetching = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| KafkaError::Thread(e.to_string()))
+                .and_then(|runtime| runtime.block_on(fetch(options, assigned, &sender, &done)));
+            if let Err(error) = fetching {
+                let _ = sender.send(Fetched::Failed(error));
+            }
         })
         .map_err(|e| KafkaError::Thread(e.to_string()))?;
-    Ok(receiver)
+    Ok(Fetcher { fetched, closed })
 }
 
-/// Fetches until every bounded partition is done or the reader is gone (its receiver dropped).
+/// Fetches until every bounded partition is done or the reader is gone.
 async fn fetch(
     options: SourceOptions,
     assigned: Vec<Assigned>,
-    sender: SyncSender<Fetched>,
+    sender: &SyncSender<Fetched>,
+    closed: &AtomicBool,
 ) -> Result<(), KafkaError> {
     let topic = options.topic.clone();
     let kafka = client::connect(&options.bootstrap).await?;
@@ -90,17 +106,22 @@ async fn fetch(
     let partitions: Vec<i32> = assigned.iter().map(|a| a.partition).collect();
     if partitions.is_empty() {
         // A subtask without partitions: nothing to read, bounded or not.
-        return if options.bounded.is_bounded() {
+        if options.bounded.is_bounded() {
             let _ = sender.send(Fetched::End);
-            Ok(())
-        } else {
-            std::future::pending().await
-        };
+        }
+        while !closed.load(Ordering::Relaxed) {
+            tokio::time::sleep(POLL).await;
+        }
+        return Ok(());
     }
+    let topic_error = |source| KafkaError::Topic {
+        topic: topic.clone(),
+        source,
+    };
     consumer
         .assign(&topic, partitions.clone())
         .await
-        .map_err(partition_error(partitions[0]))?;
+        .map_err(topic_error)?;
     let mut resolved = Vec::new();
     let mut stops: BTreeMap<i32, i64> = BTreeMap::new();
     for a in &assigned {
@@ -134,7 +155,7 @@ async fn fetch(
     if sender.send(Fetched::Resolved(resolved)).is_err() {
         return Ok(());
     }
-    loop {
+    while !closed.load(Ordering::Relaxed) {
         // A bounded partition is done once the consumer's position passed its stop offset
         // (records are not the only thing at the end of a log: a transaction's marker is not
         // handed out, yet takes an offset).
@@ -154,10 +175,7 @@ async fn fetch(
             let _ = consumer.close().await;
             return Ok(());
         }
-        let records = consumer
-            .poll(POLL)
-            .await
-            .map_err(partition_error(partitions[0]))?;
+        let records = consumer.poll(POLL).await.map_err(topic_error)?;
         let records: Vec<Fetch> = records
             .into_iter()
             // Nothing at or past a partition's stop offset, nor of a partition that is done.
@@ -172,10 +190,11 @@ async fn fetch(
             })
             .collect();
         if !records.is_empty() && sender.send(Fetched::Records(records)).is_err() {
-            let _ = consumer.close().await;
-            return Ok(());
+            break;
         }
     }
+    let _ = consumer.close().await;
+    Ok(())
 }
 
 /// The first offset of `partition` the startup mode selects.

@@ -166,12 +166,7 @@ fn startup(options: &TableOptions) -> Result<Startup, ConnectorError> {
         }
         "timestamp" => {
             unused("scan.startup.specific-offsets", specific)?;
-            let Some(value) = timestamp else {
-                return Err(ConnectorError::MissingOption {
-                    table: options.table().to_string(),
-                    option: "scan.startup.timestamp-millis".into(),
-                });
-            };
+            let value = options.require("scan.startup.timestamp-millis")?;
             let millis = value
                 .trim()
                 .parse()
@@ -180,12 +175,7 @@ fn startup(options: &TableOptions) -> Result<Startup, ConnectorError> {
         }
         "specific-offsets" => {
             unused("scan.startup.timestamp-millis", timestamp)?;
-            let Some(value) = specific else {
-                return Err(ConnectorError::MissingOption {
-                    table: options.table().to_string(),
-                    option: "scan.startup.specific-offsets".into(),
-                });
-            };
+            let value = options.require("scan.startup.specific-offsets")?;
             specific_offsets(value)
                 .map(Startup::Specific)
                 .map_err(|detail| options.bad("scan.startup.specific-offsets", value, detail))
@@ -230,12 +220,7 @@ fn bounded(options: &TableOptions) -> Result<Bounded, ConnectorError> {
         "unbounded" => Ok(Bounded::Unbounded),
         "latest-offset" => Ok(Bounded::Latest),
         "specific-offsets" => {
-            let Some(value) = specific else {
-                return Err(ConnectorError::MissingOption {
-                    table: options.table().to_string(),
-                    option: OFFSETS.into(),
-                });
-            };
+            let value = options.require(OFFSETS)?;
             specific_offsets(value)
                 .map(Bounded::Specific)
                 .map_err(|detail| options.bad(OFFSETS, value, detail))

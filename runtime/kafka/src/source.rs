@@ -4,7 +4,7 @@
 //! job reads every record once and a bounded one stops where it first meant to.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::TryRecvError;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -15,7 +15,7 @@ use spate_api::{
 use spate_connectors::text::{JsonText, to_declared};
 use tracing::warn;
 
-use crate::fetcher::{self, Assigned, Fetch, Fetched, Stop};
+use crate::fetcher::{self, Assigned, Fetch, Fetched, Fetcher, Stop};
 use crate::options::{Bounded, SourceOptions};
 
 /// Checkpointed for an offset not looked up yet (the startup mode decides it on restore).
@@ -85,7 +85,15 @@ impl SourceFactory for KafkaSource {
                     stop: match &self.options.bounded {
                         Bounded::Unbounded => NEVER,
                         Bounded::Latest => AT_END,
-                        Bounded::Specific(offsets) => offsets[&partition],
+                        Bounded::Specific(offsets) => {
+                            offsets.get(&partition).copied().ok_or_else(|| {
+                                OperatorError::invalid(format!(
+                                    "scan.bounded.specific-offsets names no offset for \
+                                     partition {partition} of topic '{}'",
+                                    self.options.topic
+                                ))
+                            })?
+                        }
                     },
                 },
             };
@@ -103,7 +111,7 @@ impl SourceFactory for KafkaSource {
                 },
             })
             .collect();
-        let fetched = fetcher::start(self.options.clone(), assigned)
+        let fetcher = fetcher::start(self.options.clone(), assigned)
             .map_err(|e| OperatorError::invalid(e.to_string()))?;
         Ok(Box::new(KafkaReader {
             topic: self.options.topic.clone(),
@@ -111,7 +119,7 @@ impl SourceFactory for KafkaSource {
             json: JsonText::new(&self.schema),
             ignore_parse_errors: self.options.ignore_parse_errors,
             partitions,
-            fetched,
+            fetcher,
             ended: false,
         }))
     }
@@ -149,7 +157,7 @@ struct KafkaReader {
     json: JsonText,
     ignore_parse_errors: bool,
     partitions: BTreeMap<i32, Position>,
-    fetched: Receiver<Fetched>,
+    fetcher: Fetcher,
     ended: bool,
 }
 
@@ -203,7 +211,7 @@ impl SourceReader for KafkaReader {
             return Ok(SourcePoll::End);
         }
         loop {
-            match self.fetched.try_recv() {
+            match self.fetcher.fetched.try_recv() {
                 Ok(Fetched::Resolved(resolved)) => {
                     for (partition, start, stop) in resolved {
                         if let Some(position) = self.partitions.get_mut(&partition) {

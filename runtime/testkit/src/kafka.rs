@@ -128,11 +128,8 @@ impl Drop for Kafka {
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     on_own_runtime(async move {
-        let client = Client::builder(bootstrap)
-            .connect()
+        let created = connect(&bootstrap)
             .await
-            .expect("connecting");
-        let created = client
             .admin()
             .create_topics(
                 [NewTopic::new(topic.clone(), partitions, 1).expect("a topic")],
@@ -150,11 +147,12 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 pub fn produce(bootstrap: &str, topic: &str, records: Vec<(i32, Vec<u8>)>) {
     let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     on_own_runtime(async move {
-        let client = Client::builder(bootstrap)
-            .connect()
+        let producer = connect(&bootstrap)
             .await
-            .expect("connecting");
-        let producer = client.producer().build().await.expect("a producer");
+            .producer()
+            .build()
+            .await
+            .expect("a producer");
         let mut sent = Vec::with_capacity(records.len());
         for (partition, value) in records {
             let record = Record::new(topic.clone(), value).partition(partition);
@@ -165,6 +163,13 @@ pub fn produce(bootstrap: &str, topic: &str, records: Vec<(i32, Vec<u8>)>) {
         }
         producer.close().await.expect("closing the producer");
     });
+}
+
+async fn connect(bootstrap: &str) -> Client {
+    Client::builder(bootstrap)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connecting to Kafka at {bootstrap}: {e}"))
 }
 
 /// Runs `work` on a thread with a runtime of its own: the caller may be inside a runtime.
