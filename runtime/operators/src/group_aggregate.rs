@@ -25,7 +25,7 @@ use spate_api::{
 };
 
 use crate::keyed::{KeyedContext, KeyedProcessFunction};
-use crate::window::{Aggregate, AggregateSpec, Input, Kind};
+use crate::window::{Aggregate, AggregateSpec, Input, Kind, beats};
 
 /// The value state of a key's results.
 const GROUP: &str = "group";
@@ -315,12 +315,7 @@ fn fold_float(slot: &mut Slot, kind: Kind, value: f64) {
 }
 
 fn fold_text(slot: &mut Slot, kind: Kind, value: &str) {
-    let beats = match (&slot.text, kind) {
-        (None, _) => true,
-        (Some(kept), Kind::MinText) => value < kept.as_str(),
-        (Some(kept), _) => value > kept.as_str(),
-    };
-    if beats {
+    if beats(value, slot.text.as_deref(), kind == Kind::MaxText) {
         slot.text = Some(value.to_owned());
     }
     slot.values += 1;

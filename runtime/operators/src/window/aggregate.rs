@@ -441,6 +441,16 @@ impl Fold for MaxFloat {
     }
 }
 
+/// Whether `value` replaces `kept` as the least (or, with `greatest`, the greatest) string so
+/// far, compared by their UTF-8 bytes as Flink compares strings.
+pub(crate) fn beats(value: &str, kept: Option<&str>, greatest: bool) -> bool {
+    match kept {
+        None => true,
+        Some(kept) if greatest => value > kept,
+        Some(kept) => value < kept,
+    }
+}
+
 /// The least or greatest string per slot; `None` until a non-null value reaches the slot.
 #[derive(Debug)]
 struct Texts {
@@ -457,12 +467,7 @@ impl Texts {
     }
 
     fn fold(&mut self, slot: usize, value: &str) {
-        let beats = match &self.values[slot] {
-            None => true,
-            Some(kept) if self.greatest => value > kept.as_str(),
-            Some(kept) => value < kept.as_str(),
-        };
-        if beats {
+        if beats(value, self.values[slot].as_deref(), self.greatest) {
             self.values[slot] = Some(value.to_owned());
         }
     }

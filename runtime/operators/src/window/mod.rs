@@ -29,7 +29,7 @@ pub use aggregate::{AggregateFunction, AggregateSpec};
 pub use assigner::WindowAssigner;
 pub use operator::WindowOperator;
 
-pub(crate) use aggregate::{Aggregate, Input, Kind};
+pub(crate) use aggregate::{Aggregate, Input, Kind, beats};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowSpec {
