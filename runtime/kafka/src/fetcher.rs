@@ -92,6 +92,17 @@ async fn fetch(
     sender: &SyncSender<Fetched>,
     closed: &AtomicBool,
 ) -> Result<(), KafkaError> {
+    let partitions: Vec<i32> = assigned.iter().map(|a| a.partition).collect();
+    if partitions.is_empty() {
+        // A subtask without partitions: nothing to read, bounded or not, and no broker to ask.
+        if options.bounded.is_bounded() {
+            let _ = sender.send(Fetched::End);
+        }
+        while !closed.load(Ordering::Relaxed) {
+            tokio::time::sleep(POLL).await;
+        }
+        return Ok(());
+    }
     let topic = options.topic.clone();
     let kafka = client::connect(&options.bootstrap).await?;
     let consumer = client::consumer(&kafka, &options.bootstrap, options.read_committed).await?;
@@ -103,23 +114,12 @@ async fn fetch(
             source,
         }
     };
-    let partitions: Vec<i32> = assigned.iter().map(|a| a.partition).collect();
-    if partitions.is_empty() {
-        // A subtask without partitions: nothing to read, bounded or not.
-        if options.bounded.is_bounded() {
-            let _ = sender.send(Fetched::End);
-        }
-        while !closed.load(Ordering::Relaxed) {
-            tokio::time::sleep(POLL).await;
-        }
-        return Ok(());
-    }
     let topic_error = |source| KafkaError::Topic {
         topic: topic.clone(),
         source,
     };
     consumer
-        .assign(&topic, partitions.clone())
+        .assign(&topic, partitions)
         .await
         .map_err(topic_error)?;
     let mut resolved = Vec::new();
