@@ -13,8 +13,6 @@ use std::sync::Arc;
 use spate_api::SourceFactory;
 use spate_connectors::{Connector, ConnectorError, OptionDoc, TableContext};
 
-pub use client::KafkaError;
-
 pub struct Kafka;
 
 impl Connector for Kafka {

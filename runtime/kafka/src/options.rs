@@ -233,6 +233,16 @@ fn bounded(options: &TableOptions) -> Result<Bounded, ConnectorError> {
     }
 }
 
+/// The number `text` of `key`, or an error naming both.
+fn parse_number<T: std::str::FromStr>(key: &str, text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.trim()
+        .parse()
+        .map_err(|e| format!("{key} '{text}': {e}"))
+}
+
 /// Parses Flink's `partition:0,offset:42;partition:1,offset:300`.
 fn specific_offsets(value: &str) -> Result<BTreeMap<i32, i64>, String> {
     let mut offsets = BTreeMap::new();
@@ -244,22 +254,8 @@ fn specific_offsets(value: &str) -> Result<BTreeMap<i32, i64>, String> {
                 .split_once(':')
                 .ok_or_else(|| format!("'{pair}' is not key:value"))?;
             match key.trim() {
-                "partition" => {
-                    partition = Some(
-                        number
-                            .trim()
-                            .parse::<i32>()
-                            .map_err(|e| format!("partition '{number}': {e}"))?,
-                    )
-                }
-                "offset" => {
-                    offset = Some(
-                        number
-                            .trim()
-                            .parse::<i64>()
-                            .map_err(|e| format!("offset '{number}': {e}"))?,
-                    )
-                }
+                "partition" => partition = Some(parse_number::<i32>("partition", number)?),
+                "offset" => offset = Some(parse_number::<i64>("offset", number)?),
                 other => return Err(format!("unknown key '{other}' (partition, offset)")),
             }
         }
