@@ -60,7 +60,7 @@ impl Operator for BlackholeSink {
 /// Checks that a batch reaching a sink has the table's declared column types. Every sink calls it:
 /// a mismatch means the plan is wrong, and writing the batch anyway would corrupt the output
 /// without a word. It lives here because checking is all the blackhole sink does.
-pub(crate) fn check_batch(table: &str, schema: &Schema, batch: &RecordBatch) -> Result<()> {
+pub fn check_batch(table: &str, schema: &Schema, batch: &RecordBatch) -> Result<()> {
     let declared = schema.fields();
     if batch.num_columns() != declared.len() {
         return Err(OperatorError::invalid(format!(

@@ -1,15 +1,33 @@
 //! Rows read as text, turned into the table's declared column types. Connectors that read text
 //! (files, Kafka records) parse every value as a string first and convert afterwards, so that a
 //! value that does not parse can be reported with where it came from (a file's line, a
-//! record's offset), which the Arrow readers cannot all do.
+//! record's offset), which the Arrow readers cannot all do. Rows written as JSON text (files,
+//! Kafka records) are encoded here too.
 
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_cast::{CastOptions, cast_with_options};
+use arrow_json::writer::LineDelimited;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use spate_api::{OperatorError, Result};
+
+/// How TIMESTAMP(3) values are written, as Flink's CSV and JSON formats do. Reading also accepts
+/// the ISO form with a `T` and without fraction.
+pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
+
+/// Appends the rows of `batch` to `out` as JSON objects, one per line (a string's newlines are
+/// escaped, so each line is one row); NULLs are written as `null`, as Flink's json format does.
+pub fn write_json(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
+    let mut writer = arrow_json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .with_timestamp_format(TIMESTAMP_FORMAT.to_string())
+        .build::<_, LineDelimited>(out);
+    writer.write(batch)?;
+    writer.finish()?;
+    Ok(())
+}
 
 /// The table's columns, each as nullable text: what a text reader parses into.
 pub fn text_schema(schema: &Schema) -> SchemaRef {

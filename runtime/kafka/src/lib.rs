@@ -1,16 +1,19 @@
-//! `'connector' = 'kafka'`: a topic read as a table, exactly once. Each partition is a split;
-//! its offsets go into the job's checkpoints, so a restored job continues after the last record
-//! it took, and a bounded job stops at the end offsets it saw when it first started. The sink,
-//! upsert-kafka and formats beyond json are still to come (issue 20).
+//! `'connector' = 'kafka'`: a topic read and written as a table, exactly once. Reading, each
+//! partition is a split; its offsets go into the job's checkpoints, so a restored job continues
+//! after the last record it took, and a bounded job stops at the end offsets it saw when it
+//! first started. Writing, rows go into a Kafka transaction per checkpoint, committed when the
+//! checkpoint completes (or, at least once, are acknowledged by each checkpoint). upsert-kafka
+//! and formats beyond json are still to come (issue 20).
 
 mod client;
 mod fetcher;
 mod options;
+mod sink;
 mod source;
 
 use std::sync::Arc;
 
-use spate_api::SourceFactory;
+use spate_api::{OperatorFactory, SourceFactory};
 use spate_connectors::{Connector, ConnectorError, OptionDoc, TableContext};
 
 pub struct Kafka;
@@ -52,5 +55,18 @@ impl Connector for Kafka {
             table.schema,
             partitions,
         )))
+    }
+
+    fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
+        let parsed = sink::SinkOptions::parse(table.options)?;
+        table.options.finish(self.name(), options::OPTIONS)?;
+        // A missing topic is a planning error, as for the source (writing would fail later).
+        client::partitions(&parsed.bootstrap, &parsed.topic).map_err(|e| {
+            ConnectorError::Unsupported {
+                table: table.table.to_string(),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(sink::factory(table.table, table.schema, parsed))
     }
 }

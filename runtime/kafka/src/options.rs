@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use spate_connectors::{ConnectorError, OptionDoc, TableOptions};
 
 pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc::new("topic", None, "the topic to read (one topic)"),
+    OptionDoc::new("topic", None, "the topic to read or write (one topic)"),
     OptionDoc::new(
         "properties.bootstrap.servers",
         None,
@@ -51,6 +51,28 @@ pub const OPTIONS: &[OptionDoc] = &[
         Some("false"),
         "skip records that are not JSON objects of the table's columns instead of failing",
     ),
+    OptionDoc::new(
+        "sink.delivery-guarantee",
+        Some("at-least-once"),
+        "none, at-least-once (every row written by each checkpoint) or exactly-once (Kafka \
+         transactions committed when the checkpoint completes)",
+    ),
+    OptionDoc::new(
+        "sink.transactional-id-prefix",
+        None,
+        "with exactly-once: the prefix of the sink's transactional ids, unique to the job",
+    ),
+    OptionDoc::new(
+        "sink.partitioner",
+        Some("default"),
+        "default: Kafka's partitioner (rows have no key, so batches go to partitions in turn)",
+    ),
+    OptionDoc::new(
+        "properties.transaction.timeout.ms",
+        Some("900000"),
+        "with exactly-once: how long the brokers keep a transaction open before aborting it; \
+         longer than a checkpoint interval plus a restart",
+    ),
 ];
 
 /// Where partitions stop (Flink's `scan.bounded.mode`).
@@ -91,25 +113,7 @@ pub struct SourceOptions {
 
 impl SourceOptions {
     pub fn parse(options: &TableOptions) -> Result<Self, ConnectorError> {
-        let topic = options.require("topic")?.trim().to_string();
-        if topic.is_empty() || topic.contains(';') {
-            return Err(options.bad(
-                "topic",
-                &topic,
-                "name exactly one topic (a list of topics is not supported yet)",
-            ));
-        }
-        let bootstrap = options
-            .require("properties.bootstrap.servers")?
-            .trim()
-            .to_string();
-        if bootstrap.is_empty() {
-            return Err(options.bad(
-                "properties.bootstrap.servers",
-                "",
-                "name at least one broker as host:port",
-            ));
-        }
+        let (topic, bootstrap) = (topic(options)?, bootstrap(options)?);
         let read_committed = match options.get("properties.isolation.level") {
             None | Some("read_uncommitted") => false,
             Some("read_committed") => true,
@@ -123,12 +127,7 @@ impl SourceOptions {
         };
         let startup = startup(options)?;
         let bounded = bounded(options)?;
-        match options.require("format")? {
-            "json" => {}
-            other => {
-                return Err(options.bad("format", other, "only 'json' is supported for now"));
-            }
-        }
+        json_format(options)?;
         let ignore_parse_errors = options.parse("json.ignore-parse-errors", false)?;
         Ok(SourceOptions {
             topic,
@@ -138,6 +137,42 @@ impl SourceOptions {
             bounded,
             ignore_parse_errors,
         })
+    }
+}
+
+/// The one topic the table names.
+pub fn topic(options: &TableOptions) -> Result<String, ConnectorError> {
+    let topic = options.require("topic")?.trim().to_string();
+    if topic.is_empty() || topic.contains(';') {
+        return Err(options.bad(
+            "topic",
+            &topic,
+            "name exactly one topic (a list of topics is not supported yet)",
+        ));
+    }
+    Ok(topic)
+}
+
+pub fn bootstrap(options: &TableOptions) -> Result<String, ConnectorError> {
+    let bootstrap = options
+        .require("properties.bootstrap.servers")?
+        .trim()
+        .to_string();
+    if bootstrap.is_empty() {
+        return Err(options.bad(
+            "properties.bootstrap.servers",
+            "",
+            "name at least one broker as host:port",
+        ));
+    }
+    Ok(bootstrap)
+}
+
+/// Records are JSON objects of the table's columns, the only format so far.
+pub fn json_format(options: &TableOptions) -> Result<(), ConnectorError> {
+    match options.require("format")? {
+        "json" => Ok(()),
+        other => Err(options.bad("format", other, "only 'json' is supported for now")),
     }
 }
 

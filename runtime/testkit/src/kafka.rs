@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use krafka::admin::{CreateTopicsOptions, NewTopic};
+use krafka::admin::{CreateTopicsOptions, ListTransactionsOptions, NewTopic};
+use krafka::consumer::IsolationLevel;
 use krafka::{Kafka as Client, Record};
 use tempfile::TempDir;
 
@@ -165,6 +166,113 @@ pub fn produce(bootstrap: &str, topic: &str, records: Vec<(i32, Vec<u8>)>) {
     });
 }
 
+/// The values of `topic` a `read_committed` consumer sees, partition by partition in offset
+/// order, once no transaction is half-way through its commit or abort: every committed record
+/// up to the last stable offset (the first offset of the earliest transaction still open).
+/// A commit returns before its markers are written, so without the wait a record committed a
+/// moment ago could still be hidden.
+pub fn committed(bootstrap: &str, topic: &str) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let ending = transactions(bootstrap, &["PrepareCommit", "PrepareAbort"]);
+        if ending.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "transactions {ending:?} did not finish ending"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    on_own_runtime(async move {
+        let kafka = connect(&bootstrap).await;
+        let consumer = kafka
+            .consumer_without_group()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .enable_auto_commit(false)
+            .build()
+            .await
+            .expect("a consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(&topic))
+            .await
+            .expect("the topic's metadata");
+        let mut partitions: Vec<i32> = metadata
+            .topics
+            .into_iter()
+            .filter(|t| t.name == topic)
+            .flat_map(|t| t.partitions.into_keys())
+            .collect();
+        partitions.sort_unstable();
+        let mut values = Vec::new();
+        for partition in partitions {
+            // Under read_committed the end is the last stable offset.
+            let (start, end) = consumer
+                .fetch_watermarks(&topic, partition)
+                .await
+                .expect("the partition's offsets");
+            consumer
+                .assign(&topic, vec![partition])
+                .await
+                .expect("assigning the partition");
+            consumer
+                .seek(&topic, partition, start)
+                .await
+                .expect("seeking");
+            let deadline = Instant::now() + STARTUP;
+            while consumer
+                .position(&topic, partition)
+                .await
+                .is_none_or(|p| p < end)
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "{topic}-{partition}: read_committed did not reach offset {end}"
+                );
+                let records = consumer
+                    .poll(Duration::from_millis(200))
+                    .await
+                    .expect("polling");
+                values.extend(
+                    records
+                        .into_iter()
+                        .filter(|r| r.offset < end)
+                        .filter_map(|r| r.value.map(|v| v.to_vec())),
+                );
+            }
+        }
+        let _ = consumer.close().await;
+        values
+    })
+}
+
+/// The transactional ids with a transaction open on the brokers at `bootstrap`.
+pub fn open_transactions(bootstrap: &str) -> Vec<String> {
+    transactions(bootstrap, &["Ongoing"])
+}
+
+/// The transactional ids whose transaction is in one of `states` (the coordinator's names).
+fn transactions(bootstrap: &str, states: &[&str]) -> Vec<String> {
+    let bootstrap = bootstrap.to_string();
+    let states = states.iter().map(|s| s.to_string()).collect();
+    on_own_runtime(async move {
+        let listed = connect(&bootstrap)
+            .await
+            .admin()
+            .list_transactions(ListTransactionsOptions::default().states(states))
+            .await
+            .expect("listing transactions");
+        let mut ids: Vec<String> = listed
+            .into_values()
+            .flat_map(|listing| listing.expect("a broker's transactions"))
+            .map(|t| t.transactional_id)
+            .collect();
+        ids.sort();
+        ids
+    })
+}
+
 async fn connect(bootstrap: &str) -> Client {
     Client::builder(bootstrap)
         .connect()
@@ -173,7 +281,7 @@ async fn connect(bootstrap: &str) -> Client {
 }
 
 /// Runs `work` on a thread with a runtime of its own: the caller may be inside a runtime.
-fn on_own_runtime(work: impl Future<Output = ()> + Send + 'static) {
+fn on_own_runtime<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -182,7 +290,7 @@ fn on_own_runtime(work: impl Future<Output = ()> + Send + 'static) {
             .block_on(work)
     })
     .join()
-    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// One node that is broker and controller; internal topics with one replica; no topic made by

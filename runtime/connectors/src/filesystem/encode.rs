@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray, StructArray};
 use arrow_buffer::{BooleanBuffer, NullBuffer};
-use arrow_json::writer::LineDelimited;
 use arrow_schema::{DataType, Field, Schema};
 use spate_api::{OperatorError, Result, RowKind};
 
-use super::format::{Format, TIMESTAMP_FORMAT};
+use super::format::Format;
+use crate::text::{TIMESTAMP_FORMAT, write_json};
 
 /// Appends the rows of `batch` to `out` in `format`, each row ending with a newline. `kinds`
 /// are the rows' kinds when the batch is a changelog (none: every row is an insert); only a
@@ -39,16 +39,6 @@ pub(super) fn encode(
         Format::Json => write_json(batch, out)?,
         Format::DebeziumJson => write_json(&debezium(batch, kinds)?, out)?,
     }
-    Ok(())
-}
-
-fn write_json(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
-    let mut writer = arrow_json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .with_timestamp_format(TIMESTAMP_FORMAT.to_string())
-        .build::<_, LineDelimited>(out);
-    writer.write(batch)?;
-    writer.finish()?;
     Ok(())
 }
 

@@ -4,10 +4,6 @@ use spate_api::ChangelogMode;
 
 use crate::{ConnectorError, TableOptions};
 
-/// How TIMESTAMP(3) values are written, as Flink's CSV and JSON formats do. Reading also accepts
-/// the ISO form with a `T` and without fraction.
-pub(super) const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Format {
     /// No header; empty fields are NULL; fields holding the delimiter, quotes or line breaks are
