@@ -1,13 +1,16 @@
 //! Kafka in a job on real processes, against a real broker: records are written while the job
-//! runs, a worker is killed with SIGKILL, and the committed output must equal the reference
-//! computed from the records the test wrote, with none lost and none duplicated.
+//! runs, workers and the JobMaster are killed with SIGKILL, and the committed output (files, or
+//! a topic read with `read_committed`) must equal the reference computed from the records the
+//! test wrote, with none lost and none duplicated.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use spate_testkit::kafka::{Kafka, create_topic, produce};
+use spate_cluster::{CheckpointSpec, LocalCluster};
+use spate_proto::v1::JobState;
+use spate_testkit::kafka::{Kafka, create_topic, open_transactions, produce};
 
 const PARTITIONS: i32 = 4;
 const PER_PARTITION: i64 = 10_000;
@@ -70,4 +73,146 @@ async fn a_killed_worker_loses_and_duplicates_no_record_read_from_kafka() {
         .collect();
     want.sort();
     assert_same(&got, &want);
+}
+
+/// Kafka → window aggregate → Kafka with checkpoints every second while a worker process is
+/// killed (SIGKILL) five times and the JobMaster twice, each kill once a checkpoint completed
+/// since the one before: a `read_committed` consumer of the output sees exactly the reference
+/// computed from the input records, and no transaction is left open.
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_to_kafka_is_exactly_once_through_worker_and_jobmaster_kills() {
+    let Some(broker) = Kafka::start() else {
+        return;
+    };
+    let job = KafkaWindow {
+        bootstrap: &broker.bootstrap,
+        input: "events",
+        output: "windows",
+        partitions: 2,
+        per_partition: 30_000,
+        step: 100,
+    };
+    let writer = job.write_input();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("cluster");
+    let mut spec = spec("sql", &work, 2, 1)
+        .arg("parallelism", 2)
+        .arg("sql", job.sql("windows-job"));
+    spec.heartbeat_timeout_ms = 3_000;
+    spec.checkpoints = Some(CheckpointSpec {
+        interval_ms: 1_000,
+        restart: ["--max-restarts", "100", "--restart-delay-ms", "500"]
+            .map(String::from)
+            .to_vec(),
+        ..CheckpointSpec::default()
+    });
+    let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
+    let kills = [
+        Victim::Worker(0),
+        Victim::Worker(1),
+        Victim::JobMaster,
+        Victim::Worker(0),
+        Victim::Worker(1),
+        Victim::JobMaster,
+        Victim::Worker(0),
+    ];
+    let mut checkpoint = 0;
+    for victim in kills {
+        // A checkpoint completed since the last kill, then a moment more of rows in flight.
+        let status = wait_for(&mut cluster, |s| {
+            s.checkpoints
+                .as_ref()
+                .is_some_and(|c| c.latest_id > checkpoint)
+                || s.state != JobState::Running as i32
+        })
+        .await;
+        assert_eq!(
+            status.state,
+            JobState::Running as i32,
+            "the job ended before every kill: {}\n{}",
+            status.failure,
+            logs(&work)
+        );
+        checkpoint = status.checkpoints.map_or(0, |c| c.latest_id);
+        tokio::time::sleep(kill_moment(checkpoint)).await;
+        match victim {
+            Victim::Worker(index) => cluster.kill_worker(index).expect("kill a worker"),
+            Victim::JobMaster => cluster.kill_jobmaster().expect("kill the JobMaster"),
+        }
+    }
+    let outcome = cluster
+        .wait()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&work)));
+    assert_eq!(
+        outcome.status.state,
+        JobState::Finished as i32,
+        "{}\n{}",
+        outcome.status.failure,
+        logs(&work)
+    );
+    writer.join().expect("the records were written");
+    assert_same(&job.got(), &job.want());
+    assert_eq!(open_transactions(&broker.bootstrap), Vec::<String>::new());
+}
+
+enum Victim {
+    Worker(usize),
+    JobMaster,
+}
+
+/// The crash Kafka's two-phase commit must survive: the worker running the sink dies when the
+/// first completed checkpoint's notice arrives, after the JobMaster recorded the checkpoint and
+/// before the sink committed its transaction. The restored sink commits it; nothing is lost
+/// or written twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_checkpoint_completion_and_commit_loses_and_duplicates_nothing() {
+    let Some(broker) = Kafka::start() else {
+        return;
+    };
+    let job = KafkaWindow {
+        bootstrap: &broker.bootstrap,
+        input: "events",
+        output: "windows",
+        partitions: 2,
+        per_partition: 10_000,
+        step: 100,
+    };
+    let writer = job.write_input();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("cluster");
+    let mut spec = spec("sql", &work, 2, 1)
+        .arg("parallelism", 2)
+        .arg("sql", job.sql("windows-job"));
+    spec.heartbeat_timeout_ms = 3_000;
+    // Vertex 1 is the window aggregate with the sink chained to it.
+    spec.inject_failure = Some("1/0/notice".into());
+    spec.checkpoints = Some(CheckpointSpec {
+        interval_ms: 1_000,
+        ..CheckpointSpec::default()
+    });
+    let outcome = LocalCluster::start(spec)
+        .await
+        .expect("cluster starts")
+        .wait()
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&work)));
+    let logs = logs(&work);
+    assert_eq!(
+        outcome.status.state,
+        JobState::Finished as i32,
+        "{}\n{logs}",
+        outcome.status.failure,
+    );
+    assert!(
+        logs.contains("injected crash on a checkpoint's completion notice"),
+        "the worker crashed at the notice:\n{logs}"
+    );
+    assert!(
+        logs.contains("restored transaction committed"),
+        "the restored sink committed the transaction its checkpoint held:\n{logs}"
+    );
+    writer.join().expect("the records were written");
+    assert_same(&job.got(), &job.want());
+    assert_eq!(open_transactions(&broker.bootstrap), Vec::<String>::new());
 }

@@ -151,19 +151,23 @@ fn a_crash_between_completion_and_commit_loses_and_duplicates_nothing() {
         left_open.contains(&"test-out-0-0".to_string()),
         "{left_open:?}"
     );
-    // The restore commits checkpoint 1's transaction and aborts the other.
+    // The restored sink starts with its first rows: it commits checkpoint 1's transaction and
+    // aborts the other before writing them.
     let mut restored = open(&*factory, 0, 1, Some(checkpoint_1.clone()));
-    assert_eq!(visible(&broker, "out"), (0..300).collect::<Vec<i64>>());
-    assert_eq!(open_transactions(&broker.bootstrap), Vec::<String>::new());
-    // The restored attempt replays the rows after checkpoint 1 and dies again after its own
-    // barrier, before checkpoint 2 completes: a second restore from checkpoint 1 commits
-    // nothing twice and drops the replay.
     write(&mut *restored, 300..450);
+    assert_eq!(visible(&broker, "out"), (0..300).collect::<Vec<i64>>());
+    assert_eq!(
+        open_transactions(&broker.bootstrap).len(),
+        1,
+        "the new rows'"
+    );
+    // It dies again after its own barrier, before checkpoint 2 completes: a second restore
+    // from checkpoint 1 commits nothing twice and drops the replay.
     checkpoint(&mut *restored, 2);
     drop(restored);
     let mut again = open(&*factory, 0, 1, Some(checkpoint_1));
-    assert_eq!(visible(&broker, "out"), (0..300).collect::<Vec<i64>>());
     write(&mut *again, 300..450);
+    assert_eq!(visible(&broker, "out"), (0..300).collect::<Vec<i64>>());
     checkpoint(&mut *again, 3);
     again.notify_checkpoint_complete(3).unwrap();
     assert_eq!(visible(&broker, "out"), (0..450).collect::<Vec<i64>>());
@@ -187,7 +191,9 @@ fn a_restore_at_lower_parallelism_commits_every_old_subtasks_transactions() {
         old.push(sink);
     }
     drop(old);
-    let _sink = open(&*factory, 0, 1, Some(entries));
+    let mut sink = open(&*factory, 0, 1, Some(entries));
+    // No rows: the first barrier starts the sink, which commits what it restored.
+    assert!(checkpoint(&mut *sink, 2).is_empty());
     assert_eq!(visible(&broker, "out"), (0..250).collect::<Vec<i64>>());
     assert_eq!(open_transactions(&broker.bootstrap), Vec::<String>::new());
 }

@@ -1,6 +1,8 @@
 //! Failure injection for tests and benchmarks of recovery: the first attempt(s) of one subtask
 //! fail once they have read a number of records, as a task hitting a transient error would, or
-//! before they connect their inputs, as a task whose deployment fails half-way would.
+//! before they connect their inputs, as a task whose deployment fails half-way would; or the
+//! worker process dies (SIGKILL) when the subtask is told a checkpoint completed, before the
+//! subtask hears of it: the crash between a checkpoint's completion and a sink's commit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,9 @@ pub enum Strike {
     /// Before the task takes its input channels, so its producers' output for it is never
     /// consumed.
     BeforeInputs,
+    /// The worker process kills itself when the first completed checkpoint's notice for the
+    /// task arrives.
+    OnNotice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +35,11 @@ pub struct InjectedFailure {
 
 impl InjectedFailure {
     /// `VERTEX/SUBTASK/RECORDS[/ATTEMPTS]`, as `--inject-failure` takes it: RECORDS is a count,
-    /// or `connect` to fail before connecting the inputs; ATTEMPTS (default 1) how many first
-    /// attempts fail.
+    /// `connect` to fail before connecting the inputs, or `notice` to kill the worker at the
+    /// first completion notice; ATTEMPTS (default 1) how many first attempts fail.
     pub fn parse(text: &str) -> Result<Self, String> {
-        const FORM: &str = "want VERTEX/SUBTASK/RECORDS[/ATTEMPTS], RECORDS a count or 'connect'";
+        const FORM: &str =
+            "want VERTEX/SUBTASK/RECORDS[/ATTEMPTS], RECORDS a count, 'connect' or 'notice'";
         let parts: Vec<&str> = text.split('/').collect();
         let (vertex, subtask, records, attempts) = match parts[..] {
             [v, s, r] => (v, s, r, "1"),
@@ -46,6 +52,7 @@ impl InjectedFailure {
         };
         let strike = match records {
             "connect" => Strike::BeforeInputs,
+            "notice" => Strike::OnNotice,
             count => Strike::AfterRecords(
                 count
                     .parse()
@@ -69,10 +76,31 @@ impl InjectedFailure {
         self.strike == Strike::BeforeInputs
     }
 
+    pub fn on_notice(&self) -> bool {
+        self.strike == Strike::OnNotice
+    }
+
+    /// Kills this process as `kill -9` would: no handler runs, nothing is flushed or closed.
+    pub fn crash(&self, checkpoint_id: u64) -> ! {
+        tracing::error!(
+            vertex = self.vertex,
+            subtask = self.subtask,
+            checkpoint_id,
+            "injected crash on a checkpoint's completion notice"
+        );
+        // SAFETY: kill(2) with this process's own id; SIGKILL cannot be caught, so it does
+        // not return.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+        unreachable!("SIGKILL ended the process")
+    }
+
     /// Resolves with the failure once the task has read enough records (at once when the
-    /// failure strikes before the inputs).
+    /// failure strikes before the inputs; never when it strikes at a notice).
     pub async fn strike(self, metrics: Arc<TaskMetrics>) -> String {
         match self.strike {
+            Strike::OnNotice => std::future::pending().await,
             Strike::BeforeInputs => format!(
                 "injected failure of vertex {} subtask {} before connecting its inputs",
                 self.vertex, self.subtask
@@ -120,6 +148,7 @@ mod tests {
         assert!(failure.before_inputs());
         assert!(failure.hits(&task(2)));
         assert!(!failure.hits(&task(3)));
+        assert!(InjectedFailure::parse("1/0/notice").unwrap().on_notice());
         let err = InjectedFailure::parse("0/1/connect/x").unwrap_err();
         assert!(err.contains("attempts 'x'"), "{err}");
     }

@@ -369,7 +369,16 @@ impl TaskManager {
     /// Checkpoint `id` is complete: the listed tasks commit, their uploaders move their base.
     pub fn notify_checkpoint_complete(&self, id: u64, tasks: &[TaskId]) {
         let running = self.tasks.lock().expect("tasks lock");
-        for task in tasks.iter().filter_map(|t| running.get(&key(t))) {
+        for (task_id, task) in tasks
+            .iter()
+            .filter_map(|t| Some((t, running.get(&key(t))?)))
+        {
+            if let Some(fault) = self
+                .inject_failure
+                .filter(|f| f.on_notice() && f.hits(task_id))
+            {
+                fault.crash(id);
+            }
             if let Some(completed) = &task.completed {
                 let _ = completed.send(id);
             }

@@ -6,6 +6,7 @@
 mod bids;
 mod changelog;
 mod co_process;
+mod kafka_window;
 mod kill;
 
 // Each test binary uses its own part of this module.
@@ -15,6 +16,8 @@ pub use bids::*;
 pub use changelog::*;
 #[allow(unused_imports)]
 pub use co_process::*;
+#[allow(unused_imports)]
+pub use kafka_window::*;
 #[allow(unused_imports)]
 pub use kill::*;
 

@@ -1,10 +1,7 @@
 //! The Kafka sink: each row one record, its value the row as a JSON object. How rows reach the
 //! topic depends on `sink.delivery-guarantee`: `plain` writes without transactions, and
-//! `transactions` writes exactly once with a Kafka transaction per checkpoint.
-//!
-//! The client is async and the task's operator calls are not: each sink instance owns a small
-//! runtime, on which the producers send in the background, and the task thread waits on it
-//! only where the sink must wait (a full buffer, a barrier, a commit).
+//! `transactions` writes exactly once with a Kafka transaction per checkpoint; `writer` runs
+//! either on a runtime of the sink's own.
 
 mod options;
 mod plain;
@@ -12,8 +9,8 @@ mod prepared;
 mod resume;
 mod sent;
 mod transactions;
+mod writer;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -24,38 +21,24 @@ use spate_api::{
 };
 use spate_connectors::blackhole::check_batch;
 use spate_connectors::text::write_json;
-use tokio::runtime::Runtime;
 
 use options::Delivery;
 pub use options::SinkOptions;
-use plain::Plain;
-use transactions::Transactions;
+use writer::{Restore, Running};
 
 pub fn factory(table: &str, schema: SchemaRef, options: SinkOptions) -> Arc<dyn OperatorFactory> {
     let table = table.to_string();
     Arc::new(move |ctx: &OperatorContext| -> Result<Box<dyn Operator>> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(format!("kafka-sink-{}", ctx.subtask))
-            .enable_all()
-            .build()
-            .map_err(|e| OperatorError::invalid(format!("a runtime for the Kafka sink: {e}")))?;
         Ok(Box::new(KafkaSink {
             table: table.clone(),
             schema: schema.clone(),
             options: options.clone(),
             checkpointing: ctx.state.checkpointing,
-            runtime,
+            restore: None,
             writer: None,
             encoded: Vec::new(),
         }))
     })
-}
-
-/// Boxed: producers are hundreds of bytes.
-enum Writer {
-    Plain(Box<Plain>),
-    Transactional(Box<Transactions>),
 }
 
 struct KafkaSink {
@@ -63,45 +46,31 @@ struct KafkaSink {
     schema: SchemaRef,
     options: SinkOptions,
     checkpointing: bool,
-    runtime: Runtime,
-    /// Started in `open`.
-    writer: Option<Writer>,
+    /// Set by `open`, taken when the writer starts.
+    restore: Option<Restore>,
+    /// Started on the task's thread when first needed: `open` runs where the worker deploys
+    /// the task, which must not wait on the brokers (a restore's commits may take a while).
+    /// Restored transactions are committed before anything else is written, and at the
+    /// latest by the first barrier.
+    writer: Option<Running>,
     /// Reused between batches.
     encoded: Vec<u8>,
 }
 
 impl KafkaSink {
-    /// Runs `work` on the sink's runtime, the task thread waiting for it.
-    fn wait<T>(&self, work: impl Future<Output = T>) -> T {
-        self.runtime.block_on(work)
-    }
-
-    async fn start(&self, ctx: &OperatorContext) -> Result<Writer> {
-        let options = &self.options;
-        let kafka = crate::client::connect(&options.bootstrap)
-            .await
-            .map_err(|e| OperatorError::invalid(format!("table '{}': {e}", self.table)))?;
-        let topic = options.topic.clone();
-        Ok(match &options.delivery {
-            Delivery::None => Writer::Plain(Box::new(Plain::start(&kafka, topic, false).await?)),
-            Delivery::AtLeastOnce => {
-                Writer::Plain(Box::new(Plain::start(&kafka, topic, true).await?))
-            }
-            Delivery::ExactlyOnce { prefix, timeout } => {
-                let mut transactions = Transactions::new(
-                    kafka,
-                    options.bootstrap.clone(),
-                    topic,
-                    prefix.clone(),
-                    *timeout,
-                    ctx.subtask,
-                );
-                let restored = ctx.state.restored.iter().flat_map(|r| &r.entries);
-                let restored: Vec<_> = restored.cloned().collect();
-                transactions.restore(&restored, ctx.parallelism).await?;
-                Writer::Transactional(Box::new(transactions))
-            }
-        })
+    /// The running writer, started if this is the first call.
+    fn writer(&mut self) -> Result<&mut Running> {
+        if self.writer.is_none() {
+            let restore = self
+                .restore
+                .take()
+                .ok_or_else(|| OperatorError::invalid("the Kafka sink was not opened"))?;
+            let running = Running::start(self.table.clone(), self.options.clone(), restore)?;
+            self.writer = Some(running);
+        }
+        self.writer
+            .as_mut()
+            .ok_or_else(|| OperatorError::invalid("the Kafka sink did not start"))
     }
 }
 
@@ -114,8 +83,16 @@ impl Operator for KafkaSink {
                  read_committed readers only when the input ends"
             );
         }
-        let writer = self.wait(self.start(ctx))?;
-        self.writer = Some(writer);
+        self.restore = Some(Restore {
+            subtask: ctx.subtask,
+            parallelism: ctx.parallelism,
+            entries: ctx
+                .state
+                .restored
+                .iter()
+                .flat_map(|r| r.entries.iter().cloned())
+                .collect(),
+        });
         Ok(())
     }
 
@@ -140,12 +117,10 @@ impl Operator for KafkaSink {
             .filter(|line| !line.is_empty())
             .map(<[u8]>::to_vec)
             .collect();
-        let runtime = &self.runtime;
-        match self.writer.as_mut() {
-            Some(Writer::Plain(plain)) => runtime.block_on(plain.write(rows)),
-            Some(Writer::Transactional(transactions)) => runtime.block_on(transactions.write(rows)),
-            None => Err(OperatorError::invalid("the Kafka sink was not opened")),
-        }
+        self.writer()?.run(|mut writer| async move {
+            let written = writer.write(rows).await;
+            (writer, written)
+        })
     }
 
     fn finish(&mut self, _out: &mut Output) -> Result<()> {
@@ -154,29 +129,17 @@ impl Operator for KafkaSink {
         if self.checkpointing {
             return Ok(());
         }
-        let runtime = &self.runtime;
-        match self.writer.as_mut() {
-            Some(Writer::Plain(plain)) => runtime.block_on(plain.flush()),
-            Some(Writer::Transactional(transactions)) => {
-                runtime.block_on(transactions.commit_open())
-            }
-            None => Ok(()),
-        }
+        self.writer()?.run(|mut writer| async move {
+            let finished = writer.finish().await;
+            (writer, finished)
+        })
     }
 
     fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<OperatorSnapshot> {
-        let runtime = &self.runtime;
-        let entries = match self.writer.as_mut() {
-            Some(Writer::Plain(plain)) => {
-                runtime.block_on(plain.barrier())?;
-                Vec::new()
-            }
-            Some(Writer::Transactional(transactions)) => {
-                runtime.block_on(transactions.pre_commit(checkpoint_id))?;
-                transactions.entries()
-            }
-            None => Vec::new(),
-        };
+        let entries = self.writer()?.run(move |mut writer| async move {
+            let entries = writer.barrier(checkpoint_id).await;
+            (writer, entries)
+        })?;
         Ok(OperatorSnapshot {
             entries,
             keyed: None,
@@ -184,11 +147,9 @@ impl Operator for KafkaSink {
     }
 
     fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<()> {
-        match self.writer.as_mut() {
-            Some(Writer::Transactional(transactions)) => self
-                .runtime
-                .block_on(transactions.commit_up_to(checkpoint_id)),
-            _ => Ok(()),
-        }
+        self.writer()?.run(move |mut writer| async move {
+            let committed = writer.checkpoint_complete(checkpoint_id).await;
+            (writer, committed)
+        })
     }
 }
