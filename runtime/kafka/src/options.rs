@@ -60,7 +60,8 @@ pub const OPTIONS: &[OptionDoc] = &[
     OptionDoc::new(
         "sink.transactional-id-prefix",
         None,
-        "with exactly-once: the prefix of the sink's transactional ids, unique to the job",
+        "with exactly-once: the prefix of the sink's transactional ids, unique to the sink (two \
+         sinks writing with one prefix fence each other)",
     ),
     OptionDoc::new(
         "sink.partitioner",

@@ -3,20 +3,20 @@
 //! (tumbling, hopping, session), a keyed co-process function on two inputs, SQL's regular join,
 //! changelogs (a running count retracting its earlier results, SQL's group aggregate written
 //! as debezium-json, a group aggregate over another one's changes, a Top-N and a LEFT JOIN)
-//! through a hash exchange, Nexmark q5's cascading window aggregation and window join, a Kafka
-//! topic written while the job reads it, heap and RocksDB state, region and full failover. Each job's reference is computed
-//! here by brute force from the data it reads, independently of Spate.
+//! through a hash exchange, Nexmark q5's cascading window aggregation and window join, Kafka in
+//! and out (a topic written while the job reads it, a topic written exactly once), heap and
+//! RocksDB state, region and full failover. Each job's reference is computed here by brute
+//! force from the data it reads, independently of Spate.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use spate_operators::generator::GeneratedEvent;
-use spate_testkit::kafka::{create_topic, produce};
 
 use crate::common::{
-    Assigner, bid_table, bids_priced_in_threes, co_process_reference, counts_per_key,
-    debezium_count_changes, hop_counts, hot_items, join_job, reference, running_count_changes,
-    sink, ts,
+    Assigner, KAFKA_WINDOW_COLUMNS, KafkaWindow, bid_table, bids_priced_in_threes,
+    co_process_reference, counts_per_key, debezium_count_changes, hop_counts, hot_items, join_job,
+    reference, running_count_changes, sink, ts,
 };
 
 /// How much data a round reads and how fast (rows per second per source subtask).
@@ -46,6 +46,20 @@ pub struct Plan {
     /// `want` is the table the committed changes (debezium-json rows) leave, not the changes
     /// themselves: for jobs whose changes depend on the order their inputs interleave in.
     pub table: bool,
+    pub output: Output,
+}
+
+/// Where a round's committed rows are read from.
+#[derive(Clone)]
+pub enum Output {
+    /// CSV or debezium-json files of the round's output directory.
+    Files,
+    /// A Kafka topic, with `read_committed`: the values of these columns of each JSON record.
+    Topic {
+        bootstrap: String,
+        topic: String,
+        columns: &'static [&'static str],
+    },
 }
 
 impl Plan {
@@ -55,6 +69,7 @@ impl Plan {
             args: vec![("sql", sql)],
             want,
             table: false,
+            output: Output::Files,
         }
     }
 
@@ -151,10 +166,10 @@ pub fn matrix() -> Vec<Job> {
             build: datagen_left_join,
         },
         Job {
-            name: "kafka-filter",
+            name: "kafka-tumble-kafka",
             state_backend: "heap",
             failover: "region",
-            build: kafka_filter,
+            build: kafka_tumble_kafka,
         },
         Job {
             name: "nexmark-hot-items",
@@ -165,53 +180,32 @@ pub fn matrix() -> Vec<Job> {
     ]
 }
 
-/// A Kafka topic of the round's own, written while the job reads it and read up to the offsets
-/// the writer ends at, filtered and projected. The broker itself takes no fault (yet): the
-/// faults hit the job's workers, JobMaster and checkpoint storage while it reads.
-fn kafka_filter(dirs: &RoundDirs, scale: Scale) -> Plan {
-    const PARTITIONS: u64 = 2;
-    let per_partition = scale.events / PARTITIONS;
-    let total = per_partition * PARTITIONS;
-    create_topic(&dirs.kafka, &dirs.topic, PARTITIONS as i32);
-    // A tenth of a second's records of every partition per step, as the other sources' rate.
-    let step = (scale.rate / 10).max(1) * PARTITIONS;
-    let (bootstrap, topic) = (dirs.kafka.clone(), dirs.topic.clone());
-    std::thread::spawn(move || {
-        let mut first = 0;
-        while first < total {
-            let records = (first..(first + step).min(total))
-                .map(|id| {
-                    let value = format!(r#"{{"id": {id}, "name": "n{id}"}}"#);
-                    ((id % PARTITIONS) as i32, value.into_bytes())
-                })
-                .collect();
-            produce(&bootstrap, &topic, records);
-            first += step;
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    });
-    let stops = (0..PARTITIONS)
-        .map(|p| format!("partition:{p},offset:{per_partition}"))
-        .collect::<Vec<_>>()
-        .join(";");
-    let sql = format!(
-        "CREATE TABLE events (id BIGINT, name STRING) WITH (
-            'connector' = 'kafka', 'topic' = '{}', 'properties.bootstrap.servers' = '{}',
-            'scan.startup.mode' = 'earliest-offset',
-            'scan.bounded.mode' = 'specific-offsets', 'scan.bounded.specific-offsets' = '{stops}',
-            'format' = 'json'
-        );
-        {}INSERT INTO out SELECT id, name FROM events WHERE id % 3 <> 1;",
-        dirs.topic,
-        dirs.kafka,
-        sink(&dirs.output, "id BIGINT, name STRING"),
-    );
-    let mut want: Rows = (0..total)
-        .filter(|id| id % 3 != 1)
-        .map(|id| vec![id.to_string(), format!("n{id}")])
-        .collect();
-    want.sort();
-    Plan::sql(sql, want)
+/// Kafka in and out: a topic of the round's own, written while the job reads it (up to the
+/// offsets the writer ends at), aggregated per key and second of event time, and written to
+/// another topic exactly once (a Kafka transaction per checkpoint), read back with
+/// `read_committed`. The broker itself takes no fault (yet): the faults hit the job's workers,
+/// JobMaster and checkpoint storage.
+fn kafka_tumble_kafka(dirs: &RoundDirs, scale: Scale) -> Plan {
+    let output = format!("{}-out", dirs.topic);
+    let job = KafkaWindow {
+        bootstrap: &dirs.kafka,
+        input: &dirs.topic,
+        output: &output,
+        partitions: 2,
+        per_partition: scale.events / 2,
+        // A tenth of a second's records per step, as the other sources' rate.
+        step: (scale.rate / 10).max(1),
+    };
+    // The writer ends on its own; the round's end is the job's.
+    drop(job.write_input());
+    Plan {
+        output: Output::Topic {
+            bootstrap: dirs.kafka.clone(),
+            topic: output.clone(),
+            columns: &KAFKA_WINDOW_COLUMNS,
+        },
+        ..Plan::sql(job.sql(&dirs.topic), job.want())
+    }
 }
 
 /// SQL's LEFT JOIN: a sequence joined with the even numbers another sequence makes; an odd
@@ -356,6 +350,7 @@ fn running_count(dirs: &RoundDirs, scale: Scale) -> Plan {
         args,
         want,
         table: false,
+        output: Output::Files,
     }
 }
 
@@ -381,6 +376,7 @@ fn co_process(dirs: &RoundDirs, scale: Scale) -> Plan {
         args,
         want,
         table: false,
+        output: Output::Files,
     }
 }
 

@@ -22,8 +22,8 @@ use spate_testkit::kafka::Kafka;
 use spate_testkit::{FaultyProxy, Minio, SlowDisk, SmallDisk};
 use tempfile::TempDir;
 
-use crate::common::{logs, read_rows, spec};
-use crate::jobs::{Job, PARALLELISM, RoundDirs, Scale, matrix};
+use crate::common::{committed_rows, logs, read_rows, spec};
+use crate::jobs::{Job, Output, PARALLELISM, RoundDirs, Scale, matrix};
 use crate::schedule::{Fault, Rng, Schedule, Shape};
 
 /// A round still running this long after the faults stopped has hung. Rounds last seconds to
@@ -82,6 +82,7 @@ struct Round {
     want: Vec<Vec<String>>,
     /// `want` is the table the changes leave (see `Plan::table`).
     table: bool,
+    output: Output,
 }
 
 /// What the lasting fault under way broke, to mend when it ends.
@@ -358,6 +359,7 @@ async fn start(job: &Job, number: u32, env: &Environment, scale: Scale, seed: u6
         cluster,
         want: plan.want,
         table: plan.table,
+        output: plan.output,
     }
 }
 
@@ -401,9 +403,14 @@ async fn finish(job: &Job, round: Round) -> RoundResult {
         });
     let state = JobState::try_from(outcome.status.state).unwrap_or(JobState::Failed);
     let out = round.data.path().join("out");
-    let mut got = match out.exists() {
-        true => read_rows(&out),
-        false => Vec::new(),
+    let mut got = match &round.output {
+        Output::Files if out.exists() => read_rows(&out),
+        Output::Files => Vec::new(),
+        Output::Topic {
+            bootstrap,
+            topic,
+            columns,
+        } => committed_rows(bootstrap, topic, columns),
     };
     got.sort();
     let committed = got.len();

@@ -25,7 +25,7 @@ fn event_time(id: u64) -> u64 {
 }
 
 /// The columns the job writes, in order.
-const COLUMNS: [&str; 4] = ["k", "s", "n", "total"];
+pub const KAFKA_WINDOW_COLUMNS: [&str; 4] = ["k", "s", "n", "total"];
 
 impl KafkaWindow<'_> {
     fn total(&self) -> u64 {
@@ -113,15 +113,21 @@ impl KafkaWindow<'_> {
 
     /// The rows a `read_committed` consumer of the output sees, sorted.
     pub fn got(&self) -> Vec<Vec<String>> {
-        let mut rows: Vec<Vec<String>> = committed(self.bootstrap, self.output)
-            .iter()
-            .map(|value| {
-                let row: serde_json::Value = serde_json::from_slice(value)
-                    .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(value)));
-                COLUMNS.map(|c| row[c].to_string()).to_vec()
-            })
-            .collect();
-        rows.sort();
-        rows
+        committed_rows(self.bootstrap, self.output, &KAFKA_WINDOW_COLUMNS)
     }
+}
+
+/// The rows a `read_committed` consumer of `topic` sees, each the values of `columns` of its
+/// JSON object, sorted.
+pub fn committed_rows(bootstrap: &str, topic: &str, columns: &[&str]) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = committed(bootstrap, topic)
+        .iter()
+        .map(|value| {
+            let row: serde_json::Value = serde_json::from_slice(value)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(value)));
+            columns.iter().map(|&c| row[c].to_string()).collect()
+        })
+        .collect();
+    rows.sort();
+    rows
 }
