@@ -5,10 +5,12 @@
 
 mod common;
 
+use std::path::Path;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::*;
-use spate_cluster::{CheckpointSpec, LocalCluster};
+use spate_cluster::{CheckpointSpec, ClusterSpec, LocalCluster};
 use spate_proto::v1::{JobState, JobStatus};
 use spate_testkit::kafka::{Kafka, create_topic, open_transactions, produce};
 
@@ -84,21 +86,9 @@ async fn kafka_to_kafka_is_exactly_once_through_worker_and_jobmaster_kills() {
     let Some(broker) = Kafka::start() else {
         return;
     };
-    let job = KafkaWindow {
-        bootstrap: &broker.bootstrap,
-        input: "events",
-        output: "windows",
-        partitions: 2,
-        per_partition: 30_000,
-        step: 100,
-    };
-    let writer = job.write_input();
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("cluster");
-    let mut spec = spec("sql", &work, 2, 1)
-        .arg("parallelism", 2)
-        .arg("sql", job.sql("windows-job"));
-    spec.heartbeat_timeout_ms = 3_000;
+    let (job, writer, mut spec) = window_job(&broker, 30_000, &work);
     spec.checkpoints = Some(CheckpointSpec {
         interval_ms: 1_000,
         restart: ["--max-restarts", "100", "--restart-delay-ms", "500"]
@@ -161,6 +151,30 @@ enum Victim {
     JobMaster,
 }
 
+/// The Kafka → window → Kafka job over `per_partition` records in each of two partitions, the
+/// thread writing them (started), and a spec of its cluster in `work` (parallelism 2, a worker
+/// declared lost after 3 s without heartbeats).
+fn window_job<'a>(
+    broker: &'a Kafka,
+    per_partition: u64,
+    work: &Path,
+) -> (KafkaWindow<'a>, JoinHandle<()>, ClusterSpec) {
+    let job = KafkaWindow {
+        bootstrap: &broker.bootstrap,
+        input: "events",
+        output: "windows",
+        partitions: 2,
+        per_partition,
+        step: 100,
+    };
+    let writer = job.write_input();
+    let mut spec = spec("sql", work, 2, 1)
+        .arg("parallelism", 2)
+        .arg("sql", job.sql("windows-job"));
+    spec.heartbeat_timeout_ms = 3_000;
+    (job, writer, spec)
+}
+
 /// The crash Kafka's two-phase commit must survive: the worker running the sink dies when the
 /// first completed checkpoint's notice arrives, after the JobMaster recorded the checkpoint and
 /// before the sink committed its transaction. The restored sink commits it; nothing is lost
@@ -170,21 +184,9 @@ async fn a_crash_between_checkpoint_completion_and_commit_loses_and_duplicates_n
     let Some(broker) = Kafka::start() else {
         return;
     };
-    let job = KafkaWindow {
-        bootstrap: &broker.bootstrap,
-        input: "events",
-        output: "windows",
-        partitions: 2,
-        per_partition: 10_000,
-        step: 100,
-    };
-    let writer = job.write_input();
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("cluster");
-    let mut spec = spec("sql", &work, 2, 1)
-        .arg("parallelism", 2)
-        .arg("sql", job.sql("windows-job"));
-    spec.heartbeat_timeout_ms = 3_000;
+    let (job, writer, mut spec) = window_job(&broker, 10_000, &work);
     // Vertex 1 is the window aggregate with the sink chained to it.
     spec.inject_failure = Some("1/0/notice".into());
     spec.checkpoints = Some(CheckpointSpec {

@@ -314,28 +314,30 @@ fn specific_offsets(value: &str) -> Result<BTreeMap<i32, i64>, String> {
     Ok(offsets)
 }
 
+/// A table's options for the unit tests: topic `bids`, a broker, json, and `pairs`.
+#[cfg(test)]
+pub fn test_options(pairs: &[(&str, &str)]) -> TableOptions {
+    let mut values: BTreeMap<String, String> = [
+        ("topic", "bids"),
+        ("properties.bootstrap.servers", "127.0.0.1:9092"),
+        ("format", "json"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in pairs {
+        values.insert(k.to_string(), v.to_string());
+    }
+    TableOptions::new("t", values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn options(pairs: &[(&str, &str)]) -> TableOptions {
-        let mut values: BTreeMap<String, String> = [
-            ("topic", "bids"),
-            ("properties.bootstrap.servers", "127.0.0.1:9092"),
-            ("format", "json"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        for (k, v) in pairs {
-            values.insert(k.to_string(), v.to_string());
-        }
-        TableOptions::new("t", values)
-    }
-
     #[test]
     fn startup_modes_are_read_as_flink_names_them() {
-        let parsed = |pairs: &[(&str, &str)]| SourceOptions::parse(&options(pairs));
+        let parsed = |pairs: &[(&str, &str)]| SourceOptions::parse(&test_options(pairs));
         let earliest = parsed(&[("scan.startup.mode", "earliest-offset")]).unwrap();
         assert_eq!(earliest.startup, Startup::Earliest);
         let at = parsed(&[
@@ -361,7 +363,7 @@ mod tests {
     #[test]
     fn what_cannot_be_honored_is_refused_by_name() {
         let error = |pairs: &[(&str, &str)]| {
-            SourceOptions::parse(&options(pairs))
+            SourceOptions::parse(&test_options(pairs))
                 .unwrap_err()
                 .to_string()
         };

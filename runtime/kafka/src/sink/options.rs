@@ -99,23 +99,11 @@ impl SinkOptions {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
+    use crate::options::test_options;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<SinkOptions, ConnectorError> {
-        let mut values: BTreeMap<String, String> = [
-            ("topic", "out"),
-            ("properties.bootstrap.servers", "127.0.0.1:9092"),
-            ("format", "json"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        for (k, v) in pairs {
-            values.insert(k.to_string(), v.to_string());
-        }
-        SinkOptions::parse(&TableOptions::new("t", values))
+        SinkOptions::parse(&test_options(pairs))
     }
 
     #[test]
