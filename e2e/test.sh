@@ -91,23 +91,36 @@ wait_go "$minio_job" MinIO "$go_logs/minio.log"
 wait_go "$kafka_job" Kafka "$go_logs/kafka.log"
 
 # The tests mostly wait on rate-limited jobs and so do the Kubernetes scenarios: they all run
-# side by side, the tests' output kept until the scenarios are done. The tests in two lanes: the
-# fault-injection suite (one test of a dozen jobs, the longest by far) and all the others; both
-# select the same packages and features as the build, so nothing compiles again.
+# side by side, the tests' output kept until the scenarios are done. The tests in three lanes:
+# the fault-injection suite (one test of a dozen jobs, the longest by far), the exactly-once
+# binary (kill -9 and storage outages, the next longest) and all the others; each selects the
+# same packages and features as the build, so nothing compiles again.
 step "cargo test (unit, real-process integration and fault-injection tests), beside the Kubernetes checks below"
 test_log="$go_logs/cargo-test.log"
 chaos_log="$go_logs/cargo-test-chaos.log"
+exactly_once_log="$go_logs/cargo-test-exactly-once.log"
 chaos_test=a_seeded_schedule_of_faults_loses_and_duplicates_no_row
+# The ordinary lane skips the exactly-once binary's tests by their exact names, listed from the
+# binary itself, so that a test added there is never run twice nor left out.
+skips=(--skip "$chaos_test")
+while IFS= read -r name; do
+    skips+=(--skip "$name")
+done < <(cargo test --workspace --all-features --locked --test exactly_once -- --list --format terse 2>/dev/null \
+    | sed -n 's/: test$//p')
+[ "${#skips[@]}" -gt 2 ] || die "listing the exactly-once tests found none"
 # A hang guard, not a time limit: the run takes minutes (docs/building.md); a test that hangs
 # ends it within CI's budget, so that its output shows what hung.
 test_timeout=1800
 setsid timeout -k 30 "$test_timeout" cargo test --workspace --all-features --locked --test chaos \
     -- --exact "$chaos_test" >"$chaos_log" 2>&1 &
 chaos_job=$!
+setsid timeout -k 30 "$test_timeout" cargo test --workspace --all-features --locked --test exactly_once \
+    >"$exactly_once_log" 2>&1 &
+exactly_once_job=$!
 setsid timeout -k 30 "$test_timeout" cargo test --workspace --all-features --locked \
-    -- --skip "$chaos_test" >"$test_log" 2>&1 &
+    -- --exact "${skips[@]}" >"$test_log" 2>&1 &
 test_job=$!
-trap 'kill -- "-$minio_job" "-$tools_job" "-$kafka_job" "-$checks_job" "-$test_job" "-$chaos_job" 2>/dev/null || true' EXIT
+trap 'kill -- "-$minio_job" "-$tools_job" "-$kafka_job" "-$checks_job" "-$test_job" "-$chaos_job" "-$exactly_once_job" 2>/dev/null || true' EXIT
 
 step "waiting for the Kubernetes tools"
 wait_go "$tools_job" "the Kubernetes tools" "$go_logs/tools.log"
@@ -123,7 +136,7 @@ step "node agent on a real control plane (pods run as processes, as their servic
 smoke_log="$go_logs/node-agent-smoke.log"
 setsid bash e2e/node-agent/smoke.sh >"$smoke_log" 2>&1 &
 smoke_job=$!
-trap 'kill -- "-$minio_job" "-$tools_job" "-$kafka_job" "-$checks_job" "-$test_job" "-$chaos_job" "-$smoke_job" 2>/dev/null || true' EXIT
+trap 'kill -- "-$minio_job" "-$tools_job" "-$kafka_job" "-$checks_job" "-$test_job" "-$chaos_job" "-$exactly_once_job" "-$smoke_job" 2>/dev/null || true' EXIT
 
 step "E2E on the real control plane: helm install, run, failover, JobMaster loss, scale, suspend/resume, bad input, delete"
 scenarios_rc=0
@@ -146,6 +159,8 @@ wait_tests() {
 }
 step "cargo test: its output"
 wait_tests "$test_job" "$test_log" "cargo test"
+step "cargo test of the exactly-once binary: its output"
+wait_tests "$exactly_once_job" "$exactly_once_log" "the exactly-once tests"
 step "cargo test of the fault-injection suite: its output"
 wait_tests "$chaos_job" "$chaos_log" "the fault-injection suite"
 rm -rf "$go_logs"
