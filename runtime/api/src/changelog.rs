@@ -134,6 +134,20 @@ pub fn changelog_schema(data: &Schema) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, data.metadata().clone()))
 }
 
+/// The batches of an upsert changelog of `data`'s rows keyed by `key`: a delete carries only
+/// its key, so every other column may be null there, whatever `data` declares.
+pub fn upsert_schema(data: &Schema, key: &[String]) -> SchemaRef {
+    let fields: Vec<Field> = data
+        .fields()
+        .iter()
+        .map(|f| {
+            let keyed = key.iter().any(|k| k == f.name());
+            f.as_ref().clone().with_nullable(f.is_nullable() || !keyed)
+        })
+        .collect();
+    changelog_schema(&Schema::new_with_metadata(fields, data.metadata().clone()))
+}
+
 /// The data columns of a changelog schema (all but the row kind); other schemas unchanged.
 pub fn data_schema(schema: &SchemaRef) -> SchemaRef {
     match row_kind_index(schema) {

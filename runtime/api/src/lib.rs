@@ -14,7 +14,7 @@ mod time;
 
 pub use changelog::{
     ChangelogMode, ROW_KIND_COLUMN, RowKind, changelog_batch, changelog_schema, data_schema,
-    row_kind_field, row_kind_index, split_row_kinds,
+    row_kind_field, row_kind_index, split_row_kinds, upsert_schema,
 };
 pub use context::{CancelFlag, OperatorContext};
 pub use element::{BarrierKind, CheckpointBarrier, StreamElement};

@@ -10,7 +10,7 @@ use spate_api::{
     split_row_kinds,
 };
 
-use crate::{Connector, ConnectorError, OptionDoc, TableContext, TableOptions};
+use crate::{Connector, ConnectorError, OptionDoc, TableContext, TableOptions, upsert_or_retract};
 
 const NAME: &str = "blackhole";
 
@@ -26,8 +26,17 @@ impl Connector for Blackhole {
         &[]
     }
 
-    fn sink_changelog(&self, _options: &TableOptions) -> Result<ChangelogMode, ConnectorError> {
-        Ok(ChangelogMode::Retract)
+    /// Every change is taken; with a key, as an upsert sink's (no update-before rows).
+    fn primary_key(&self, _table: &str, _key: &[String]) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    fn sink_changelog(
+        &self,
+        _options: &TableOptions,
+        primary_key: &[String],
+    ) -> Result<ChangelogMode, ConnectorError> {
+        Ok(upsert_or_retract(primary_key))
     }
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
@@ -102,6 +111,7 @@ mod tests {
             table: "t",
             schema,
             options: &mut options,
+            primary_key: &[],
         })
     }
 

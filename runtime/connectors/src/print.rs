@@ -13,7 +13,7 @@ use spate_api::{
 };
 
 use crate::blackhole::check_batch;
-use crate::{Connector, ConnectorError, OptionDoc, TableContext, TableOptions};
+use crate::{Connector, ConnectorError, OptionDoc, TableContext, TableOptions, upsert_or_retract};
 
 const NAME: &str = "print";
 
@@ -45,8 +45,17 @@ impl Connector for Print {
         OPTIONS
     }
 
-    fn sink_changelog(&self, _options: &TableOptions) -> Result<ChangelogMode, ConnectorError> {
-        Ok(ChangelogMode::Retract)
+    /// Every change is taken; with a key, as an upsert sink's (no update-before rows).
+    fn primary_key(&self, _table: &str, _key: &[String]) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    fn sink_changelog(
+        &self,
+        _options: &TableOptions,
+        primary_key: &[String],
+    ) -> Result<ChangelogMode, ConnectorError> {
+        Ok(upsert_or_retract(primary_key))
     }
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
@@ -243,6 +252,7 @@ mod tests {
             table: "t",
             schema: batch().schema(),
             options: &mut options,
+            primary_key: &[],
         })
     }
 

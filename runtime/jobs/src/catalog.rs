@@ -131,6 +131,7 @@ fn committed_sink(args: &mut JobArgs, stream: DataStream) -> Result<(), JobError
         table: "out",
         schema: schema.clone(),
         options: &mut options,
+        primary_key: &[],
     };
     let factory = Filesystem
         .sink(table)

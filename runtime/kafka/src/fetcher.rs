@@ -35,10 +35,11 @@ pub enum Stop {
     At(i64),
 }
 
-/// A record's place and value.
+/// A record's place, key and value.
 pub struct Fetch {
     pub partition: i32,
     pub offset: i64,
+    pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
 }
 
@@ -186,6 +187,7 @@ async fn fetch(
             .map(|r| Fetch {
                 partition: r.partition,
                 offset: r.offset,
+                key: r.key.map(|k| k.to_vec()),
                 value: r.value.map(|v| v.to_vec()),
             })
             .collect();

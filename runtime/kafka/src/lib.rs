@@ -2,19 +2,24 @@
 //! partition is a split; its offsets go into the job's checkpoints, so a restored job continues
 //! after the last record it took, and a bounded job stops at the end offsets it saw when it
 //! first started. Writing, rows go into a Kafka transaction per checkpoint, committed when the
-//! checkpoint completes (or, at least once, are acknowledged by each checkpoint). upsert-kafka
-//! and formats beyond json are still to come (issue 20).
+//! checkpoint completes (or, at least once, are acknowledged by each checkpoint).
+//! `'connector' = 'upsert-kafka'` (`upsert`) reads and writes a table keyed by its primary key:
+//! records keyed by it, deletes as tombstones. Formats beyond json are still to come (issue 20).
 
 mod client;
 mod fetcher;
 mod options;
+mod record;
 mod sink;
 mod source;
+mod upsert;
 
 use std::sync::Arc;
 
 use spate_api::{OperatorFactory, SourceFactory};
 use spate_connectors::{Connector, ConnectorError, OptionDoc, TableContext};
+
+pub use upsert::UpsertKafka;
 
 pub struct Kafka;
 
@@ -30,43 +35,60 @@ impl Connector for Kafka {
     fn source(&self, table: TableContext<'_>) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
         let parsed = options::SourceOptions::parse(table.options)?;
         table.options.finish(self.name(), options::OPTIONS)?;
-        let partitions = client::partitions(&parsed.bootstrap, &parsed.topic).map_err(|e| {
-            ConnectorError::Unsupported {
-                table: table.table.to_string(),
-                detail: e.to_string(),
-            }
-        })?;
-        if let options::Bounded::Specific(offsets) = &parsed.bounded {
-            let listed: Vec<i32> = offsets.keys().copied().collect();
-            if listed != partitions {
-                let option = "scan.bounded.specific-offsets";
-                return Err(table.options.bad(
-                    option,
-                    table.options.get(option).unwrap_or_default(),
-                    format!(
-                        "must list every partition of topic '{}', which has {partitions:?}",
-                        parsed.topic
-                    ),
-                ));
-            }
-        }
-        Ok(Arc::new(source::KafkaSource::new(
-            parsed,
-            table.schema,
-            partitions,
-        )))
+        source_of(table, parsed)
     }
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
         let parsed = sink::SinkOptions::parse(table.options)?;
         table.options.finish(self.name(), options::OPTIONS)?;
-        // A missing topic is a planning error, as for the source (writing would fail later).
-        client::partitions(&parsed.bootstrap, &parsed.topic).map_err(|e| {
-            ConnectorError::Unsupported {
-                table: table.table.to_string(),
-                detail: e.to_string(),
-            }
-        })?;
-        Ok(sink::factory(table.table, table.schema, parsed))
+        sink_of(table, parsed)
     }
+}
+
+/// The source of a topic: its partitions are looked up at planning, so a missing topic or
+/// unreachable brokers are planning errors.
+fn source_of(
+    table: TableContext<'_>,
+    parsed: options::SourceOptions,
+) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
+    let partitions = client::partitions(&parsed.bootstrap, &parsed.topic).map_err(|e| {
+        ConnectorError::Unsupported {
+            table: table.table.to_string(),
+            detail: e.to_string(),
+        }
+    })?;
+    if let options::Bounded::Specific(offsets) = &parsed.bounded {
+        let listed: Vec<i32> = offsets.keys().copied().collect();
+        if listed != partitions {
+            let option = "scan.bounded.specific-offsets";
+            return Err(table.options.bad(
+                option,
+                table.options.get(option).unwrap_or_default(),
+                format!(
+                    "must list every partition of topic '{}', which has {partitions:?}",
+                    parsed.topic
+                ),
+            ));
+        }
+    }
+    Ok(Arc::new(source::KafkaSource::new(
+        parsed,
+        table.schema,
+        partitions,
+    )))
+}
+
+/// The sink of a topic; a missing topic is a planning error, as for the source (writing would
+/// fail later).
+fn sink_of(
+    table: TableContext<'_>,
+    parsed: sink::SinkOptions,
+) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
+    client::partitions(&parsed.bootstrap, &parsed.topic).map_err(|e| {
+        ConnectorError::Unsupported {
+            table: table.table.to_string(),
+            detail: e.to_string(),
+        }
+    })?;
+    Ok(sink::factory(table.table, table.schema, parsed))
 }

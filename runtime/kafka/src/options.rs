@@ -4,18 +4,12 @@ use std::collections::BTreeMap;
 
 use spate_connectors::{ConnectorError, OptionDoc, TableOptions};
 
+use crate::record::{Layout, Tolerance};
+
 pub const OPTIONS: &[OptionDoc] = &[
-    OptionDoc::new("topic", None, "the topic to read or write (one topic)"),
-    OptionDoc::new(
-        "properties.bootstrap.servers",
-        None,
-        "comma-separated host:port of Kafka brokers",
-    ),
-    OptionDoc::new(
-        "properties.isolation.level",
-        Some("read_uncommitted"),
-        "read_committed: records of open or aborted transactions are skipped",
-    ),
+    TOPIC,
+    BOOTSTRAP,
+    ISOLATION,
     OptionDoc::new(
         "scan.startup.mode",
         Some("group-offsets"),
@@ -33,48 +27,67 @@ pub const OPTIONS: &[OptionDoc] = &[
         "with scan.startup.mode 'specific-offsets': 'partition:0,offset:42;partition:1,offset:7' \
          (partitions not listed start at their earliest offset)",
     ),
-    OptionDoc::new(
-        "scan.bounded.mode",
-        Some("unbounded"),
-        "unbounded; latest-offset: stop at the offsets the job saw when it first started; \
-         specific-offsets: stop at the offsets given",
-    ),
-    OptionDoc::new(
-        "scan.bounded.specific-offsets",
-        None,
-        "with scan.bounded.mode 'specific-offsets': 'partition:0,offset:42;...', every partition \
-         of the topic listed",
-    ),
+    BOUNDED_MODE,
+    BOUNDED_OFFSETS,
     OptionDoc::new("format", None, "json (the record value as one JSON object)"),
     OptionDoc::new(
         "json.ignore-parse-errors",
         Some("false"),
         "skip records that are not JSON objects of the table's columns instead of failing",
     ),
-    OptionDoc::new(
-        "sink.delivery-guarantee",
-        Some("at-least-once"),
-        "none, at-least-once (every row written by each checkpoint) or exactly-once (Kafka \
-         transactions committed when the checkpoint completes)",
-    ),
-    OptionDoc::new(
-        "sink.transactional-id-prefix",
-        None,
-        "with exactly-once: the prefix of the sink's transactional ids, unique to the sink (two \
-         sinks writing with one prefix fence each other)",
-    ),
+    DELIVERY,
+    TRANSACTIONAL_ID_PREFIX,
     OptionDoc::new(
         "sink.partitioner",
         Some("default"),
         "default: Kafka's partitioner (rows have no key, so batches go to partitions in turn)",
     ),
-    OptionDoc::new(
-        "properties.transaction.timeout.ms",
-        Some("900000"),
-        "with exactly-once: how long the brokers keep a transaction open before aborting it; \
-         longer than a checkpoint interval plus a restart",
-    ),
+    TRANSACTION_TIMEOUT,
 ];
+
+// The options both connectors, kafka and upsert-kafka, take alike.
+pub const TOPIC: OptionDoc =
+    OptionDoc::new("topic", None, "the topic to read or write (one topic)");
+pub const BOOTSTRAP: OptionDoc = OptionDoc::new(
+    "properties.bootstrap.servers",
+    None,
+    "comma-separated host:port of Kafka brokers",
+);
+pub const ISOLATION: OptionDoc = OptionDoc::new(
+    "properties.isolation.level",
+    Some("read_uncommitted"),
+    "read_committed: records of open or aborted transactions are skipped",
+);
+pub const BOUNDED_MODE: OptionDoc = OptionDoc::new(
+    "scan.bounded.mode",
+    Some("unbounded"),
+    "unbounded; latest-offset: stop at the offsets the job saw when it first started; \
+     specific-offsets: stop at the offsets given",
+);
+pub const BOUNDED_OFFSETS: OptionDoc = OptionDoc::new(
+    "scan.bounded.specific-offsets",
+    None,
+    "with scan.bounded.mode 'specific-offsets': 'partition:0,offset:42;...', every partition \
+     of the topic listed",
+);
+pub const DELIVERY: OptionDoc = OptionDoc::new(
+    "sink.delivery-guarantee",
+    Some("at-least-once"),
+    "none, at-least-once (every row written by each checkpoint) or exactly-once (Kafka \
+     transactions committed when the checkpoint completes)",
+);
+pub const TRANSACTIONAL_ID_PREFIX: OptionDoc = OptionDoc::new(
+    "sink.transactional-id-prefix",
+    None,
+    "with exactly-once: the prefix of the sink's transactional ids, unique to the sink (two \
+     sinks writing with one prefix fence each other)",
+);
+pub const TRANSACTION_TIMEOUT: OptionDoc = OptionDoc::new(
+    "properties.transaction.timeout.ms",
+    Some("900000"),
+    "with exactly-once: how long the brokers keep a transaction open before aborting it; \
+     longer than a checkpoint interval plus a restart",
+);
 
 /// Where partitions stop (Flink's `scan.bounded.mode`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,11 +122,21 @@ pub struct SourceOptions {
     pub read_committed: bool,
     pub startup: Startup,
     pub bounded: Bounded,
-    pub ignore_parse_errors: bool,
+    pub layout: Layout,
+    pub tolerance: Tolerance,
 }
 
 impl SourceOptions {
+    /// The kafka connector's: records are unkeyed JSON values.
     pub fn parse(options: &TableOptions) -> Result<Self, ConnectorError> {
+        let mut parsed = SourceOptions::reading(options, startup(options)?)?;
+        json_format(options)?;
+        parsed.tolerance.value = options.parse("json.ignore-parse-errors", false)?;
+        Ok(parsed)
+    }
+
+    /// What both connectors read alike, starting at `startup`.
+    pub fn reading(options: &TableOptions, startup: Startup) -> Result<Self, ConnectorError> {
         let (topic, bootstrap) = (topic(options)?, bootstrap(options)?);
         let read_committed = match options.get("properties.isolation.level") {
             None | Some("read_uncommitted") => false,
@@ -126,17 +149,14 @@ impl SourceOptions {
                 ));
             }
         };
-        let startup = startup(options)?;
-        let bounded = bounded(options)?;
-        json_format(options)?;
-        let ignore_parse_errors = options.parse("json.ignore-parse-errors", false)?;
         Ok(SourceOptions {
             topic,
             bootstrap,
             read_committed,
             startup,
-            bounded,
-            ignore_parse_errors,
+            bounded: bounded(options)?,
+            layout: Layout::Value,
+            tolerance: Tolerance::default(),
         })
     }
 }

@@ -6,17 +6,15 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc::TryRecvError;
 
-use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use spate_api::{
     OperatorContext, OperatorError, Result, SourceFactory, SourcePoll, SourceReader, Split,
     StateEntry,
 };
-use spate_connectors::text::{JsonText, to_declared};
-use tracing::warn;
 
-use crate::fetcher::{self, Assigned, Fetch, Fetched, Fetcher, Stop};
+use crate::fetcher::{self, Assigned, Fetched, Fetcher, Stop};
 use crate::options::{Bounded, SourceOptions};
+use crate::record::Decoder;
 
 /// Checkpointed for an offset not looked up yet (the startup mode decides it on restore).
 const UNRESOLVED: i64 = -1;
@@ -111,13 +109,17 @@ impl SourceFactory for KafkaSource {
                 },
             })
             .collect();
+        let decoder = Decoder::new(
+            &self.options.topic,
+            &self.schema,
+            &self.options.layout,
+            self.options.tolerance,
+        )?;
         let fetcher = fetcher::start(self.options.clone(), assigned)
             .map_err(|e| OperatorError::invalid(e.to_string()))?;
         Ok(Box::new(KafkaReader {
             topic: self.options.topic.clone(),
-            schema: self.schema.clone(),
-            json: JsonText::new(&self.schema),
-            ignore_parse_errors: self.options.ignore_parse_errors,
+            decoder,
             partitions,
             fetcher,
             ended: false,
@@ -153,56 +155,10 @@ impl Position {
 
 struct KafkaReader {
     topic: String,
-    schema: SchemaRef,
-    json: JsonText,
-    ignore_parse_errors: bool,
+    decoder: Decoder,
     partitions: BTreeMap<i32, Position>,
     fetcher: Fetcher,
     ended: bool,
-}
-
-impl KafkaReader {
-    fn locate(&self, fetch: &Fetch) -> String {
-        format!(
-            "topic '{}' partition {} offset {}",
-            self.topic, fetch.partition, fetch.offset
-        )
-    }
-
-    /// The records' values as rows; a null value (a tombstone) is no row, as in Flink's json
-    /// format. A record that does not parse fails the job naming its offset, or, with
-    /// `json.ignore-parse-errors`, is skipped with a warning.
-    fn rows(&self, records: &[Fetch]) -> Result<RecordBatch> {
-        let with_value: Vec<&Fetch> = records.iter().filter(|r| r.value.is_some()).collect();
-        let parsed = self.parse(&with_value);
-        match parsed {
-            Ok(rows) => Ok(rows),
-            Err(_) if self.ignore_parse_errors => {
-                let good: Vec<&Fetch> = with_value
-                    .into_iter()
-                    .filter(|record| match self.parse(&[record]) {
-                        Ok(_) => true,
-                        Err(e) => {
-                            warn!(error = %e, "skipping a record that does not parse");
-                            false
-                        }
-                    })
-                    .collect();
-                self.parse(&good)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn parse(&self, records: &[&Fetch]) -> Result<RecordBatch> {
-        let values: Vec<&[u8]> = records
-            .iter()
-            .map(|r| r.value.as_deref().unwrap_or_default())
-            .collect();
-        let locate = |index: usize| self.locate(records[index]);
-        let text = self.json.parse(&values, &locate)?;
-        to_declared(&text, &self.schema, &locate)
-    }
 }
 
 impl SourceReader for KafkaReader {
@@ -221,7 +177,7 @@ impl SourceReader for KafkaReader {
                     }
                 }
                 Ok(Fetched::Records(records)) => {
-                    let rows = self.rows(&records)?;
+                    let rows = self.decoder.decode(&records)?;
                     for record in &records {
                         if let Some(position) = self.partitions.get_mut(&record.partition) {
                             position.next = record.offset + 1;

@@ -43,6 +43,7 @@ fn factory(bootstrap: &str, topic: &str, extra: &[(&str, &str)]) -> Arc<dyn Oper
             table: "out",
             schema: schema(),
             options: &mut options,
+            primary_key: &[],
         })
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -226,6 +227,7 @@ fn a_missing_topic_or_an_unreachable_broker_is_refused_when_planning() {
                 table: "out",
                 schema: schema(),
                 options: &mut options,
+                primary_key: &[],
             })
             .map(|_| ())
             .unwrap_err()

@@ -53,6 +53,7 @@ fn source(bootstrap: &str, topic: &str, extra: &[(&str, &str)]) -> Arc<dyn Sourc
             table: "t",
             schema,
             options: &mut options,
+            primary_key: &[],
         })
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -183,6 +184,7 @@ fn a_missing_topic_and_an_unreachable_broker_are_planning_errors() {
                 table: "t",
                 schema: schema.clone(),
                 options: &mut options,
+                primary_key: &[],
             })
             .err()
             .expect("an error")

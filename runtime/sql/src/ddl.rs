@@ -10,7 +10,8 @@ use datafusion_expr::{BinaryExpr, Expr, ExprSchemable, Operator};
 use datafusion_optimizer::analyzer::type_coercion::TypeCoercionRewriter;
 use datafusion_sql::planner::{PlannerContext, SqlToRel};
 use datafusion_sql::sqlparser::ast::{
-    ColumnOption, CreateTable, CreateTableOptions, Expr as SqlExpr, Ident, SqlOption, Value,
+    ColumnOption, CreateTable, CreateTableOptions, Expr as SqlExpr, Ident, PrimaryKeyConstraint,
+    SqlOption, TableConstraint, Value,
 };
 use datafusion_sql::sqlparser::dialect::GenericDialect;
 use datafusion_sql::sqlparser::parser::Parser;
@@ -34,6 +35,8 @@ pub struct TableDef {
     pub watermark: Option<(String, i64)>,
     pub connector: String,
     pub options: BTreeMap<String, String>,
+    /// `PRIMARY KEY (...) NOT ENFORCED`: the key's columns (not null), empty without one.
+    pub primary_key: Vec<String>,
 }
 
 /// Identifiers as DataFusion normalizes them: unquoted ones are lowercased.
@@ -128,23 +131,15 @@ pub fn table_def(
         ));
     }
 
-    // Keys are not honoured yet (an upsert sink needs one), so they are refused, not ignored.
-    if let Some(constraint) = create.constraints.first() {
-        return Err(SqlError::unsupported(
-            Some(position),
-            format!(
-                "table '{name}': constraint {constraint} (PRIMARY KEY and upsert sinks are \
-                 planned with the connectors that take upserts)"
-            ),
-        ));
-    }
+    let primary_key = primary_key(create, &name, position)?;
     let mut fields = Vec::new();
     for column in &create.columns {
-        if let Some(option) = column
-            .options
-            .iter()
-            .find(|o| !matches!(o.option, ColumnOption::NotNull | ColumnOption::Null))
-        {
+        if let Some(option) = column.options.iter().find(|o| {
+            !matches!(
+                o.option,
+                ColumnOption::NotNull | ColumnOption::Null | ColumnOption::PrimaryKey(_)
+            )
+        }) {
             return Err(SqlError::unsupported(
                 Some(position_of(&column.name)),
                 format!("column '{}': {}", column.name.value, option.option),
@@ -159,16 +154,31 @@ pub fn table_def(
                 ),
             )
         })?;
-        let not_null = column
-            .options
-            .iter()
-            .any(|o| matches!(o.option, ColumnOption::NotNull));
-        fields.push(Field::new(normalize(&column.name), data_type, !not_null));
+        let column_name = normalize(&column.name);
+        // As in Flink, the key's columns are NOT NULL whether declared so or not.
+        let not_null = primary_key.contains(&column_name)
+            || column
+                .options
+                .iter()
+                .any(|o| matches!(o.option, ColumnOption::NotNull));
+        fields.push(Field::new(column_name, data_type, !not_null));
     }
     if fields.is_empty() {
         return Err(SqlError::at(
             position,
             format!("table '{name}' declares no columns"),
+        ));
+    }
+    if let Some(missing) = primary_key
+        .iter()
+        .find(|k| !fields.iter().any(|f| f.name() == *k))
+    {
+        return Err(SqlError::at(
+            position,
+            format!(
+                "table '{name}': PRIMARY KEY column '{missing}' is not a declared column \
+                 (computed columns cannot be keys)"
+            ),
         ));
     }
     let physical = Arc::new(Schema::new(fields.clone()));
@@ -228,7 +238,75 @@ pub fn table_def(
         watermark,
         connector,
         options,
+        primary_key,
     })
+}
+
+/// The columns of the table's `PRIMARY KEY`, declared on a column or after the columns, in the
+/// key's order; empty without one. Flink owns no data it could check a key against, so only
+/// `NOT ENFORCED` is taken, as in Flink; other constraints are refused.
+fn primary_key(create: &CreateTable, table: &str, at: Position) -> Result<Vec<String>, SqlError> {
+    let mut keys: Vec<(Vec<String>, &PrimaryKeyConstraint)> = Vec::new();
+    for constraint in &create.constraints {
+        let TableConstraint::PrimaryKey(key) = constraint else {
+            return Err(SqlError::unsupported(
+                Some(at),
+                format!("table '{table}': constraint {constraint} (only PRIMARY KEY is)"),
+            ));
+        };
+        let columns = key
+            .columns
+            .iter()
+            .map(|c| match &c.column.expr {
+                SqlExpr::Identifier(ident) => Ok(normalize(ident)),
+                other => Err(SqlError::at(
+                    at,
+                    format!("table '{table}': PRIMARY KEY names columns, not {other}"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.push((columns, key));
+    }
+    for column in &create.columns {
+        for option in &column.options {
+            if let ColumnOption::PrimaryKey(key) = &option.option {
+                keys.push((vec![normalize(&column.name)], key));
+            }
+        }
+    }
+    let Some((columns, key)) = keys.first() else {
+        return Ok(Vec::new());
+    };
+    if keys.len() > 1 {
+        return Err(SqlError::at(
+            at,
+            format!("table '{table}' declares more than one PRIMARY KEY"),
+        ));
+    }
+    if key.characteristics.and_then(|c| c.enforced) != Some(false) {
+        return Err(SqlError::at(
+            at,
+            format!(
+                "table '{table}': write PRIMARY KEY (...) NOT ENFORCED; as in Flink, a key is \
+                 not checked against the data (which the job does not own), so only NOT \
+                 ENFORCED is supported"
+            ),
+        ));
+    }
+    if let Some(twice) = columns
+        .iter()
+        .enumerate()
+        .find(|(i, c)| columns[..*i].contains(c))
+    {
+        return Err(SqlError::at(
+            at,
+            format!(
+                "table '{table}': PRIMARY KEY names column '{}' twice",
+                twice.1
+            ),
+        ));
+    }
+    Ok(columns.clone())
 }
 
 /// `WATERMARK FOR ts AS ts - INTERVAL 'n' unit` (or `AS ts`): bounded out-of-orderness.

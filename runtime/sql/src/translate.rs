@@ -15,7 +15,7 @@ use datafusion_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
 use spate_api::{
     ChangelogMode, Operator, OperatorContext, OperatorFactory, WatermarkStrategy, changelog_schema,
-    row_kind_index,
+    row_kind_index, upsert_schema,
 };
 use spate_connectors::{TableContext, TableOptions};
 
@@ -28,6 +28,7 @@ use spate_operators::window::{AggregateFunction, AggregateSpec};
 mod join;
 mod top_n;
 mod union;
+mod upsert;
 mod window;
 
 pub use top_n::TopNLimit;
@@ -169,18 +170,36 @@ impl Translator<'_> {
             .downcast_ref::<DeclaredTable>()
             .ok_or_else(|| self.error(format!("'{}' is not a declared table", scan.table_name)))?;
         let def = table.0.clone();
-        let source = self.source(&def)?;
+        let (source, mode) = self.source(&def)?;
         let watermarks = def
             .watermark
             .as_ref()
             .map(|(column, bound)| WatermarkStrategy::bounded_out_of_orderness(column, *bound));
-        let node = self.graph.add_source(
+        let schema = match &mode {
+            ChangelogMode::AppendOnly => def.schema.clone(),
+            ChangelogMode::Upsert { key } => upsert_schema(&def.schema, key),
+            ChangelogMode::Retract => changelog_schema(&def.schema),
+        };
+        let mut node = self.graph.add_source(
             def.name.clone(),
             self.parallelism,
             source,
-            def.schema.clone(),
+            schema,
             watermarks,
         );
+        let (changelog, updated_by) = match mode {
+            ChangelogMode::AppendOnly => (ChangelogMode::AppendOnly, None),
+            ChangelogMode::Upsert { key } => {
+                self.graph.nodes[node].changelog = ChangelogMode::Upsert { key: key.clone() };
+                node = self.normalize_upserts(node, &def, &key)?;
+                let by = self.graph.nodes[node].name.clone();
+                (ChangelogMode::Retract, Some(by))
+            }
+            ChangelogMode::Retract => {
+                self.graph.nodes[node].changelog = ChangelogMode::Retract;
+                (ChangelogMode::Retract, Some(def.name.clone()))
+            }
+        };
         let full = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &def.schema)
             .map_err(planning_error)?;
         let stream = Stream {
@@ -190,8 +209,8 @@ impl Translator<'_> {
             event_time: def.watermark.as_ref().map(|(c, _)| c.clone()),
             has_window_end: false,
             window: None,
-            changelog: ChangelogMode::AppendOnly,
-            updated_by: None,
+            changelog,
+            updated_by,
         };
         match &scan.projection {
             None => Ok(stream),
@@ -205,19 +224,31 @@ impl Translator<'_> {
         }
     }
 
-    fn source(&self, def: &TableDef) -> Result<Arc<dyn spate_api::SourceFactory>, SqlError> {
+    /// The table's source, and the changes it produces.
+    fn source(
+        &self,
+        def: &TableDef,
+    ) -> Result<(Arc<dyn spate_api::SourceFactory>, ChangelogMode), SqlError> {
         let connector = connector(&def.connector, &def.name)
             .map_err(|e| SqlError::at(def.position, e.to_string()))?;
+        let at = |e: spate_connectors::ConnectorError| SqlError::at(def.position, e.to_string());
+        connector
+            .primary_key(&def.name, &def.primary_key)
+            .map_err(at)?;
         let mut options = TableOptions::new(&def.name, def.options.clone());
+        let mode = connector
+            .source_changelog(&options, &def.primary_key)
+            .map_err(at)?;
         let source = connector
             .source(TableContext {
                 table: &def.name,
                 schema: def.physical.clone(),
                 options: &mut options,
+                primary_key: &def.primary_key,
             })
-            .map_err(|e| SqlError::at(def.position, e.to_string()))?;
+            .map_err(at)?;
         if def.computed.is_empty() {
-            return Ok(source);
+            return Ok((source, mode));
         }
         let physical = DFSchema::try_from_qualified_schema(def.name.as_str(), &def.physical)
             .map_err(planning_error)?;
@@ -226,25 +257,33 @@ impl Translator<'_> {
             .iter()
             .map(|expr| self.physical(expr, &physical))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Arc::new(ComputedSource {
+        let computed = ComputedSource {
             inner: source,
             exprs,
             schema: def.schema.clone(),
-        }))
+        };
+        Ok((Arc::new(computed), mode))
     }
 
     pub fn sink(&mut self, input: Stream, def: &TableDef) -> Result<(), SqlError> {
         let connector = connector(&def.connector, &def.name)
             .map_err(|e| SqlError::at(def.position, e.to_string()))?;
+        let at = |e: spate_connectors::ConnectorError| SqlError::at(def.position, e.to_string());
+        connector
+            .primary_key(&def.name, &def.primary_key)
+            .map_err(at)?;
         let taken = connector
-            .sink_changelog(&TableOptions::new(&def.name, def.options.clone()))
-            .map_err(|e| SqlError::at(def.position, e.to_string()))?;
+            .sink_changelog(
+                &TableOptions::new(&def.name, def.options.clone()),
+                &def.primary_key,
+            )
+            .map_err(at)?;
         if !input.changelog.is_append_only() && taken.is_append_only() {
             return Err(self.error(format!(
                 "INSERT INTO {}: the table's connector '{}' takes inserts only, but '{}' in the \
                  query updates its results (a {} changelog); write into a table whose \
-                 connector takes changes (print, blackhole, filesystem with 'format' = \
-                 'debezium-json')",
+                 connector takes changes (upsert-kafka, print, blackhole, filesystem with \
+                 'format' = 'debezium-json')",
                 def.name,
                 connector.name(),
                 input.updated_by.as_deref().unwrap_or("?"),
@@ -257,6 +296,7 @@ impl Translator<'_> {
                 table: &def.name,
                 schema: def.physical.clone(),
                 options: &mut options,
+                primary_key: &def.primary_key,
             })
             .map_err(|e| SqlError::at(def.position, e.to_string()))?;
         let produced = input.arrow();
@@ -311,6 +351,19 @@ impl Translator<'_> {
                 }),
             )
         };
+        let (feeding, partitioning, mode) = match &taken {
+            ChangelogMode::Upsert { key } => {
+                let (node, mode) = self.upserts_into_sink(
+                    shaped,
+                    &input.changelog,
+                    schema.clone(),
+                    input.parallelism,
+                    key,
+                );
+                (node, Partitioning::Hash(key.clone()), mode)
+            }
+            _ => (shaped, Partitioning::Forward, input.changelog),
+        };
         let node = self.graph.add_operator(
             format!("sink: {}", def.name),
             input.parallelism,
@@ -318,8 +371,8 @@ impl Translator<'_> {
             schema.clone(),
             schema,
         );
-        self.graph.nodes[node].changelog = input.changelog;
-        self.graph.connect(shaped, node, Partitioning::Forward);
+        self.graph.nodes[node].changelog = mode;
+        self.graph.connect(feeding, node, partitioning);
         Ok(())
     }
 

@@ -113,6 +113,37 @@ fn updates_into_a_sink_of_inserts_name_the_sink_and_the_aggregate() {
     );
 }
 
+/// A sink with a PRIMARY KEY takes upserts: the query's retractions become upserts, hashed by
+/// the key to the sink.
+#[test]
+fn a_sink_with_a_primary_key_is_fed_upserts_hashed_by_its_key() {
+    let sql = format!(
+        "{BID}CREATE TABLE keyed (a BIGINT, n BIGINT, PRIMARY KEY (a) NOT ENFORCED) \
+         WITH ('connector' = 'blackhole');\n\
+         INSERT INTO keyed SELECT auction, COUNT(*) FROM bid GROUP BY auction;"
+    );
+    let job = spate_graph::JobGraph::build(spate_sql::plan(&sql, 2).unwrap()).unwrap();
+    let nodes = &job.stream.nodes;
+    let upserts = spate_api::ChangelogMode::Upsert {
+        key: vec!["a".into()],
+    };
+    let sink = nodes.iter().find(|n| n.name == "sink: keyed").unwrap();
+    assert_eq!(sink.changelog, upserts);
+    let changes = nodes.iter().find(|n| n.name == "upsert changes").unwrap();
+    assert_eq!(changes.changelog, upserts);
+    let into_sink = job
+        .stream
+        .edges
+        .iter()
+        .find(|e| nodes[e.to].name == "sink: keyed")
+        .unwrap();
+    assert_eq!(nodes[into_sink.from].name, "upsert changes");
+    assert_eq!(
+        into_sink.partitioning,
+        spate_graph::Partitioning::Hash(vec!["a".into()])
+    );
+}
+
 /// Aggregates over a changelog, SELECT DISTINCT, a join written as a product with its
 /// condition in WHERE, outer joins and Top-N plan (their results are checked on real processes in the CLI's tests).
 #[test]
@@ -187,12 +218,28 @@ fn unsupported_constructs_say_so() {
         ),
         ("SELECT auction FROM bid;", "unsupported: a bare SELECT"),
         (
-            "CREATE TABLE keyed (a BIGINT, b BIGINT, PRIMARY KEY (a) NOT ENFORCED) WITH ('connector' = 'blackhole');",
-            "unsupported: table 'keyed': constraint PRIMARY KEY (a) NOT ENFORCED",
+            "CREATE TABLE keyed (a BIGINT, b BIGINT, PRIMARY KEY (a)) WITH ('connector' = 'blackhole');",
+            "table 'keyed': write PRIMARY KEY (...) NOT ENFORCED",
         ),
         (
-            "CREATE TABLE keyed (a BIGINT PRIMARY KEY NOT ENFORCED, b BIGINT) WITH ('connector' = 'blackhole');",
-            "unsupported: column 'a': PRIMARY KEY",
+            "CREATE TABLE keyed (a BIGINT PRIMARY KEY NOT ENFORCED, b BIGINT, PRIMARY KEY (b) NOT ENFORCED) WITH ('connector' = 'blackhole');",
+            "table 'keyed' declares more than one PRIMARY KEY",
+        ),
+        (
+            "CREATE TABLE keyed (a BIGINT, b BIGINT, PRIMARY KEY (c) NOT ENFORCED) WITH ('connector' = 'blackhole');",
+            "PRIMARY KEY column 'c' is not a declared column",
+        ),
+        (
+            "CREATE TABLE keyed (a BIGINT, b BIGINT, UNIQUE (a)) WITH ('connector' = 'blackhole');",
+            "unsupported: table 'keyed': constraint UNIQUE (a) (only PRIMARY KEY is)",
+        ),
+        (
+            "CREATE TABLE keyed (a BIGINT, b BIGINT, PRIMARY KEY (a) NOT ENFORCED) WITH ('connector' = 'filesystem', 'path' = '/nonexistent/out', 'format' = 'csv');\nINSERT INTO keyed SELECT auction, price FROM bid;",
+            "connector 'filesystem' does not take a PRIMARY KEY",
+        ),
+        (
+            "CREATE TABLE up (a BIGINT, b BIGINT) WITH ('connector' = 'upsert-kafka', 'topic' = 't', 'properties.bootstrap.servers' = '127.0.0.1:1', 'key.format' = 'json', 'value.format' = 'json');\nINSERT INTO up SELECT auction, price FROM bid;",
+            "an upsert-kafka table needs a PRIMARY KEY (...) NOT ENFORCED",
         ),
         ("DROP TABLE bid;", "unsupported: statement 'DROP TABLE"),
         (

@@ -146,6 +146,16 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 
 /// Writes `records` (partition, value) to `topic` in order, each acknowledged by the broker.
 pub fn produce(bootstrap: &str, topic: &str, records: Vec<(i32, Vec<u8>)>) {
+    let keyless = records
+        .into_iter()
+        .map(|(partition, value)| (partition, (None, Some(value))))
+        .collect();
+    produce_keyed(bootstrap, topic, keyless);
+}
+
+/// Writes `records` (partition, key and value: no value is a tombstone) to `topic` in order,
+/// each acknowledged by the broker.
+pub fn produce_keyed(bootstrap: &str, topic: &str, records: Vec<(i32, KeyValue)>) {
     let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     on_own_runtime(async move {
         let producer = connect(&bootstrap)
@@ -155,9 +165,21 @@ pub fn produce(bootstrap: &str, topic: &str, records: Vec<(i32, Vec<u8>)>) {
             .await
             .expect("a producer");
         let mut sent = Vec::with_capacity(records.len());
-        for (partition, value) in records {
-            let record = Record::new(topic.clone(), value).partition(partition);
-            sent.push(producer.enqueue(record).await.expect("producing"));
+        for (partition, (key, value)) in records {
+            let record = match value {
+                Some(value) => Record::new(topic.clone(), value),
+                None => Record::new(topic.clone(), Vec::new()).without_value(),
+            };
+            let record = match key {
+                Some(key) => record.key(key),
+                None => record,
+            };
+            sent.push(
+                producer
+                    .enqueue(record.partition(partition))
+                    .await
+                    .expect("producing"),
+            );
         }
         for delivery in sent {
             let _ = delivery.await.expect("a record acknowledged");
@@ -166,12 +188,23 @@ pub fn produce(bootstrap: &str, topic: &str, records: Vec<(i32, Vec<u8>)>) {
     });
 }
 
-/// The values of `topic` a `read_committed` consumer sees, partition by partition in offset
-/// order, once no transaction is half-way through its commit or abort: every committed record
-/// up to the last stable offset (the first offset of the earliest transaction still open).
+/// The values of `topic` a `read_committed` consumer sees (tombstones have none), partition by
+/// partition in offset order, once no transaction is half-way through its commit or abort:
+/// every committed record up to the last stable offset (the first offset of the earliest transaction still open).
 /// A commit returns before its markers are written, so without the wait a record committed a
 /// moment ago could still be hidden.
 pub fn committed(bootstrap: &str, topic: &str) -> Vec<Vec<u8>> {
+    committed_records(bootstrap, topic)
+        .into_iter()
+        .filter_map(|(_, value)| value)
+        .collect()
+}
+
+/// A record's key and value; a tombstone has no value.
+pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The records of `topic` a `read_committed` consumer sees, as [`committed`] reads them.
+pub fn committed_records(bootstrap: &str, topic: &str) -> Vec<KeyValue> {
     let deadline = Instant::now() + STARTUP;
     loop {
         let ending = transactions(bootstrap, &["PrepareCommit", "PrepareAbort"]);
@@ -238,7 +271,7 @@ pub fn committed(bootstrap: &str, topic: &str) -> Vec<Vec<u8>> {
                     records
                         .into_iter()
                         .filter(|r| r.offset < end)
-                        .filter_map(|r| r.value.map(|v| v.to_vec())),
+                        .map(|r| (r.key.map(|k| k.to_vec()), r.value.map(|v| v.to_vec()))),
                 );
             }
         }

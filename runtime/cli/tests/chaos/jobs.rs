@@ -4,7 +4,8 @@
 //! changelogs (a running count retracting its earlier results, SQL's group aggregate written
 //! as debezium-json, a group aggregate over another one's changes, a Top-N and a LEFT JOIN)
 //! through a hash exchange, Nexmark q5's cascading window aggregation and window join, Kafka in
-//! and out (a topic written while the job reads it, a topic written exactly once), heap and
+//! and out (a topic written while the job reads it, a topic written exactly once, a topic of
+//! upserts read, normalized, aggregated and written as upserts exactly once), heap and
 //! RocksDB state, region and full failover. Each job's reference is computed here by brute
 //! force from the data it reads, independently of Spate.
 
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use spate_operators::generator::GeneratedEvent;
 
 use crate::common::{
-    Assigner, KAFKA_WINDOW_COLUMNS, KafkaWindow, bid_table, bids_priced_in_threes,
+    Assigner, KAFKA_WINDOW_COLUMNS, KafkaUpserts, KafkaWindow, bid_table, bids_priced_in_threes,
     co_process_reference, counts_per_key, debezium_count_changes, hop_counts, hot_items, join_job,
     reference, running_count_changes, sink, ts,
 };
@@ -58,6 +59,14 @@ pub enum Output {
     Topic {
         bootstrap: String,
         topic: String,
+        columns: &'static [&'static str],
+    },
+    /// An upsert topic, with `read_committed`: the table it keeps, as the values of `key`'s
+    /// columns then `columns` of each key's last record (a tombstone leaves no row).
+    Upserts {
+        bootstrap: String,
+        topic: String,
+        key: &'static [&'static str],
         columns: &'static [&'static str],
     },
 }
@@ -172,6 +181,12 @@ pub fn matrix() -> Vec<Job> {
             build: kafka_tumble_kafka,
         },
         Job {
+            name: "upsert-kafka-aggregate",
+            state_backend: "rocksdb",
+            failover: "full",
+            build: upsert_kafka_aggregate,
+        },
+        Job {
             name: "nexmark-hot-items",
             state_backend: "rocksdb",
             failover: "region",
@@ -203,6 +218,31 @@ fn kafka_tumble_kafka(dirs: &RoundDirs, scale: Scale) -> Plan {
             bootstrap: dirs.kafka.clone(),
             topic: output.clone(),
             columns: &KAFKA_WINDOW_COLUMNS,
+        },
+        ..Plan::sql(job.sql(&dirs.topic), job.want())
+    }
+}
+
+/// upsert-kafka in and out: a topic of upserts and tombstones of its own, written while the job
+/// reads it, normalized into retractions (a keyed operator whose state is each row), grouped
+/// into buckets and written as upserts exactly once. Upserts are idempotent, so the check is
+/// the table the output topic keeps: a lost or doubled input change shows in the counts.
+fn upsert_kafka_aggregate(dirs: &RoundDirs, scale: Scale) -> Plan {
+    let output = format!("{}-out", dirs.topic);
+    let job = KafkaUpserts {
+        bootstrap: &dirs.kafka,
+        input: &dirs.topic,
+        output: &output,
+        per_partition: scale.events / 2,
+        step: (scale.rate / 10).max(1),
+    };
+    drop(job.write_input());
+    Plan {
+        output: Output::Upserts {
+            bootstrap: dirs.kafka.clone(),
+            topic: output.clone(),
+            key: &["b"],
+            columns: &["n", "total"],
         },
         ..Plan::sql(job.sql(&dirs.topic), job.want())
     }

@@ -22,7 +22,7 @@ use spate_testkit::kafka::Kafka;
 use spate_testkit::{FaultyProxy, Minio, SlowDisk, SmallDisk};
 use tempfile::TempDir;
 
-use crate::common::{committed_rows, logs, read_rows, spec};
+use crate::common::{committed_rows, logs, read_rows, spec, upserted_rows};
 use crate::jobs::{Job, Output, PARALLELISM, RoundDirs, Scale, matrix};
 use crate::schedule::{Fault, Rng, Schedule, Shape};
 
@@ -411,6 +411,12 @@ async fn finish(job: &Job, round: Round) -> RoundResult {
             topic,
             columns,
         } => committed_rows(bootstrap, topic, columns),
+        Output::Upserts {
+            bootstrap,
+            topic,
+            key,
+            columns,
+        } => upserted_rows(bootstrap, topic, key, columns),
     };
     got.sort();
     let committed = got.len();

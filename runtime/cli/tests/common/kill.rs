@@ -11,7 +11,7 @@ use super::{logs, read_rows, wait_for};
 
 /// Runs the job of `spec` with checkpoints every second and keyed state in `state_backend`,
 /// kills worker `victim` after `kill_after` (counted from the first completed checkpoint), and
-/// returns the rows committed under `out`, sorted, once the job finished after one restart.
+/// returns the rows committed under `out`, sorted, once the job finished after restarting.
 pub async fn run_with_kill(
     mut spec: ClusterSpec,
     out: &Path,
@@ -39,10 +39,13 @@ pub async fn run_with_kill(
         s.restarts >= 1 || s.state != JobState::Running as i32
     })
     .await;
-    assert_eq!(
-        status.restarts, 1,
-        "the job restarted once: {}",
-        status.failure
+    // A kill may cost more than one restart: tasks redeployed before the JobMaster noticed the
+    // worker's loss fail again. What matters is that the job recovered and lost nothing.
+    assert!(
+        status.restarts >= 1,
+        "the job ended instead of restarting: {}\n{}",
+        status.failure,
+        logs(work)
     );
     // The embedded cluster replaces the dead process; the restarted job waits for its slots.
     while cluster.worker_pids()[victim] == killed_pid {

@@ -6,6 +6,7 @@
 mod bids;
 mod changelog;
 mod co_process;
+mod kafka_upserts;
 mod kafka_window;
 mod kill;
 
@@ -16,6 +17,8 @@ pub use bids::*;
 pub use changelog::*;
 #[allow(unused_imports)]
 pub use co_process::*;
+#[allow(unused_imports)]
+pub use kafka_upserts::*;
 #[allow(unused_imports)]
 pub use kafka_window::*;
 #[allow(unused_imports)]

@@ -31,6 +31,7 @@ fn source(
         table: "t",
         schema: Arc::new(Schema::new(fields)),
         options: &mut options,
+        primary_key: &[],
     })
 }
 

@@ -81,7 +81,11 @@ impl Connector for Filesystem {
         Ok(Arc::new(FileSource::new(table.schema, format, files)))
     }
 
-    fn sink_changelog(&self, options: &TableOptions) -> Result<ChangelogMode, ConnectorError> {
+    fn sink_changelog(
+        &self,
+        options: &TableOptions,
+        _primary_key: &[String],
+    ) -> Result<ChangelogMode, ConnectorError> {
         Ok(Format::from_options(options)?.changelog())
     }
 

@@ -83,6 +83,7 @@ fn write(
             table: "t",
             schema: batches[0].schema(),
             options: &mut options,
+            primary_key: &[],
         })
         .unwrap();
     let parallelism = batches.len() as u32;
@@ -107,6 +108,7 @@ fn sink_factory(path: &Path, format: &str) -> Arc<dyn OperatorFactory> {
             table: "t",
             schema: schema(),
             options: &mut options,
+            primary_key: &[],
         })
         .unwrap()
 }
@@ -136,6 +138,7 @@ fn source(
         table: "t",
         schema,
         options: &mut options,
+        primary_key: &[],
     })
 }
 
@@ -534,7 +537,7 @@ fn debezium_json_writes_each_change_as_flink_does_and_takes_a_changelog() {
     let dir = tempfile::tempdir().unwrap();
     let taken = |format: &str| {
         Filesystem
-            .sink_changelog(&options(dir.path(), format, &[]))
+            .sink_changelog(&options(dir.path(), format, &[]), &[])
             .unwrap()
     };
     assert_eq!(taken("debezium-json"), ChangelogMode::Retract);

@@ -348,6 +348,7 @@ fn context_source(
         table: "t",
         schema,
         options: &mut options,
+        primary_key: &[],
     })
 }
 

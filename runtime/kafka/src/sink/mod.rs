@@ -1,5 +1,5 @@
-//! The Kafka sink: each row one record, its value the row as a JSON object. How rows reach the
-//! topic depends on `sink.delivery-guarantee`: `plain` writes without transactions, and
+//! The Kafka sink: each row one record, laid out as its connector says (`crate::record`). How
+//! rows reach the topic depends on `sink.delivery-guarantee`: `plain` writes without transactions, and
 //! `transactions` writes exactly once with a Kafka transaction per checkpoint; `writer` runs
 //! either on a runtime of the sink's own.
 
@@ -17,14 +17,15 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use spate_api::{
     Operator, OperatorContext, OperatorError, OperatorFactory, OperatorSnapshot, Output, Result,
-    RowKind, split_row_kinds,
+    split_row_kinds,
 };
 use spate_connectors::blackhole::check_batch;
-use spate_connectors::text::write_json;
 
 use options::Delivery;
 pub use options::SinkOptions;
 use writer::{Restore, Running};
+
+use crate::record::Encoder;
 
 pub fn factory(table: &str, schema: SchemaRef, options: SinkOptions) -> Arc<dyn OperatorFactory> {
     let table = table.to_string();
@@ -36,7 +37,7 @@ pub fn factory(table: &str, schema: SchemaRef, options: SinkOptions) -> Arc<dyn 
             checkpointing: ctx.state.checkpointing,
             restore: None,
             writer: None,
-            encoded: Vec::new(),
+            encoder: Encoder::new(&table, options.layout.clone()),
         }))
     })
 }
@@ -53,8 +54,7 @@ struct KafkaSink {
     /// Restored transactions are committed before anything else is written, and at the
     /// latest by the first barrier.
     writer: Option<Running>,
-    /// Reused between batches.
-    encoded: Vec<u8>,
+    encoder: Encoder,
 }
 
 impl KafkaSink {
@@ -99,26 +99,12 @@ impl Operator for KafkaSink {
     fn process_batch(&mut self, batch: RecordBatch, _out: &mut Output) -> Result<()> {
         let (data, kinds) = split_row_kinds(&batch)?;
         check_batch(&self.table, &self.schema, &data)?;
-        if kinds.is_some_and(|kinds| kinds.iter().any(|&k| k != RowKind::Insert)) {
-            return Err(OperatorError::invalid(format!(
-                "table '{}': the kafka connector writes inserts only but received updates or \
-                 deletes",
-                self.table
-            )));
-        }
-        if data.num_rows() == 0 {
+        let messages = self.encoder.encode(&data, kinds.as_deref())?;
+        if messages.is_empty() {
             return Ok(());
         }
-        self.encoded.clear();
-        write_json(&data, &mut self.encoded)?;
-        let rows: Vec<Vec<u8>> = self
-            .encoded
-            .split(|&b| b == b'\n')
-            .filter(|line| !line.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
         self.writer()?.run(|mut writer| async move {
-            let written = writer.write(rows).await;
+            let written = writer.write(messages).await;
             (writer, written)
         })
     }

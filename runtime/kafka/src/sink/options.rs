@@ -5,6 +5,7 @@ use std::time::Duration;
 use spate_connectors::{ConnectorError, TableOptions};
 
 use crate::options::{bootstrap, json_format, topic};
+use crate::record::Layout;
 
 /// What the sink promises about rows reaching the topic (Flink's `sink.delivery-guarantee`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,7 @@ pub struct SinkOptions {
     pub topic: String,
     pub bootstrap: String,
     pub delivery: Delivery,
+    pub layout: Layout,
 }
 
 const GUARANTEE: &str = "sink.delivery-guarantee";
@@ -37,8 +39,8 @@ const TIMEOUT: &str = "properties.transaction.timeout.ms";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl SinkOptions {
+    /// The kafka connector's: unkeyed JSON values, partitioned by Kafka.
     pub fn parse(options: &TableOptions) -> Result<Self, ConnectorError> {
-        let (topic, bootstrap) = (topic(options)?, bootstrap(options)?);
         json_format(options)?;
         match options.get("sink.partitioner") {
             None | Some("default") => {}
@@ -50,6 +52,12 @@ impl SinkOptions {
                 ));
             }
         }
+        SinkOptions::writing(options, Layout::Value)
+    }
+
+    /// What both connectors write alike, records laid out as `layout`.
+    pub fn writing(options: &TableOptions, layout: Layout) -> Result<Self, ConnectorError> {
+        let (topic, bootstrap) = (topic(options)?, bootstrap(options)?);
         let delivery = match options.get(GUARANTEE).unwrap_or("at-least-once") {
             "exactly-once" => {
                 let prefix = options.require(PREFIX)?.trim().to_string();
@@ -93,6 +101,7 @@ impl SinkOptions {
             topic,
             bootstrap,
             delivery,
+            layout,
         })
     }
 }

@@ -6,6 +6,7 @@ use krafka::producer::Producer;
 use spate_api::{OperatorError, Result};
 
 use super::sent::Sent;
+use crate::record::Message;
 
 pub struct Plain {
     producer: Producer,
@@ -33,9 +34,9 @@ impl Plain {
         })
     }
 
-    pub async fn write(&mut self, rows: Vec<Vec<u8>>) -> Result<()> {
-        for row in rows {
-            let record = krafka::Record::new(self.topic.clone(), row);
+    pub async fn write(&mut self, messages: Vec<Message>) -> Result<()> {
+        for message in messages {
+            let record = message.record(&self.topic);
             let handle = self.producer.enqueue(record).await.map_err(|e| {
                 OperatorError::invalid(format!("writing to Kafka topic '{}': {e}", self.topic))
             })?;

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use super::prepared::{Prepared, parse_transactional_id, transactional_id};
 use super::resume::{self, Resumed};
 use super::sent::Sent;
+use crate::record::Message;
 
 /// A transactional id and its producer.
 struct Slot {
@@ -144,8 +145,8 @@ impl Transactions {
         Ok(ids)
     }
 
-    /// Queues `rows` into the open transaction, beginning one if there is none.
-    pub async fn write(&mut self, rows: Vec<Vec<u8>>) -> Result<()> {
+    /// Queues `messages` into the open transaction, beginning one if there is none.
+    pub async fn write(&mut self, messages: Vec<Message>) -> Result<()> {
         let (slot, mut sent) = match self.open.take() {
             Some(open) => open,
             None => {
@@ -157,8 +158,8 @@ impl Transactions {
             }
         };
         let mut written = Ok(());
-        for row in rows {
-            let record = krafka::Record::new(self.topic.clone(), row);
+        for message in messages {
+            let record = message.record(&self.topic);
             written = match slot.producer.enqueue(record).await {
                 Ok(handle) => sent.push(handle, &self.topic).await,
                 Err(e) => Err(self.error("writing a row", e)),

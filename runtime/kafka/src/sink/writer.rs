@@ -13,6 +13,7 @@ use tokio::runtime::Runtime;
 use super::options::{Delivery, SinkOptions};
 use super::plain::Plain;
 use super::transactions::Transactions;
+use crate::record::Message;
 
 /// Boxed: producers are hundreds of bytes.
 pub enum Writer {
@@ -57,10 +58,10 @@ impl Writer {
         })
     }
 
-    pub async fn write(&mut self, rows: Vec<Vec<u8>>) -> Result<()> {
+    pub async fn write(&mut self, messages: Vec<Message>) -> Result<()> {
         match self {
-            Writer::Plain(plain) => plain.write(rows).await,
-            Writer::Transactional(transactions) => transactions.write(rows).await,
+            Writer::Plain(plain) => plain.write(messages).await,
+            Writer::Transactional(transactions) => transactions.write(messages).await,
         }
     }
 

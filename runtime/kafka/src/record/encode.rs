@@ -1,0 +1,164 @@
+//! Rows into records: JSON objects (`spate_connectors::text::write_json`, as the file sink
+//! writes them), one per row.
+
+use arrow_array::RecordBatch;
+use spate_api::{OperatorError, Result, RowKind};
+use spate_connectors::text::write_json;
+
+use super::{Layout, Message};
+
+pub struct Encoder {
+    table: String,
+    layout: Layout,
+    /// Reused between batches.
+    buffer: Vec<u8>,
+}
+
+impl Encoder {
+    pub fn new(table: &str, layout: Layout) -> Self {
+        Encoder {
+            table: table.to_string(),
+            layout,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The records of `data`'s rows, whose kinds are `kinds` (all inserts without). Upserts
+    /// write inserts and update-afters as the key's row and deletes as tombstones, and skip
+    /// update-befores (the update-after that follows replaces the key's row).
+    pub fn encode(
+        &mut self,
+        data: &RecordBatch,
+        kinds: Option<&[RowKind]>,
+    ) -> Result<Vec<Message>> {
+        match &self.layout {
+            Layout::Value => {
+                if kinds.is_some_and(|kinds| kinds.iter().any(|&k| k != RowKind::Insert)) {
+                    return Err(OperatorError::invalid(format!(
+                        "table '{}': the kafka connector writes inserts only but received \
+                         updates or deletes (upsert-kafka writes them)",
+                        self.table
+                    )));
+                }
+                let values = json_lines(&self.table, &mut self.buffer, data)?;
+                Ok(values
+                    .into_iter()
+                    .map(|value| Message {
+                        key: None,
+                        value: Some(value),
+                    })
+                    .collect())
+            }
+            Layout::Upsert { key, value } => {
+                let (key, value) = (data.project(key)?, data.project(value)?);
+                let keys = json_lines(&self.table, &mut self.buffer, &key)?;
+                let values = json_lines(&self.table, &mut self.buffer, &value)?;
+                let rows = keys.into_iter().zip(values).enumerate();
+                Ok(rows
+                    .filter_map(|(row, (key, value))| {
+                        match kinds.map_or(RowKind::Insert, |kinds| kinds[row]) {
+                            RowKind::Insert | RowKind::UpdateAfter => Some(Message {
+                                key: Some(key),
+                                value: Some(value),
+                            }),
+                            RowKind::Delete => Some(Message {
+                                key: Some(key),
+                                value: None,
+                            }),
+                            RowKind::UpdateBefore => None,
+                        }
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// Each row of `batch` as a JSON object (JSON escapes line breaks, so lines are rows), written
+/// through `buffer`.
+fn json_lines(table: &str, buffer: &mut Vec<u8>, batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+    buffer.clear();
+    write_json(batch, buffer)?;
+    let lines: Vec<Vec<u8>> = buffer
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    if lines.len() != batch.num_rows() {
+        return Err(OperatorError::invalid(format!(
+            "table '{table}': {} JSON lines for {} rows",
+            lines.len(),
+            batch.num_rows()
+        )));
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Int64Array, StringArray};
+
+    use super::*;
+
+    fn rows() -> RecordBatch {
+        RecordBatch::try_from_iter([
+            ("k", Arc::new(Int64Array::from(vec![1, 1, 2, 1])) as _),
+            (
+                "v",
+                Arc::new(StringArray::from(vec!["a", "b", "c", "b"])) as _,
+            ),
+        ])
+        .unwrap()
+    }
+
+    fn text(bytes: &Option<Vec<u8>>) -> Option<String> {
+        bytes
+            .as_ref()
+            .map(|b| String::from_utf8(b.clone()).unwrap())
+    }
+
+    #[test]
+    fn upserts_are_keyed_and_deletes_are_tombstones() {
+        use RowKind::*;
+        let kinds = [Insert, UpdateBefore, UpdateAfter, Delete];
+        let layout = Layout::Upsert {
+            key: vec![0],
+            value: vec![1],
+        };
+        let messages = Encoder::new("t", layout)
+            .encode(&rows(), Some(&kinds))
+            .unwrap();
+        let got: Vec<_> = messages
+            .iter()
+            .map(|m| (text(&m.key), text(&m.value)))
+            .collect();
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            got,
+            [
+                (some(r#"{"k":1}"#), some(r#"{"v":"a"}"#)),
+                (some(r#"{"k":2}"#), some(r#"{"v":"c"}"#)),
+                (some(r#"{"k":1}"#), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_kafka_connector_writes_unkeyed_inserts_and_refuses_changes() {
+        let mut encoder = Encoder::new("t", Layout::Value);
+        let messages = encoder.encode(&rows(), None).unwrap();
+        assert_eq!(messages.len(), 4);
+        assert!(messages.iter().all(|m| m.key.is_none()));
+        assert_eq!(text(&messages[0].value).unwrap(), r#"{"k":1,"v":"a"}"#);
+        let kinds = [
+            RowKind::Insert,
+            RowKind::Delete,
+            RowKind::Insert,
+            RowKind::Insert,
+        ];
+        let error = encoder.encode(&rows(), Some(&kinds)).unwrap_err();
+        assert!(error.to_string().contains("inserts only"), "{error}");
+    }
+}
