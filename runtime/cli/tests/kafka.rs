@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::*;
 use spate_cluster::{CheckpointSpec, ClusterSpec, LocalCluster};
 use spate_proto::v1::{JobState, JobStatus};
-use spate_testkit::kafka::{Kafka, create_topic, open_transactions, produce};
+use spate_testkit::kafka::{Kafka, add_partitions, create_topic, open_transactions, produce};
 
 const PARTITIONS: i32 = 4;
 const PER_PARTITION: i64 = 10_000;
@@ -77,6 +77,97 @@ async fn a_killed_worker_loses_and_duplicates_no_record_read_from_kafka() {
         .collect();
     want.sort();
     assert_same(&got, &want);
+}
+
+/// Partition discovery on real processes: the topic has one partition when the job starts, so
+/// the second reader owns nothing yet. Two partitions are added while the job runs and written
+/// to as it reads them; each is found, read from its first record by the reader whose share
+/// owns it, and a worker killed after that is restored with its share and positions. Every
+/// record reaches the exactly-once file sink once.
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_added_while_the_job_runs_are_read_from_their_start() {
+    const PER_PARTITION: i64 = 3_000;
+    let Some(broker) = Kafka::start() else {
+        return;
+    };
+    create_topic(&broker.bootstrap, "growing", 1);
+    produce(
+        &broker.bootstrap,
+        "growing",
+        (0..PER_PARTITION).map(|id| (0, document(id))).collect(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (out, work) = (dir.path().join("out"), dir.path().join("cluster"));
+    let sql = format!(
+        "CREATE TABLE events (id BIGINT, name STRING) WITH (
+            'connector' = 'kafka', 'topic' = 'growing',
+            'properties.bootstrap.servers' = '{}',
+            'scan.startup.mode' = 'earliest-offset',
+            'scan.topic-partition-discovery.interval' = '500 ms',
+            'format' = 'json'
+        );
+        {}INSERT INTO out SELECT id, name FROM events;",
+        broker.bootstrap,
+        sink(&out, "id BIGINT, name STRING"),
+    );
+    let mut spec = spec("sql", &work, 2, 1)
+        .arg("parallelism", 2)
+        .arg("sql", sql);
+    spec.heartbeat_timeout_ms = 3_000;
+    spec.checkpoints = Some(CheckpointSpec {
+        interval_ms: 500,
+        ..CheckpointSpec::default()
+    });
+    let mut cluster = LocalCluster::start(spec).await.expect("cluster starts");
+    let completed = |status: &JobStatus| status.checkpoints.as_ref().map_or(0, |c| c.completed);
+    let before = completed(&wait_for(&mut cluster, |s| completed(s) >= 1).await);
+
+    add_partitions(&broker.bootstrap, "growing", 3);
+    let bootstrap = broker.bootstrap.clone();
+    let writer = std::thread::spawn(move || {
+        for first in (PER_PARTITION..3 * PER_PARTITION).step_by(STEP as usize) {
+            let records = (first..first + STEP)
+                .map(|id| ((id / PER_PARTITION) as i32, document(id)))
+                .collect();
+            produce(&bootstrap, "growing", records);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    // Once a checkpoint holds some of the new partitions' records, the reader of partition 1
+    // dies with its worker.
+    wait_for(&mut cluster, |s| completed(s) >= before + 2).await;
+    cluster.kill_worker(1).expect("kill a worker");
+    writer.join().expect("the records were written");
+
+    let total = 3 * PER_PARTITION as usize;
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while read_rows(&out).len() < total {
+        let status = cluster.status().await.ok();
+        assert!(
+            std::time::Instant::now() < deadline && !cluster.job_over(),
+            "{} of {total} rows committed: {status:?}\n{}",
+            read_rows(&out).len(),
+            logs(&work)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster
+        .cancel("the test read everything")
+        .await
+        .expect("cancel");
+    let outcome = cluster.wait().await.expect("the cluster ends");
+    assert_eq!(outcome.status.state, JobState::Canceled as i32);
+    let mut got = read_rows(&out);
+    got.sort();
+    let mut want: Vec<Vec<String>> = (0..3 * PER_PARTITION)
+        .map(|id| vec![id.to_string(), format!("n{id}")])
+        .collect();
+    want.sort();
+    assert_same(&got, &want);
+    assert!(
+        logs(&work).contains("reading a partition added to the topic"),
+        "the new partitions were discovered"
+    );
 }
 
 /// Kafka → window aggregate → Kafka with checkpoints every second while a worker process is

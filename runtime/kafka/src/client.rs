@@ -61,7 +61,21 @@ fn on_own_runtime<T: Send + 'static>(
 
 /// A client of the brokers at `bootstrap`.
 pub async fn connect(bootstrap: &str) -> Result<Kafka, KafkaError> {
-    Kafka::builder(bootstrap)
+    connect_with(bootstrap, Kafka::builder(bootstrap)).await
+}
+
+/// A client of the brokers at `bootstrap` whose metadata (a topic's partitions) is never
+/// older than `max_age`: a lookup within it answers from the cache.
+pub async fn connect_fresh(bootstrap: &str, max_age: Duration) -> Result<Kafka, KafkaError> {
+    connect_with(
+        bootstrap,
+        Kafka::builder(bootstrap).metadata_max_age(max_age),
+    )
+    .await
+}
+
+async fn connect_with(bootstrap: &str, builder: krafka::KafkaBuilder) -> Result<Kafka, KafkaError> {
+    builder
         .client_id("spate")
         .connect()
         .await

@@ -1,18 +1,22 @@
 //! The fetcher: a thread of the reader's own that consumes the assigned partitions and hands
 //! records over through a bounded channel, so the task's loop never waits on the network and a
-//! slow task slows the fetching (back-pressure) instead of filling memory.
+//! slow task slows the fetching (back-pressure) instead of filling memory. Reading without a
+//! bound, it also looks for partitions added to the topic that the reader's shares own, and
+//! reads them from their start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
 use krafka::consumer::Consumer;
-use tracing::debug;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use crate::client::{self, KafkaError};
 use crate::options::{SourceOptions, Startup};
+use crate::source::Share;
 
 /// Fetched messages waiting for the task, at most.
 const QUEUE: usize = 8;
@@ -65,8 +69,13 @@ impl Drop for Fetcher {
     }
 }
 
-/// Starts fetching `assigned` partitions of the options' topic on a thread of its own.
-pub fn start(options: SourceOptions, assigned: Vec<Assigned>) -> Result<Fetcher, KafkaError> {
+/// Starts fetching `assigned` partitions of the options' topic on a thread of its own, and
+/// those added later that `shares` own.
+pub fn start(
+    options: SourceOptions,
+    assigned: Vec<Assigned>,
+    shares: Vec<Share>,
+) -> Result<Fetcher, KafkaError> {
     let (sender, fetched) = sync_channel(QUEUE);
     let closed = Arc::new(AtomicBool::new(false));
     let done = closed.clone();
@@ -77,7 +86,9 @@ pub fn start(options: SourceOptions, assigned: Vec<Assigned>) -> Result<Fetcher,
                 .enable_all()
                 .build()
                 .map_err(|e| KafkaError::Thread(e.to_string()))
-                .and_then(|runtime| runtime.block_on(fetch(options, assigned, &sender, &done)));
+                .and_then(|runtime| {
+                    runtime.block_on(fetch(options, assigned, shares, &sender, &done))
+                });
             if let Err(error) = fetching {
                 let _ = sender.send(Fetched::Failed(error));
             }
@@ -90,12 +101,12 @@ pub fn start(options: SourceOptions, assigned: Vec<Assigned>) -> Result<Fetcher,
 async fn fetch(
     options: SourceOptions,
     assigned: Vec<Assigned>,
+    shares: Vec<Share>,
     sender: &SyncSender<Fetched>,
     closed: &AtomicBool,
 ) -> Result<(), KafkaError> {
-    let partitions: Vec<i32> = assigned.iter().map(|a| a.partition).collect();
-    if partitions.is_empty() {
-        // A subtask without partitions: nothing to read, bounded or not, and no broker to ask.
+    if assigned.is_empty() && options.discovery.is_none() {
+        // Nothing to read, bounded or not, and no broker to ask.
         if options.bounded.is_bounded() {
             let _ = sender.send(Fetched::End);
         }
@@ -105,58 +116,46 @@ async fn fetch(
         return Ok(());
     }
     let topic = options.topic.clone();
-    let kafka = client::connect(&options.bootstrap).await?;
-    let consumer = client::consumer(&kafka, &options.bootstrap, options.read_committed).await?;
-    let partition_error = |partition: i32| {
-        let topic = topic.clone();
-        move |source| KafkaError::Partition {
-            topic,
-            partition,
-            source,
-        }
+    let kafka = match options.discovery {
+        // Metadata cached no longer than the interval, or discovery would see the cache's.
+        Some(interval) => client::connect_fresh(&options.bootstrap, interval / 2).await?,
+        None => client::connect(&options.bootstrap).await?,
     };
+    let consumer = client::consumer(&kafka, &options.bootstrap, options.read_committed).await?;
     let topic_error = |source| KafkaError::Topic {
         topic: topic.clone(),
         source,
     };
-    consumer
-        .assign(&topic, partitions)
-        .await
-        .map_err(topic_error)?;
-    let mut resolved = Vec::new();
-    let mut stops: BTreeMap<i32, i64> = BTreeMap::new();
-    for a in &assigned {
-        let start = match a.start {
-            Some(offset) => offset,
-            None => start_offset(&consumer, &topic, a.partition, &options.startup)
-                .await
-                .map_err(partition_error(a.partition))?,
-        };
+    let mut known: BTreeSet<i32> = assigned.iter().map(|a| a.partition).collect();
+    if !known.is_empty() {
         consumer
-            .seek(&topic, a.partition, start)
+            .assign(&topic, known.iter().copied().collect())
             .await
-            .map_err(partition_error(a.partition))?;
-        let stop = match a.stop {
-            Stop::Never => None,
-            Stop::At(offset) => Some(offset),
-            Stop::AtEnd => Some(
-                consumer
-                    .fetch_watermarks(&topic, a.partition)
-                    .await
-                    .map_err(partition_error(a.partition))?
-                    .1,
-            ),
-        };
+            .map_err(topic_error)?;
+    }
+    let mut stops: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut resolved = Vec::new();
+    for a in &assigned {
+        let (start, stop) = resolve(&consumer, &options, a).await?;
         if let Some(stop) = stop {
             stops.insert(a.partition, stop);
         }
-        debug!(partition = a.partition, start, ?stop, "partition assigned");
         resolved.push((a.partition, start, stop));
     }
     if sender.send(Fetched::Resolved(resolved)).is_err() {
         return Ok(());
     }
+    let mut discover_at = Instant::now();
     while !closed.load(Ordering::Relaxed) {
+        if let Some(interval) = options.discovery
+            && Instant::now() >= discover_at
+        {
+            discover_at = Instant::now() + interval;
+            let added = discover(&consumer, &topic, &shares, &mut known).await?;
+            if !added.is_empty() && sender.send(Fetched::Resolved(added)).is_err() {
+                break;
+            }
+        }
         // A bounded partition is done once the consumer's position passed its stop offset
         // (records are not the only thing at the end of a log: a transaction's marker is not
         // handed out, yet takes an offset).
@@ -175,6 +174,11 @@ async fn fetch(
             let _ = sender.send(Fetched::End);
             let _ = consumer.close().await;
             return Ok(());
+        }
+        if known.is_empty() {
+            // No partition of the reader's shares yet: only discovery has work.
+            tokio::time::sleep(POLL).await;
+            continue;
         }
         let records = consumer.poll(POLL).await.map_err(topic_error)?;
         let records: Vec<Fetch> = records
@@ -197,6 +201,108 @@ async fn fetch(
     }
     let _ = consumer.close().await;
     Ok(())
+}
+
+/// Seeks an assigned partition to where it starts; where it starts and stops.
+async fn resolve(
+    consumer: &Consumer,
+    options: &SourceOptions,
+    assigned: &Assigned,
+) -> Result<(i64, Option<i64>), KafkaError> {
+    let (topic, partition) = (&options.topic, assigned.partition);
+    let error = |source| KafkaError::Partition {
+        topic: topic.clone(),
+        partition,
+        source,
+    };
+    let start = match assigned.start {
+        Some(offset) => offset,
+        None => start_offset(consumer, topic, partition, &options.startup)
+            .await
+            .map_err(error)?,
+    };
+    consumer
+        .seek(topic, partition, start)
+        .await
+        .map_err(error)?;
+    let stop = match assigned.stop {
+        Stop::Never => None,
+        Stop::At(offset) => Some(offset),
+        Stop::AtEnd => Some(
+            consumer
+                .fetch_watermarks(topic, partition)
+                .await
+                .map_err(error)?
+                .1,
+        ),
+    };
+    debug!(partition, start, ?stop, "partition assigned");
+    Ok((start, stop))
+}
+
+/// Partitions of `topic` that `shares` own and the reader does not read yet: assigned and
+/// sought to their start (a partition added while the job runs is read from its first
+/// record, as Flink reads one). Returns (partition, start, no stop) of each. A failed lookup is
+/// logged and tried again at the next interval: the brokers may be back by then.
+async fn discover(
+    consumer: &Consumer,
+    topic: &str,
+    shares: &[Share],
+    known: &mut BTreeSet<i32>,
+) -> Result<Vec<(i32, i64, Option<i64>)>, KafkaError> {
+    let listed = match consumer.fetch_metadata(Some(topic)).await {
+        Ok(metadata) => metadata,
+        Err(error) => {
+            warn!(topic, %error, "looking for new partitions failed; trying again later");
+            return Ok(Vec::new());
+        }
+    };
+    let new: Vec<i32> = listed
+        .topics
+        .into_iter()
+        .filter(|t| t.name == topic)
+        .flat_map(|t| t.partitions.into_keys())
+        .filter(|p| !known.contains(p) && shares.iter().any(|share| share.owns(*p)))
+        .collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Where each starts, before any is assigned: an assigned partition without a position
+    // would be read from a place the reader was never told of.
+    let mut starts = Vec::new();
+    for partition in new {
+        match consumer.fetch_watermarks(topic, partition).await {
+            Ok((earliest, _)) => starts.push((partition, earliest)),
+            Err(error) => {
+                warn!(topic, partition, %error, "a new partition's start is unknown; later");
+            }
+        }
+    }
+    let all = known.iter().copied().chain(starts.iter().map(|(p, _)| *p));
+    if let Err(error) = consumer.assign(topic, all.collect()).await {
+        warn!(topic, %error, "assigning new partitions failed; trying again later");
+        return Ok(Vec::new());
+    }
+    for &(partition, start) in &starts {
+        // Seeking an assigned partition only sets its position.
+        if let Err(error) = consumer.seek(topic, partition, start).await {
+            return Err(KafkaError::Partition {
+                topic: topic.to_string(),
+                partition,
+                source: error,
+            });
+        }
+    }
+    let mut added = Vec::new();
+    for (partition, start) in starts {
+        info!(
+            topic,
+            partition, start, "reading a partition added to the topic"
+        );
+        known.insert(partition);
+        added.push((partition, start, None));
+    }
+    Ok(added)
 }
 
 /// The first offset of `partition` the startup mode selects.

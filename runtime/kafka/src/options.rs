@@ -1,6 +1,7 @@
 //! The Kafka table's `WITH` options, named as Flink's Kafka connector names them.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use spate_connectors::{ConnectorError, OptionDoc, TableOptions};
 
@@ -29,6 +30,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     ),
     BOUNDED_MODE,
     BOUNDED_OFFSETS,
+    DISCOVERY,
     OptionDoc::new("format", None, "json (the record value as one JSON object)"),
     OptionDoc::new(
         "json.ignore-parse-errors",
@@ -69,6 +71,12 @@ pub const BOUNDED_OFFSETS: OptionDoc = OptionDoc::new(
     None,
     "with scan.bounded.mode 'specific-offsets': 'partition:0,offset:42;...', every partition \
      of the topic listed",
+);
+pub const DISCOVERY: OptionDoc = OptionDoc::new(
+    "scan.topic-partition-discovery.interval",
+    Some("5 min"),
+    "how often an unbounded read looks for partitions added to the topic, which it reads \
+     from their start; 0 turns discovery off",
 );
 pub const DELIVERY: OptionDoc = OptionDoc::new(
     "sink.delivery-guarantee",
@@ -122,6 +130,8 @@ pub struct SourceOptions {
     pub read_committed: bool,
     pub startup: Startup,
     pub bounded: Bounded,
+    /// How often to look for partitions added to the topic; `None` when bounded or off.
+    pub discovery: Option<Duration>,
     pub layout: Layout,
     pub tolerance: Tolerance,
 }
@@ -149,12 +159,14 @@ impl SourceOptions {
                 ));
             }
         };
+        let bounded = bounded(options)?;
         Ok(SourceOptions {
             topic,
             bootstrap,
             read_committed,
             startup,
-            bounded: bounded(options)?,
+            discovery: discovery(options, &bounded)?,
+            bounded,
             layout: Layout::Value,
             tolerance: Tolerance::default(),
         })
@@ -289,6 +301,41 @@ fn bounded(options: &TableOptions) -> Result<Bounded, ConnectorError> {
     }
 }
 
+/// Flink's default discovery interval.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// How often an unbounded read looks for new partitions: never for a bounded one (as in
+/// Flink, which reads the partitions it started with), nor when set to 0.
+fn discovery(
+    options: &TableOptions,
+    bounded: &Bounded,
+) -> Result<Option<Duration>, ConnectorError> {
+    let name = DISCOVERY.name;
+    let given = options.get(name);
+    if bounded.is_bounded() {
+        return match given {
+            Some(value) => Err(options.bad(
+                name,
+                value,
+                "a bounded read (scan.bounded.mode) reads the partitions it started with",
+            )),
+            None => Ok(None),
+        };
+    }
+    let interval = match given.map(str::trim) {
+        None => DISCOVERY_INTERVAL,
+        Some("0") => Duration::ZERO,
+        Some(value) => humantime::parse_duration(value).map_err(|e| {
+            options.bad(
+                name,
+                value,
+                format!("{e} (a duration such as '30 s' or '5 min')"),
+            )
+        })?,
+    };
+    Ok((!interval.is_zero()).then_some(interval))
+}
+
 /// The number `text` of `key`, or an error naming both.
 fn parse_number<T: std::str::FromStr>(key: &str, text: &str) -> Result<T, String>
 where
@@ -378,6 +425,31 @@ mod tests {
             specific.startup,
             Startup::Specific(BTreeMap::from([(0, 42), (2, 7)]))
         );
+    }
+
+    #[test]
+    fn partition_discovery_is_on_for_unbounded_reads_unless_set_to_0() {
+        let parsed = |pairs: &[(&str, &str)]| {
+            let mut pairs = pairs.to_vec();
+            pairs.push(("scan.startup.mode", "earliest-offset"));
+            SourceOptions::parse(&test_options(&pairs))
+        };
+        assert_eq!(parsed(&[]).unwrap().discovery, Some(DISCOVERY_INTERVAL));
+        let name = DISCOVERY.name;
+        let every = parsed(&[(name, "30 s")]).unwrap();
+        assert_eq!(every.discovery, Some(Duration::from_secs(30)));
+        assert_eq!(parsed(&[(name, "0")]).unwrap().discovery, None);
+        let bounded = parsed(&[("scan.bounded.mode", "latest-offset")]).unwrap();
+        assert_eq!(
+            bounded.discovery, None,
+            "a bounded read keeps its partitions"
+        );
+        let error = parsed(&[("scan.bounded.mode", "latest-offset"), (name, "1 min")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(name) && error.contains("bounded"), "{error}");
+        let error = parsed(&[(name, "often")]).unwrap_err().to_string();
+        assert!(error.contains("a duration such as"), "{error}");
     }
 
     #[test]

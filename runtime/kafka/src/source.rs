@@ -1,7 +1,11 @@
-//! The Kafka source: one split per partition of the topic. A reader's fetcher consumes its
-//! partitions; the reader hands the task their records as rows and checkpoints, per partition,
-//! the offset after the last record it handed over and the offset it stops at, so a restored
-//! job reads every record once and a bounded one stops where it first meant to.
+//! The Kafka source. Its splits are shares of the topic, not partitions: reader `i` of `n`
+//! owns the partitions `p` with `p % n == i`, those the topic has and those added while the job
+//! runs (found by the fetcher's partition discovery, and read from their start), so each
+//! partition has one owner without a coordinator. A restored reader keeps its share, whatever
+//! the job's parallelism now. A reader's fetcher consumes its partitions; the reader hands the
+//! task their records as rows and checkpoints, per partition, the offset after the last record
+//! it handed over and the offset it stops at, so a restored job reads every record once and a
+//! bounded one stops where it first meant to.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::TryRecvError;
@@ -22,10 +26,14 @@ const UNRESOLVED: i64 = -1;
 const NEVER: i64 = -1;
 /// Checkpointed as the stop offset of a bounded partition not looked up yet.
 const AT_END: i64 = -2;
+/// An entry every reader checkpoints, so that a reader with no partition yet is restored too
+/// (and keeps its share). No partition's entry can take this name.
+const READER: &str = "reader";
 
 pub struct KafkaSource {
     options: SourceOptions,
     schema: SchemaRef,
+    /// The topic's partitions when the job was planned.
     partitions: Vec<i32>,
 }
 
@@ -39,15 +47,71 @@ impl KafkaSource {
     }
 }
 
-fn split_id(topic: &str, partition: i32) -> String {
+/// A reader's share of the topic: the partitions `p` with `p % readers == index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    index: u32,
+    readers: u32,
+}
+
+impl Share {
+    fn split_id(&self, topic: &str) -> String {
+        format!("{topic} reader {} of {}", self.index, self.readers)
+    }
+
+    fn parse(id: &str, topic: &str) -> Option<Share> {
+        let (index, readers) = id
+            .strip_prefix(topic)?
+            .strip_prefix(" reader ")?
+            .split_once(" of ")?;
+        let share = Share {
+            index: index.parse().ok()?,
+            readers: readers.parse().ok()?,
+        };
+        (share.index < share.readers).then_some(share)
+    }
+
+    pub fn owns(&self, partition: i32) -> bool {
+        u32::try_from(partition).is_ok_and(|p| p % self.readers == self.index)
+    }
+}
+
+/// A partition's entry in the checkpoint.
+fn entry_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
 }
 
+fn partition_of(entry: &str, topic: &str) -> Option<i32> {
+    entry.strip_prefix(topic)?.strip_prefix('-')?.parse().ok()
+}
+
+impl KafkaSource {
+    /// Where a partition a reader starts with (not restored, not discovered) stops.
+    fn first_stop(&self, partition: i32) -> Result<i64> {
+        Ok(match &self.options.bounded {
+            Bounded::Unbounded => NEVER,
+            Bounded::Latest => AT_END,
+            Bounded::Specific(offsets) => offsets.get(&partition).copied().ok_or_else(|| {
+                OperatorError::invalid(format!(
+                    "scan.bounded.specific-offsets names no offset for partition {partition} \
+                     of topic '{}'",
+                    self.options.topic
+                ))
+            })?,
+        })
+    }
+}
+
 impl SourceFactory for KafkaSource {
-    fn splits(&self, _parallelism: u32) -> Vec<Split> {
-        self.partitions
-            .iter()
-            .map(|&p| Split::new(split_id(&self.options.topic, p)))
+    fn splits(&self, parallelism: u32) -> Vec<Split> {
+        (0..parallelism)
+            .map(|index| {
+                let share = Share {
+                    index,
+                    readers: parallelism,
+                };
+                Split::new(share.split_id(&self.options.topic))
+            })
             .collect()
     }
 
@@ -56,46 +120,47 @@ impl SourceFactory for KafkaSource {
         splits: Vec<Split>,
         ctx: &OperatorContext,
     ) -> Result<Box<dyn SourceReader>> {
-        let restored: BTreeMap<&str, &[u8]> = ctx
-            .state
-            .restored
+        let topic = &self.options.topic;
+        let shares = splits
             .iter()
-            .flat_map(|r| &r.entries)
-            .map(|(name, value)| (name.as_str(), value.as_slice()))
-            .collect();
-        let mut partitions = BTreeMap::new();
-        for split in &splits {
-            let partition = split
-                .id
-                .strip_prefix(&format!("{}-", self.options.topic))
-                .and_then(|p| p.parse::<i32>().ok())
-                .ok_or_else(|| {
+            .map(|split| {
+                Share::parse(&split.id, topic).ok_or_else(|| {
                     OperatorError::invalid(format!(
-                        "split '{}' is not a partition of topic '{}' (was the table's topic \
-                         changed since the checkpoint?)",
-                        split.id, self.options.topic
+                        "split '{}' is not a share of topic '{topic}' (was the table's topic \
+                         changed since the checkpoint, or was it taken by a version of Spate \
+                         whose Kafka splits were partitions?)",
+                        split.id
                     ))
-                })?;
-            let position = match restored.get(split.id.as_str()) {
-                Some(value) => Position::decode(value, &split.id)?,
-                None => Position {
-                    next: UNRESOLVED,
-                    stop: match &self.options.bounded {
-                        Bounded::Unbounded => NEVER,
-                        Bounded::Latest => AT_END,
-                        Bounded::Specific(offsets) => {
-                            offsets.get(&partition).copied().ok_or_else(|| {
-                                OperatorError::invalid(format!(
-                                    "scan.bounded.specific-offsets names no offset for \
-                                     partition {partition} of topic '{}'",
-                                    self.options.topic
-                                ))
-                            })?
-                        }
-                    },
-                },
-            };
-            partitions.insert(partition, position);
+                })
+            })
+            .collect::<Result<Vec<Share>>>()?;
+        let restored: Vec<&StateEntry> =
+            ctx.state.restored.iter().flat_map(|r| &r.entries).collect();
+        let mut partitions = BTreeMap::new();
+        if restored.is_empty() {
+            // A first start: the partitions the topic had at planning that the shares own.
+            for &partition in &self.partitions {
+                if shares.iter().any(|share| share.owns(partition)) {
+                    let stop = self.first_stop(partition)?;
+                    let position = Position {
+                        next: UNRESOLVED,
+                        stop,
+                    };
+                    partitions.insert(partition, position);
+                }
+            }
+        }
+        for (name, value) in restored {
+            if name.as_str() == READER {
+                continue;
+            }
+            let partition = partition_of(name, topic).ok_or_else(|| {
+                OperatorError::invalid(format!(
+                    "the checkpoint holds '{name}', which is not a partition of topic '{topic}' \
+                     (was the table's topic changed since the checkpoint?)"
+                ))
+            })?;
+            partitions.insert(partition, Position::decode(value, name)?);
         }
         let assigned = partitions
             .iter()
@@ -110,15 +175,15 @@ impl SourceFactory for KafkaSource {
             })
             .collect();
         let decoder = Decoder::new(
-            &self.options.topic,
+            topic,
             &self.schema,
             &self.options.layout,
             self.options.tolerance,
         )?;
-        let fetcher = fetcher::start(self.options.clone(), assigned)
+        let fetcher = fetcher::start(self.options.clone(), assigned, shares)
             .map_err(|e| OperatorError::invalid(e.to_string()))?;
         Ok(Box::new(KafkaReader {
-            topic: self.options.topic.clone(),
+            topic: topic.clone(),
             decoder,
             partitions,
             fetcher,
@@ -169,11 +234,15 @@ impl SourceReader for KafkaReader {
         loop {
             match self.fetcher.fetched.try_recv() {
                 Ok(Fetched::Resolved(resolved)) => {
+                    // The partitions the reader started with, or ones the fetcher discovered:
+                    // their records come after this, so a checkpoint that has a partition's
+                    // records has its position too.
                     for (partition, start, stop) in resolved {
-                        if let Some(position) = self.partitions.get_mut(&partition) {
-                            position.next = start;
-                            position.stop = stop.unwrap_or(NEVER);
-                        }
+                        let position = Position {
+                            next: start,
+                            stop: stop.unwrap_or(NEVER),
+                        };
+                        self.partitions.insert(partition, position);
                     }
                 }
                 Ok(Fetched::Records(records)) => {
@@ -204,10 +273,12 @@ impl SourceReader for KafkaReader {
     }
 
     fn snapshot_positions(&mut self) -> Result<Vec<StateEntry>> {
-        Ok(self
+        let positions = self
             .partitions
             .iter()
-            .map(|(&partition, position)| (split_id(&self.topic, partition), position.encode()))
+            .map(|(&partition, position)| (entry_name(&self.topic, partition), position.encode()));
+        Ok(std::iter::once((READER.to_string(), Vec::new()))
+            .chain(positions)
             .collect())
     }
 }

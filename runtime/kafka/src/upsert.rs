@@ -53,6 +53,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     options::ISOLATION,
     options::BOUNDED_MODE,
     options::BOUNDED_OFFSETS,
+    options::DISCOVERY,
     options::DELIVERY,
     options::TRANSACTIONAL_ID_PREFIX,
     options::TRANSACTION_TIMEOUT,

@@ -1,10 +1,10 @@
 //! The Kafka source against a real broker (a KRaft node the test starts): a bounded read of
-//! every record, a read stopped half-way and continued from its checkpointed offsets, and bad
-//! input named by its offset.
+//! every record, a read stopped half-way and continued from its checkpointed offsets,
+//! partitions added while readers run, and bad input named by its offset.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -12,7 +12,7 @@ use arrow_schema::{DataType, Field, Schema};
 use spate_api::{OperatorContext, RestoredState, SourceFactory, SourcePoll, SourceReader};
 use spate_connectors::{Connector, TableContext, TableOptions};
 use spate_kafka::Kafka;
-use spate_testkit::kafka::{Kafka as Broker, create_topic, produce};
+use spate_testkit::kafka::{Kafka as Broker, add_partitions, create_topic, produce};
 
 const PARTITIONS: i32 = 3;
 
@@ -98,7 +98,8 @@ fn a_bounded_read_takes_every_record_once_and_a_restored_one_continues_after_its
     const COUNT: i64 = 3_000;
     write(&broker, "people", &documents(COUNT));
     let source = source(&broker.bootstrap, "people", &[]);
-    assert_eq!(source.splits(1).len(), PARTITIONS as usize);
+    // A split is a reader's share of the topic, not a partition.
+    assert_eq!(source.splits(2).len(), 2);
 
     let (all, ended) = read(&mut *reader(&*source, None), usize::MAX);
     assert!(ended);
@@ -125,6 +126,128 @@ fn a_bounded_read_takes_every_record_once_and_a_restored_one_continues_after_its
         both,
         (0..COUNT).collect::<Vec<_>>(),
         "no loss, no duplicate"
+    );
+}
+
+/// Ids the readers hand over until `count` came, by reader. A hang guard, not a time limit: the
+/// records are written before this is called.
+fn read_from(readers: &mut [Box<dyn SourceReader>], count: usize) -> Vec<Vec<i64>> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut ids = vec![Vec::new(); readers.len()];
+    while ids.iter().map(Vec::len).sum::<usize>() < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {ids:?} of {count} records came"
+        );
+        for (reader, ids) in readers.iter_mut().zip(&mut ids) {
+            match reader.poll_next().unwrap_or_else(|e| panic!("{e}")) {
+                SourcePoll::Batch(batch) => {
+                    let column = batch.column(0).as_primitive::<Int64Type>();
+                    ids.extend(column.values().iter().copied());
+                }
+                SourcePoll::Idle => std::thread::sleep(Duration::from_millis(10)),
+                SourcePoll::End => panic!("an unbounded read ended"),
+            }
+        }
+    }
+    ids
+}
+
+/// `count` records from id `first` on, all to `partition`.
+fn write_to(broker: &Broker, topic: &str, partition: i32, first: i64, count: i64) {
+    let records = documents(first + count)[first as usize..]
+        .iter()
+        .map(|value| (partition, value.clone().into_bytes()))
+        .collect();
+    produce(&broker.bootstrap, topic, records);
+}
+
+/// Partitions added to the topic while an unbounded read runs are found by partition
+/// discovery and read from their first record, each by the one reader whose share owns it
+/// (`partition % readers`); a reader restored from its checkpoint keeps its share, and its
+/// discovered partitions, and reads on after what it handed over.
+#[test]
+fn partitions_added_while_reading_are_read_from_their_start_by_one_reader() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    const PER_PARTITION: i64 = 100;
+    create_topic(&broker.bootstrap, "growing", 1);
+    write_to(&broker, "growing", 0, 0, PER_PARTITION);
+    let source = source(
+        &broker.bootstrap,
+        "growing",
+        &[
+            ("scan.bounded.mode", "unbounded"),
+            ("scan.topic-partition-discovery.interval", "100 ms"),
+        ],
+    );
+    let ctx = OperatorContext::single("kafka");
+    let shares = source.splits(2);
+    let open = |share: usize, ctx: &OperatorContext| {
+        source
+            .create_reader(vec![shares[share].clone()], ctx)
+            .unwrap()
+    };
+    let mut readers = vec![open(0, &ctx), open(1, &ctx)];
+    let first = read_from(&mut readers, PER_PARTITION as usize);
+    assert_eq!(
+        first[0].len(),
+        PER_PARTITION as usize,
+        "reader 0 owns partition 0"
+    );
+
+    add_partitions(&broker.bootstrap, "growing", 4);
+    for partition in 1..4 {
+        write_to(
+            &broker,
+            "growing",
+            partition,
+            i64::from(partition) * PER_PARTITION,
+            PER_PARTITION,
+        );
+    }
+    let added = read_from(&mut readers, 3 * PER_PARTITION as usize);
+    let partition_of = |id: &i64| id / PER_PARTITION;
+    let partitions = |ids: &[i64]| -> Vec<i64> {
+        let mut p: Vec<i64> = ids.iter().map(partition_of).collect();
+        p.dedup();
+        p.sort_unstable();
+        p.dedup();
+        p
+    };
+    assert_eq!(
+        partitions(&added[0]),
+        [2],
+        "reader 0 owns partitions 0 and 2"
+    );
+    assert_eq!(
+        partitions(&added[1]),
+        [1, 3],
+        "reader 1 owns partitions 1 and 3"
+    );
+    let mut all: Vec<i64> = first.into_iter().chain(added).flatten().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..4 * PER_PARTITION).collect::<Vec<_>>(),
+        "every record once"
+    );
+
+    // Reader 1, restored from its checkpoint, reads only what came after it.
+    let entries = readers[1].snapshot_positions().unwrap();
+    readers.truncate(1);
+    write_to(&broker, "growing", 3, 4 * PER_PARTITION, 10);
+    let mut restored_ctx = ctx.clone();
+    restored_ctx.state.restored = Some(RestoredState {
+        entries,
+        ..Default::default()
+    });
+    let mut restored = vec![open(1, &restored_ctx)];
+    let after = read_from(&mut restored, 10);
+    assert_eq!(
+        after[0],
+        (4 * PER_PARTITION..4 * PER_PARTITION + 10).collect::<Vec<_>>()
     );
 }
 

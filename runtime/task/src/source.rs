@@ -55,7 +55,12 @@ pub fn restored_groups(entries: &[StateEntry]) -> Vec<(Vec<String>, Vec<StateEnt
     groups
         .into_iter()
         .map(|(group, entries)| {
-            let splits = group.split(SPLIT_SEPARATOR).map(str::to_string).collect();
+            // A group of no splits (a reader that had none to start with) is named "".
+            let splits = group
+                .split(SPLIT_SEPARATOR)
+                .filter(|split| !split.is_empty())
+                .map(str::to_string)
+                .collect();
             (splits, entries)
         })
         .collect()

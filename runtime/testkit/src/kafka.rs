@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use krafka::admin::{CreateTopicsOptions, ListTransactionsOptions, NewTopic};
+use krafka::admin::{
+    CreatePartitionsOptions, CreateTopicsOptions, ListTransactionsOptions, NewTopic,
+};
 use krafka::consumer::IsolationLevel;
 use krafka::{Kafka as Client, Record};
 use tempfile::TempDir;
@@ -43,7 +45,11 @@ impl Kafka {
             return None;
         }
         let dir = tempfile::tempdir().expect("temporary directory for Kafka");
-        let (port, controller) = (free_port(), free_port());
+        let port = free_port();
+        // Two ports, told apart: the OS may hand the same free port out twice.
+        let controller = std::iter::repeat_with(free_port)
+            .find(|&other| other != port)
+            .expect("a second free port");
         let properties = dir.path().join("server.properties");
         std::fs::write(&properties, server_properties(dir.path(), port, controller))
             .expect("Kafka's server.properties");
@@ -140,6 +146,25 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
             .expect("creating the topic");
         if let Some(Err(e)) = created.get(&topic) {
             panic!("creating topic {topic}: {e}");
+        }
+    });
+}
+
+/// Grows `topic` to `partitions` partitions, as a topic grows while jobs read it.
+pub fn add_partitions(bootstrap: &str, topic: &str, partitions: i32) {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    on_own_runtime(async move {
+        let grown = connect(&bootstrap)
+            .await
+            .admin()
+            .create_partitions(
+                [(topic.clone(), partitions)],
+                CreatePartitionsOptions::default(),
+            )
+            .await
+            .expect("adding partitions");
+        if let Some(Err(e)) = grown.get(&topic) {
+            panic!("adding partitions to {topic}: {e}");
         }
     });
 }
