@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, StructArray};
+use arrow_buffer::{BooleanBuffer, NullBuffer};
 use arrow_cast::{CastOptions, cast_with_options};
 use arrow_json::writer::LineDelimited;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use spate_api::{OperatorError, Result};
+use spate_api::{OperatorError, Result, RowKind};
 
 /// How TIMESTAMP(3) values are written, as Flink's CSV and JSON formats do. Reading also accepts
 /// the ISO form with a `T` and without fraction.
@@ -27,6 +28,38 @@ pub fn write_json(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
     writer.write(batch)?;
     writer.finish()?;
     Ok(())
+}
+
+/// The batch as debezium envelopes: the row is `after` of a "c" when it adds to the result
+/// and `before` of a "d" when it takes from it, as Flink's debezium-json serializer writes.
+pub fn debezium_envelopes(batch: &RecordBatch, kinds: Option<&[RowKind]>) -> Result<RecordBatch> {
+    let adds: BooleanBuffer = match kinds {
+        Some(kinds) => kinds.iter().map(|k| k.is_addition()).collect(),
+        None => BooleanBuffer::new_set(batch.num_rows()),
+    };
+    let fields = batch.schema().fields().clone();
+    let row = DataType::Struct(fields.clone());
+    let side = |present: BooleanBuffer| -> Result<ArrayRef> {
+        let array = StructArray::try_new(
+            fields.clone(),
+            batch.columns().to_vec(),
+            Some(NullBuffer::new(present)),
+        )?;
+        Ok(Arc::new(array))
+    };
+    let op: StringArray = adds
+        .iter()
+        .map(|add| Some(if add { "c" } else { "d" }))
+        .collect();
+    let schema = Schema::new(vec![
+        Field::new("before", row.clone(), true),
+        Field::new("after", row, true),
+        Field::new("op", DataType::Utf8, false),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        vec![side(!&adds)?, side(adds)?, Arc::new(op)],
+    )?)
 }
 
 /// The table's columns, each as nullable text: what a text reader parses into.

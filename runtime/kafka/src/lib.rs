@@ -1,10 +1,12 @@
 //! `'connector' = 'kafka'`: a topic read and written as a table, exactly once. Reading, each
-//! partition is a split; its offsets go into the job's checkpoints, so a restored job continues
+//! reader owns a share of the partitions (`source`); their offsets go into the job's
+//! checkpoints, so a restored job continues
 //! after the last record it took, and a bounded job stops at the end offsets it saw when it
 //! first started. Writing, rows go into a Kafka transaction per checkpoint, committed when the
 //! checkpoint completes (or, at least once, are acknowledged by each checkpoint).
 //! `'connector' = 'upsert-kafka'` (`upsert`) reads and writes a table keyed by its primary key:
-//! records keyed by it, deletes as tombstones. Formats beyond json are still to come (issue 20).
+//! records keyed by it, deletes as tombstones. Values are json, or the changelog envelopes
+//! debezium-json (read and written) and canal-json (read).
 
 mod client;
 mod fetcher;
@@ -16,8 +18,8 @@ mod upsert;
 
 use std::sync::Arc;
 
-use spate_api::{OperatorFactory, SourceFactory};
-use spate_connectors::{Connector, ConnectorError, OptionDoc, TableContext};
+use spate_api::{ChangelogMode, OperatorFactory, SourceFactory};
+use spate_connectors::{Connector, ConnectorError, OptionDoc, TableContext, TableOptions};
 
 pub use upsert::UpsertKafka;
 
@@ -32,14 +34,35 @@ impl Connector for Kafka {
         options::OPTIONS
     }
 
+    /// Inserts with `json`; changes with a changelog format, as Flink's formats say.
+    fn source_changelog(
+        &self,
+        options: &TableOptions,
+        _primary_key: &[String],
+    ) -> Result<ChangelogMode, ConnectorError> {
+        Ok(options::Format::parse(options)?.changelog())
+    }
+
+    /// The sink writes changes as debezium-json; json takes inserts only.
+    fn sink_changelog(
+        &self,
+        options: &TableOptions,
+        _primary_key: &[String],
+    ) -> Result<ChangelogMode, ConnectorError> {
+        Ok(options::Format::parse(options)?.changelog())
+    }
+
     fn source(&self, table: TableContext<'_>) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
         let parsed = options::SourceOptions::parse(table.options)?;
+        // Checked, not read: the value holds the key's columns too.
+        options::record_key(table.options, &table.schema)?;
         table.options.finish(self.name(), options::OPTIONS)?;
         source_of(table, parsed)
     }
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
-        let parsed = sink::SinkOptions::parse(table.options)?;
+        let mut parsed = sink::SinkOptions::parse(table.options)?;
+        parsed.key = options::record_key(table.options, &table.schema)?;
         table.options.finish(self.name(), options::OPTIONS)?;
         sink_of(table, parsed)
     }

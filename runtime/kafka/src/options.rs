@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use arrow_schema::Schema;
+use spate_api::ChangelogMode;
 use spate_connectors::{ConnectorError, OptionDoc, TableOptions};
 
-use crate::record::{Layout, Tolerance};
+use crate::record::{Envelope, Layout, Tolerance};
 
 pub const OPTIONS: &[OptionDoc] = &[
     TOPIC,
@@ -31,11 +33,44 @@ pub const OPTIONS: &[OptionDoc] = &[
     BOUNDED_MODE,
     BOUNDED_OFFSETS,
     DISCOVERY,
-    OptionDoc::new("format", None, "json (the record value as one JSON object)"),
+    OptionDoc::new(
+        "format",
+        None,
+        "json (the record value as one JSON object of the columns), debezium-json (a \
+         Debezium change envelope; written too) or canal-json (a Canal envelope; read only)",
+    ),
+    OptionDoc::new(
+        "key.fields",
+        None,
+        "columns written as the record key (a JSON object, 'a;b'), so that Kafka's partitioner \
+         keeps each key's records in one partition; read back from the value",
+    ),
+    OptionDoc::new("key.format", None, "json; required with key.fields"),
+    OptionDoc::new(
+        "value.fields-include",
+        Some("ALL"),
+        "ALL: the value holds every column, key fields included (EXCEPT_KEY is not supported \
+         by the kafka connector yet)",
+    ),
     OptionDoc::new(
         "json.ignore-parse-errors",
         Some("false"),
         "skip records that are not JSON objects of the table's columns instead of failing",
+    ),
+    OptionDoc::new(
+        "debezium-json.ignore-parse-errors",
+        Some("false"),
+        "skip records that are not Debezium envelopes of the table's rows instead of failing",
+    ),
+    OptionDoc::new(
+        "debezium-json.schema-include",
+        Some("false"),
+        "reading: the envelope is the 'payload' of Debezium's {\"schema\", \"payload\"}",
+    ),
+    OptionDoc::new(
+        "canal-json.ignore-parse-errors",
+        Some("false"),
+        "skip records that are not Canal envelopes of the table's rows instead of failing",
     ),
     DELIVERY,
     TRANSACTIONAL_ID_PREFIX,
@@ -137,11 +172,12 @@ pub struct SourceOptions {
 }
 
 impl SourceOptions {
-    /// The kafka connector's: records are unkeyed JSON values.
+    /// The kafka connector's: records are unkeyed values of its `format`.
     pub fn parse(options: &TableOptions) -> Result<Self, ConnectorError> {
         let mut parsed = SourceOptions::reading(options, startup(options)?)?;
-        json_format(options)?;
-        parsed.tolerance.value = options.parse("json.ignore-parse-errors", false)?;
+        let format = Format::parse(options)?;
+        parsed.tolerance.value = options.parse(format.ignore_parse_errors(), false)?;
+        parsed.layout = format.layout(options)?;
         Ok(parsed)
     }
 
@@ -201,11 +237,100 @@ pub fn bootstrap(options: &TableOptions) -> Result<String, ConnectorError> {
     Ok(bootstrap)
 }
 
-/// Records are JSON objects of the table's columns, the only format so far.
-pub fn json_format(options: &TableOptions) -> Result<(), ConnectorError> {
-    match options.require("format")? {
-        "json" => Ok(()),
-        other => Err(options.bad("format", other, "only 'json' is supported for now")),
+/// The kafka connector's record key, by column index: the columns `key.fields` names (as
+/// Flink's, separated by ';'), written as a JSON object (`key.format` 'json'); none without.
+/// The value holds every column (`value.fields-include` 'ALL'), so reading needs no key.
+pub fn record_key(
+    options: &TableOptions,
+    schema: &Schema,
+) -> Result<Option<Vec<usize>>, ConnectorError> {
+    const FIELDS: &str = "key.fields";
+    const FORMAT: &str = "key.format";
+    const INCLUDE: &str = "value.fields-include";
+    match options.get(INCLUDE) {
+        None | Some("ALL") => {}
+        Some(other) => {
+            return Err(options.bad(
+                INCLUDE,
+                other,
+                "the kafka connector writes every column into the value (ALL) for now",
+            ));
+        }
+    }
+    let (fields, format) = (options.get(FIELDS), options.get(FORMAT));
+    let Some(fields) = fields else {
+        return match format {
+            Some(value) => Err(options.bad(FORMAT, value, "only applies with key.fields")),
+            None => Ok(None),
+        };
+    };
+    match format {
+        Some("json") => {}
+        Some(other) => return Err(options.bad(FORMAT, other, "only 'json' is supported for now")),
+        None => return Err(options.require(FORMAT).expect_err("absent")),
+    }
+    let key = fields
+        .split(';')
+        .map(str::trim)
+        .map(|name| {
+            schema
+                .index_of(name)
+                .map_err(|_| options.bad(FIELDS, fields, format!("'{name}' is not a column")))
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    Ok(Some(key))
+}
+
+/// The kafka connector's `format`: how a record's value holds rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A JSON object of the table's columns: an insert.
+    Json,
+    /// Flink's debezium-json: an envelope of a row change.
+    DebeziumJson,
+    /// Flink's canal-json: an envelope of row changes (read only).
+    CanalJson,
+}
+
+impl Format {
+    pub fn parse(options: &TableOptions) -> Result<Self, ConnectorError> {
+        match options.require("format")? {
+            "json" => Ok(Format::Json),
+            "debezium-json" => Ok(Format::DebeziumJson),
+            "canal-json" => Ok(Format::CanalJson),
+            other => Err(options.bad(
+                "format",
+                other,
+                "expected json, debezium-json or canal-json (others are not supported yet)",
+            )),
+        }
+    }
+
+    /// The option that skips records that do not parse, named after the format as in Flink.
+    pub fn ignore_parse_errors(self) -> &'static str {
+        match self {
+            Format::Json => "json.ignore-parse-errors",
+            Format::DebeziumJson => "debezium-json.ignore-parse-errors",
+            Format::CanalJson => "canal-json.ignore-parse-errors",
+        }
+    }
+
+    pub fn layout(self, options: &TableOptions) -> Result<Layout, ConnectorError> {
+        Ok(match self {
+            Format::Json => Layout::Value,
+            Format::DebeziumJson => Layout::Changes(Envelope::Debezium {
+                schema_include: options.parse("debezium-json.schema-include", false)?,
+            }),
+            Format::CanalJson => Layout::Changes(Envelope::Canal),
+        })
+    }
+
+    /// What a source of this format produces: inserts, or changes.
+    pub fn changelog(self) -> ChangelogMode {
+        match self {
+            Format::Json => ChangelogMode::AppendOnly,
+            Format::DebeziumJson | Format::CanalJson => ChangelogMode::Retract,
+        }
     }
 }
 

@@ -171,6 +171,18 @@ impl Translator<'_> {
             .ok_or_else(|| self.error(format!("'{}' is not a declared table", scan.table_name)))?;
         let def = table.0.clone();
         let (source, mode) = self.source(&def)?;
+        // A source of changes hands over the physical columns and the row kinds; computed
+        // columns and watermarks would be computed over changes, which is not planned yet.
+        if !mode.is_append_only() && (!def.computed.is_empty() || def.watermark.is_some()) {
+            return Err(SqlError::unsupported(
+                Some(def.position),
+                format!(
+                    "table '{}': computed columns or a WATERMARK on a table of changes \
+                     (connector '{}' reads it as a {mode} changelog)",
+                    def.name, def.connector
+                ),
+            ));
+        }
         let watermarks = def
             .watermark
             .as_ref()
@@ -191,7 +203,7 @@ impl Translator<'_> {
             ChangelogMode::AppendOnly => (ChangelogMode::AppendOnly, None),
             ChangelogMode::Upsert { key } => {
                 self.graph.nodes[node].changelog = ChangelogMode::Upsert { key: key.clone() };
-                node = self.normalize_upserts(node, &def, &key)?;
+                node = self.normalize_upserts(node, &def, &key);
                 let by = self.graph.nodes[node].name.clone();
                 (ChangelogMode::Retract, Some(by))
             }

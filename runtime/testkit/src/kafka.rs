@@ -133,8 +133,9 @@ impl Drop for Kafka {
 
 /// Creates `topic` on the brokers at `bootstrap` with `partitions` partitions (one replica each).
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    let (address, name) = (bootstrap.to_string(), topic.to_string());
     on_own_runtime(async move {
+        let (bootstrap, topic) = (address, name);
         let created = connect(&bootstrap)
             .await
             .admin()
@@ -148,12 +149,48 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
             panic!("creating topic {topic}: {e}");
         }
     });
+    await_partitions(bootstrap, topic, partitions);
+}
+
+/// Waits until the brokers' metadata shows `topic` with `partitions` partitions: a topic
+/// creation is answered before every broker serves the topic, and a job planned at once
+/// would find it missing.
+fn await_partitions(bootstrap: &str, topic: &str, partitions: i32) {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let (bootstrap, name) = (bootstrap.to_string(), topic.to_string());
+        let found = on_own_runtime(async move {
+            let consumer = connect(&bootstrap)
+                .await
+                .consumer_without_group()
+                .build()
+                .await
+                .expect("a consumer");
+            let metadata = consumer.fetch_metadata(Some(&name)).await;
+            let _ = consumer.close().await;
+            metadata.map_or(0, |m| {
+                m.topics
+                    .into_iter()
+                    .find(|t| t.name == name)
+                    .map_or(0, |t| t.partitions.len())
+            })
+        });
+        if found == partitions as usize {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} has {found} of {partitions} partitions"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Grows `topic` to `partitions` partitions, as a topic grows while jobs read it.
 pub fn add_partitions(bootstrap: &str, topic: &str, partitions: i32) {
-    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    let (address, name) = (bootstrap.to_string(), topic.to_string());
     on_own_runtime(async move {
+        let (bootstrap, topic) = (address, name);
         let grown = connect(&bootstrap)
             .await
             .admin()
@@ -167,6 +204,7 @@ pub fn add_partitions(bootstrap: &str, topic: &str, partitions: i32) {
             panic!("adding partitions to {topic}: {e}");
         }
     });
+    await_partitions(bootstrap, topic, partitions);
 }
 
 /// Writes `records` (partition, value) to `topic` in order, each acknowledged by the broker.

@@ -1,5 +1,7 @@
 //! Records into rows. With the `kafka` layout a record's value is a row and a record without
-//! a value (a tombstone) is no row, as in Flink's json format. With the upsert layout every
+//! a value (a tombstone) is no row, as in Flink's json format. With a changelog format the
+//! value is an envelope of changes (`super::envelope`), and a tombstone (Debezium writes one
+//! after a delete, for compaction) no change. With the upsert layout every
 //! record is a change of its key's row: an update-after with a value, a delete without one;
 //! its key columns come from the record's key. A record that does not parse fails the job
 //! naming its topic, partition and offset, or, where its side's `ignore-parse-errors` is set,
@@ -10,11 +12,11 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, UInt8Array, UInt32Array};
 use arrow_schema::{Schema, SchemaRef};
 use arrow_select::take::take;
-use spate_api::{OperatorError, Result, RowKind, upsert_schema};
+use spate_api::{OperatorError, Result, RowKind, changelog_batch, changelog_schema, upsert_schema};
 use spate_connectors::text::{JsonText, to_declared};
 use tracing::warn;
 
-use super::Layout;
+use super::{Envelope, Layout};
 use crate::fetcher::Fetch;
 
 /// Which records that do not parse are skipped rather than failing the job, by side.
@@ -56,9 +58,11 @@ struct Failure {
 
 pub struct Decoder {
     topic: String,
-    /// The batches' schema: the table's columns, and the row kinds of upserts.
+    /// The batches' schema: the table's columns, and the row kinds of changes and upserts.
     schema: SchemaRef,
     value: Side,
+    /// Changelog formats only.
+    envelope: Option<Envelope>,
     /// Upserts only.
     key: Option<Side>,
     tolerance: Tolerance,
@@ -72,8 +76,13 @@ impl Decoder {
         tolerance: Tolerance,
     ) -> Result<Self> {
         let all: Vec<usize> = (0..physical.fields().len()).collect();
+        let mut envelope = None;
         let (schema, value, key) = match layout {
             Layout::Value => (physical.clone(), Side::new(physical, &all)?, None),
+            Layout::Changes(changes) => {
+                envelope = Some(*changes);
+                (changelog_schema(physical), Side::new(physical, &all)?, None)
+            }
             Layout::Upsert { key, value } => {
                 let names: Vec<String> = key
                     .iter()
@@ -90,6 +99,7 @@ impl Decoder {
             topic: topic.to_string(),
             schema,
             value,
+            envelope,
             key,
             tolerance,
         })
@@ -135,6 +145,9 @@ impl Decoder {
 
     fn parse(&self, records: &[&Fetch]) -> std::result::Result<RecordBatch, Failure> {
         let value_failure = |error| Failure { error, key: false };
+        if let Some(envelope) = &self.envelope {
+            return self.changes(envelope, records).map_err(value_failure);
+        }
         let with_value: Vec<usize> = (0..records.len())
             .filter(|&i| records[i].value.is_some())
             .collect();
@@ -167,6 +180,28 @@ impl Decoder {
         let key_rows = key.parse(&keys, &locate).map_err(key_failure)?;
         self.upserts(records.len(), &with_value, &key_rows, &value_rows)
             .map_err(value_failure)
+    }
+
+    /// The changes the records' envelopes hold, in order.
+    fn changes(&self, envelope: &Envelope, records: &[&Fetch]) -> Result<RecordBatch> {
+        let (mut rows, mut kinds, mut from) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, record) in records.iter().enumerate() {
+            let Some(value) = &record.value else {
+                continue;
+            };
+            let changes = envelope.changes(value).map_err(|detail| {
+                OperatorError::invalid(format!("{}: {detail}", self.locate(record)))
+            })?;
+            for (row, kind) in changes {
+                rows.push(row);
+                kinds.push(kind);
+                from.push(index);
+            }
+        }
+        let documents: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
+        let locate = |row: usize| self.locate(records[from[row]]);
+        let data = self.value.parse(&documents, &locate)?;
+        changelog_batch(self.schema.clone(), &data, &kinds)
     }
 
     /// The changes of `count` records: key columns from `key_rows` (one per record), the
@@ -317,6 +352,51 @@ mod tests {
         };
         let skipped = upserts(keys_only).decode(&records[2..3]).unwrap();
         assert_eq!(skipped.num_rows(), 0, "a keyless record is a bad key");
+    }
+
+    #[test]
+    fn envelopes_are_changes_named_by_offset_when_broken() {
+        let layout = Layout::Changes(Envelope::Debezium {
+            schema_include: false,
+        });
+        let decoder = Decoder::new("t", &physical(), &layout, Tolerance::default()).unwrap();
+        let update = r#"{"before": {"k": 1, "n": 5}, "after": {"k": 1, "n": 6}, "op": "u"}"#;
+        let batch = decoder
+            .decode(&[
+                record(
+                    0,
+                    None,
+                    Some(r#"{"before": null, "after": {"k": 1, "n": 5}, "op": "c"}"#),
+                ),
+                record(1, None, Some(update)),
+                record(2, Some("x"), None),
+                record(3, None, Some(r#"{"before": {"k": 1, "n": 6}, "op": "d"}"#)),
+            ])
+            .unwrap();
+        assert_eq!(
+            changes(&batch),
+            [
+                ("+I", 1, Some(5)),
+                ("-U", 1, Some(5)),
+                ("+U", 1, Some(6)),
+                ("-D", 1, Some(6))
+            ]
+        );
+        let error = decoder
+            .decode(&[
+                record(0, None, Some(update)),
+                record(
+                    1,
+                    None,
+                    Some(r#"{"after": {"k": 2, "n": "many"}, "op": "c"}"#),
+                ),
+            ])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("offset 1") && error.contains("'many'"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -3,22 +3,25 @@
 
 use arrow_array::RecordBatch;
 use spate_api::{OperatorError, Result, RowKind};
-use spate_connectors::text::write_json;
+use spate_connectors::text::{debezium_envelopes, write_json};
 
-use super::{Layout, Message};
+use super::{Envelope, Layout, Message};
 
 pub struct Encoder {
     table: String,
     layout: Layout,
+    /// The columns of the record key of the `Value` and `Changes` layouts, if any.
+    key: Option<Vec<usize>>,
     /// Reused between batches.
     buffer: Vec<u8>,
 }
 
 impl Encoder {
-    pub fn new(table: &str, layout: Layout) -> Self {
+    pub fn new(table: &str, layout: Layout, key: Option<Vec<usize>>) -> Self {
         Encoder {
             table: table.to_string(),
             layout,
+            key,
             buffer: Vec::new(),
         }
     }
@@ -41,14 +44,19 @@ impl Encoder {
                     )));
                 }
                 let values = json_lines(&self.table, &mut self.buffer, data)?;
-                Ok(values
-                    .into_iter()
-                    .map(|value| Message {
-                        key: None,
-                        value: Some(value),
-                    })
-                    .collect())
+                self.keyed(data, values)
             }
+            Layout::Changes(Envelope::Debezium {
+                schema_include: false,
+            }) => {
+                let envelopes = debezium_envelopes(data, kinds)?;
+                let values = json_lines(&self.table, &mut self.buffer, &envelopes)?;
+                self.keyed(data, values)
+            }
+            Layout::Changes(envelope) => Err(OperatorError::invalid(format!(
+                "table '{}': writing {envelope:?} envelopes is not supported",
+                self.table
+            ))),
             Layout::Upsert { key, value } => {
                 let (key, value) = (data.project(key)?, data.project(value)?);
                 let keys = json_lines(&self.table, &mut self.buffer, &key)?;
@@ -71,6 +79,27 @@ impl Encoder {
                     .collect())
             }
         }
+    }
+}
+
+impl Encoder {
+    /// Each row's value, with its key if the sink has key columns.
+    fn keyed(&mut self, data: &RecordBatch, values: Vec<Vec<u8>>) -> Result<Vec<Message>> {
+        let keys = match &self.key {
+            Some(key) => json_lines(&self.table, &mut self.buffer, &data.project(key)?)?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => vec![None; values.len()],
+        };
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .map(|(key, value)| Message {
+                key,
+                value: Some(value),
+            })
+            .collect())
     }
 }
 
@@ -127,7 +156,7 @@ mod tests {
             key: vec![0],
             value: vec![1],
         };
-        let messages = Encoder::new("t", layout)
+        let messages = Encoder::new("t", layout, None)
             .encode(&rows(), Some(&kinds))
             .unwrap();
         let got: Vec<_> = messages
@@ -146,8 +175,37 @@ mod tests {
     }
 
     #[test]
+    fn changes_are_debezium_envelopes_keyed_by_the_key_fields() {
+        let kinds = [
+            RowKind::Insert,
+            RowKind::UpdateBefore,
+            RowKind::UpdateAfter,
+            RowKind::Delete,
+        ];
+        let layout = Layout::Changes(Envelope::Debezium {
+            schema_include: false,
+        });
+        let messages = Encoder::new("t", layout, Some(vec![0]))
+            .encode(&rows(), Some(&kinds))
+            .unwrap();
+        let got: Vec<_> = messages
+            .iter()
+            .map(|m| (text(&m.key).unwrap(), text(&m.value).unwrap()))
+            .collect();
+        assert_eq!(
+            got[1],
+            (
+                r#"{"k":1}"#.to_string(),
+                r#"{"before":{"k":1,"v":"b"},"after":null,"op":"d"}"#.to_string()
+            )
+        );
+        assert_eq!(got[3].0, r#"{"k":1}"#, "a delete is keyed by its row's key");
+        assert_eq!(got.len(), 4);
+    }
+
+    #[test]
     fn the_kafka_connector_writes_unkeyed_inserts_and_refuses_changes() {
-        let mut encoder = Encoder::new("t", Layout::Value);
+        let mut encoder = Encoder::new("t", Layout::Value, None);
         let messages = encoder.encode(&rows(), None).unwrap();
         assert_eq!(messages.len(), 4);
         assert!(messages.iter().all(|m| m.key.is_none()));

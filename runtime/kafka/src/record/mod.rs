@@ -1,18 +1,23 @@
 //! How a table's rows are Kafka records, both ways. The `kafka` connector's records have no
-//! key and a JSON object of every column as their value; `upsert-kafka`'s are keyed by a JSON
-//! object of the primary key's columns, and a delete is a tombstone (a null value).
+//! key and a JSON object of every column as their value, or an envelope of row changes
+//! (debezium-json, canal-json); `upsert-kafka`'s are keyed by a JSON object of the primary
+//! key's columns, and a delete is a tombstone (a null value).
 
 mod decode;
 mod encode;
+mod envelope;
 
 pub use decode::{Decoder, Tolerance};
 pub use encode::Encoder;
+pub use envelope::Envelope;
 
 /// Which columns go where, by their index in the table's physical columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
     /// The value holds every column; there is no key.
     Value,
+    /// The value is an envelope of changes of rows of every column; there is no key.
+    Changes(Envelope),
     /// The key holds the primary key's columns, the value the columns listed (all of them, or
     /// all but the key's: `value.fields-include`). Read back, key columns come from the key.
     Upsert { key: Vec<usize>, value: Vec<usize> },

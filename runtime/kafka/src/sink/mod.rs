@@ -37,7 +37,7 @@ pub fn factory(table: &str, schema: SchemaRef, options: SinkOptions) -> Arc<dyn 
             checkpointing: ctx.state.checkpointing,
             restore: None,
             writer: None,
-            encoder: Encoder::new(&table, options.layout.clone()),
+            encoder: Encoder::new(&table, options.layout.clone(), options.key.clone()),
         }))
     })
 }

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use spate_connectors::{ConnectorError, TableOptions};
 
-use crate::options::{bootstrap, json_format, topic};
-use crate::record::Layout;
+use crate::options::{Format, bootstrap, topic};
+use crate::record::{Envelope, Layout};
 
 /// What the sink promises about rows reaching the topic (Flink's `sink.delivery-guarantee`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub struct SinkOptions {
     pub bootstrap: String,
     pub delivery: Delivery,
     pub layout: Layout,
+    /// The columns of the record key, for the `kafka` connector's `key.fields`.
+    pub key: Option<Vec<usize>>,
 }
 
 const GUARANTEE: &str = "sink.delivery-guarantee";
@@ -39,9 +41,26 @@ const TIMEOUT: &str = "properties.transaction.timeout.ms";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl SinkOptions {
-    /// The kafka connector's: unkeyed JSON values, partitioned by Kafka.
+    /// The kafka connector's: unkeyed values of its `format`, partitioned by Kafka.
     pub fn parse(options: &TableOptions) -> Result<Self, ConnectorError> {
-        json_format(options)?;
+        let layout = match Format::parse(options)? {
+            Format::Json => Layout::Value,
+            Format::DebeziumJson => {
+                if options.parse("debezium-json.schema-include", false)? {
+                    return Err(options.bad(
+                        "debezium-json.schema-include",
+                        "true",
+                        "the sink writes envelopes without a schema",
+                    ));
+                }
+                Layout::Changes(Envelope::Debezium {
+                    schema_include: false,
+                })
+            }
+            Format::CanalJson => {
+                return Err(options.bad("format", "canal-json", "canal-json is read only"));
+            }
+        };
         match options.get("sink.partitioner") {
             None | Some("default") => {}
             Some(other) => {
@@ -52,7 +71,7 @@ impl SinkOptions {
                 ));
             }
         }
-        SinkOptions::writing(options, Layout::Value)
+        SinkOptions::writing(options, layout)
     }
 
     /// What both connectors write alike, records laid out as `layout`.
@@ -102,6 +121,7 @@ impl SinkOptions {
             bootstrap,
             delivery,
             layout,
+            key: None,
         })
     }
 }

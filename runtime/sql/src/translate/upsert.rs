@@ -19,7 +19,6 @@ use spate_operators::upsert_changes::UpsertChanges;
 
 use super::Translator;
 use crate::ddl::TableDef;
-use crate::error::SqlError;
 
 impl Translator<'_> {
     /// The retract changelog of an upsert source's node `source` keyed by `key`: the
@@ -29,19 +28,7 @@ impl Translator<'_> {
         source: NodeId,
         def: &TableDef,
         key: &[String],
-    ) -> Result<NodeId, SqlError> {
-        // The source's batches are the physical columns and the row kinds; computed columns
-        // and watermarks would be computed over upserts, which is not planned yet.
-        if !def.computed.is_empty() || def.watermark.is_some() {
-            return Err(SqlError::unsupported(
-                Some(def.position),
-                format!(
-                    "table '{}': computed columns or a WATERMARK on a table of upserts \
-                     (connector '{}')",
-                    def.name, def.connector
-                ),
-            ));
-        }
+    ) -> NodeId {
         // Upserts' deletes carry only their key, the normalized deletes the whole row.
         let upserts = upsert_schema(&def.physical, key);
         let make = {
@@ -64,7 +51,7 @@ impl Translator<'_> {
         self.graph.nodes[node].changelog = ChangelogMode::Retract;
         self.graph
             .connect(source, node, Partitioning::Hash(key.to_vec()));
-        Ok(node)
+        node
     }
 
     /// What an upsert sink keyed by `key` is fed from `shaped` (the sink's columns, with row
