@@ -54,6 +54,7 @@ impl Connector for Kafka {
 
     fn source(&self, table: TableContext<'_>) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
         let parsed = options::SourceOptions::parse(table.options)?;
+        options::Format::parse(table.options)?.check(table.options, &table.schema)?;
         // Checked, not read: the value holds the key's columns too.
         options::record_key(table.options, &table.schema)?;
         table.options.finish(self.name(), options::OPTIONS)?;
@@ -62,6 +63,7 @@ impl Connector for Kafka {
 
     fn sink(&self, table: TableContext<'_>) -> Result<Arc<dyn OperatorFactory>, ConnectorError> {
         let mut parsed = sink::SinkOptions::parse(table.options)?;
+        options::Format::parse(table.options)?.check(table.options, &table.schema)?;
         parsed.key = options::record_key(table.options, &table.schema)?;
         table.options.finish(self.name(), options::OPTIONS)?;
         sink_of(table, parsed)

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use arrow_schema::Schema;
+use arrow_schema::{DataType, Schema};
 use spate_api::ChangelogMode;
 use spate_connectors::{ConnectorError, OptionDoc, TableOptions};
 
-use crate::record::{Envelope, Layout, Tolerance};
+use crate::record::{Envelope, Layout, Text, Tolerance};
 
 pub const OPTIONS: &[OptionDoc] = &[
     TOPIC,
@@ -36,9 +36,21 @@ pub const OPTIONS: &[OptionDoc] = &[
     OptionDoc::new(
         "format",
         None,
-        "json (the record value as one JSON object of the columns), debezium-json (a \
-         Debezium change envelope; written too) or canal-json (a Canal envelope; read only)",
+        "json (the record value as one JSON object of the columns), csv (one CSV line), raw \
+         (a table of one STRING column, the value's text), debezium-json (a Debezium change \
+         envelope; written too) or canal-json (a Canal envelope; read only)",
     ),
+    OptionDoc::new(
+        "csv.field-delimiter",
+        Some(","),
+        "with csv: the field delimiter",
+    ),
+    OptionDoc::new(
+        "csv.ignore-parse-errors",
+        Some("false"),
+        "skip records that are not CSV lines of the table's columns instead of failing",
+    ),
+    OptionDoc::new("raw.charset", Some("UTF-8"), "with raw: UTF-8 only"),
     OptionDoc::new(
         "key.fields",
         None,
@@ -176,7 +188,7 @@ impl SourceOptions {
     pub fn parse(options: &TableOptions) -> Result<Self, ConnectorError> {
         let mut parsed = SourceOptions::reading(options, startup(options)?)?;
         let format = Format::parse(options)?;
-        parsed.tolerance.value = options.parse(format.ignore_parse_errors(), false)?;
+        parsed.tolerance.value = format.ignore_parse_errors(options)?;
         parsed.layout = format.layout(options)?;
         Ok(parsed)
     }
@@ -203,7 +215,7 @@ impl SourceOptions {
             startup,
             discovery: discovery(options, &bounded)?,
             bounded,
-            layout: Layout::Value,
+            layout: Layout::Value(Text::Json),
             tolerance: Tolerance::default(),
         })
     }
@@ -284,8 +296,8 @@ pub fn record_key(
 /// The kafka connector's `format`: how a record's value holds rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// A JSON object of the table's columns: an insert.
-    Json,
+    /// One row of every column: `json`, `csv` or `raw`.
+    Text(Text),
     /// Flink's debezium-json: an envelope of a row change.
     DebeziumJson,
     /// Flink's canal-json: an envelope of row changes (read only).
@@ -295,29 +307,52 @@ pub enum Format {
 impl Format {
     pub fn parse(options: &TableOptions) -> Result<Self, ConnectorError> {
         match options.require("format")? {
-            "json" => Ok(Format::Json),
+            "json" => Ok(Format::Text(Text::Json)),
+            "csv" => {
+                const DELIMITER: &str = "csv.field-delimiter";
+                let delimiter = match options.get(DELIMITER).unwrap_or(",").as_bytes() {
+                    [byte] if byte.is_ascii() && *byte != b'"' && *byte != b'\n' => *byte,
+                    _ => {
+                        let given = options.get(DELIMITER).unwrap_or_default();
+                        return Err(options.bad(DELIMITER, given, "one ASCII character"));
+                    }
+                };
+                Ok(Format::Text(Text::Csv { delimiter }))
+            }
+            "raw" => {
+                const CHARSET: &str = "raw.charset";
+                match options.get(CHARSET) {
+                    None | Some("UTF-8") => Ok(Format::Text(Text::Raw)),
+                    Some(other) => Err(options.bad(CHARSET, other, "only UTF-8 is supported")),
+                }
+            }
             "debezium-json" => Ok(Format::DebeziumJson),
             "canal-json" => Ok(Format::CanalJson),
             other => Err(options.bad(
                 "format",
                 other,
-                "expected json, debezium-json or canal-json (others are not supported yet)",
+                "expected json, csv, raw, debezium-json or canal-json (others are not \
+                 supported yet)",
             )),
         }
     }
 
-    /// The option that skips records that do not parse, named after the format as in Flink.
-    pub fn ignore_parse_errors(self) -> &'static str {
-        match self {
-            Format::Json => "json.ignore-parse-errors",
+    /// Whether records that do not parse are skipped: the format's option, named after it as
+    /// in Flink (`raw` reads any record).
+    pub fn ignore_parse_errors(self, options: &TableOptions) -> Result<bool, ConnectorError> {
+        let name = match self {
+            Format::Text(Text::Json) => "json.ignore-parse-errors",
+            Format::Text(Text::Csv { .. }) => "csv.ignore-parse-errors",
+            Format::Text(Text::Raw) => return Ok(false),
             Format::DebeziumJson => "debezium-json.ignore-parse-errors",
             Format::CanalJson => "canal-json.ignore-parse-errors",
-        }
+        };
+        options.parse(name, false)
     }
 
     pub fn layout(self, options: &TableOptions) -> Result<Layout, ConnectorError> {
         Ok(match self {
-            Format::Json => Layout::Value,
+            Format::Text(text) => Layout::Value(text),
             Format::DebeziumJson => Layout::Changes(Envelope::Debezium {
                 schema_include: options.parse("debezium-json.schema-include", false)?,
             }),
@@ -328,9 +363,23 @@ impl Format {
     /// What a source of this format produces: inserts, or changes.
     pub fn changelog(self) -> ChangelogMode {
         match self {
-            Format::Json => ChangelogMode::AppendOnly,
+            Format::Text(_) => ChangelogMode::AppendOnly,
             Format::DebeziumJson | Format::CanalJson => ChangelogMode::Retract,
         }
+    }
+
+    /// Whether the table's columns fit the format: `raw` holds exactly one STRING column.
+    pub fn check(self, options: &TableOptions, schema: &Schema) -> Result<(), ConnectorError> {
+        let one_string =
+            schema.fields().len() == 1 && schema.field(0).data_type() == &DataType::Utf8;
+        if self == Format::Text(Text::Raw) && !one_string {
+            return Err(options.bad(
+                "format",
+                "raw",
+                "the raw format reads and writes a table of exactly one STRING column",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -29,6 +29,19 @@ fn write(broker: &Broker, topic: &str, values: &[String]) {
 }
 
 fn source(bootstrap: &str, topic: &str, extra: &[(&str, &str)]) -> Arc<dyn SourceFactory> {
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]);
+    source_of(bootstrap, topic, extra, schema)
+}
+
+fn source_of(
+    bootstrap: &str,
+    topic: &str,
+    extra: &[(&str, &str)],
+    schema: Schema,
+) -> Arc<dyn SourceFactory> {
     let mut values: BTreeMap<String, String> = [
         ("connector", "kafka"),
         ("topic", topic),
@@ -44,14 +57,10 @@ fn source(bootstrap: &str, topic: &str, extra: &[(&str, &str)]) -> Arc<dyn Sourc
         values.insert(k.to_string(), v.to_string());
     }
     let mut options = TableOptions::new("t", values);
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, true),
-    ]));
     Kafka
         .source(TableContext {
             table: "t",
-            schema,
+            schema: Arc::new(schema),
             options: &mut options,
             primary_key: &[],
         })
@@ -249,6 +258,49 @@ fn partitions_added_while_reading_are_read_from_their_start_by_one_reader() {
         after[0],
         (4 * PER_PARTITION..4 * PER_PARTITION + 10).collect::<Vec<_>>()
     );
+}
+
+/// The csv and raw formats: a record is one CSV line of the columns, or one STRING column's
+/// text as it is.
+#[test]
+fn csv_and_raw_records_are_read_as_rows() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    const COUNT: i64 = 300;
+    let lines: Vec<String> = (0..COUNT).map(|id| format!("{id}|\"n|{id}\"")).collect();
+    write(&broker, "lines", &lines);
+    let csv = source(
+        &broker.bootstrap,
+        "lines",
+        &[("format", "csv"), ("csv.field-delimiter", "|")],
+    );
+    let (mut ids, ended) = read(&mut *reader(&*csv, None), usize::MAX);
+    assert!(ended);
+    ids.sort_unstable();
+    assert_eq!(ids, (0..COUNT).collect::<Vec<_>>());
+
+    let texts = Schema::new(vec![Field::new("line", DataType::Utf8, true)]);
+    let raw = source_of(&broker.bootstrap, "lines", &[("format", "raw")], texts);
+    let mut got = Vec::new();
+    let mut reader = reader(&*raw, None);
+    loop {
+        match reader.poll_next().unwrap_or_else(|e| panic!("{e}")) {
+            SourcePoll::Batch(batch) => got.extend(
+                batch
+                    .column(0)
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|line| line.unwrap_or_default().to_string()),
+            ),
+            SourcePoll::Idle => std::thread::sleep(Duration::from_millis(20)),
+            SourcePoll::End => break,
+        }
+    }
+    got.sort();
+    let mut want = lines;
+    want.sort();
+    assert_eq!(got, want, "each value's text as it is");
 }
 
 #[test]

@@ -13,10 +13,11 @@ use arrow_array::{ArrayRef, RecordBatch, UInt8Array, UInt32Array};
 use arrow_schema::{Schema, SchemaRef};
 use arrow_select::take::take;
 use spate_api::{OperatorError, Result, RowKind, changelog_batch, changelog_schema, upsert_schema};
-use spate_connectors::text::{JsonText, to_declared};
+use spate_connectors::text::to_declared;
 use tracing::warn;
 
-use super::{Envelope, Layout};
+use super::text::TextReader;
+use super::{Envelope, Layout, Text};
 use crate::fetcher::Fetch;
 
 /// Which records that do not parse are skipped rather than failing the job, by side.
@@ -26,26 +27,26 @@ pub struct Tolerance {
     pub value: bool,
 }
 
-/// One side of a record: its JSON as rows of some columns.
+/// One side of a record: its text as rows of some columns.
 struct Side {
-    json: JsonText,
+    text: TextReader,
     schema: SchemaRef,
     /// The side's columns, by their index in the table's.
     columns: Vec<usize>,
 }
 
 impl Side {
-    fn new(physical: &Schema, columns: &[usize]) -> Result<Self> {
+    fn new(physical: &Schema, columns: &[usize], text: Text) -> Result<Self> {
         let schema = Arc::new(physical.project(columns)?);
         Ok(Side {
-            json: JsonText::new(&schema),
+            text: TextReader::new(text, &schema),
             schema,
             columns: columns.to_vec(),
         })
     }
 
     fn parse(&self, documents: &[&[u8]], locate: &dyn Fn(usize) -> String) -> Result<RecordBatch> {
-        let text = self.json.parse(documents, locate)?;
+        let text = self.text.parse(documents, locate)?;
         to_declared(&text, &self.schema, locate)
     }
 }
@@ -78,10 +79,11 @@ impl Decoder {
         let all: Vec<usize> = (0..physical.fields().len()).collect();
         let mut envelope = None;
         let (schema, value, key) = match layout {
-            Layout::Value => (physical.clone(), Side::new(physical, &all)?, None),
+            Layout::Value(text) => (physical.clone(), Side::new(physical, &all, *text)?, None),
             Layout::Changes(changes) => {
                 envelope = Some(*changes);
-                (changelog_schema(physical), Side::new(physical, &all)?, None)
+                let rows = Side::new(physical, &all, Text::Json)?;
+                (changelog_schema(physical), rows, None)
             }
             Layout::Upsert { key, value } => {
                 let names: Vec<String> = key
@@ -90,8 +92,8 @@ impl Decoder {
                     .collect();
                 (
                     upsert_schema(physical, &names),
-                    Side::new(physical, value)?,
-                    Some(Side::new(physical, key)?),
+                    Side::new(physical, value, Text::Json)?,
+                    Some(Side::new(physical, key, Text::Json)?),
                 )
             }
         };
@@ -401,7 +403,13 @@ mod tests {
 
     #[test]
     fn plain_values_are_rows_and_tombstones_none() {
-        let decoder = Decoder::new("t", &physical(), &Layout::Value, Tolerance::default()).unwrap();
+        let decoder = Decoder::new(
+            "t",
+            &physical(),
+            &Layout::Value(Text::Json),
+            Tolerance::default(),
+        )
+        .unwrap();
         let batch = decoder
             .decode(&[
                 record(0, None, Some(r#"{"k": 1, "n": 2}"#)),

@@ -1,11 +1,11 @@
 //! Rows into records: JSON objects (`spate_connectors::text::write_json`, as the file sink
 //! writes them), one per row.
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch, StringArray};
 use spate_api::{OperatorError, Result, RowKind};
-use spate_connectors::text::{debezium_envelopes, write_json};
+use spate_connectors::text::{TIMESTAMP_FORMAT, debezium_envelopes, write_json};
 
-use super::{Envelope, Layout, Message};
+use super::{Envelope, Layout, Message, Text};
 
 pub struct Encoder {
     table: String,
@@ -35,7 +35,7 @@ impl Encoder {
         kinds: Option<&[RowKind]>,
     ) -> Result<Vec<Message>> {
         match &self.layout {
-            Layout::Value => {
+            Layout::Value(text) => {
                 if kinds.is_some_and(|kinds| kinds.iter().any(|&k| k != RowKind::Insert)) {
                     return Err(OperatorError::invalid(format!(
                         "table '{}': the kafka connector writes inserts only but received \
@@ -43,7 +43,14 @@ impl Encoder {
                         self.table
                     )));
                 }
-                let values = json_lines(&self.table, &mut self.buffer, data)?;
+                let values = match *text {
+                    Text::Json => json_lines(&self.table, &mut self.buffer, data)?
+                        .into_iter()
+                        .map(Some)
+                        .collect(),
+                    Text::Csv { delimiter } => csv_lines(data, delimiter, &mut self.buffer)?,
+                    Text::Raw => raw_texts(&self.table, data)?,
+                };
                 self.keyed(data, values)
             }
             Layout::Changes(Envelope::Debezium {
@@ -51,7 +58,7 @@ impl Encoder {
             }) => {
                 let envelopes = debezium_envelopes(data, kinds)?;
                 let values = json_lines(&self.table, &mut self.buffer, &envelopes)?;
-                self.keyed(data, values)
+                self.keyed(data, values.into_iter().map(Some).collect())
             }
             Layout::Changes(envelope) => Err(OperatorError::invalid(format!(
                 "table '{}': writing {envelope:?} envelopes is not supported",
@@ -84,7 +91,7 @@ impl Encoder {
 
 impl Encoder {
     /// Each row's value, with its key if the sink has key columns.
-    fn keyed(&mut self, data: &RecordBatch, values: Vec<Vec<u8>>) -> Result<Vec<Message>> {
+    fn keyed(&mut self, data: &RecordBatch, values: Vec<Option<Vec<u8>>>) -> Result<Vec<Message>> {
         let keys = match &self.key {
             Some(key) => json_lines(&self.table, &mut self.buffer, &data.project(key)?)?
                 .into_iter()
@@ -95,12 +102,48 @@ impl Encoder {
         Ok(keys
             .into_iter()
             .zip(values)
-            .map(|(key, value)| Message {
-                key,
-                value: Some(value),
-            })
+            .map(|(key, value)| Message { key, value })
             .collect())
     }
+}
+
+/// Each row of `batch` as one CSV line, without its line break (Flink's csv format: a field
+/// with a line break is quoted, so a line is always one row), written through `buffer`.
+fn csv_lines(
+    batch: &RecordBatch,
+    delimiter: u8,
+    buffer: &mut Vec<u8>,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    (0..batch.num_rows())
+        .map(|row| {
+            buffer.clear();
+            let mut writer = arrow_csv::WriterBuilder::new()
+                .with_header(false)
+                .with_delimiter(delimiter)
+                .with_timestamp_format(TIMESTAMP_FORMAT.to_string())
+                .build(&mut *buffer);
+            writer.write(&batch.slice(row, 1))?;
+            drop(writer);
+            let line = buffer.strip_suffix(b"\n").unwrap_or(buffer);
+            Ok(Some(line.to_vec()))
+        })
+        .collect()
+}
+
+/// The one STRING column's text of each row; a NULL is a record without a value.
+fn raw_texts(table: &str, batch: &RecordBatch) -> Result<Vec<Option<Vec<u8>>>> {
+    let texts = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .filter(|_| batch.num_columns() == 1)
+        .ok_or_else(|| {
+            OperatorError::invalid(format!("table '{table}': raw writes one STRING column"))
+        })?;
+    Ok(texts
+        .iter()
+        .map(|text| text.map(|t| t.as_bytes().to_vec()))
+        .collect())
 }
 
 /// Each row of `batch` as a JSON object (JSON escapes line breaks, so lines are rows), written
@@ -175,6 +218,28 @@ mod tests {
     }
 
     #[test]
+    fn csv_and_raw_values_are_one_row_each() {
+        let mut csv = Encoder::new("t", Layout::Value(Text::Csv { delimiter: b'|' }), None);
+        let lines: Vec<_> = csv
+            .encode(&rows(), None)
+            .unwrap()
+            .iter()
+            .map(|m| text(&m.value).unwrap())
+            .collect();
+        assert_eq!(lines, ["1|a", "1|b", "2|c", "1|b"]);
+        let one = RecordBatch::try_from_iter([(
+            "s",
+            Arc::new(StringArray::from(vec![Some("x,y"), None])) as _,
+        )])
+        .unwrap();
+        let raw = Encoder::new("t", Layout::Value(Text::Raw), None)
+            .encode(&one, None)
+            .unwrap();
+        assert_eq!(text(&raw[0].value).as_deref(), Some("x,y"));
+        assert_eq!(raw[1].value, None, "a NULL has no value");
+    }
+
+    #[test]
     fn changes_are_debezium_envelopes_keyed_by_the_key_fields() {
         let kinds = [
             RowKind::Insert,
@@ -205,7 +270,7 @@ mod tests {
 
     #[test]
     fn the_kafka_connector_writes_unkeyed_inserts_and_refuses_changes() {
-        let mut encoder = Encoder::new("t", Layout::Value, None);
+        let mut encoder = Encoder::new("t", Layout::Value(Text::Json), None);
         let messages = encoder.encode(&rows(), None).unwrap();
         assert_eq!(messages.len(), 4);
         assert!(messages.iter().all(|m| m.key.is_none()));

@@ -6,16 +6,28 @@
 mod decode;
 mod encode;
 mod envelope;
+mod text;
 
 pub use decode::{Decoder, Tolerance};
 pub use encode::Encoder;
 pub use envelope::Envelope;
 
+/// How a record's value holds one row of every column (Flink's `json`, `csv` and `raw`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    /// A JSON object of the columns.
+    Json,
+    /// One CSV line of the columns in order.
+    Csv { delimiter: u8 },
+    /// The one column's text itself (UTF-8); a null value is a NULL.
+    Raw,
+}
+
 /// Which columns go where, by their index in the table's physical columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
-    /// The value holds every column; there is no key.
-    Value,
+    /// The value holds every column; there is no key (or one only to partition by).
+    Value(Text),
     /// The value is an envelope of changes of rows of every column; there is no key.
     Changes(Envelope),
     /// The key holds the primary key's columns, the value the columns listed (all of them, or

@@ -44,7 +44,7 @@ impl SinkOptions {
     /// The kafka connector's: unkeyed values of its `format`, partitioned by Kafka.
     pub fn parse(options: &TableOptions) -> Result<Self, ConnectorError> {
         let layout = match Format::parse(options)? {
-            Format::Json => Layout::Value,
+            Format::Text(text) => Layout::Value(text),
             Format::DebeziumJson => {
                 if options.parse("debezium-json.schema-include", false)? {
                     return Err(options.bad(
