@@ -409,21 +409,11 @@ async fn an_updating_aggregate_round_trips_through_upsert_kafka() {
         .arg("parallelism", 2)
         .arg("sql", read_back);
     run_to_end(spec).await;
-    let mut table: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-    for change in read_rows_in_commit_order(&out) {
-        let [op, k, n, total] = change.as_slice() else {
-            panic!("not a change: {change:?}");
-        };
-        let (k, row) = (
-            k.parse().unwrap(),
-            (n.parse().unwrap(), total.parse().unwrap()),
-        );
-        match op.as_str() {
-            "c" => assert_eq!(table.insert(k, row), None, "{k} was not retracted first"),
-            "d" => assert_eq!(table.remove(&k), Some(row), "{k}: another row retracted"),
-            other => panic!("unknown op {other}"),
-        }
-    }
+    let table = table_of_changes(&read_rows_in_commit_order(&out), 0);
+    let want: BTreeMap<i64, Vec<i64>> = want
+        .into_iter()
+        .map(|(k, (n, total))| (k, vec![k, n, total]))
+        .collect();
     assert_eq!(table, want, "the table read back");
 }
 
@@ -507,27 +497,27 @@ async fn a_changelog_round_trips_through_kafka_as_debezium_json() {
         .arg("parallelism", 2)
         .arg("sql", by_parity);
     run_to_end(spec).await;
-    let mut table: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-    for change in read_rows_in_commit_order(&out) {
-        // Debezium rows come with their columns in name order: keys, parity, total.
-        let [op, keys, parity, total] = change.as_slice() else {
-            panic!("not a change: {change:?}");
-        };
-        let (parity, row) = (
-            parity.parse().unwrap(),
-            (keys.parse().unwrap(), total.parse().unwrap()),
-        );
+    // Debezium rows come with their columns in name order: keys, parity, total.
+    let table = table_of_changes(&read_rows_in_commit_order(&out), 1);
+    // Counts of 301 are odd, of 300 even: five keys each.
+    let want = BTreeMap::from([(0, vec![5, 0, 5 * 300]), (1, vec![5, 1, 5 * 301])]);
+    assert_eq!(table, want, "the table the changes leave");
+}
+
+/// The table debezium-json changes (rows `op, values...`, the values in column-name order)
+/// leave, applied in order and keyed by the value at `key`: a "c" adds a row its key does not
+/// hold yet, a "d" takes back exactly the row its key holds.
+fn table_of_changes(changes: &[Vec<String>], key: usize) -> BTreeMap<i64, Vec<i64>> {
+    let mut table = BTreeMap::new();
+    for change in changes {
+        let (op, values) = change.split_first().expect("a change");
+        let values: Vec<i64> = values.iter().map(|v| v.parse().unwrap()).collect();
+        let k = values[key];
         match op.as_str() {
-            "c" => assert_eq!(
-                table.insert(parity, row),
-                None,
-                "{parity} not retracted first"
-            ),
-            "d" => assert_eq!(table.remove(&parity), Some(row), "{parity}: another row"),
+            "c" => assert_eq!(table.insert(k, values), None, "{k} was not retracted first"),
+            "d" => assert_eq!(table.remove(&k), Some(values), "{k}: another row retracted"),
             other => panic!("unknown op {other}"),
         }
     }
-    // Counts of 301 are odd, of 300 even: five keys each.
-    let want = BTreeMap::from([(0, (5, 5 * 300)), (1, (5, 5 * 301))]);
-    assert_eq!(table, want, "the table the changes leave");
+    table
 }

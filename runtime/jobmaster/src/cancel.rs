@@ -1,8 +1,9 @@
 //! Canceling tasks and shutting workers down at the end of an attempt or of the job.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use backon::{ExponentialBuilder, Retryable};
 use futures::future::join_all;
 use spate_graph::SubtaskRef;
 use spate_proto::v1::{CancelTaskRequest, JobState, ShutdownRequest, TaskId, TaskState};
@@ -97,8 +98,23 @@ pub async fn shut_down_workers(owner: &mut Owner) {
         let client = clients.get(&worker);
         async move {
             match client {
-                Ok(mut client) => {
-                    if let Err(e) = client.shutdown(ShutdownRequest { reason }).await {
+                Ok(client) => {
+                    // A busy machine can drop a call; the worker would then stay up until it
+                    // gives up on the JobMaster, long after the job ended. Tried a few times
+                    // while heartbeats (which also carry the shutdown) are still served.
+                    let shutdown = || {
+                        let (mut client, reason) = (client.clone(), reason.clone());
+                        async move { client.shutdown(ShutdownRequest { reason }).await }
+                    };
+                    let tried = shutdown
+                        .retry(
+                            ExponentialBuilder::default()
+                                .with_min_delay(Duration::from_millis(100))
+                                .with_max_delay(Duration::from_secs(1))
+                                .with_max_times(5),
+                        )
+                        .await;
+                    if let Err(e) = tried {
                         warn!(%worker, error = %e.message(), "worker did not take the shutdown");
                     }
                 }
