@@ -20,7 +20,7 @@ use arrow_array::Array;
 use arrow_array::builder::StringBuilder;
 use arrow_schema::DataType;
 use datafusion_common::cast::{as_int64_array, as_string_array};
-use datafusion_common::{Result, plan_err};
+use datafusion_common::{Result, exec_err, plan_err};
 use datafusion_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -179,18 +179,18 @@ impl ScalarUDFImpl for StringFunction {
             compiled.as_ref().and_then(|(_, regex)| regex.clone())
         };
         match self.function {
-            Function::RegexpExtract => map_rows(&args, |text, pattern, group| {
-                extract(&compile(pattern)?, text, group.integer()).map(Cow::Borrowed)
+            Function::RegexpExtract => map_rows(self.function, &args, |text, pattern, group| {
+                extract(&compile(pattern)?, text, group.integer()?).map(Cow::Borrowed)
             }),
-            Function::SplitIndex => map_rows(&args, |text, separator, index| {
-                split_index(text, separator, index.integer()).map(Cow::Borrowed)
+            Function::SplitIndex => map_rows(self.function, &args, |text, separator, index| {
+                split_index(text, separator, index.integer()?).map(Cow::Borrowed)
             }),
             Function::RegexpReplace => {
                 // A replacement is read against its pattern's groups.
                 let mut parsed: Option<(String, String, Option<Replacement>)> = None;
-                map_rows(&args, |text, pattern, template| {
+                map_rows(self.function, &args, |text, pattern, template| {
                     let regex = compile(pattern)?;
-                    let template = template.text();
+                    let template = template.text()?;
                     if parsed
                         .as_ref()
                         .is_none_or(|(p, t, _)| p != pattern || t != template)
@@ -215,24 +215,28 @@ enum Third<'a> {
 }
 
 impl<'a> Third<'a> {
-    fn integer(self) -> i64 {
+    /// `map_rows` checked the argument's type against the function's, so these are `None`
+    /// only for a call they were never meant for.
+    fn integer(self) -> Option<i64> {
         match self {
-            Third::Integer(n) => n,
-            Third::Text(_) => unreachable!("coerce_types makes it an integer"),
+            Third::Integer(n) => Some(n),
+            Third::Text(_) => None,
         }
     }
 
-    fn text(self) -> &'a str {
+    fn text(self) -> Option<&'a str> {
         match self {
-            Third::Text(text) => text,
-            Third::Integer(_) => unreachable!("coerce_types makes it a string"),
+            Third::Text(text) => Some(text),
+            Third::Integer(_) => None,
         }
     }
 }
 
-/// Runs `row` over the rows of a call's arguments, literals repeated and 0 for a missing third
-/// one; NULL where any argument is.
+/// Runs `row` over the rows of `function`'s arguments, literals repeated and 0 for a missing
+/// third one; NULL where any argument is. Arguments of other types than `coerce_types` gives
+/// them are refused.
 fn map_rows(
+    function: Function,
     args: &ScalarFunctionArgs,
     mut row: impl for<'a> FnMut(&'a str, &'a str, Third<'a>) -> Option<Cow<'a, str>>,
 ) -> Result<ColumnarValue> {
@@ -241,6 +245,17 @@ fn map_rows(
         .iter()
         .map(|arg| arg.to_array(args.number_rows))
         .collect::<Result<Vec<_>>>()?;
+    for (index, (array, param)) in arrays.iter().zip(function.params()).enumerate() {
+        if array.data_type() != &param.data_type() {
+            return exec_err!(
+                "{}: argument {} is {}, not {} (its type was not coerced)",
+                function.usage(),
+                index + 1,
+                array.data_type(),
+                param.data_type()
+            );
+        }
+    }
     let text = as_string_array(&arrays[0])?;
     let strings = as_string_array(&arrays[1])?;
     let third = arrays.get(2);
