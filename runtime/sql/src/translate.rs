@@ -241,9 +241,8 @@ impl Translator<'_> {
         &self,
         def: &TableDef,
     ) -> Result<(Arc<dyn spate_api::SourceFactory>, ChangelogMode), SqlError> {
-        let connector = connector(&def.connector, &def.name)
-            .map_err(|e| SqlError::at(def.position, e.to_string()))?;
         let at = |e: spate_connectors::ConnectorError| SqlError::at(def.position, e.to_string());
+        let connector = connector(&def.connector, &def.name).map_err(at)?;
         connector
             .primary_key(&def.name, &def.primary_key)
             .map_err(at)?;
@@ -278,9 +277,8 @@ impl Translator<'_> {
     }
 
     pub fn sink(&mut self, input: Stream, def: &TableDef) -> Result<(), SqlError> {
-        let connector = connector(&def.connector, &def.name)
-            .map_err(|e| SqlError::at(def.position, e.to_string()))?;
         let at = |e: spate_connectors::ConnectorError| SqlError::at(def.position, e.to_string());
+        let connector = connector(&def.connector, &def.name).map_err(at)?;
         connector
             .primary_key(&def.name, &def.primary_key)
             .map_err(at)?;
