@@ -321,21 +321,11 @@ async fn a_crash_between_checkpoint_completion_and_commit_loses_and_duplicates_n
 /// commit order, every retraction takes back the row held, and they leave the same table.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_updating_aggregate_round_trips_through_upsert_kafka() {
-    // Keys 0-4 see 301 records each (kept), keys 5-9 see 300 (deleted at the end).
-    const RECORDS: i64 = 3_005;
-    const KEYS: i64 = 10;
+    // Keys 5-9 end with counts of 300, a multiple of 3: deleted at the end.
     let Some(broker) = Kafka::start() else {
         return;
     };
-    create_topic(&broker.bootstrap, "events", 2);
-    create_topic(&broker.bootstrap, "counts", 2);
-    let records = (0..RECORDS)
-        .map(|id| {
-            let value = format!(r#"{{"id": {id}, "k": {}}}"#, id % KEYS);
-            ((id % 2) as i32, value.into_bytes())
-        })
-        .collect();
-    produce(&broker.bootstrap, "events", records);
+    let events = keyed_events(&broker);
     let mut want: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     for id in 0..RECORDS {
         let row = want.entry(id % KEYS).or_default();
@@ -358,16 +348,9 @@ async fn an_updating_aggregate_round_trips_through_upsert_kafka() {
     };
     let dir = tempfile::tempdir().unwrap();
     let aggregate = format!(
-        "CREATE TABLE events (id BIGINT, k BIGINT) WITH (
-            'connector' = 'kafka', 'topic' = 'events',
-            'properties.bootstrap.servers' = '{}',
-            'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
-            'format' = 'json'
-        );
-        {}
+        "{events}{}
         INSERT INTO counts SELECT k, COUNT(*), SUM(id) FROM events GROUP BY k
         HAVING COUNT(*) % 3 <> 0;",
-        broker.bootstrap,
         counts(
             ", 'sink.delivery-guarantee' = 'exactly-once', \
              'sink.transactional-id-prefix' = 'counts-job'"
@@ -426,23 +409,10 @@ async fn an_updating_aggregate_round_trips_through_upsert_kafka() {
 /// brute-force reference.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changelog_round_trips_through_kafka_as_debezium_json() {
-    // Keys 0-4 see 301 records each, keys 5-9 see 300.
-    const RECORDS: i64 = 3_005;
-    const KEYS: i64 = 10;
     let Some(broker) = Kafka::start() else {
         return;
     };
-    create_topic(&broker.bootstrap, "events", 2);
-    create_topic(&broker.bootstrap, "counts", 2);
-    let records = (0..RECORDS)
-        .map(|id| {
-            (
-                (id % 2) as i32,
-                format!(r#"{{"id": {id}, "k": {}}}"#, id % KEYS).into_bytes(),
-            )
-        })
-        .collect();
-    produce(&broker.bootstrap, "events", records);
+    let events = keyed_events(&broker);
 
     let counts = |extra: &str| {
         format!(
@@ -455,15 +425,8 @@ async fn a_changelog_round_trips_through_kafka_as_debezium_json() {
     };
     let dir = tempfile::tempdir().unwrap();
     let count = format!(
-        "CREATE TABLE events (id BIGINT, k BIGINT) WITH (
-            'connector' = 'kafka', 'topic' = 'events',
-            'properties.bootstrap.servers' = '{}',
-            'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
-            'format' = 'json'
-        );
-        {}
+        "{events}{}
         INSERT INTO counts SELECT k, COUNT(*) FROM events GROUP BY k;",
-        broker.bootstrap,
         // Keyed by k, so that each key's changes stay in one partition, in order.
         counts(
             ", 'key.format' = 'json', 'key.fields' = 'k', \
@@ -502,6 +465,36 @@ async fn a_changelog_round_trips_through_kafka_as_debezium_json() {
     // Counts of 301 are odd, of 300 even: five keys each.
     let want = BTreeMap::from([(0, vec![5, 0, 5 * 300]), (1, vec![5, 1, 5 * 301])]);
     assert_eq!(table, want, "the table the changes leave");
+}
+
+/// The round-trip tests' input: events 0 to 3,004 over keys 0 to 9 (keys 0-4 see 301 each,
+/// keys 5-9 see 300).
+const RECORDS: i64 = 3_005;
+const KEYS: i64 = 10;
+
+/// Writes the events `{"id", "k": id % KEYS}` to topic `events` (two partitions) before the
+/// job starts and makes topic `counts` (two partitions) for it to write; returns the bounded
+/// `events` table that reads them.
+fn keyed_events(broker: &Kafka) -> String {
+    create_topic(&broker.bootstrap, "events", 2);
+    create_topic(&broker.bootstrap, "counts", 2);
+    let records = (0..RECORDS)
+        .map(|id| {
+            let value = format!(r#"{{"id": {id}, "k": {}}}"#, id % KEYS);
+            ((id % 2) as i32, value.into_bytes())
+        })
+        .collect();
+    produce(&broker.bootstrap, "events", records);
+    format!(
+        "CREATE TABLE events (id BIGINT, k BIGINT) WITH (
+            'connector' = 'kafka', 'topic' = 'events',
+            'properties.bootstrap.servers' = '{}',
+            'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
+            'format' = 'json'
+        );
+        ",
+        broker.bootstrap
+    )
 }
 
 /// The table debezium-json changes (rows `op, values...`, the values in column-name order)
