@@ -282,8 +282,11 @@ async fn a_crash_between_checkpoint_completion_and_commit_loses_and_duplicates_n
     let (job, writer, mut spec) = window_job(&broker, 10_000, &work);
     // Vertex 1 is the window aggregate with the sink chained to it.
     spec.inject_failure = Some("1/0/notice".into());
+    // The first checkpoint must find windows fired and a transaction open: its notice is the
+    // one the crash takes. One second was too soon on a loaded machine (no row had reached the
+    // sink yet, so there was nothing to commit); the job reads for about ten seconds.
     spec.checkpoints = Some(CheckpointSpec {
-        interval_ms: 1_000,
+        interval_ms: 5_000,
         ..CheckpointSpec::default()
     });
     let outcome = LocalCluster::start(spec)
