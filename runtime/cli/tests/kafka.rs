@@ -359,14 +359,7 @@ async fn an_updating_aggregate_round_trips_through_upsert_kafka() {
              'sink.transactional-id-prefix' = 'counts-job'"
         ),
     );
-    let mut aggregating = spec("sql", &dir.path().join("aggregate"), 2, 1)
-        .arg("parallelism", 2)
-        .arg("sql", aggregate);
-    aggregating.checkpoints = Some(CheckpointSpec {
-        interval_ms: 500,
-        ..CheckpointSpec::default()
-    });
-    run_to_end(aggregating).await;
+    run_sql(&dir.path().join("aggregate"), aggregate, Some(500)).await;
 
     let want_rows: Vec<Vec<String>> = want
         .iter()
@@ -391,10 +384,7 @@ async fn an_updating_aggregate_round_trips_through_upsert_kafka() {
         ),
         out.display()
     );
-    let spec = spec("sql", &dir.path().join("read-back"), 2, 1)
-        .arg("parallelism", 2)
-        .arg("sql", read_back);
-    run_to_end(spec).await;
+    run_sql(&dir.path().join("read-back"), read_back, None).await;
     let table = table_of_changes(&read_rows_in_commit_order(&out), 0);
     let want: BTreeMap<i64, Vec<i64>> = want
         .into_iter()
@@ -437,14 +427,7 @@ async fn a_changelog_round_trips_through_kafka_as_debezium_json() {
              'sink.transactional-id-prefix' = 'debezium-counts'"
         ),
     );
-    let mut counting = spec("sql", &dir.path().join("count"), 2, 1)
-        .arg("parallelism", 2)
-        .arg("sql", count);
-    counting.checkpoints = Some(CheckpointSpec {
-        interval_ms: 500,
-        ..CheckpointSpec::default()
-    });
-    run_to_end(counting).await;
+    run_sql(&dir.path().join("count"), count, Some(500)).await;
 
     let out = dir.path().join("out");
     let by_parity = format!(
@@ -459,15 +442,25 @@ async fn a_changelog_round_trips_through_kafka_as_debezium_json() {
         ),
         out.display()
     );
-    let spec = spec("sql", &dir.path().join("by-parity"), 2, 1)
-        .arg("parallelism", 2)
-        .arg("sql", by_parity);
-    run_to_end(spec).await;
+    run_sql(&dir.path().join("by-parity"), by_parity, None).await;
     // Debezium rows come with their columns in name order: keys, parity, total.
     let table = table_of_changes(&read_rows_in_commit_order(&out), 1);
     // Counts of 301 are odd, of 300 even: five keys each.
     let want = BTreeMap::from([(0, vec![5, 0, 5 * 300]), (1, vec![5, 1, 5 * 301])]);
     assert_eq!(table, want, "the table the changes leave");
+}
+
+/// Runs the SQL job `sql` to its end on real processes in `work` (parallelism 2, two workers),
+/// with checkpoints every `checkpoint_ms` if given.
+async fn run_sql(work: &Path, sql: String, checkpoint_ms: Option<u64>) {
+    let mut spec = spec("sql", work, 2, 1)
+        .arg("parallelism", 2)
+        .arg("sql", sql);
+    spec.checkpoints = checkpoint_ms.map(|interval_ms| CheckpointSpec {
+        interval_ms,
+        ..CheckpointSpec::default()
+    });
+    run_to_end(spec).await;
 }
 
 /// The round-trip tests' input: events 0 to 3,004 over keys 0 to 9 (keys 0-4 see 301 each,
